@@ -1,0 +1,61 @@
+#include "scaler/ingest/http_ingest.h"
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace zeroscale::ingest {
+namespace {
+
+std::string ReasonOf(const absl::Status& s) {
+  std::string field = FieldOfError(s);
+  // "[3].cpuUsage" counts as cpuUsage.
+  if (size_t dot = field.rfind('.'); dot != std::string::npos) field = field.substr(dot + 1);
+  return field.empty() ? "json" : field;
+}
+
+}  // namespace
+
+http::Handler HttpIngestHandler(IngestQueue* queue, IngestMetrics* metrics, const Clock* clock) {
+  return [=](http::Request&& req, http::Responder respond) {
+    absl::StatusOr<std::vector<Podmetric>> parsed = PodmetricsFromJsonBody(req.body);
+    if (!parsed.ok()) {
+      metrics->received_http.Increment();
+      metrics->Rejected(ReasonOf(parsed.status()));
+      return respond(http::Response::Error(400, parsed.status().message()));
+    }
+    std::vector<Podmetric>& samples = *parsed;
+    metrics->received_http.Increment(static_cast<double>(samples.size()));
+    if (samples.empty()) return respond(http::Response::Json(200, "{\"stored\":0}\n"));
+    const absl::Time now = clock->Now();
+    for (size_t i = 0; i < samples.size(); ++i) {
+      samples[i].received_at = now;
+      absl::Status s = ValidatePodmetric(samples[i], now);
+      if (!s.ok()) {
+        metrics->Rejected(ReasonOf(s), static_cast<double>(samples.size()));
+        const std::string msg = samples.size() == 1 && req.body.find('[') == std::string::npos
+                                    ? std::string(s.message())
+                                    : absl::StrCat("[", i, "].", s.message());
+        return respond(http::Response::Error(400, msg));
+      }
+    }
+    if (!queue->redis_up() || !queue->HasSpace()) {
+      http::Response r = http::Response::Error(
+          503, queue->redis_up() ? "ingest queue is full; retry shortly"
+                                 : "redis is unreachable; nothing was stored, retry shortly");
+      r.headers.emplace_back("Retry-After", "1");
+      return respond(std::move(r));
+    }
+    const size_t n = samples.size();
+    queue->Submit(std::move(samples), /*fresh_stream=*/true,
+                  [respond, n](const Outcome& outcome) {
+                    if (!outcome.failed.empty()) {
+                      return respond(http::Response::Error(
+                          500, absl::StrCat("[", outcome.failed[0].first, "].",
+                                            outcome.failed[0].second.message())));
+                    }
+                    respond(http::Response::Json(200, absl::StrCat("{\"stored\":", n, "}\n")));
+                  });
+  };
+}
+
+}  // namespace zeroscale::ingest

@@ -1,0 +1,20 @@
+// POST /metrics: seed 004's sidecar API. Takes one Podmetric JSON object or an array;
+// a batch is all-or-nothing: any invalid item gets a 400 naming its index and field,
+// and nothing of that body is stored. 200 means stored in Redis. While Redis is down
+// it answers 503 with Retry-After at once rather than holding the client.
+// Thread-safe.
+#ifndef ZEROSCALE_SCALER_INGEST_HTTP_INGEST_H_
+#define ZEROSCALE_SCALER_INGEST_HTTP_INGEST_H_
+
+#include "common/http/http_server.h"
+#include "common/time/clock.h"
+#include "scaler/ingest/ingest_metrics.h"
+#include "scaler/ingest/ingest_queue.h"
+
+namespace zeroscale::ingest {
+
+http::Handler HttpIngestHandler(IngestQueue* queue, IngestMetrics* metrics, const Clock* clock);
+
+}  // namespace zeroscale::ingest
+
+#endif  // ZEROSCALE_SCALER_INGEST_HTTP_INGEST_H_

@@ -1,0 +1,59 @@
+#include "scaler/rules/rules_service.h"
+
+#include "common/grpcutil/status.h"
+#include "common/model/proto_convert.h"
+
+namespace zeroscale::rules {
+namespace {
+
+// Converts and validates; on success fills `rule`.
+absl::Status FromWire(const v1::ScalingRule& p, ScalingRule* rule) {
+  absl::StatusOr<ScalingRule> r = ScalingRuleFromProto(p);
+  if (!r.ok()) return r.status();
+  if (absl::Status s = ValidateScalingRule(*r); !s.ok()) return s;
+  *rule = *std::move(r);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+grpc::Status RulesServiceImpl::CreateRule(grpc::ServerContext*, const v1::ScalingRule* req,
+                                          v1::ScalingRule* resp) {
+  ScalingRule rule;
+  if (absl::Status s = FromWire(*req, &rule); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = store_->Create(rule); !s.ok()) return ToGrpcStatus(s);
+  ScalingRuleToProto(rule, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status RulesServiceImpl::GetRule(grpc::ServerContext*, const v1::GetRuleRequest* req,
+                                       v1::ScalingRule* resp) {
+  absl::StatusOr<ScalingRule> rule = store_->Get(req->id());
+  if (!rule.ok()) return ToGrpcStatus(rule.status());
+  ScalingRuleToProto(*rule, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status RulesServiceImpl::ListRules(grpc::ServerContext*, const v1::ListRulesRequest* req,
+                                         v1::ListRulesResponse* resp) {
+  absl::StatusOr<std::vector<ScalingRule>> rules = store_->List(req->target());
+  if (!rules.ok()) return ToGrpcStatus(rules.status());
+  for (const ScalingRule& r : *rules) ScalingRuleToProto(r, resp->add_rules());
+  return grpc::Status::OK;
+}
+
+grpc::Status RulesServiceImpl::UpdateRule(grpc::ServerContext*, const v1::ScalingRule* req,
+                                          v1::ScalingRule* resp) {
+  ScalingRule rule;
+  if (absl::Status s = FromWire(*req, &rule); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = store_->Update(rule); !s.ok()) return ToGrpcStatus(s);
+  ScalingRuleToProto(rule, resp);
+  return grpc::Status::OK;
+}
+
+grpc::Status RulesServiceImpl::DeleteRule(grpc::ServerContext*, const v1::DeleteRuleRequest* req,
+                                          v1::DeleteRuleResponse*) {
+  return ToGrpcStatus(store_->Delete(req->id()));
+}
+
+}  // namespace zeroscale::rules

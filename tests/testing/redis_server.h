@@ -1,0 +1,45 @@
+// Starts a real redis-server on a free 127.0.0.1 port for integration tests, and can
+// kill and restart it on the same port to test faults. The server dies with the test
+// (SIGKILL on destruction, and PR_SET_PDEATHSIG if the test itself dies).
+// Not thread-safe.
+#ifndef ZEROSCALE_TESTS_TESTING_REDIS_SERVER_H_
+#define ZEROSCALE_TESTS_TESTING_REDIS_SERVER_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace zeroscale::testing {
+
+// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+uint16_t FreePort();
+
+class RedisServer {
+ public:
+  RedisServer();  // picks a port; call Start()
+  ~RedisServer();
+
+  // Starts redis-server and waits until it answers PING.
+  absl::Status Start();
+  // SIGKILL, as a crash would.
+  void Kill();
+  absl::Status Restart() {
+    Kill();
+    return Start();
+  }
+  uint16_t port() const { return port_; }
+  std::string address() const;
+  // Runs a command through redis-cli and returns its raw output (for assertions).
+  std::string Cli(const std::string& args) const;
+
+ private:
+  uint16_t port_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace zeroscale::testing
+
+#endif  // ZEROSCALE_TESTS_TESTING_REDIS_SERVER_H_
