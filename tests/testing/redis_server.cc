@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -31,9 +32,20 @@ uint16_t FreePort() {
   return ntohs(addr.sin_port);
 }
 
-RedisServer::RedisServer() : port_(FreePort()) {}
+RedisServer::RedisServer(bool persistent) : port_(FreePort()) {
+  if (persistent) {
+    char tmpl[] = "/tmp/zs-redis-XXXXXX";
+    if (::mkdtemp(tmpl) != nullptr) dir_ = tmpl;
+  }
+}
 
-RedisServer::~RedisServer() { Kill(); }
+RedisServer::~RedisServer() {
+  Kill();
+  if (!dir_.empty()) {
+    const std::string cmd = absl::StrCat("rm -rf '", dir_, "'");
+    (void)!::system(cmd.c_str());
+  }
+}
 
 std::string RedisServer::address() const { return absl::StrCat("127.0.0.1:", port_); }
 
@@ -44,8 +56,14 @@ absl::Status RedisServer::Start() {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     int devnull = ::open("/dev/null", O_WRONLY);
     ::dup2(devnull, STDOUT_FILENO);
-    ::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", static_cast<char*>(nullptr));
+    if (dir_.empty()) {
+      ::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
+               "--save", "", "--appendonly", "no", static_cast<char*>(nullptr));
+    } else {
+      ::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
+               "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir",
+               dir_.c_str(), static_cast<char*>(nullptr));
+    }
     ::_exit(127);
   }
   // Wait for PING to answer: the server is ready exactly then.

@@ -19,7 +19,10 @@ uint16_t FreePort();
 
 class RedisServer {
  public:
-  RedisServer();  // picks a port; call Start()
+  // Picks a port; call Start(). A persistent server fsyncs every write to an
+  // append-only file in a temporary directory, so a SIGKILL loses nothing it
+  // acknowledged: what "nothing acknowledged is lost" tests rely on.
+  explicit RedisServer(bool persistent = false);
   ~RedisServer();
 
   // Starts redis-server and waits until it answers PING.
@@ -37,6 +40,7 @@ class RedisServer {
 
  private:
   uint16_t port_;
+  std::string dir_;  // non-empty when persistent
   pid_t pid_ = -1;
 };
 
