@@ -215,13 +215,14 @@ TEST_F(MetricsStreamTest, FullBufferDropsOldestAndReportsDrops) {
   EXPECT_EQ(stream.buffered(), 10u);
   EXPECT_EQ(CounterValue(*registry, "zeroscale_sidecar_stream_samples_dropped_total"), 15);
 
-  ASSERT_TRUE(scaler_->Start().ok());
-  // Urgent skips the reconnect backoff, as a readiness flip must. The buffer is still
-  // full, so this one evicts a 16th sample.
-  absl::StatusOr<uint64_t> urgent = stream.SubmitUrgent(Sample(pod, 25));
-  ASSERT_TRUE(urgent.ok());
-  ASSERT_TRUE(stream.WaitForAck(*urgent, absl::Seconds(20)).ok());
+  // The next sample evicts a 16th.
+  absl::StatusOr<uint64_t> tail = stream.Submit(Sample(pod, 25));
+  ASSERT_TRUE(tail.ok());
   EXPECT_EQ(stream.dropped(), 16u);
+
+  ASSERT_TRUE(scaler_->Start().ok());
+  ASSERT_TRUE(stream.WaitForAck(*tail, absl::Seconds(20)).ok());
+  // With the buffer drained, a new sample has nothing to report.
   absl::StatusOr<uint64_t> last = stream.Submit(Sample(pod, 26));
   ASSERT_TRUE(last.ok());
   ASSERT_TRUE(stream.WaitForAck(*last, absl::Seconds(20)).ok());
@@ -245,6 +246,21 @@ TEST_F(MetricsStreamTest, FullBufferDropsOldestAndReportsDrops) {
   EXPECT_EQ(CounterValue(*registry, "zeroscale_sidecar_stream_samples_dropped_total"), 16);
   EXPECT_EQ(stream.stats().acked, 11u);
   EXPECT_TRUE(stream.Stop(absl::Seconds(5)).ok());
+}
+
+TEST_F(MetricsStreamTest, UrgentSubmitSkipsReconnectBackoff) {
+  MetricsStreamOptions options = Options();
+  options.initial_backoff = absl::Seconds(60);
+  options.max_backoff = absl::Seconds(60);
+  MetricsStream stream(options);
+  ASSERT_TRUE(stream.Start().ok());  // the scaler is not up: the stream backs off
+  ASSERT_TRUE(Eventually([&] { return stream.stats().stream_failures >= 1; }));
+  ASSERT_TRUE(scaler_->Start().ok());
+  absl::StatusOr<uint64_t> seq = stream.SubmitUrgent(Sample("test/pod-urgent"));
+  ASSERT_TRUE(seq.ok());
+  // Far below the backoff; the wait is random, so a lucky short one could pass too,
+  // but a broken urgent path fails almost always.
+  EXPECT_TRUE(stream.WaitForAck(*seq, absl::Seconds(5)).ok());
 }
 
 TEST_F(MetricsStreamTest, RejectedSampleIsCountedAndDoesNotBlock) {
