@@ -5,12 +5,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <new>
 #include <string>
 
 #include "absl/status/status.h"
@@ -19,6 +21,25 @@
 #include "gtest/gtest.h"
 #include "sidecar/cgroup/detect.h"
 #include "tests/testing/fake_clock.h"
+
+// Counts heap allocations so a test can check that steady-state sampling makes none.
+std::atomic<long> g_allocations{0};
+
+// GCC cannot tell that this malloc/free pair is the replaced new/delete pair.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+void* operator new(std::size_t size) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 namespace zeroscale::sidecar {
 namespace {
@@ -116,8 +137,7 @@ TEST(DetectTest, HybridRootIsV1WithPerControllerDirectories) {
 
 TEST(DetectTest, UnifiedMountBesideV1IsV2) {
   FixtureTree tree("v1");
-  absl::StatusOr<CgroupLayout> layout =
-      DetectCgroupLayout(tree.cgroup() + "/unified", tree.proc());
+  absl::StatusOr<CgroupLayout> layout = DetectCgroupLayout(tree.cgroup() + "/unified", tree.proc());
   ASSERT_TRUE(layout.ok()) << layout.status();
   EXPECT_EQ(layout->version, CgroupVersion::kV2);
   EXPECT_EQ(layout->cpu_dir, tree.cgroup() + "/unified");
@@ -413,12 +433,13 @@ TEST(ResourceSamplerLiveTest, SaneValuesFromThisMachine) {
   const double start = ProcessCpuSeconds();
   while (ProcessCpuSeconds() - start < 0.05) x = x + std::sqrt(x + 1);
   ResourceSample s = MustSample(*sampler);
-  std::printf("live: source=%s cgroup=%s cpu=%.2f%% (%.3f cores, limit %.2f) mem=%.2f%% (%.0f B) "
-              "disk=%.2f%% (%.0f B) read=%.0f B/s write=%.0f B/s\n",
-              s.source.c_str(), std::string(CgroupVersionName(sampler->layout().version)).c_str(),
-              s.cpu_usage_percent, s.cpu_cores, s.cpu_limit_cores, s.memory_usage_percent,
-              s.memory_bytes, s.disk_usage_percent, s.disk_bytes, s.disk_read_bytes_per_second,
-              s.disk_write_bytes_per_second);
+  std::printf(
+      "live: source=%s cgroup=%s cpu=%.2f%% (%.3f cores, limit %.2f) mem=%.2f%% (%.0f B) "
+      "disk=%.2f%% (%.0f B) read=%.0f B/s write=%.0f B/s\n",
+      s.source.c_str(), std::string(CgroupVersionName(sampler->layout().version)).c_str(),
+      s.cpu_usage_percent, s.cpu_cores, s.cpu_limit_cores, s.memory_usage_percent, s.memory_bytes,
+      s.disk_usage_percent, s.disk_bytes, s.disk_read_bytes_per_second,
+      s.disk_write_bytes_per_second);
   for (double v : {s.cpu_usage_percent, s.cpu_cores, s.cpu_limit_cores, s.memory_usage_percent,
                    s.memory_bytes, s.memory_limit_bytes, s.disk_usage_percent, s.disk_bytes,
                    s.disk_read_bytes_per_second, s.disk_write_bytes_per_second}) {
@@ -442,6 +463,18 @@ TEST(ResourceSamplerLiveTest, SamplingIsCheap) {
               per_sample * 1e6, per_sample * 100);
   // The budget: 0.5% of one core at the default 1 s interval.
   EXPECT_LT(per_sample, 0.005);
+}
+
+TEST(ResourceSamplerLiveTest, SteadyStateSamplingDoesNotAllocate) {
+  auto sampler = MustCreate(SamplerOptions{}, RealClock::Get());
+  ASSERT_NE(sampler, nullptr);
+  ASSERT_TRUE(sampler->Sample().ok());  // settles the source trackers
+  const long before = g_allocations.load();
+  bool ok = true;
+  for (int i = 0; i < 100; ++i) ok = ok && sampler->Sample().ok();
+  const long allocations = g_allocations.load() - before;
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(allocations, 0);
 }
 
 }  // namespace

@@ -1,0 +1,150 @@
+// Samples the CPU, memory and disk use of the pod's container(s) for the Podmetric
+// (SPEC section 2): from cgroup v2 or v1, whichever the node has, falling back to /proc
+// per resource when cgroup files cannot be read. It runs every sample interval, so the
+// steady state does a handful of open/read/close calls into a buffer allocated once and
+// parses without allocating.
+//
+// Not thread-safe: one sampler is driven by one thread (the sidecar's sample loop).
+//
+//   ZS_ASSIGN_OR_RETURN(auto sampler, ResourceSampler::Create(options, RealClock::Get()));
+//   ZS_ASSIGN_OR_RETURN(ResourceSample s, sampler->Sample());
+#ifndef ZEROSCALE_SIDECAR_CGROUP_RESOURCE_SAMPLER_H_
+#define ZEROSCALE_SIDECAR_CGROUP_RESOURCE_SAMPLER_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/time/clock.h"
+#include "sidecar/cgroup/detect.h"
+
+namespace zeroscale::sidecar {
+
+struct ResourceSample {
+  absl::Time sampled_at;
+  // Since the previous sample (or since Create for the first one); rates are over it.
+  absl::Duration interval;
+
+  // Percent of the CPU limit (quota / period cores) used over the interval; with no
+  // limit, percent of one core, so it can exceed 100.
+  double cpu_usage_percent = 0;
+  double cpu_cores = 0;        // cores used over the interval
+  double cpu_limit_cores = 0;  // 0: no limit
+
+  // Working set (usage minus inactive file cache) as percent of the memory limit; with no
+  // limit (or a limit above the host's memory), percent of the host's MemTotal.
+  double memory_usage_percent = 0;
+  double memory_bytes = 0;        // working set
+  double memory_limit_bytes = 0;  // the denominator actually used
+
+  // The most-full watched path: percent of capacity used as df shows it
+  // (used / (used + available to unprivileged users)), and its used bytes.
+  double disk_usage_percent = 0;
+  double disk_bytes = 0;
+  double disk_read_bytes_per_second = 0;
+  double disk_write_bytes_per_second = 0;
+
+  // Where CPU and memory came from: "cgroup2", "cgroup1", "proc", or "cgroup2+proc" /
+  // "cgroup1+proc" when one of them had to fall back to /proc.
+  std::string source;
+};
+
+struct SamplerOptions {
+  // A v2 unified mount, a v1 root with controller subdirectories, or a pod-level cgroup
+  // directory; empty reads /proc only.
+  std::string cgroup_root = "/sys/fs/cgroup";
+  std::string proc_root = "/proc";
+  // Filesystems whose fullness is reported; each must exist at Create.
+  std::vector<std::string> disk_paths = {"/"};
+  // The process /proc fallback measures (its CPU, RSS and I/O); 0 means the sidecar
+  // itself, which is what a pod without a shared PID namespace can see.
+  int fallback_pid = 0;
+};
+
+class ResourceSampler {
+ public:
+  // Detects the cgroup layout and takes the baseline for the first interval.
+  // kFailedPrecondition for configuration that cannot work (missing cgroup root, disk
+  // path or <proc_root>/meminfo); the caller should refuse to start.
+  static absl::StatusOr<std::unique_ptr<ResourceSampler>> Create(SamplerOptions options,
+                                                                 const Clock* clock);
+
+  // kUnavailable when neither cgroup nor /proc could be read for CPU or memory, or no
+  // watched path could be stat'ed; the caller should skip this sample and try again.
+  // Counters that move backwards or change source yield rate 0 for that interval.
+  absl::StatusOr<ResourceSample> Sample();
+
+  const CgroupLayout& layout() const { return layout_; }
+
+  ResourceSampler(const ResourceSampler&) = delete;
+  ResourceSampler& operator=(const ResourceSampler&) = delete;
+  ~ResourceSampler();
+
+ private:
+  // kUnset only marks "not sampled yet" in the *_origin_ trackers below.
+  enum class Origin { kNone, kCgroup, kProc, kUnset };
+  struct Counter {
+    Origin origin = Origin::kNone;
+    uint64_t value = 0;
+  };
+  struct CpuReading {
+    Counter usage_ns;
+    double limit_cores = 0;
+  };
+  struct MemoryReading {
+    Origin origin = Origin::kNone;
+    uint64_t working_set = 0;
+    uint64_t limit = 0;  // 0: none
+  };
+  struct IoReading {
+    Counter read;
+    Counter write;
+  };
+
+  ResourceSampler(SamplerOptions options, const Clock* clock, CgroupLayout layout);
+
+  // Reads `path` into buffer_; returns a view of its content or nullopt if unreadable.
+  std::optional<absl::string_view> Read(const std::string& path);
+  bool ReadCpu(CpuReading* out);
+  bool ReadMemory(MemoryReading* out);
+  void ReadIo(IoReading* out);
+  void NoteOrigin(absl::string_view what, Origin* last, Origin now);
+
+  const SamplerOptions options_;
+  const Clock* const clock_;
+  const CgroupLayout layout_;
+  const double ticks_per_second_;
+  const uint64_t page_size_;
+
+  // Paths built once so sampling does not allocate.
+  std::string cpu_usage_path_;   // cpu.stat (v2) or cpuacct.usage (v1)
+  std::string cpu_limit_path_;   // cpu.max (v2) or cpu.cfs_quota_us (v1)
+  std::string cpu_period_path_;  // v1 cpu.cfs_period_us
+  std::string memory_usage_path_;
+  std::string memory_stat_path_;
+  std::string memory_limit_path_;
+  std::string io_path_;  // io.stat (v2) or the blkio service-bytes file (v1)
+  std::string proc_stat_path_;
+  std::string proc_statm_path_;
+  std::string proc_io_path_;
+
+  std::unique_ptr<char[]> buffer_;
+  uint64_t host_memory_bytes_ = 0;  // MemTotal, read once at Create
+
+  absl::Time last_time_;
+  Counter last_cpu_;
+  IoReading last_io_;
+  // Where each resource came from last time, so a switch is logged once, not per sample.
+  Origin cpu_origin_ = Origin::kUnset;
+  Origin memory_origin_ = Origin::kUnset;
+  Origin io_origin_ = Origin::kUnset;
+};
+
+}  // namespace zeroscale::sidecar
+
+#endif  // ZEROSCALE_SIDECAR_CGROUP_RESOURCE_SAMPLER_H_
