@@ -46,7 +46,10 @@ http::Handler HttpIngestHandler(IngestQueue* queue, IngestMetrics* metrics, cons
       return respond(std::move(r));
     }
     const size_t n = samples.size();
-    queue->Submit(std::move(samples), /*fresh_stream=*/true,
+    std::vector<store::EncodedPodmetric> encoded;
+    encoded.reserve(n);
+    for (Podmetric& m : samples) encoded.push_back(store::Encode(std::move(m)));
+    queue->Submit(std::move(encoded), /*fresh_stream=*/true,
                   [respond, n](const Outcome& outcome) {
                     if (!outcome.failed.empty()) {
                       return respond(http::Response::Error(

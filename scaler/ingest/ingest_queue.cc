@@ -35,7 +35,8 @@ void IngestQueue::Stop(absl::Duration grace) {
   if (writer_.joinable()) writer_.join();
 }
 
-void IngestQueue::Submit(std::vector<Podmetric> samples, bool fresh_stream, Done done) {
+void IngestQueue::Submit(std::vector<store::EncodedPodmetric> samples, bool fresh_stream,
+                         Done done) {
   const size_t n = samples.size();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -112,11 +113,11 @@ void IngestQueue::Run() {
 }
 
 void IngestQueue::WriteBatch(std::vector<Submission>& batch) {
-  std::vector<const Podmetric*> ptrs;
+  std::vector<const store::EncodedPodmetric*> ptrs;
   for (Submission& s : batch) {
-    for (const Podmetric& m : s.samples) {
-      if (s.fresh_stream) store_->ForgetMark(m.id);
-      ptrs.push_back(&m);
+    for (const store::EncodedPodmetric& e : s.samples) {
+      if (s.fresh_stream) store_->ForgetMark(e.sample.id);
+      ptrs.push_back(&e);
     }
   }
   absl::Duration backoff = absl::Milliseconds(50);

@@ -54,7 +54,7 @@ class IngestQueue {
 
   // `samples` must be valid and stamped. With `fresh_stream`, the pods' stored
   // high-water marks are re-read first (another replica may have written them).
-  void Submit(std::vector<Podmetric> samples, bool fresh_stream, Done done);
+  void Submit(std::vector<store::EncodedPodmetric> samples, bool fresh_stream, Done done);
 
   bool HasSpace() const;
   // Runs `resume` once, from the writer thread, when the queue drains below the low
@@ -66,7 +66,7 @@ class IngestQueue {
 
  private:
   struct Submission {
-    std::vector<Podmetric> samples;
+    std::vector<store::EncodedPodmetric> samples;
     bool fresh_stream;
     Done done;
   };

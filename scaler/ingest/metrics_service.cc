@@ -42,7 +42,7 @@ class StreamReactor : public Reactor {
       return;
     }
     const absl::Time now = clock_->Now();
-    std::vector<Podmetric> valid;
+    std::vector<store::EncodedPodmetric> valid;
     valid.reserve(request_.samples_size());
     bool fresh = false;
     for (const v1::Podmetric& p : request_.samples()) {
@@ -73,7 +73,8 @@ class StreamReactor : public Reactor {
       }
       if (seen_pods_.insert(m->id).second) fresh = true;
       pending_.push_back({p.seq(), false});
-      valid.push_back(*std::move(m));
+      // Encode here, on gRPC's threads, so the single writer thread only does I/O.
+      valid.push_back(store::Encode(*std::move(m)));
     }
     if (!valid.empty()) {
       submitted_.push_back(valid.size());

@@ -14,15 +14,25 @@ std::string WorkloadPodsKey(absl::string_view workload) {
   return absl::StrCat("zeroscale:workload:", workload, ":pods");
 }
 
+EncodedPodmetric Encode(Podmetric sample) {
+  EncodedPodmetric e;
+  e.json = PodmetricToJson(sample);
+  e.score = absl::StrCat(static_cast<int64_t>(
+      std::floor(absl::ToDoubleSeconds(sample.received_at - absl::UnixEpoch()))));
+  e.sample = std::move(sample);
+  return e;
+}
+
 PodmetricStore::PodmetricStore(Redis* redis, const Clock* clock, Options options)
     : redis_(redis), clock_(clock), options_(options) {}
 
 absl::Status PodmetricStore::Ping() { return redis_->Command({"PING"}).status(); }
 
-absl::Status PodmetricStore::LoadMarks(const std::vector<const Podmetric*>& samples) {
+absl::Status PodmetricStore::LoadMarks(const std::vector<const EncodedPodmetric*>& samples) {
   RedisCommand hmget = {"HMGET", kLastSeqKey};
   absl::flat_hash_set<absl::string_view> asked;
-  for (const Podmetric* m : samples) {
+  for (const EncodedPodmetric* e : samples) {
+    const Podmetric* m = &e->sample;
     if (m->seq == 0 || last_seq_.contains(m->id) || !asked.insert(m->id).second) continue;
     hmget.push_back(m->id);
   }
@@ -37,7 +47,8 @@ absl::Status PodmetricStore::LoadMarks(const std::vector<const Podmetric*>& samp
   return absl::OkStatus();
 }
 
-absl::StatusOr<WriteResult> PodmetricStore::Write(const std::vector<const Podmetric*>& samples) {
+absl::StatusOr<WriteResult> PodmetricStore::Write(
+    const std::vector<const EncodedPodmetric*>& samples) {
   WriteResult result;
   if (samples.empty()) return result;
   ZS_RETURN_IF_ERROR(LoadMarks(samples));
@@ -52,7 +63,7 @@ absl::StatusOr<WriteResult> PodmetricStore::Write(const std::vector<const Podmet
   absl::flat_hash_set<std::string> touched;
   RedisCommand index_cmds;
   for (size_t i = 0; i < samples.size(); ++i) {
-    const Podmetric& m = *samples[i];
+    const Podmetric& m = samples[i]->sample;
     if (m.seq != 0) {
       uint64_t& mark = new_marks.try_emplace(m.id, last_seq_[m.id]).first->second;
       if (m.seq <= mark) {
@@ -63,10 +74,7 @@ absl::StatusOr<WriteResult> PodmetricStore::Write(const std::vector<const Podmet
     }
     std::string key = PodmetricKey(m.id);
     zadd_at[i] = static_cast<int>(cmds.size());
-    cmds.push_back({"ZADD", key,
-                    absl::StrCat(static_cast<int64_t>(std::floor(absl::ToDoubleSeconds(
-                        m.received_at - absl::UnixEpoch())))),
-                    PodmetricToJson(m)});
+    cmds.push_back({"ZADD", key, samples[i]->score, samples[i]->json});
     if (!m.workload.empty() && indexed_.insert(absl::StrCat(m.workload, "\n", m.id)).second) {
       cmds.push_back({"SADD", WorkloadPodsKey(m.workload), m.id});
       cmds.push_back({"SADD", kWorkloadsKey, m.workload});
@@ -116,7 +124,7 @@ absl::StatusOr<WriteResult> PodmetricStore::Write(const std::vector<const Podmet
     if (r.is_error()) {
       result.failed.emplace_back(
           i, absl::FailedPreconditionError(absl::StrCat("id: redis refused ",
-                                                        PodmetricKey(samples[i]->id), ": ", r.str)));
+                                                        PodmetricKey(samples[i]->sample.id), ": ", r.str)));
     } else {
       ++result.stored;
     }

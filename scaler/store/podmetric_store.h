@@ -30,6 +30,15 @@ std::string PodmetricKey(absl::string_view pod_id);       // podmetric:<id>
 std::string WorkloadPodsKey(absl::string_view workload);  // zeroscale:workload:<w>:pods
 inline constexpr char kWorkloadsKey[] = "zeroscale:workloads";
 
+// A sample with its Redis member already rendered. Encoding is the CPU-heavy part of a
+// write, so producers do it on their own threads and the single writer only does I/O.
+struct EncodedPodmetric {
+  Podmetric sample;
+  std::string json;   // the sorted-set member
+  std::string score;  // receivedAt in whole Unix seconds, as the seed writes it
+};
+EncodedPodmetric Encode(Podmetric sample);
+
 struct WriteResult {
   size_t stored = 0;
   size_t duplicates = 0;  // already stored earlier (seq at or below the high-water mark)
@@ -49,7 +58,7 @@ class PodmetricStore {
 
   // Stores the samples (already validated and stamped). kUnavailable: nothing was
   // written; retry the same batch later.
-  absl::StatusOr<WriteResult> Write(const std::vector<const Podmetric*>& samples);
+  absl::StatusOr<WriteResult> Write(const std::vector<const EncodedPodmetric*>& samples);
 
   // Seed query: ZRANGEBYSCORE podmetric:<id> start end, oldest first.
   absl::StatusOr<std::vector<Podmetric>> Range(absl::string_view pod_id, absl::Time start,
@@ -66,7 +75,7 @@ class PodmetricStore {
   void ForgetMark(absl::string_view pod_id) { last_seq_.erase(pod_id); }
 
  private:
-  absl::Status LoadMarks(const std::vector<const Podmetric*>& samples);
+  absl::Status LoadMarks(const std::vector<const EncodedPodmetric*>& samples);
 
   Redis* const redis_;
   const Clock* const clock_;

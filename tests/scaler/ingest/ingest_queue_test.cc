@@ -32,14 +32,15 @@ class IngestQueueTest : public ::testing::Test {
   }
   void TearDown() override { queue_->Stop(absl::ZeroDuration()); }
 
-  static std::vector<Podmetric> Samples(const std::string& id, uint64_t first, int n) {
-    std::vector<Podmetric> out;
+  static std::vector<store::EncodedPodmetric> Samples(const std::string& id, uint64_t first,
+                                                      int n) {
+    std::vector<store::EncodedPodmetric> out;
     for (int i = 0; i < n; ++i) {
       Podmetric m;
       m.id = id;
       m.seq = first + i;
       m.received_at = absl::Now();
-      out.push_back(m);
+      out.push_back(store::Encode(m));
     }
     return out;
   }

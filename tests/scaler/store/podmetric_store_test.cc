@@ -37,8 +37,10 @@ class PodmetricStoreTest : public ::testing::Test {
   }
 
   absl::StatusOr<WriteResult> Write(const std::vector<Podmetric>& ms) {
-    std::vector<const Podmetric*> ptrs;
-    for (const Podmetric& m : ms) ptrs.push_back(&m);
+    std::vector<EncodedPodmetric> encoded;
+    for (const Podmetric& m : ms) encoded.push_back(Encode(m));
+    std::vector<const EncodedPodmetric*> ptrs;
+    for (const EncodedPodmetric& e : encoded) ptrs.push_back(&e);
     return store_->Write(ptrs);
   }
 
@@ -97,7 +99,7 @@ TEST_F(PodmetricStoreTest, DedupSurvivesAScalerRestart) {
   ASSERT_TRUE(Write({Sample("ml/a", 5)}).ok());
   // A new store (a restarted scaler) learns the mark from Redis.
   PodmetricStore fresh(redis_.get(), &clock_, {});
-  Podmetric replay = Sample("ml/a", 5);
+  const EncodedPodmetric replay = Encode(Sample("ml/a", 5));
   auto r = fresh.Write({&replay});
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->duplicates, 1u);
