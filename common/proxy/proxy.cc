@@ -1,0 +1,962 @@
+#include "common/proxy/proxy.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <limits>
+#include <map>
+#include <optional>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "boost/asio/dispatch.hpp"
+#include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "boost/beast/core.hpp"
+#include "boost/beast/http.hpp"
+#include "common/log/log.h"
+
+namespace zeroscale::proxy {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+using SteadyClock = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------------------------
+// Plain types.
+
+absl::string_view RequestHead::Header(absl::string_view name) const {
+  if (fields == nullptr) return {};
+  const auto& f = *static_cast<const bhttp::fields*>(fields);
+  auto it = f.find(beast::string_view(name.data(), name.size()));
+  if (it == f.end()) return {};
+  return absl::string_view(it->value().data(), it->value().size());
+}
+
+void RequestHead::ForEachHeader(
+    const std::function<void(absl::string_view, absl::string_view)>& fn) const {
+  if (fields == nullptr) return;
+  for (const auto& h : *static_cast<const bhttp::fields*>(fields)) {
+    fn(absl::string_view(h.name_string().data(), h.name_string().size()),
+       absl::string_view(h.value().data(), h.value().size()));
+  }
+}
+
+std::string Upstream::ToString() const {
+  if (host.find(':') != std::string::npos) return absl::StrCat("[", host, "]:", port);
+  return absl::StrCat(host, ":", port);
+}
+
+PickResult PickResult::Forward(Upstream upstream) {
+  PickResult r;
+  r.upstream = std::move(upstream);
+  return r;
+}
+
+PickResult PickResult::Reject(int status, std::string body,
+                              std::vector<std::pair<std::string, std::string>> headers) {
+  PickResult r;
+  r.error_status = status;
+  r.error_body = std::move(body);
+  r.error_headers = std::move(headers);
+  return r;
+}
+
+PickDone& PickDone::operator=(PickDone&& other) noexcept {
+  if (this != &other) {
+    if (sink_) (*this)(PickResult::Reject(502, "no upstream was chosen\n"));
+    sink_ = std::move(other.sink_);
+  }
+  return *this;
+}
+
+PickDone::~PickDone() {
+  if (sink_) (*this)(PickResult::Reject(502, "no upstream was chosen\n"));
+}
+
+void PickDone::operator()(PickResult result) {
+  if (!sink_) return;
+  std::shared_ptr<internal::PickSink> sink = std::move(sink_);
+  sink->DeliverPick(std::move(result));
+}
+
+void FixedUpstreamPicker::Pick(const RequestHead&, PickDone done) {
+  done(PickResult::Forward(upstream_));
+}
+
+absl::string_view OutcomeName(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kOk:
+      return "ok";
+    case Outcome::kRejected:
+      return "rejected";
+    case Outcome::kBadGateway:
+      return "bad_gateway";
+    case Outcome::kGatewayTimeout:
+      return "gateway_timeout";
+    case Outcome::kClientGone:
+      return "client_gone";
+    case Outcome::kBadRequest:
+      return "bad_request";
+  }
+  return "unknown";
+}
+
+// ---------------------------------------------------------------------------------
+// Engine.
+
+namespace {
+
+SteadyClock::duration ToSteady(absl::Duration d) {
+  return std::chrono::duration_cast<SteadyClock::duration>(absl::ToChronoNanoseconds(d));
+}
+
+struct Counters {
+  std::atomic<uint64_t> requests{0}, in_flight{0}, accepted{0}, connects{0}, reuses{0}, retries{0},
+      rejected{0}, bad_gateway{0}, gateway_timeout{0}, client_gone{0};
+};
+
+// An upstream connection. Shared so that a pending operation keeps its socket and
+// buffer alive after the session gave up on it.
+struct UpConn {
+  explicit UpConn(asio::io_context& ioc) : socket(ioc) {}
+  tcp::socket socket;
+  beast::flat_buffer buffer;
+  SteadyClock::time_point idle_since;
+};
+
+// True when an idle pooled connection has neither been closed by the upstream nor
+// received stray bytes; one non-blocking peek instead of a read kept pending per
+// idle connection.
+bool StillUsable(tcp::socket& s) {
+  char b;
+  const ssize_t n = ::recv(s.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+// Removes hop-by-hop headers (RFC 7230 6.1), including those Connection names.
+template <class Fields>
+void StripHopByHop(Fields& f) {
+  auto conn = f.find(bhttp::field::connection);
+  if (conn != f.end()) {
+    const std::string listed(conn->value());
+    for (auto token : bhttp::token_list(listed)) f.erase(token);
+    f.erase(bhttp::field::connection);
+  }
+  f.erase(bhttp::field::keep_alive);
+  f.erase("Proxy-Connection");
+  f.erase(bhttp::field::te);
+  f.erase(bhttp::field::trailer);
+  f.erase(bhttp::field::upgrade);
+  f.erase(bhttp::field::transfer_encoding);
+}
+
+// Parses what is already buffered, one element at a time, without touching the socket.
+// Beast's read_some with an eager parser keeps reading while the parser wants more,
+// which would hold back a streamed piece until the next one arrives; so parsers stay
+// non-eager and this picks up the rest of a segment (e.g. the body after a header).
+template <class Parser>
+void ParseBuffered(Parser& p, beast::flat_buffer& b, beast::error_code& ec) {
+  while (!p.is_done() && b.size() > 0 && p.get().body().size > 0) {
+    const size_t used = p.put(b.data(), ec);
+    b.consume(used);
+    if (ec == bhttp::error::need_more) ec = {};
+    if (ec || used == 0) return;
+  }
+}
+
+class Session;
+
+struct ProxyShared {
+  ProxyOptions options;
+  UpstreamPicker* picker;
+  ProxyObserver* observer;
+  Counters counters;
+  std::atomic<uint64_t> next_id{1};
+  SteadyClock::duration connect_timeout, upstream_timeout, client_timeout, idle_timeout,
+      pool_timeout;
+};
+
+struct Worker {
+  explicit Worker(ProxyShared& s) : shared(s) {}
+  ProxyShared& shared;
+  Session* sessions = nullptr;  // intrusive list, for the deadline sweep
+  asio::io_context ioc{1};
+  std::optional<tcp::acceptor> acceptor;
+  std::optional<asio::steady_timer> ticker;
+  std::map<tcp::endpoint, std::vector<std::shared_ptr<UpConn>>> idle;
+  std::thread thread;
+};
+
+enum class Phase {
+  kIdle,     // waiting for a request header
+  kPicking,  // waiting for the picker
+  kConnecting,
+  kSending,    // relaying the request (upstream write or client body read)
+  kReceiving,  // relaying the response
+  kReplying,   // writing a generated error response
+  kClosed,
+};
+
+class Session : public internal::PickSink, public std::enable_shared_from_this<Session> {
+ public:
+  Session(Worker& w, tcp::socket socket)
+      : w_(w),
+        sh_(w.shared),
+        client_(std::move(socket)),
+        req_buf_(new char[sh_.options.body_buffer_bytes]),
+        res_buf_(new char[sh_.options.body_buffer_bytes]) {
+    next_ = w_.sessions;
+    if (next_) next_->prev_ = this;
+    w_.sessions = this;
+    beast::error_code ec;
+    client_.set_option(tcp::no_delay(true), ec);
+    const tcp::endpoint remote = client_.remote_endpoint(ec);
+    if (!ec) head_.client_ip = remote.address().to_string();
+  }
+
+  ~Session() override {
+    if (prev_) prev_->next_ = next_;
+    if (next_) next_->prev_ = prev_;
+    if (w_.sessions == this) w_.sessions = next_;
+  }
+
+  void Start() { ReadRequest(); }
+
+  Session* next() const { return next_; }
+  bool Expired(SteadyClock::time_point now) const { return now >= deadline_; }
+
+  void DeliverPick(PickResult result) override {
+    asio::dispatch(w_.ioc, [self = shared_from_this(), r = std::move(result)]() mutable {
+      self->OnPicked(std::move(r));
+    });
+  }
+
+  void OnTimeout() {
+    deadline_ = SteadyClock::time_point::max();
+    switch (phase_) {
+      case Phase::kIdle:
+      case Phase::kReplying:
+      case Phase::kClosed:
+        return CloseAll();
+      case Phase::kPicking:
+        return;  // the picker owns hold timeouts
+      case Phase::kConnecting:
+        return UpstreamFailed(Outcome::kGatewayTimeout, "upstream connect timed out");
+      case Phase::kSending:
+      case Phase::kReceiving:
+        if (waiting_on_client_) {
+          sh_.counters.client_gone++;
+          return Abort(Outcome::kClientGone);
+        }
+        return UpstreamFailed(Outcome::kGatewayTimeout, "upstream timed out");
+    }
+  }
+
+ private:
+  // ---- request header ----------------------------------------------------------
+
+  void ReadRequest() {
+    phase_ = Phase::kIdle;
+    finished_ = true;
+    early_done_ = false;
+    header_seen_ = false;
+    req_sr_.reset();
+    res_sr_.reset();
+    res_.reset();
+    req_.emplace();
+    req_->header_limit(static_cast<uint32_t>(sh_.options.max_header_bytes));
+    // Not boost::none: Beast 1.74 then rejects every Content-Length body.
+    req_->body_limit(std::numeric_limits<std::uint64_t>::max());
+    SetDeadline(sh_.idle_timeout);
+    ReadClient();
+  }
+
+  void ReadClient() {
+    auto& body = req_->get().body();
+    body.data = req_buf_.get();
+    body.size = sh_.options.body_buffer_bytes;
+    waiting_on_client_ = true;
+    bhttp::async_read_some(
+        client_, cbuf_, *req_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnClientRead(ec); });
+  }
+
+  void OnClientRead(beast::error_code ec) {
+    if (phase_ == Phase::kClosed || phase_ == Phase::kReplying) return;
+    waiting_on_client_ = false;
+    if (!ec) ParseBuffered(*req_, cbuf_, ec);
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) {
+      if (!header_seen_) {
+        if (req_->got_some() && ec != bhttp::error::end_of_stream &&
+            ec != asio::error::connection_reset && ec != asio::error::operation_aborted) {
+          const int status = ec == bhttp::error::header_limit ? 431 : 400;
+          return ReplyAndClose(status, absl::StrCat("bad request: ", ec.message(), "\n"));
+        }
+        return CloseAll();
+      }
+      // Mid-body: the client left or sent a malformed body.
+      const bool gone = ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
+                        ec == asio::error::connection_reset || ec == asio::error::eof;
+      if (gone) sh_.counters.client_gone++;
+      return Abort(gone ? Outcome::kClientGone : Outcome::kBadRequest);
+    }
+    if (!header_seen_) {
+      if (!req_->is_header_done()) return ReadClient();
+      return OnRequestHeader();
+    }
+    // More request body for the upstream.
+    auto& body = req_->get().body();
+    const size_t n = sh_.options.body_buffer_bytes - body.size;
+    if (n == 0 && !req_->is_done()) return ReadClient();
+    req_body_bytes_ += n;
+    body.data = n ? req_buf_.get() : nullptr;
+    body.size = n;
+    body.more = !req_->is_done();
+    WriteUpstream();
+  }
+
+  void OnRequestHeader() {
+    header_seen_ = true;
+    finished_ = false;
+    start_ = SteadyClock::now();
+    reused_ = retried_ = truncated_ = false;
+    req_body_bytes_ = res_body_bytes_ = 0;
+    status_ = 0;
+    upstream_set_ = false;
+    auto& msg = req_->get();
+    head_.id = sh_.next_id.fetch_add(1, std::memory_order_relaxed);
+    const auto method = msg.method_string();
+    head_.method.assign(method.data(), method.size());
+    const auto target = msg.target();
+    head_.target.assign(target.data(), target.size());
+    const auto host = msg[bhttp::field::host];
+    head_.host.assign(host.data(), host.size());
+    head_.version = msg.version();
+    head_.fields = static_cast<const bhttp::fields*>(&msg);
+    is_head_ = msg.method() == bhttp::verb::head;
+    client_keep_alive_ = msg.keep_alive();
+    client_version_ = msg.version() == 10 ? 10 : 11;
+    req_body_bytes_ = sh_.options.body_buffer_bytes - msg.body().size;
+    req_whole_ = req_->is_done();
+
+    sh_.counters.requests.fetch_add(1, std::memory_order_relaxed);
+    sh_.counters.in_flight.fetch_add(1, std::memory_order_relaxed);
+    if (sh_.observer) sh_.observer->OnRequestStart(head_);
+
+    phase_ = Phase::kPicking;
+    deadline_ = SteadyClock::time_point::max();
+    if (req_->is_done()) StartEarlyRead();
+    sh_.picker->Pick(head_, PickDone(shared_from_this()));
+  }
+
+  // Rewrites the request header in place for the upstream; called once per attempt-free
+  // request, after the pick (the picker saw the header as sent).
+  void PrepareUpstreamRequest() {
+    auto& msg = req_->get();
+    const bool chunked = msg.chunked();
+    const bool expect_continue = absl::EqualsIgnoreCase(
+        absl::string_view(msg[bhttp::field::expect].data(), msg[bhttp::field::expect].size()),
+        "100-continue");
+    head_.fields = nullptr;  // the fields change from here on
+    StripHopByHop(msg);
+    if (expect_continue) {
+      // We answer 100 Continue ourselves, so the upstream must not wait for it either.
+      msg.erase(bhttp::field::expect);
+      expect_continue_pending_ = !req_->is_done();
+    }
+    if (sh_.options.add_x_forwarded_for && !head_.client_ip.empty()) {
+      auto xff = msg.find("X-Forwarded-For");
+      if (xff == msg.end()) {
+        msg.set("X-Forwarded-For", head_.client_ip);
+      } else {
+        msg.set("X-Forwarded-For",
+                absl::StrCat(absl::string_view(xff->value().data(), xff->value().size()), ", ",
+                             head_.client_ip));
+      }
+    }
+    msg.version(11);
+    if (chunked) msg.chunked(true);
+  }
+
+  // Watches the client while it owes us nothing: a read that completes with EOF means it
+  // went away (and the upstream's work can be abandoned); one that brings bytes brought
+  // the next pipelined request, kept for later.
+  void StartEarlyRead() {
+    if (early_pending_ || early_done_) return;
+    early_pending_ = true;
+    client_.async_read_some(
+        cbuf_.prepare(4096),
+        [self = shared_from_this()](beast::error_code ec, size_t n) { self->OnEarlyRead(ec, n); });
+  }
+
+  void OnEarlyRead(beast::error_code ec, size_t n) {
+    early_pending_ = false;
+    early_done_ = true;
+    if (!ec) {
+      cbuf_.commit(n);
+      if (want_next_) {
+        want_next_ = false;
+        ReadRequest();
+      }
+      return;
+    }
+    if (phase_ == Phase::kClosed) return;
+    if (want_next_ || finished_) return CloseAll();  // closed between requests
+    if (phase_ == Phase::kReplying) return;
+    sh_.counters.client_gone++;
+    Abort(Outcome::kClientGone);
+  }
+
+  // ---- pick and connect --------------------------------------------------------
+
+  void OnPicked(PickResult r) {
+    if (phase_ != Phase::kPicking) return;  // client gone meanwhile
+    if (!r.ok()) {
+      sh_.counters.rejected++;
+      return Reply(r.error_status, std::move(r.error_body), &r.error_headers, Outcome::kRejected,
+                   /*allow_keep_alive=*/true);
+    }
+    if (!upstream_set_ || r.upstream.host != upstream_.host || r.upstream.port != upstream_.port) {
+      beast::error_code ec;
+      auto addr = asio::ip::make_address(
+          r.upstream.host == "localhost" ? std::string("127.0.0.1") : r.upstream.host, ec);
+      upstream_ = std::move(r.upstream);
+      if (ec) {
+        upstream_set_ = false;
+        sh_.counters.bad_gateway++;
+        return Reply(502, absl::StrCat("bad upstream address ", upstream_.ToString(), "\n"),
+                     nullptr, Outcome::kBadGateway, true);
+      }
+      up_ep_ = tcp::endpoint(addr, upstream_.port);
+    }
+    upstream_set_ = true;
+    PrepareUpstreamRequest();
+    if (expect_continue_pending_) {
+      expect_continue_pending_ = false;
+      static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      asio::async_write(client_, asio::buffer(kContinue, sizeof(kContinue) - 1),
+                        [self = shared_from_this()](beast::error_code ec, size_t) {
+                          if (self->phase_ != Phase::kPicking) return;
+                          if (ec) {
+                            self->sh_.counters.client_gone++;
+                            return self->Abort(Outcome::kClientGone);
+                          }
+                          self->GetConnection(true);
+                        });
+      return;
+    }
+    GetConnection(true);
+  }
+
+  void GetConnection(bool allow_pooled) {
+    if (allow_pooled) {
+      auto it = w_.idle.find(up_ep_);
+      if (it != w_.idle.end()) {
+        auto& pool = it->second;
+        const auto now = SteadyClock::now();
+        while (!pool.empty()) {
+          std::shared_ptr<UpConn> c = std::move(pool.back());
+          pool.pop_back();
+          if (now - c->idle_since < sh_.pool_timeout && StillUsable(c->socket)) {
+            up_ = std::move(c);
+            reused_ = true;
+            sh_.counters.reuses.fetch_add(1, std::memory_order_relaxed);
+            return SendRequest();
+          }
+          beast::error_code ignored;
+          c->socket.close(ignored);
+        }
+      }
+    }
+    reused_ = false;
+    up_ = std::make_shared<UpConn>(w_.ioc);
+    phase_ = Phase::kConnecting;
+    SetDeadline(sh_.connect_timeout);
+    sh_.counters.connects.fetch_add(1, std::memory_order_relaxed);
+    up_->socket.async_connect(up_ep_, [self = shared_from_this(), c = up_](beast::error_code ec) {
+      self->OnConnect(c.get(), ec);
+    });
+  }
+
+  void OnConnect(UpConn* c, beast::error_code ec) {
+    if (phase_ != Phase::kConnecting || c != up_.get()) return;
+    if (ec) {
+      return UpstreamFailed(Outcome::kBadGateway,
+                            absl::StrCat("upstream ", upstream_.ToString(), ": ", ec.message()));
+    }
+    up_->socket.set_option(tcp::no_delay(true), ec);
+    SendRequest();
+  }
+
+  // ---- request relay -----------------------------------------------------------
+
+  void SendRequest() {
+    phase_ = Phase::kSending;
+    auto& body = req_->get().body();
+    const size_t first = req_body_bytes_;  // bytes parsed with the header
+    body.data = first ? req_buf_.get() : nullptr;
+    body.size = first;
+    body.more = !req_->is_done();
+    req_sr_.emplace(req_->get());
+    WriteUpstream();
+  }
+
+  void WriteUpstream() {
+    waiting_on_client_ = false;
+    SetDeadline(sh_.upstream_timeout);
+    bhttp::async_write(up_->socket, *req_sr_,
+                       [self = shared_from_this(), c = up_](beast::error_code ec, size_t) {
+                         self->OnUpstreamWrite(c.get(), ec);
+                       });
+  }
+
+  void OnUpstreamWrite(UpConn* c, beast::error_code ec) {
+    if (phase_ != Phase::kSending || c != up_.get()) return;
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) return UpstreamIoFailed(ec);
+    if (req_sr_->is_done()) {
+      StartEarlyRead();
+      return ReadResponse();
+    }
+    SetDeadline(sh_.client_timeout);
+    ReadClient();
+  }
+
+  // A reused connection that fails before the upstream said anything most likely was
+  // closed by the upstream while idle: resend once on a fresh one when the request is
+  // still whole in memory.
+  void UpstreamIoFailed(beast::error_code ec) {
+    const bool nothing_received = !res_ || !res_->got_some();
+    if (reused_ && !retried_ && nothing_received && req_whole_) {
+      retried_ = true;
+      sh_.counters.retries.fetch_add(1, std::memory_order_relaxed);
+      beast::error_code ignored;
+      up_->socket.close(ignored);
+      res_.reset();
+      return GetConnection(false);
+    }
+    UpstreamFailed(Outcome::kBadGateway,
+                   absl::StrCat("upstream ", upstream_.ToString(), ": ", ec.message()));
+  }
+
+  // ---- response relay ----------------------------------------------------------
+
+  void ReadResponse() {
+    phase_ = Phase::kReceiving;
+    res_header_sent_ = false;
+    res_.emplace();
+    res_->header_limit(static_cast<uint32_t>(sh_.options.max_header_bytes));
+    res_->body_limit(std::numeric_limits<std::uint64_t>::max());
+    if (is_head_) res_->skip(true);
+    ReadUpstream();
+  }
+
+  void ReadUpstream() {
+    auto& body = res_->get().body();
+    body.data = res_buf_.get();
+    body.size = sh_.options.body_buffer_bytes;
+    waiting_on_client_ = false;
+    SetDeadline(sh_.upstream_timeout);
+    bhttp::async_read_some(up_->socket, up_->buffer, *res_,
+                           [self = shared_from_this(), c = up_](beast::error_code ec, size_t) {
+                             self->OnUpstreamRead(c.get(), ec);
+                           });
+  }
+
+  void OnUpstreamRead(UpConn* c, beast::error_code ec) {
+    if (phase_ != Phase::kReceiving || c != up_.get()) return;
+    if (!ec) ParseBuffered(*res_, up_->buffer, ec);
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) {
+      if (!res_header_sent_) return UpstreamIoFailed(ec);
+      truncated_ = true;
+      sh_.counters.bad_gateway++;
+      return Abort(Outcome::kBadGateway);
+    }
+    if (!res_->is_header_done()) return ReadUpstream();
+    if (!res_header_sent_) {
+      const unsigned code = res_->get().result_int();
+      if (code / 100 == 1 && code != 101) {
+        // Interim responses (103 Early Hints, a stray 100) are not relayed.
+        return ReadResponse();
+      }
+    }
+    auto& body = res_->get().body();
+    const size_t n = sh_.options.body_buffer_bytes - body.size;
+    if (!res_header_sent_) PrepareClientResponse(n);
+    if (res_header_sent_ && n == 0 && !res_->is_done()) return ReadUpstream();
+    res_body_bytes_ += n;
+    body.data = n ? res_buf_.get() : nullptr;
+    body.size = n;
+    body.more = !res_->is_done();
+    res_header_sent_ = true;
+    waiting_on_client_ = true;
+    SetDeadline(sh_.client_timeout);
+    bhttp::async_write(
+        client_, *res_sr_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnClientWrite(ec); });
+  }
+
+  void PrepareClientResponse(size_t first_piece) {
+    auto& msg = res_->get();
+    status_ = static_cast<int>(msg.result_int());
+    const bool bodiless = is_head_ || status_ == 204 || status_ == 304 || status_ / 100 == 1;
+    const bool has_length = msg.has_content_length();
+    StripHopByHop(msg);
+    msg.version(client_version_);
+    if (!bodiless && !has_length && res_->is_done()) {
+      msg.content_length(first_piece);  // a chunked body that arrived whole
+    } else if (!bodiless && !has_length) {
+      // Chunked or close-delimited upstream body of unknown length.
+      if (client_version_ == 11) {
+        msg.chunked(true);
+      } else {
+        client_keep_alive_ = false;
+      }
+    }
+    msg.keep_alive(client_keep_alive_);
+    res_sr_.emplace(msg);
+  }
+
+  void OnClientWrite(beast::error_code ec) {
+    if (phase_ != Phase::kReceiving) return;
+    waiting_on_client_ = false;
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) {
+      sh_.counters.client_gone++;
+      return Abort(Outcome::kClientGone);
+    }
+    if (!res_sr_->is_done()) return ReadUpstream();
+    ResponseComplete();
+  }
+
+  void ResponseComplete() {
+    const bool reusable = res_->keep_alive() && !res_->need_eof() && req_sr_ &&
+                          req_sr_->is_done() && up_->buffer.size() == 0;
+    if (reusable) {
+      auto& pool = w_.idle[up_ep_];
+      if (pool.size() < static_cast<size_t>(sh_.options.max_idle_per_upstream)) {
+        up_->idle_since = SteadyClock::now();
+        pool.push_back(std::move(up_));
+      }
+    }
+    if (up_) {
+      beast::error_code ignored;
+      up_->socket.close(ignored);
+      up_.reset();
+    }
+    Finish(Outcome::kOk);
+    if (!client_keep_alive_) return CloseAll();
+    NextRequest();
+  }
+
+  void NextRequest() {
+    phase_ = Phase::kIdle;
+    if (early_pending_) {
+      want_next_ = true;
+      SetDeadline(sh_.idle_timeout);
+      return;
+    }
+    ReadRequest();
+  }
+
+  // ---- failures ----------------------------------------------------------------
+
+  void UpstreamFailed(Outcome outcome, const std::string& why) {
+    if (up_) {
+      beast::error_code ignored;
+      up_->socket.close(ignored);
+    }
+    const int status = outcome == Outcome::kGatewayTimeout ? 504 : 502;
+    if (outcome == Outcome::kGatewayTimeout) {
+      sh_.counters.gateway_timeout++;
+    } else {
+      sh_.counters.bad_gateway++;
+    }
+    ZS_LOG(kDebug, "upstream failed", {"upstream", upstream_.ToString()}, {"error", why});
+    if (res_header_sent_ && phase_ == Phase::kReceiving) {
+      truncated_ = true;
+      return Abort(outcome);
+    }
+    // Keep the client connection only when nothing of this request is left unread and
+    // no upstream operation can still be touching session state.
+    const bool clean = phase_ == Phase::kConnecting && req_->is_done();
+    Reply(status, status == 504 ? "upstream timed out\n" : "upstream unavailable\n", nullptr,
+          outcome, clean);
+  }
+
+  void Reply(int status, std::string body,
+             const std::vector<std::pair<std::string, std::string>>* headers, Outcome outcome,
+             bool allow_keep_alive) {
+    if (status_ == 0 || !res_header_sent_) status_ = status;
+    phase_ = Phase::kReplying;
+    const bool keep = allow_keep_alive && client_keep_alive_ && req_->is_done();
+    err_.emplace(static_cast<bhttp::status>(status), client_version_);
+    err_->set(bhttp::field::content_type, "text/plain; charset=utf-8");
+    if (headers) {
+      for (const auto& [k, v] : *headers) err_->set(k, v);
+    }
+    const size_t len = body.size();
+    if (!is_head_) err_->body() = std::move(body);
+    err_->content_length(len);
+    err_->keep_alive(keep);
+    SetDeadline(sh_.client_timeout);
+    waiting_on_client_ = true;
+    bhttp::async_write(client_, *err_,
+                       [self = shared_from_this(), outcome, keep](beast::error_code ec, size_t) {
+                         self->err_.reset();
+                         self->Finish(outcome);
+                         if (ec || !keep) return self->CloseAll();
+                         self->NextRequest();
+                       });
+  }
+
+  void ReplyAndClose(int status, std::string body) {
+    client_keep_alive_ = false;
+    status_ = status;
+    phase_ = Phase::kReplying;
+    err_.emplace(static_cast<bhttp::status>(status), 11);
+    err_->set(bhttp::field::content_type, "text/plain; charset=utf-8");
+    err_->body() = std::move(body);
+    err_->prepare_payload();
+    err_->keep_alive(false);
+    SetDeadline(sh_.client_timeout);
+    bhttp::async_write(client_, *err_, [self = shared_from_this()](beast::error_code, size_t) {
+      self->CloseAll();
+    });
+  }
+
+  // Ends the request where it stands: both connections are closed.
+  void Abort(Outcome outcome) {
+    if (phase_ == Phase::kPicking && sh_.picker) sh_.picker->Cancel(head_);
+    if (status_ == 0) status_ = outcome == Outcome::kClientGone ? 499 : 502;
+    if (outcome == Outcome::kClientGone && res_header_sent_) truncated_ = true;
+    Finish(outcome);
+    CloseAll();
+  }
+
+  void Finish(Outcome outcome) {
+    if (finished_) return;
+    finished_ = true;
+    sh_.counters.in_flight.fetch_sub(1, std::memory_order_relaxed);
+    if (!sh_.observer) return;
+    RequestResult r;
+    r.head = &head_;
+    r.upstream = upstream_set_ ? &upstream_ : nullptr;
+    r.status = status_;
+    r.outcome = outcome;
+    r.latency = absl::FromChrono(SteadyClock::now() - start_);
+    r.request_body_bytes = req_body_bytes_;
+    r.response_body_bytes = res_body_bytes_;
+    r.reused_connection = reused_;
+    r.response_truncated = truncated_;
+    sh_.observer->OnRequestDone(r);
+  }
+
+  void CloseAll() {
+    phase_ = Phase::kClosed;
+    deadline_ = SteadyClock::time_point::max();
+    beast::error_code ignored;
+    if (up_) {
+      up_->socket.close(ignored);
+      up_.reset();
+    }
+    client_.shutdown(tcp::socket::shutdown_both, ignored);
+    client_.close(ignored);
+  }
+
+  void SetDeadline(SteadyClock::duration d) { deadline_ = SteadyClock::now() + d; }
+
+  Worker& w_;
+  ProxyShared& sh_;
+  Session* prev_ = nullptr;
+  Session* next_ = nullptr;
+  tcp::socket client_;
+  beast::flat_buffer cbuf_;
+  std::unique_ptr<char[]> req_buf_;
+  std::unique_ptr<char[]> res_buf_;
+  std::optional<bhttp::request_parser<bhttp::buffer_body>> req_;
+  std::optional<bhttp::request_serializer<bhttp::buffer_body>> req_sr_;
+  std::optional<bhttp::response_parser<bhttp::buffer_body>> res_;
+  std::optional<bhttp::response_serializer<bhttp::buffer_body>> res_sr_;
+  std::optional<bhttp::response<bhttp::string_body>> err_;
+  std::shared_ptr<UpConn> up_;
+  RequestHead head_;
+  Upstream upstream_;
+  tcp::endpoint up_ep_;
+  SteadyClock::time_point start_;
+  SteadyClock::time_point deadline_ = SteadyClock::time_point::max();
+  Phase phase_ = Phase::kIdle;
+  uint64_t req_body_bytes_ = 0;
+  uint64_t res_body_bytes_ = 0;
+  int status_ = 0;
+  unsigned client_version_ = 11;
+  bool header_seen_ = false;
+  bool finished_ = true;
+  bool is_head_ = false;
+  bool client_keep_alive_ = true;
+  bool upstream_set_ = false;
+  bool reused_ = false;
+  bool retried_ = false;
+  bool truncated_ = false;
+  bool res_header_sent_ = false;
+  bool waiting_on_client_ = false;
+  bool early_pending_ = false;
+  bool early_done_ = false;
+  bool want_next_ = false;
+  bool expect_continue_pending_ = false;
+  bool req_whole_ = false;  // the whole request arrived with its header
+};
+
+}  // namespace
+
+class Proxy::Impl {
+ public:
+  Impl(ProxyOptions options, UpstreamPicker* picker, ProxyObserver* observer) {
+    shared_.options = std::move(options);
+    shared_.picker = picker;
+    shared_.observer = observer;
+    const ProxyOptions& o = shared_.options;
+    shared_.connect_timeout = ToSteady(o.connect_timeout);
+    shared_.upstream_timeout = ToSteady(o.upstream_timeout);
+    shared_.client_timeout = ToSteady(o.client_timeout);
+    shared_.idle_timeout = ToSteady(o.client_idle_timeout);
+    shared_.pool_timeout = ToSteady(o.upstream_idle_timeout);
+    if (shared_.options.body_buffer_bytes < 1024) shared_.options.body_buffer_bytes = 1024;
+  }
+
+  ~Impl() { Stop(); }
+
+  absl::Status Start() {
+    const ProxyOptions& o = shared_.options;
+    beast::error_code ec;
+    const auto addr = asio::ip::make_address(o.listen.host, ec);
+    if (ec) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot listen on ", o.listen.ToString(), ": bad address: ", ec.message()));
+    }
+    const int n = std::max(1, o.threads);
+    uint16_t port = o.listen.port;
+    for (int i = 0; i < n; ++i) {
+      auto w = std::make_unique<Worker>(shared_);
+      w->acceptor.emplace(w->ioc);
+      const tcp::endpoint ep(addr, port);
+      auto& a = *w->acceptor;
+      a.open(ep.protocol(), ec);
+      if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec && n > 1) {
+        // Each worker accepts on its own socket; the kernel spreads connections.
+        a.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
+      }
+      if (!ec) a.bind(ep, ec);
+      if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+      if (ec) {
+        workers_.clear();
+        return absl::FailedPreconditionError(
+            absl::StrCat("cannot listen on ", o.listen.ToString(), ": ", ec.message()));
+      }
+      port = a.local_endpoint().port();
+      workers_.push_back(std::move(w));
+    }
+    port_ = port;
+    for (auto& w : workers_) {
+      Accept(*w);
+      w->ticker.emplace(w->ioc);
+      Tick(*w);
+      w->thread = std::thread([wp = w.get()] { wp->ioc.run(); });
+    }
+    return absl::OkStatus();
+  }
+
+  void Stop() {
+    if (stopped_.exchange(true)) return;
+    for (auto& w : workers_) w->ioc.stop();
+    for (auto& w : workers_) {
+      if (w->thread.joinable()) w->thread.join();
+    }
+    for (auto& w : workers_) {
+      w->idle.clear();
+      w->ticker.reset();
+      w->acceptor.reset();
+    }
+    workers_.clear();
+  }
+
+  uint16_t port() const { return port_; }
+
+  ProxyStats stats() const {
+    const Counters& c = shared_.counters;
+    ProxyStats s;
+    s.requests = c.requests.load();
+    s.in_flight = c.in_flight.load();
+    s.connections_accepted = c.accepted.load();
+    s.upstream_connects = c.connects.load();
+    s.upstream_reuses = c.reuses.load();
+    s.upstream_retries = c.retries.load();
+    s.rejected = c.rejected.load();
+    s.bad_gateway = c.bad_gateway.load();
+    s.gateway_timeout = c.gateway_timeout.load();
+    s.client_gone = c.client_gone.load();
+    return s;
+  }
+
+ private:
+  void Accept(Worker& w) {
+    w.acceptor->async_accept([this, &w](beast::error_code ec, tcp::socket s) {
+      if (ec == asio::error::operation_aborted) return;
+      if (!ec) {
+        shared_.counters.accepted.fetch_add(1, std::memory_order_relaxed);
+        std::make_shared<Session>(w, std::move(s))->Start();
+      } else {
+        ZS_LOG(kWarning, "accept failed", {"error", ec.message()});
+      }
+      Accept(w);
+    });
+  }
+
+  // Checks every session's deadline and evicts stale idle upstream connections.
+  void Tick(Worker& w) {
+    w.ticker->expires_after(ToSteady(shared_.options.timer_tick));
+    w.ticker->async_wait([this, &w](beast::error_code ec) {
+      if (ec) return;
+      const auto now = SteadyClock::now();
+      std::vector<std::shared_ptr<Session>> expired;
+      for (Session* s = w.sessions; s != nullptr; s = s->next()) {
+        if (s->Expired(now)) expired.push_back(s->shared_from_this());
+      }
+      for (auto& s : expired) s->OnTimeout();
+      for (auto it = w.idle.begin(); it != w.idle.end();) {
+        auto& pool = it->second;
+        pool.erase(std::remove_if(pool.begin(), pool.end(),
+                                  [&](const std::shared_ptr<UpConn>& c) {
+                                    return now - c->idle_since >= shared_.pool_timeout;
+                                  }),
+                   pool.end());
+        it = pool.empty() ? w.idle.erase(it) : std::next(it);
+      }
+      Tick(w);
+    });
+  }
+
+  ProxyShared shared_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<bool> stopped_{false};
+  uint16_t port_ = 0;
+};
+
+Proxy::Proxy(ProxyOptions options, UpstreamPicker* picker, ProxyObserver* observer)
+    : impl_(std::make_unique<Impl>(std::move(options), picker, observer)) {}
+Proxy::~Proxy() { impl_->Stop(); }
+absl::Status Proxy::Start() { return impl_->Start(); }
+void Proxy::Stop() { impl_->Stop(); }
+uint16_t Proxy::port() const { return impl_->port(); }
+ProxyStats Proxy::stats() const { return impl_->stats(); }
+
+}  // namespace zeroscale::proxy
