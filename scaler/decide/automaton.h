@@ -1,0 +1,209 @@
+// One workload's scaling automaton: explicit states, moved by events, never by polling.
+//
+// States (decision.h): Active, Holding, ScaledToZero, Waking. Events and transitions:
+//
+//   from          event                                  to            actuation
+//   (new)         registered with n > 0 / n == 0         Holding / ScaledToZero
+//   Active        sample or timer, increase rule holds   Active        n -> n+step (<= max)
+//   Active        sample or timer, decrease rule holds   Active        n -> n-step (>= max(min,1))
+//   Active        to-zero rule holds or idle timeout,    ScaledToZero  n -> 0
+//                 minReplicas 0, nothing in flight
+//   Active        timer: no fresh sample for staleness   Holding       (hold n)
+//   Holding       sample (fresh data again)              Active        (then rules as above)
+//   Active/Hold.  n outside minReplicas..maxReplicas     same          n -> clamped
+//   ScaledToZero  Activate (balancer wake request), or   Waking        0 -> max(1, min)
+//                 minReplicas raised above 0
+//   Waking        pod ready (ready sample or PodReady)   Active        (wake waiters)
+//   Waking        timer: wake timeout                    Waking        (fail waiters)
+//   any           observed replicas != ours (changed     Active/Hold./ n adopted; 0 means
+//                 outside zeroscale)                     ScaledToZero/ ScaledToZero, n > 0
+//                                                        Waking        from zero means Waking
+//   any           SetReplicas failed                     previous      re-read (GetReplicas):
+//                                                                      at once on kAborted
+//                                                                      (409), after a backoff
+//                                                                      otherwise; then decide
+//                                                                      afresh
+//
+// Every transition and every actuation produces a Decision (with a readable reason)
+// through the Host. Rules:
+// - Any increase beats any decrease. Of several increase rules the largest step wins
+//   (the most urgent); of several decrease rules the smallest step (the most cautious).
+// - DECREASE_INSTANCES never goes below max(minReplicas, 1): reaching zero is the job of
+//   DECREASE_INSTANCES_TO_ZERO and idleTimeoutSeconds, which also check in-flight
+//   requests. To-zero acts only when no increase holds and no decrease can still act
+//   (a decrease that holds at its floor does not block it: to-zero is the last step).
+//   With minReplicas > 0 a to-zero rule brings the workload to minReplicas.
+// - Cooldown (cooldownSeconds, per rule) is per direction: an increase waits for its
+//   cooldown since the last increase; a decrease or to-zero waits for its cooldown since
+//   the last change in either direction, so a scale-up is not undone at once. A change
+//   made outside zeroscale counts as a change in both directions.
+// - Missing or stale data never lowers replicas: with no fresh sample the automaton
+//   holds; with fresh samples from fewer pods than it has replicas ("partial") it may
+//   scale up but not down.
+// - While a SetReplicas call is in flight nothing else is decided; its completion
+//   re-evaluates from the new state, so a decision is never applied twice.
+// - dry_run: every decision is computed, explained and recorded (dry_run = true), none is
+//   applied; the replica count follows what is observed. Repeats of the same decision
+//   are recorded at most once per dry_run_repeat.
+//
+// Not thread-safe: driven by the Engine on the decider's loop thread.
+#ifndef ZEROSCALE_SCALER_DECIDE_AUTOMATON_H_
+#define ZEROSCALE_SCALER_DECIDE_AUTOMATON_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/model/podmetric.h"
+#include "scaler/decide/decision.h"
+#include "scaler/decide/window.h"
+
+namespace zeroscale::decide {
+
+struct DeciderOptions {
+  // A pod whose latest sample is older than this is not reporting; with no reporting pod
+  // the automaton holds. Must exceed the sidecars' sample interval (default 1s).
+  absl::Duration staleness = absl::Seconds(5);
+  // Activate waiters are failed (kDeadlineExceeded) when no pod is ready this long after
+  // a wake; the automaton keeps waiting.
+  absl::Duration wake_timeout = absl::Minutes(5);
+  // A balancer traffic report's in-flight count is believed for this long.
+  absl::Duration traffic_ttl = absl::Seconds(30);
+  // Backoff before re-reading the target after a failed write.
+  absl::Duration retry_initial = absl::Seconds(1);
+  absl::Duration retry_max = absl::Seconds(30);
+  absl::Duration dry_run_repeat = absl::Minutes(1);
+  size_t max_samples_per_pod = 4096;
+  bool dry_run = false;
+};
+
+// A snapshot for status reporting (CustomAutoscaler status, debugging).
+struct WorkloadStatus {
+  std::string workload;
+  State state = State::kActive;
+  int32_t replicas = 0;  // what the target has, as far as the automaton knows
+  int32_t desired = 0;   // what it is being set to (== replicas when nothing is in flight)
+  bool actuation_in_flight = false;
+  std::optional<Decision> last_decision;
+  // Why the latest evaluation changed nothing, when something held it back ("partial
+  // data", "in cooldown", "requests in flight"); empty otherwise.
+  std::string note;
+};
+
+// The sample history a workload's rules need: the longest rule window plus the staleness
+// (to tell whether the newest sample is fresh).
+absl::Duration HistoryNeeded(const WorkloadSpec& spec, absl::Duration staleness);
+
+class Automaton {
+ public:
+  // What the automaton needs from its owner. Calls happen on the loop thread.
+  class Host {
+   public:
+    virtual ~Host() = default;
+    virtual absl::Time Now() const = 0;
+    // Completion must come back as OnSetDone(op, ...) / OnGetDone(op, ...), later (never
+    // inside the call).
+    virtual void StartSet(const std::string& workload, int32_t n, const std::string& reason,
+                          uint64_t op) = 0;
+    virtual void StartGet(const std::string& workload, uint64_t op) = 0;
+    // Must call OnTimer(at) once the clock reaches `at`.
+    virtual void ScheduleTimer(const std::string& workload, absl::Time at) = 0;
+    virtual void Record(const Decision& decision) = 0;
+  };
+  using ReadyCallback = std::function<void(absl::Status)>;
+
+  // `spec` must be valid (ValidateWorkloadSpec). `options` and `host` must outlive this.
+  Automaton(WorkloadSpec spec, int32_t observed_replicas, const DeciderOptions* options,
+            Host* host);
+  ~Automaton();
+
+  // Records the registration and evaluates once (e.g. wakes to minReplicas).
+  void Start();
+  void UpdateSpec(WorkloadSpec spec);
+
+  // Adds a sample to the windows without evaluating (batches evaluate once).
+  void AddSample(const Podmetric& m);
+  void Evaluate(Trigger trigger);
+
+  void OnTraffic(const TrafficReport& report);
+  // `on_ready` gets OK once a pod is ready (at once if the workload is running).
+  void Activate(ReadyCallback on_ready);
+  void OnPodReady(absl::string_view pod);
+  void OnObservedReplicas(int32_t n);
+  void OnTimer(absl::Time at);
+  void OnSetDone(uint64_t op, absl::Status status);
+  void OnGetDone(uint64_t op, absl::StatusOr<int32_t> replicas);
+
+  WorkloadStatus Status() const;
+  const WorkloadSpec& spec() const { return spec_; }
+  State state() const { return state_; }
+  int32_t replicas() const { return replicas_; }
+  // How much sample history the rules need (for rebuilding the windows from Redis).
+  absl::Duration HistoryNeeded() const;
+
+ private:
+  enum class Op { kNone, kSet, kGet };
+
+  void Record(State from, State to, int32_t before, int32_t after, Trigger trigger,
+              absl::string_view rule, std::string reason, bool dry_run);
+  // A state change with nothing to apply.
+  void Transition(State to, Trigger trigger, std::string reason);
+  // Records the decision and sets the replicas (or, in dry-run, only records).
+  void Apply(State to, int32_t target, Trigger trigger, absl::string_view rule, std::string reason);
+  void Wake(Trigger trigger, std::string reason);
+  void EvaluateWaking(absl::Time now, Trigger trigger);
+  void EvaluateRunning(absl::Time now, Trigger trigger);
+  // Adopts a replica count read from the target; true when it differed.
+  bool Adopt(int32_t n, Trigger trigger, absl::string_view why);
+  void Resync();
+  void NotifyWaiters(const absl::Status& status);
+  void Consider(absl::Time deadline) {
+    if (deadline < next_) next_ = deadline;
+  }
+  void ScheduleNext();
+  absl::Duration NextBackoff();
+
+  WorkloadSpec spec_;
+  const DeciderOptions* const options_;
+  Host* const host_;
+  SampleWindow window_;
+
+  State state_;
+  int32_t replicas_;
+  absl::Time last_up_ = absl::InfinitePast();
+  absl::Time last_down_ = absl::InfinitePast();
+  absl::Time last_request_;  // registration counts as one: a restart never starts idle
+  absl::Time traffic_at_ = absl::InfinitePast();
+  uint64_t traffic_in_flight_ = 0;
+
+  // The SetReplicas or GetReplicas call in flight.
+  Op op_ = Op::kNone;
+  uint64_t op_id_ = 0;
+  State pending_from_ = State::kActive;
+  int32_t pending_target_ = 0;
+  absl::Time resync_at_ = absl::InfiniteFuture();  // a re-read is due (after a failure)
+  absl::Duration backoff_ = absl::ZeroDuration();
+
+  bool wake_requested_ = false;
+  bool ready_signal_ = false;  // a PodReady arrived while waking
+  std::string ready_pod_;
+  bool wake_timed_out_ = false;
+  absl::Time wake_started_ = absl::InfinitePast();
+  std::vector<ReadyCallback> waiters_;
+
+  absl::Time next_ = absl::InfiniteFuture();      // earliest deadline of this evaluation
+  absl::Time timer_at_ = absl::InfiniteFuture();  // earliest timer outstanding
+  std::optional<Decision> last_decision_;
+  std::string note_;
+  // Dry-run repeat suppression.
+  std::optional<Decision> last_dry_run_;
+};
+
+}  // namespace zeroscale::decide
+
+#endif  // ZEROSCALE_SCALER_DECIDE_AUTOMATON_H_

@@ -1,0 +1,98 @@
+#include "scaler/decide/decider.h"
+
+#include <utility>
+
+#include "scaler/decide/rebuild.h"
+
+namespace zeroscale::decide {
+
+Decider::Decider(const Clock* clock, Scheduler* scheduler, ReplicaSetter* setter,
+                 DecisionSink* sink, DeciderOptions options)
+    : clock_(clock),
+      scheduler_(scheduler),
+      staleness_(options.staleness),
+      engine_(clock, scheduler, setter, sink, options) {}
+
+void Decider::Upsert(WorkloadSpec spec, int32_t observed_replicas, Done done) {
+  if (ValidateWorkloadSpec(spec).ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    history_[spec.workload] = HistoryNeeded(spec, staleness_);
+  }
+  scheduler_->Post([this, spec = std::move(spec), observed_replicas, done = std::move(done)] {
+    absl::Status s = engine_.Upsert(spec, observed_replicas);
+    if (done) done(s);
+  });
+}
+
+void Decider::Remove(std::string workload) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    history_.erase(workload);
+  }
+  scheduler_->Post([this, workload = std::move(workload)] { engine_.Remove(workload); });
+}
+
+void Decider::OnSamples(std::vector<Podmetric> samples) {
+  scheduler_->Post([this, samples = std::move(samples)] { engine_.OnSamples(samples); });
+}
+
+void Decider::LoadHistory(std::string workload, std::vector<Podmetric> samples, Done done) {
+  scheduler_->Post(
+      [this, workload = std::move(workload), samples = std::move(samples), done = std::move(done)] {
+        absl::Status s = engine_.LoadHistory(workload, samples);
+        if (done) done(s);
+      });
+}
+
+void Decider::OnTraffic(std::string workload, TrafficReport report) {
+  scheduler_->Post([this, workload = std::move(workload), report] {
+    (void)engine_.OnTraffic(workload, report);
+  });
+}
+
+void Decider::Activate(std::string workload, Done on_ready) {
+  scheduler_->Post([this, workload = std::move(workload), on_ready = std::move(on_ready)] {
+    engine_.Activate(workload, on_ready);
+  });
+}
+
+void Decider::OnPodReady(std::string workload, std::string pod) {
+  scheduler_->Post([this, workload = std::move(workload), pod = std::move(pod)] {
+    (void)engine_.OnPodReady(workload, pod);
+  });
+}
+
+void Decider::OnObservedReplicas(std::string workload, int32_t n) {
+  scheduler_->Post(
+      [this, workload = std::move(workload), n] { (void)engine_.OnObservedReplicas(workload, n); });
+}
+
+void Decider::GetStatus(std::string workload,
+                        std::function<void(absl::StatusOr<WorkloadStatus>)> done) {
+  scheduler_->Post([this, workload = std::move(workload), done = std::move(done)] {
+    std::optional<WorkloadStatus> s = engine_.GetStatus(workload);
+    if (s) {
+      done(*std::move(s));
+    } else {
+      done(absl::NotFoundError("workload '" + workload + "' has no autoscaler"));
+    }
+  });
+}
+
+absl::Status Decider::RebuildFromRedis(Redis* redis) {
+  std::vector<std::pair<std::string, absl::Duration>> plan;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    plan.assign(history_.begin(), history_.end());
+  }
+  const absl::Time now = clock_->Now();
+  for (const auto& [workload, history] : plan) {
+    absl::StatusOr<std::vector<Podmetric>> samples =
+        LoadWorkloadSamples(redis, workload, now - history, now);
+    if (!samples.ok()) return samples.status();
+    LoadHistory(workload, *std::move(samples));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace zeroscale::decide

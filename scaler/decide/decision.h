@@ -1,0 +1,133 @@
+// The vocabulary of scaling decisions: the automaton's states, the Decision record each
+// transition produces, the workload description an automaton works from, and the
+// interfaces through which decisions leave the decider (sink) and reach the cluster
+// (ReplicaSetter). Plain data and pure functions; thread-safe. The interfaces document
+// their own threading contracts.
+#ifndef ZEROSCALE_SCALER_DECIDE_DECISION_H_
+#define ZEROSCALE_SCALER_DECIDE_DECISION_H_
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/model/scaling_rule.h"
+
+namespace zeroscale::decide {
+
+// The automaton's states (see automaton.h for the transitions).
+enum class State {
+  kActive,        // running, decided by rules on fresh samples
+  kHolding,       // running, but no fresh samples: replicas are held, never lowered
+  kScaledToZero,  // at zero replicas; only a wake request (or minReplicas > 0) leaves it
+  kWaking,        // asked for replicas from zero; waiting for a pod to report ready
+};
+absl::string_view StateName(State s);  // "Active"
+std::optional<State> ParseState(absl::string_view name);
+
+// What made the automaton act.
+enum class Trigger {
+  kRegistered,        // the workload was added or its spec changed
+  kSample,            // a Podmetric arrived
+  kTimer,             // a timer the automaton asked for fired
+  kActivate,          // the balancer asked to wake the workload
+  kPodReady,          // a pod reported ready
+  kObservedReplicas,  // the target's replica count changed outside zeroscale
+  kActuation,         // a SetReplicas call completed (or failed)
+};
+absl::string_view TriggerName(Trigger t);  // "sample"
+std::optional<Trigger> ParseTrigger(absl::string_view name);
+
+// One transition of one workload's automaton, with a reason a human can read. This is
+// what answers "why does my model have 0 replicas?".
+struct Decision {
+  absl::Time time = absl::UnixEpoch();
+  std::string workload;
+  State from = State::kActive;
+  State to = State::kActive;
+  int32_t replicas_before = 0;
+  int32_t replicas_after = 0;
+  Trigger trigger = Trigger::kSample;
+  std::string rule;    // id of the rule that drove it, if one did
+  std::string reason;  // "rule 'busy' holds: IN_FLIGHT_REQUESTS 7.2 > 4 over 60s: 3 -> 4"
+  // Computed and recorded but not applied (--dry-run).
+  bool dry_run = false;
+
+  bool operator==(const Decision& o) const;
+};
+
+// Deterministic JSON, camelCase like the rest of the Redis layout.
+std::string DecisionToJson(const Decision& d);
+// kInvalidArgument naming the field when the JSON does not describe a Decision.
+absl::StatusOr<Decision> DecisionFromJson(absl::string_view json);
+
+// What an automaton knows of its target besides the rules: the CustomAutoscaler spec (or
+// the local backend's workloads file entry).
+struct WorkloadSpec {
+  std::string workload;  // <namespace>/<kind>/<name>
+  int32_t min_replicas = 1;
+  int32_t max_replicas = 1;
+  absl::Duration idle_timeout = absl::ZeroDuration();  // zero: no idle scale-to-zero
+  // Rules whose target is this workload (an empty target is taken to mean it).
+  std::vector<ScalingRule> rules;
+};
+
+// kInvalidArgument naming the field: negative or inverted bounds, max 0, invalid rules,
+// rules bound to another workload.
+absl::Status ValidateWorkloadSpec(const WorkloadSpec& spec);
+
+// The balancer's view of a workload's traffic. It knows about requests no sidecar sees
+// yet: those it holds while the workload is at zero or waking.
+struct TrafficReport {
+  absl::Time at = absl::UnixEpoch();
+  uint64_t requests = 0;   // requests received since its previous report
+  uint64_t in_flight = 0;  // requests it holds or is forwarding now
+};
+
+// Receives every Decision. Called on the decider's loop thread, so implementations
+// must be quick (or hand off to their own thread) and need no locking of their own
+// unless they are shared with other threads.
+class DecisionSink {
+ public:
+  virtual ~DecisionSink() = default;
+  virtual void Record(const Decision& decision) = 0;
+};
+
+// Applies replica counts to the target (Kubernetes scale subresource, local processes).
+// Calls may come from the decider's loop thread; `done` may be called from any thread,
+// including synchronously inside the call. Counts are absolute, so repeating a call is
+// harmless; the decider never has more than one call in flight per workload.
+class ReplicaSetter {
+ public:
+  virtual ~ReplicaSetter() = default;
+  // Sets the target's replicas to `n`. `done` gets kAborted when the write lost an
+  // optimistic-concurrency race (HTTP 409): the decider then re-reads and re-decides
+  // rather than retrying the old decision. Other errors: the decider re-reads after a
+  // backoff.
+  virtual void SetReplicas(const std::string& workload, int32_t n, const std::string& reason,
+                           std::function<void(absl::Status)> done) = 0;
+  // Reads the target's current replica count (after a conflict or a failed write).
+  virtual void GetReplicas(const std::string& workload,
+                           std::function<void(absl::StatusOr<int32_t>)> done) = 0;
+};
+
+// Sends each Decision to several sinks (log, metrics, Events, Redis history).
+class FanoutSink : public DecisionSink {
+ public:
+  explicit FanoutSink(std::vector<DecisionSink*> sinks) : sinks_(std::move(sinks)) {}
+  void Record(const Decision& decision) override {
+    for (DecisionSink* s : sinks_) s->Record(decision);
+  }
+
+ private:
+  std::vector<DecisionSink*> sinks_;
+};
+
+}  // namespace zeroscale::decide
+
+#endif  // ZEROSCALE_SCALER_DECIDE_DECISION_H_

@@ -1,0 +1,209 @@
+#include "scaler/decide/engine.h"
+
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "common/log/log.h"
+
+namespace zeroscale::decide {
+namespace {
+
+// Collects the decisions one public call causes, restoring any outer collector.
+class Collect {
+ public:
+  Collect(std::vector<Decision>** slot, std::vector<Decision>* out) : slot_(slot), saved_(*slot) {
+    *slot = out;
+  }
+  ~Collect() { *slot_ = saved_; }
+
+ private:
+  std::vector<Decision>** slot_;
+  std::vector<Decision>* saved_;
+};
+
+absl::Status UnknownWorkload(const std::string& workload) {
+  return absl::NotFoundError(absl::StrCat("workload '", workload, "' has no autoscaler"));
+}
+
+}  // namespace
+
+Engine::Engine(const Clock* clock, Scheduler* scheduler, ReplicaSetter* setter, DecisionSink* sink,
+               DeciderOptions options)
+    : clock_(clock),
+      scheduler_(scheduler),
+      setter_(setter),
+      sink_(sink),
+      options_(options),
+      alive_(std::make_shared<Engine*>(this)) {}
+
+Engine::~Engine() {
+  alive_.reset();
+  automata_.clear();
+}
+
+Automaton* Engine::Find(const std::string& workload) const {
+  auto it = automata_.find(workload);
+  return it == automata_.end() ? nullptr : it->second.get();
+}
+
+absl::Status Engine::Upsert(const WorkloadSpec& spec, int32_t observed_replicas) {
+  if (absl::Status s = ValidateWorkloadSpec(spec); !s.ok()) return s;
+  if (observed_replicas < 0) {
+    return absl::InvalidArgumentError("observed replicas must not be negative");
+  }
+  if (Automaton* a = Find(spec.workload)) {
+    a->UpdateSpec(spec);
+    a->OnObservedReplicas(observed_replicas);
+    return absl::OkStatus();
+  }
+  Host* host = this;
+  auto a = std::make_unique<Automaton>(spec, observed_replicas, &options_, host);
+  Automaton* raw = a.get();
+  automata_.emplace(spec.workload, std::move(a));
+  raw->Start();
+  return absl::OkStatus();
+}
+
+bool Engine::Remove(const std::string& workload) { return automata_.erase(workload) > 0; }
+
+std::vector<Decision> Engine::OnSample(const Podmetric& m) {
+  std::vector<Decision> out;
+  Collect c(&collect_, &out);
+  Automaton* a = Find(m.workload);
+  if (a == nullptr) {
+    ++unrouted_samples_;
+    return out;
+  }
+  a->AddSample(m);
+  a->Evaluate(Trigger::kSample);
+  return out;
+}
+
+std::vector<Decision> Engine::OnSamples(const std::vector<Podmetric>& batch) {
+  std::vector<Decision> out;
+  Collect c(&collect_, &out);
+  // Evaluated in order of first appearance, so runs are deterministic.
+  std::vector<Automaton*> touched;
+  absl::flat_hash_set<Automaton*> seen;
+  for (const Podmetric& m : batch) {
+    Automaton* a = Find(m.workload);
+    if (a == nullptr) {
+      ++unrouted_samples_;
+      continue;
+    }
+    a->AddSample(m);
+    if (seen.insert(a).second) touched.push_back(a);
+  }
+  for (Automaton* a : touched) a->Evaluate(Trigger::kSample);
+  return out;
+}
+
+absl::Status Engine::LoadHistory(const std::string& workload,
+                                 const std::vector<Podmetric>& samples) {
+  Automaton* a = Find(workload);
+  if (a == nullptr) return UnknownWorkload(workload);
+  for (const Podmetric& m : samples) a->AddSample(m);
+  a->Evaluate(Trigger::kSample);
+  return absl::OkStatus();
+}
+
+absl::Status Engine::OnTraffic(const std::string& workload, const TrafficReport& report) {
+  Automaton* a = Find(workload);
+  if (a == nullptr) return UnknownWorkload(workload);
+  a->OnTraffic(report);
+  return absl::OkStatus();
+}
+
+void Engine::Activate(const std::string& workload, Automaton::ReadyCallback on_ready) {
+  Automaton* a = Find(workload);
+  if (a == nullptr) {
+    if (on_ready) on_ready(UnknownWorkload(workload));
+    return;
+  }
+  a->Activate(std::move(on_ready));
+}
+
+absl::Status Engine::OnPodReady(const std::string& workload, const std::string& pod) {
+  Automaton* a = Find(workload);
+  if (a == nullptr) return UnknownWorkload(workload);
+  a->OnPodReady(pod);
+  return absl::OkStatus();
+}
+
+absl::Status Engine::OnObservedReplicas(const std::string& workload, int32_t n) {
+  Automaton* a = Find(workload);
+  if (a == nullptr) return UnknownWorkload(workload);
+  if (n < 0) return absl::InvalidArgumentError("observed replicas must not be negative");
+  a->OnObservedReplicas(n);
+  return absl::OkStatus();
+}
+
+std::optional<WorkloadStatus> Engine::GetStatus(const std::string& workload) const {
+  Automaton* a = Find(workload);
+  if (a == nullptr) return std::nullopt;
+  return a->Status();
+}
+
+std::optional<absl::Duration> Engine::HistoryNeeded(const std::string& workload) const {
+  Automaton* a = Find(workload);
+  if (a == nullptr) return std::nullopt;
+  return a->HistoryNeeded();
+}
+
+std::vector<std::string> Engine::Workloads() const {
+  std::vector<std::string> out;
+  out.reserve(automata_.size());
+  for (const auto& [name, a] : automata_) out.push_back(name);
+  return out;
+}
+
+void Engine::StartSet(const std::string& workload, int32_t n, const std::string& reason,
+                      uint64_t op) {
+  std::weak_ptr<Engine*> alive = alive_;
+  Scheduler* scheduler = scheduler_;
+  setter_->SetReplicas(workload, n, reason, [alive, scheduler, workload, op](absl::Status status) {
+    scheduler->Post([alive, workload, op, status = std::move(status)] {
+      std::shared_ptr<Engine*> engine = alive.lock();
+      if (!engine) return;
+      if (Automaton* a = (*engine)->Find(workload)) a->OnSetDone(op, status);
+    });
+  });
+}
+
+void Engine::StartGet(const std::string& workload, uint64_t op) {
+  std::weak_ptr<Engine*> alive = alive_;
+  Scheduler* scheduler = scheduler_;
+  setter_->GetReplicas(workload,
+                       [alive, scheduler, workload, op](absl::StatusOr<int32_t> replicas) {
+                         scheduler->Post([alive, workload, op, replicas = std::move(replicas)] {
+                           std::shared_ptr<Engine*> engine = alive.lock();
+                           if (!engine) return;
+                           if (Automaton* a = (*engine)->Find(workload)) a->OnGetDone(op, replicas);
+                         });
+                       });
+}
+
+void Engine::ScheduleTimer(const std::string& workload, absl::Time at) {
+  std::weak_ptr<Engine*> alive = alive_;
+  scheduler_->RunAt(at, [alive, workload, at] {
+    std::shared_ptr<Engine*> engine = alive.lock();
+    if (!engine) return;
+    // A workload removed (or replaced) since is simply evaluated or ignored.
+    if (Automaton* a = (*engine)->Find(workload)) a->OnTimer(at);
+  });
+}
+
+// Logged at debug only: the wiring's sink logs decisions for operators.
+void Engine::Record(const Decision& d) {
+  ZS_LOG(kDebug, "scaling decision", {"workload", d.workload},
+         {"from", std::string(StateName(d.from))}, {"to", std::string(StateName(d.to))},
+         {"replicasBefore", absl::StrCat(d.replicas_before)},
+         {"replicasAfter", absl::StrCat(d.replicas_after)},
+         {"trigger", std::string(TriggerName(d.trigger))}, {"reason", d.reason},
+         {"dryRun", d.dry_run ? "true" : "false"});
+  if (sink_ != nullptr) sink_->Record(d);
+  if (collect_ != nullptr) collect_->push_back(d);
+}
+
+}  // namespace zeroscale::decide

@@ -1,0 +1,100 @@
+// The decision engine: every workload's automaton, samples routed by their `workload`
+// field, timers and actuation completions dispatched back to the right automaton.
+// Event-driven: a workload is evaluated when one of its events arrives (a sample batch,
+// its own timer, a wake request...), never all workloads per tick, so the cost follows
+// the sample rate, not the number of workloads.
+//
+// Not thread-safe: every call must come from the scheduler's thread (or, with a
+// ManualScheduler, from the thread that runs it). Decider (decider.h) is the thread-safe
+// front that posts calls here. Completions of ReplicaSetter calls may arrive on any
+// thread: they are posted to the scheduler. The engine must outlive its scheduler's
+// pending tasks or be destroyed on the scheduler's thread (posted completions check a
+// liveness token there).
+//
+// Benchmarks and tests can call OnSample and get the decisions it caused synchronously.
+#ifndef ZEROSCALE_SCALER_DECIDE_ENGINE_H_
+#define ZEROSCALE_SCALER_DECIDE_ENGINE_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "common/model/podmetric.h"
+#include "common/time/clock.h"
+#include "scaler/decide/automaton.h"
+#include "scaler/decide/decision.h"
+#include "scaler/decide/scheduler.h"
+
+namespace zeroscale::decide {
+
+class Engine : private Automaton::Host {
+ public:
+  // All must outlive the engine; `sink` may be null.
+  Engine(const Clock* clock, Scheduler* scheduler, ReplicaSetter* setter, DecisionSink* sink,
+         DeciderOptions options = {});
+  ~Engine() override;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Adds a workload with the replica count its target has now, or updates its spec
+  // (keeping its state and windows). kInvalidArgument for an invalid spec.
+  absl::Status Upsert(const WorkloadSpec& spec, int32_t observed_replicas);
+  // Forgets a workload; pending Activate callbacks get kCancelled. False if unknown.
+  bool Remove(const std::string& workload);
+
+  // Feeds one sample and evaluates its workload. Returns the decisions it caused (also
+  // sent to the sink). Samples of unknown workloads are dropped and counted.
+  std::vector<Decision> OnSample(const Podmetric& m);
+  // Feeds a batch, evaluating each workload it touches once.
+  std::vector<Decision> OnSamples(const std::vector<Podmetric>& batch);
+  // Loads history (from Redis, after becoming leader) into a workload's windows and
+  // evaluates it. Overlap with samples already held is ignored. kNotFound if unknown.
+  absl::Status LoadHistory(const std::string& workload, const std::vector<Podmetric>& samples);
+
+  absl::Status OnTraffic(const std::string& workload, const TrafficReport& report);
+  // A wake request from the balancer; `on_ready` is called (on this thread) with OK once
+  // a pod is ready, or with an error (kNotFound for an unknown workload, kDeadlineExceeded,
+  // kFailedPrecondition in dry-run, kCancelled if the workload is removed).
+  void Activate(const std::string& workload, Automaton::ReadyCallback on_ready);
+  absl::Status OnPodReady(const std::string& workload, const std::string& pod);
+  // The target's replica count as observed (watch, re-list, local backend).
+  absl::Status OnObservedReplicas(const std::string& workload, int32_t n);
+
+  std::optional<WorkloadStatus> GetStatus(const std::string& workload) const;
+  // How far back to read samples from Redis to fill this workload's windows.
+  std::optional<absl::Duration> HistoryNeeded(const std::string& workload) const;
+  std::vector<std::string> Workloads() const;
+  size_t size() const { return automata_.size(); }
+  uint64_t unrouted_samples() const { return unrouted_samples_; }
+  const DeciderOptions& options() const { return options_; }
+
+ private:
+  // Automaton::Host.
+  absl::Time Now() const override { return clock_->Now(); }
+  void StartSet(const std::string& workload, int32_t n, const std::string& reason,
+                uint64_t op) override;
+  void StartGet(const std::string& workload, uint64_t op) override;
+  void ScheduleTimer(const std::string& workload, absl::Time at) override;
+  void Record(const Decision& decision) override;
+
+  Automaton* Find(const std::string& workload) const;
+
+  const Clock* const clock_;
+  Scheduler* const scheduler_;
+  ReplicaSetter* const setter_;
+  DecisionSink* const sink_;
+  const DeciderOptions options_;
+  absl::flat_hash_map<std::string, std::unique_ptr<Automaton>> automata_;
+  uint64_t unrouted_samples_ = 0;
+  std::vector<Decision>* collect_ = nullptr;  // decisions of the call in progress
+  // Posted completions hold a weak reference; a destroyed engine ignores them.
+  std::shared_ptr<Engine*> alive_;
+};
+
+}  // namespace zeroscale::decide
+
+#endif  // ZEROSCALE_SCALER_DECIDE_ENGINE_H_
