@@ -1,5 +1,6 @@
 #include "scaler/decide/rules.h"
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/scaler/decide/test_util.h"
 
@@ -65,6 +66,41 @@ TEST(RulesTest, AllThresholdsMustHold) {
   EXPECT_TRUE(RuleHolds(r, st));
   EXPECT_EQ(ExplainRule(r, st),
             "rule 'both' holds: CPU_USAGE 60 > 50 and MEMORY_USAGE 90 > 80 over 60s");
+}
+
+}  // namespace
+}  // namespace zeroscale::decide
+
+namespace zeroscale::decide {
+namespace {
+
+TEST(DecisionJsonTest, RoundTripsAndNamesBadFields) {
+  Decision d;
+  d.time = absl::FromUnixMillis(1'800'000'000'123);
+  d.workload = "ml/Deployment/llama";
+  d.from = State::kWaking;
+  d.to = State::kActive;
+  d.replicas_before = 0;
+  d.replicas_after = 1;
+  d.trigger = Trigger::kPodReady;
+  d.reason = "pod ml/p0 is ready 4.2s after the wake";
+  d.dry_run = true;
+  const std::string json = DecisionToJson(d);
+  EXPECT_EQ(json,
+            "{\"time\":\"2027-01-15T08:00:00.123Z\",\"workload\":\"ml/Deployment/llama\","
+            "\"from\":\"Waking\",\"to\":\"Active\",\"replicasBefore\":0,\"replicasAfter\":1,"
+            "\"trigger\":\"podReady\",\"reason\":\"pod ml/p0 is ready 4.2s after the wake\","
+            "\"dryRun\":true}");
+  absl::StatusOr<Decision> back = DecisionFromJson(json);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, d);
+  EXPECT_THAT(DecisionFromJson("{\"from\":\"Sleeping\",\"time\":\"2027-01-15T08:00:00Z\"}")
+                  .status()
+                  .ToString(),
+              ::testing::HasSubstr("from: unknown state"));
+  EXPECT_THAT(DecisionFromJson("{\"replicasAfter\":\"x\"}").status().ToString(),
+              ::testing::HasSubstr("replicasAfter: must be an integer"));
+  EXPECT_EQ(DecisionFromJson("[]").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
