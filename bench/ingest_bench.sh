@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Ingest benchmark. In one run, on 127.0.0.1 only:
+#   1. reference: redis-benchmark, pipelined ZADD of members as large as a real sample,
+#      spread over 10,000 keys (one per simulated pod);
+#   2. zeroscale: sustained acknowledged samples/s through the scaler's gRPC stream into
+#      the same Redis (zeroscale-loadgen, streams of simulated pods);
+#   3. the scaler's RSS with 10,000 simulated pods streaming one sample per second.
+# Prints both rates and their ratio. Usage: bench/ingest_bench.sh [build-dir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+SCALER=$BUILD/scaler/zeroscale-scaler
+LOADGEN=$BUILD/bench/zeroscale-loadgen
+DURATION=${DURATION:-15s}
+[ -x "$SCALER" ] && [ -x "$LOADGEN" ] || { echo "build first: scripts/build.sh" >&2; exit 2; }
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+TMP=$(mktemp -d)
+
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >"$TMP/redis.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+SAMPLE=$("$LOADGEN" --print-sample)
+SIZE=${#SAMPLE}
+# A member of the same size whose random part makes every member distinct.
+MEMBER=$(python3 -c "import sys; n=int(sys.argv[1]); p='{\"id\":\"bench/pod-__rand_int__\",\"pad\":\"'; print(p + 'x'*(n-len(p)-2) + '\"}')" "$SIZE")
+echo "sample member: $SIZE bytes"
+
+ref_best=0
+for cfg in "1 64" "4 64" "8 128"; do
+  set -- $cfg
+  rps=$(redis-benchmark -p "$REDIS_PORT" -c "$1" -P "$2" -n 2000000 -r 10000 --csv \
+          ZADD podmetric:bench/pod-__rand_int__ __rand_int__ "$MEMBER" 2>/dev/null |
+        tail -1 | awk -F'"' '{print $4}')
+  printf 'redis-benchmark ZADD -c %s -P %s: %.0f/s\n' "$1" "$2" "$rps"
+  ref_best=$(python3 -c "print(max($ref_best, $rps))")
+  redis-cli -p "$REDIS_PORT" flushall >/dev/null
+done
+
+start_scaler() {
+  HTTP=$(free_port); GRPC=$(free_port)
+  "$SCALER" --redis=127.0.0.1:$REDIS_PORT --http-listen=127.0.0.1:$HTTP \
+    --grpc-listen=127.0.0.1:$GRPC --webhook-listen=127.0.0.1:$(free_port) --log-level=warning \
+    >"$TMP/scaler.log" 2>&1 &
+  SCALER_PID=$!; PIDS+=($SCALER_PID)
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$HTTP/readyz" >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "scaler did not become ready" >&2; cat "$TMP/scaler.log" >&2; exit 1
+}
+
+start_scaler
+out=$("$LOADGEN" --scaler=127.0.0.1:$GRPC --pods=100 --batch=32 --window=1024 \
+        --duration="$DURATION" --warmup=3s --quiet)
+echo "$out"
+zs=$(echo "$out" | sed -n 's/.*acked_per_s=\([0-9.]*\).*/\1/p')
+stored=$(redis-cli -p "$REDIS_PORT" eval "local n=0 for _,k in ipairs(redis.call('keys','podmetric:*')) do n=n+redis.call('zcard',k) end return n" 0)
+echo "samples in Redis after the run: $stored"
+kill "$SCALER_PID"; wait "$SCALER_PID" 2>/dev/null || true
+redis-cli -p "$REDIS_PORT" flushall >/dev/null
+
+start_scaler
+"$LOADGEN" --scaler=127.0.0.1:$GRPC --pods=10000 --rate=1 --channels=8 --duration=20s \
+  --warmup=5s --quiet >"$TMP/rss-load.out" &
+LG=$!
+sleep 18
+rss=$(awk '/VmRSS/{print $2}' /proc/$SCALER_PID/status)
+streams=$(curl -fs "http://127.0.0.1:$HTTP/metrics" | awk '/^zeroscale_ingest_active_streams/{print $2}')
+wait $LG || true
+cat "$TMP/rss-load.out"
+
+python3 - "$ref_best" "$zs" "$rss" "$streams" <<'PY'
+import sys
+ref, zs, rss, streams = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+print(f"RESULT reference redis-benchmark ZADD (best config): {ref:,.0f} samples/s")
+print(f"RESULT zeroscale acknowledged through gRPC:        {zs:,.0f} samples/s")
+print(f"RESULT ratio zeroscale / redis-benchmark:          {zs/ref:.2f}")
+print(f"RESULT scaler RSS with {streams} active pod streams: {rss/1024:.1f} MiB")
+PY
