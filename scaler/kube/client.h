@@ -1,0 +1,108 @@
+// A small Kubernetes API client for what the scaler needs: the Scale subresource of
+// Deployments and StatefulSets, list/watch and status of CustomAutoscalers, Leases and
+// Events. Errors are absl::Status with codes chosen by what the caller should do:
+//   kUnavailable       retry with backoff (5xx, 429 with RetryAfterOf(), network)
+//   kAborted           409 Conflict: the object changed (or already exists); re-read
+//                      and re-decide, never re-apply blindly
+//   kNotFound          404
+//   kOutOfRange        410 Gone: the resourceVersion is too old; re-list (IsGone())
+//   kPermissionDenied  401/403
+//   kInvalidArgument   400/422 or an object that does not parse
+//   kFailedPrecondition unusable configuration
+// HttpStatusOf() gives the HTTP status behind any of them.
+//
+// Thread-safety: all methods may be called concurrently.
+#ifndef ZEROSCALE_SCALER_KUBE_CLIENT_H_
+#define ZEROSCALE_SCALER_KUBE_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/time/clock.h"
+#include "scaler/kube/config.h"
+#include "scaler/kube/retry.h"
+#include "scaler/kube/transport.h"
+#include "scaler/kube/types.h"
+
+namespace zeroscale::kube {
+
+struct CustomAutoscalerWatchEvent {
+  enum class Type { kAdded, kModified, kDeleted, kBookmark };
+  Type type = Type::kAdded;
+  // Where the watch has got to: the object's resourceVersion, or the bookmark's.
+  std::string resource_version;
+  // Empty for bookmarks.
+  CustomAutoscaler object;
+};
+
+class KubeClient {
+ public:
+  // `clock` times token re-reads; it must outlive the client.
+  static absl::StatusOr<std::unique_ptr<KubeClient>> Create(const ClusterConfig& config,
+                                                            Clock* clock = RealClock::Get());
+  const ClusterConfig& config() const { return config_; }
+
+  // --- Scale subresource (autoscaling/v1) of apps/v1 Deployments and StatefulSets.
+  absl::StatusOr<Scale> GetScale(const WorkloadRef& target);
+  // Sets spec.replicas with a merge patch carrying `resource_version`, so the write is
+  // refused (kAborted) if anything changed the Scale since it was read. An empty
+  // resource_version writes unconditionally. Returns the Scale as written.
+  absl::StatusOr<Scale> PatchScale(const WorkloadRef& target, int32_t replicas,
+                                   absl::string_view resource_version);
+
+  // --- CustomAutoscalers. `ns` empty means all namespaces.
+  absl::StatusOr<CustomAutoscalerList> ListCustomAutoscalers(absl::string_view ns);
+  // Watches from `resource_version`, handing events to `on_event` as they arrive, with
+  // bookmarks. Returns OK when the server ends the watch (after `timeout`) or
+  // `on_event` returns false; an ERROR event becomes the matching error (410 → IsGone);
+  // kCancelled when `cancel` fires.
+  absl::Status WatchCustomAutoscalers(
+      absl::string_view ns, absl::string_view resource_version, absl::Duration timeout,
+      const std::function<bool(const CustomAutoscalerWatchEvent&)>& on_event, CancelToken* cancel);
+  // Merge-patches the status subresource.
+  absl::StatusOr<CustomAutoscaler> PatchCustomAutoscalerStatus(
+      absl::string_view ns, absl::string_view name, const CustomAutoscalerStatus& status);
+
+  // --- coordination.k8s.io/v1 Leases.
+  absl::StatusOr<Lease> GetLease(absl::string_view ns, absl::string_view name);
+  // kAborted when it already exists (someone else created it first).
+  absl::StatusOr<Lease> CreateLease(const Lease& lease);
+  // PUT with lease.resource_version: kAborted when another holder wrote it meanwhile.
+  absl::StatusOr<Lease> UpdateLease(const Lease& lease);
+
+  // --- core/v1 Events, in the involved object's namespace.
+  absl::StatusOr<Event> CreateEvent(const Event& event);
+  // Bumps count and lastTimestamp of an existing Event (repeats of one explanation).
+  absl::StatusOr<Event> PatchEventSeries(absl::string_view ns, absl::string_view name,
+                                         int32_t count, absl::Time last_timestamp);
+
+  // --- Escape hatch: any request, with the error mapping above; returns the body.
+  absl::StatusOr<std::string> Call(absl::string_view method, absl::string_view path,
+                                   absl::string_view body = "",
+                                   absl::string_view content_type = "application/json");
+
+  // Paths, exposed for tests and messages.
+  static absl::StatusOr<std::string> ScalePath(const WorkloadRef& target);
+  static std::string CustomAutoscalersPath(absl::string_view ns);
+
+ private:
+  KubeClient(ClusterConfig config, std::unique_ptr<Transport> transport);
+
+  ClusterConfig config_;
+  std::unique_ptr<Transport> transport_;
+};
+
+// The error for a non-2xx response: the code as above, the server's Status message,
+// the HTTP status and Retry-After attached (see retry.h). Exposed for tests.
+absl::Status StatusFromHttp(int http_status, absl::string_view body,
+                            absl::string_view retry_after_header, absl::string_view what);
+
+}  // namespace zeroscale::kube
+
+#endif  // ZEROSCALE_SCALER_KUBE_CLIENT_H_

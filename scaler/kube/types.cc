@@ -1,0 +1,378 @@
+#include "scaler/kube/types.h"
+
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "common/time/clock.h"
+#include "nlohmann/json.hpp"
+
+namespace zeroscale::kube {
+namespace {
+using json = nlohmann::json;
+
+absl::Status FieldError(absl::string_view field, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
+}
+
+absl::StatusOr<json> Parse(absl::string_view text) {
+  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("response is not valid JSON");
+  if (!j.is_object()) return absl::InvalidArgumentError("response is not a JSON object");
+  return j;
+}
+
+// The member `key` of `obj` when both exist and it is an object; else an empty object,
+// since the server leaves out empty structs as readily as zero numbers.
+const json& Obj(const json& obj, const char* key) {
+  static const json* const kEmpty = new json(json::object());
+  if (!obj.is_object()) return *kEmpty;
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_object() ? *it : *kEmpty;
+}
+
+absl::Status GetString(const json& obj, const char* key, absl::string_view path, std::string* out) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_string()) return FieldError(absl::StrCat(path, key), "must be a string");
+  *out = it->get<std::string>();
+  return absl::OkStatus();
+}
+
+absl::Status GetInt(const json& obj, const char* key, absl::string_view path, int64_t min,
+                    int64_t max, int64_t* out) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return absl::OkStatus();
+  const std::string field = absl::StrCat(path, key);
+  int64_t v = 0;
+  if (it->is_number_integer()) {
+    v = it->get<int64_t>();
+  } else if (it->is_number_float() &&
+             it->get<double>() == static_cast<int64_t>(it->get<double>())) {
+    v = static_cast<int64_t>(it->get<double>());
+  } else {
+    return FieldError(field, "must be an integer");
+  }
+  if (v < min || v > max) {
+    return FieldError(field, absl::StrCat("must be between ", min, " and ", max));
+  }
+  *out = v;
+  return absl::OkStatus();
+}
+
+absl::Status GetInt32(const json& obj, const char* key, absl::string_view path, int32_t min,
+                      int32_t* out) {
+  int64_t v = *out;
+  absl::Status s = GetInt(obj, key, path, min, std::numeric_limits<int32_t>::max(), &v);
+  *out = static_cast<int32_t>(v);
+  return s;
+}
+
+absl::Status GetTime(const json& obj, const char* key, absl::string_view path, absl::Time* out) {
+  std::string text;
+  absl::Status s = GetString(obj, key, path, &text);
+  if (!s.ok() || text.empty()) return s;
+  auto t = ParseRfc3339(text);
+  if (!t.ok()) return FieldError(absl::StrCat(path, key), t.status().message());
+  *out = *t;
+  return absl::OkStatus();
+}
+
+#define ZS_KUBE_RETURN_IF_ERROR(expr) \
+  do {                                \
+    absl::Status s_ = (expr);         \
+    if (!s_.ok()) return s_;          \
+  } while (0)
+
+struct Meta {
+  std::string namespace_, name, uid, resource_version;
+  int64_t generation = 0;
+};
+
+absl::StatusOr<Meta> ParseMeta(const json& obj) {
+  const json& m = Obj(obj, "metadata");
+  Meta meta;
+  ZS_KUBE_RETURN_IF_ERROR(GetString(m, "namespace", "metadata.", &meta.namespace_));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(m, "name", "metadata.", &meta.name));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(m, "uid", "metadata.", &meta.uid));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(m, "resourceVersion", "metadata.", &meta.resource_version));
+  ZS_KUBE_RETURN_IF_ERROR(GetInt(m, "generation", "metadata.", 0,
+                                 std::numeric_limits<int64_t>::max(), &meta.generation));
+  return meta;
+}
+
+absl::Status ParseSpec(const json& spec, const std::string& ns, CustomAutoscalerSpec* out) {
+  const json& ref = Obj(spec, "scaleTargetRef");
+  ZS_KUBE_RETURN_IF_ERROR(
+      GetString(ref, "apiVersion", "spec.scaleTargetRef.", &out->scale_target_ref.api_version));
+  ZS_KUBE_RETURN_IF_ERROR(
+      GetString(ref, "kind", "spec.scaleTargetRef.", &out->scale_target_ref.kind));
+  ZS_KUBE_RETURN_IF_ERROR(
+      GetString(ref, "name", "spec.scaleTargetRef.", &out->scale_target_ref.name));
+  ZS_KUBE_RETURN_IF_ERROR(GetInt32(spec, "minReplicas", "spec.", 0, &out->min_replicas));
+  ZS_KUBE_RETURN_IF_ERROR(GetInt32(spec, "maxReplicas", "spec.", 0, &out->max_replicas));
+  ZS_KUBE_RETURN_IF_ERROR(GetInt(spec, "idleTimeoutSeconds", "spec.", 0,
+                                 std::numeric_limits<int64_t>::max(), &out->idle_timeout_seconds));
+  // Validate after reading everything so that a bad rule still leaves the rest usable
+  // for the status the reconciler writes.
+  const ScaleTargetRef& t = out->scale_target_ref;
+  if (t.kind != "Deployment" && t.kind != "StatefulSet") {
+    return FieldError("spec.scaleTargetRef.kind",
+                      absl::StrCat("must be Deployment or StatefulSet, not '", t.kind, "'"));
+  }
+  if (t.name.empty()) return FieldError("spec.scaleTargetRef.name", "is required");
+  if (!t.api_version.empty() && t.api_version != "apps/v1") {
+    return FieldError("spec.scaleTargetRef.apiVersion", "must be apps/v1");
+  }
+  if (out->max_replicas < 1) return FieldError("spec.maxReplicas", "must be at least 1");
+  if (out->min_replicas > out->max_replicas) {
+    return FieldError("spec.minReplicas", "must not exceed spec.maxReplicas");
+  }
+  auto rules = spec.find("rules");
+  if (rules != spec.end() && !rules->is_null()) {
+    if (!rules->is_array()) return FieldError("spec.rules", "must be a list");
+    const std::string target = absl::StrCat(ns, "/", t.kind, "/", t.name);
+    for (size_t i = 0; i < rules->size(); ++i) {
+      auto rule = ScalingRuleFromJson((*rules)[i].dump());
+      if (!rule.ok()) {
+        return FieldError(absl::StrCat("spec.rules[", i, "]"), rule.status().message());
+      }
+      rule->target = target;
+      out->rules.push_back(*std::move(rule));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseStatus(const json& st, CustomAutoscalerStatus* out) {
+  if (st.contains("replicas")) {
+    int32_t v = 0;
+    ZS_KUBE_RETURN_IF_ERROR(GetInt32(st, "replicas", "status.", 0, &v));
+    out->replicas = v;
+  }
+  if (st.contains("desiredReplicas")) {
+    int32_t v = 0;
+    ZS_KUBE_RETURN_IF_ERROR(GetInt32(st, "desiredReplicas", "status.", 0, &v));
+    out->desired_replicas = v;
+  }
+  ZS_KUBE_RETURN_IF_ERROR(GetString(st, "state", "status.", &out->state));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(st, "lastDecision", "status.", &out->last_decision));
+  ZS_KUBE_RETURN_IF_ERROR(
+      GetString(st, "lastDecisionReason", "status.", &out->last_decision_reason));
+  ZS_KUBE_RETURN_IF_ERROR(GetTime(st, "lastDecisionTime", "status.", &out->last_decision_time));
+  ZS_KUBE_RETURN_IF_ERROR(GetInt(st, "observedGeneration", "status.", 0,
+                                 std::numeric_limits<int64_t>::max(), &out->observed_generation));
+  auto conds = st.find("conditions");
+  if (conds != st.end() && conds->is_array()) {
+    for (const json& c : *conds) {
+      Condition cond;
+      ZS_KUBE_RETURN_IF_ERROR(GetString(c, "type", "status.conditions[].", &cond.type));
+      ZS_KUBE_RETURN_IF_ERROR(GetString(c, "status", "status.conditions[].", &cond.status));
+      ZS_KUBE_RETURN_IF_ERROR(GetString(c, "reason", "status.conditions[].", &cond.reason));
+      ZS_KUBE_RETURN_IF_ERROR(GetString(c, "message", "status.conditions[].", &cond.message));
+      ZS_KUBE_RETURN_IF_ERROR(
+          GetTime(c, "lastTransitionTime", "status.conditions[].", &cond.last_transition_time));
+      ZS_KUBE_RETURN_IF_ERROR(GetInt(c, "observedGeneration", "status.conditions[].", 0,
+                                     std::numeric_limits<int64_t>::max(),
+                                     &cond.observed_generation));
+      out->conditions.push_back(std::move(cond));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CustomAutoscaler> CustomAutoscalerFromObject(const json& obj) {
+  auto meta = ParseMeta(obj);
+  if (!meta.ok()) return meta.status();
+  if (meta->name.empty()) return FieldError("metadata.name", "is required");
+  CustomAutoscaler ca;
+  ca.namespace_ = meta->namespace_;
+  ca.name = meta->name;
+  ca.uid = meta->uid;
+  ca.resource_version = meta->resource_version;
+  ca.generation = meta->generation;
+  ca.spec_error = ParseSpec(Obj(obj, "spec"), ca.namespace_, &ca.spec);
+  // A malformed status is ours to overwrite; it must not hide the object.
+  (void)ParseStatus(Obj(obj, "status"), &ca.status);
+  return ca;
+}
+
+json ReferenceToJson(const ObjectReference& r) {
+  json j = json::object();
+  if (!r.api_version.empty()) j["apiVersion"] = r.api_version;
+  if (!r.kind.empty()) j["kind"] = r.kind;
+  if (!r.namespace_.empty()) j["namespace"] = r.namespace_;
+  if (!r.name.empty()) j["name"] = r.name;
+  if (!r.uid.empty()) j["uid"] = r.uid;
+  if (!r.resource_version.empty()) j["resourceVersion"] = r.resource_version;
+  return j;
+}
+
+}  // namespace
+
+std::string WorkloadRef::Id() const { return absl::StrCat(namespace_, "/", kind, "/", name); }
+
+WorkloadRef CustomAutoscaler::Target() const {
+  return WorkloadRef{namespace_, spec.scale_target_ref.kind, spec.scale_target_ref.name};
+}
+
+std::string FormatMicroTime(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d%ET%H:%M:%E6SZ", t, absl::UTCTimeZone());
+}
+
+std::string FormatKubeTime(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%d%ET%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+absl::StatusOr<Scale> ScaleFromJson(absl::string_view text) {
+  auto j = Parse(text);
+  if (!j.ok()) return j.status();
+  auto meta = ParseMeta(*j);
+  if (!meta.ok()) return meta.status();
+  Scale s;
+  s.namespace_ = meta->namespace_;
+  s.name = meta->name;
+  s.uid = meta->uid;
+  s.resource_version = meta->resource_version;
+  ZS_KUBE_RETURN_IF_ERROR(GetInt32(Obj(*j, "spec"), "replicas", "spec.", 0, &s.spec_replicas));
+  const json& st = Obj(*j, "status");
+  ZS_KUBE_RETURN_IF_ERROR(GetInt32(st, "replicas", "status.", 0, &s.status_replicas));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(st, "selector", "status.", &s.selector));
+  return s;
+}
+
+absl::StatusOr<CustomAutoscaler> CustomAutoscalerFromJson(absl::string_view text) {
+  auto j = Parse(text);
+  if (!j.ok()) return j.status();
+  return CustomAutoscalerFromObject(*j);
+}
+
+absl::StatusOr<CustomAutoscalerList> CustomAutoscalerListFromJson(absl::string_view text) {
+  auto j = Parse(text);
+  if (!j.ok()) return j.status();
+  CustomAutoscalerList list;
+  ZS_KUBE_RETURN_IF_ERROR(
+      GetString(Obj(*j, "metadata"), "resourceVersion", "metadata.", &list.resource_version));
+  auto items = j->find("items");
+  if (items != j->end() && items->is_array()) {
+    for (const json& item : *items) {
+      auto ca = CustomAutoscalerFromObject(item);
+      if (!ca.ok()) return ca.status();
+      list.items.push_back(*std::move(ca));
+    }
+  }
+  return list;
+}
+
+std::string CustomAutoscalerStatusPatch(const CustomAutoscalerStatus& s) {
+  json st = json::object();
+  // Explicit nulls remove fields in a merge patch, so a stale value cannot linger.
+  st["replicas"] = s.replicas ? json(*s.replicas) : json(nullptr);
+  st["desiredReplicas"] = s.desired_replicas ? json(*s.desired_replicas) : json(nullptr);
+  st["state"] = s.state;
+  st["lastDecision"] = s.last_decision;
+  st["lastDecisionReason"] = s.last_decision_reason;
+  if (s.last_decision_time != absl::InfinitePast()) {
+    st["lastDecisionTime"] = FormatKubeTime(s.last_decision_time);
+  }
+  if (s.observed_generation > 0) st["observedGeneration"] = s.observed_generation;
+  json conds = json::array();
+  for (const Condition& c : s.conditions) {
+    json jc = {
+        {"type", c.type}, {"status", c.status}, {"reason", c.reason}, {"message", c.message}};
+    if (c.last_transition_time != absl::InfinitePast()) {
+      jc["lastTransitionTime"] = FormatKubeTime(c.last_transition_time);
+    }
+    if (c.observed_generation > 0) jc["observedGeneration"] = c.observed_generation;
+    conds.push_back(std::move(jc));
+  }
+  st["conditions"] = std::move(conds);
+  return json{{"status", std::move(st)}}.dump();
+}
+
+absl::StatusOr<Lease> LeaseFromJson(absl::string_view text) {
+  auto j = Parse(text);
+  if (!j.ok()) return j.status();
+  auto meta = ParseMeta(*j);
+  if (!meta.ok()) return meta.status();
+  Lease l;
+  l.namespace_ = meta->namespace_;
+  l.name = meta->name;
+  l.resource_version = meta->resource_version;
+  const json& spec = Obj(*j, "spec");
+  ZS_KUBE_RETURN_IF_ERROR(GetString(spec, "holderIdentity", "spec.", &l.holder_identity));
+  ZS_KUBE_RETURN_IF_ERROR(
+      GetInt32(spec, "leaseDurationSeconds", "spec.", 0, &l.lease_duration_seconds));
+  ZS_KUBE_RETURN_IF_ERROR(GetTime(spec, "acquireTime", "spec.", &l.acquire_time));
+  ZS_KUBE_RETURN_IF_ERROR(GetTime(spec, "renewTime", "spec.", &l.renew_time));
+  ZS_KUBE_RETURN_IF_ERROR(GetInt32(spec, "leaseTransitions", "spec.", 0, &l.lease_transitions));
+  return l;
+}
+
+std::string LeaseToJson(const Lease& l) {
+  json meta = {{"name", l.name}, {"namespace", l.namespace_}};
+  if (!l.resource_version.empty()) meta["resourceVersion"] = l.resource_version;
+  json spec = json::object();
+  if (!l.holder_identity.empty()) spec["holderIdentity"] = l.holder_identity;
+  if (l.lease_duration_seconds > 0) spec["leaseDurationSeconds"] = l.lease_duration_seconds;
+  if (l.acquire_time != absl::InfinitePast()) spec["acquireTime"] = FormatMicroTime(l.acquire_time);
+  if (l.renew_time != absl::InfinitePast()) spec["renewTime"] = FormatMicroTime(l.renew_time);
+  if (l.lease_transitions > 0) spec["leaseTransitions"] = l.lease_transitions;
+  return json{{"apiVersion", "coordination.k8s.io/v1"},
+              {"kind", "Lease"},
+              {"metadata", std::move(meta)},
+              {"spec", std::move(spec)}}
+      .dump();
+}
+
+absl::StatusOr<Event> EventFromJson(absl::string_view text) {
+  auto j = Parse(text);
+  if (!j.ok()) return j.status();
+  auto meta = ParseMeta(*j);
+  if (!meta.ok()) return meta.status();
+  Event e;
+  e.namespace_ = meta->namespace_;
+  e.name = meta->name;
+  e.resource_version = meta->resource_version;
+  const json& io = Obj(*j, "involvedObject");
+  ObjectReference& r = e.involved_object;
+  ZS_KUBE_RETURN_IF_ERROR(GetString(io, "apiVersion", "involvedObject.", &r.api_version));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(io, "kind", "involvedObject.", &r.kind));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(io, "namespace", "involvedObject.", &r.namespace_));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(io, "name", "involvedObject.", &r.name));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(io, "uid", "involvedObject.", &r.uid));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(*j, "type", "", &e.type));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(*j, "reason", "", &e.reason));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(*j, "message", "", &e.message));
+  e.count = 0;
+  ZS_KUBE_RETURN_IF_ERROR(GetInt32(*j, "count", "", 0, &e.count));
+  ZS_KUBE_RETURN_IF_ERROR(GetTime(*j, "firstTimestamp", "", &e.first_timestamp));
+  ZS_KUBE_RETURN_IF_ERROR(GetTime(*j, "lastTimestamp", "", &e.last_timestamp));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(*j, "reportingComponent", "", &e.reporting_component));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(*j, "reportingInstance", "", &e.reporting_instance));
+  return e;
+}
+
+std::string EventToJson(const Event& e) {
+  json meta = {{"name", e.name}, {"namespace", e.namespace_}};
+  if (!e.resource_version.empty()) meta["resourceVersion"] = e.resource_version;
+  json j = {{"apiVersion", "v1"},
+            {"kind", "Event"},
+            {"metadata", std::move(meta)},
+            {"involvedObject", ReferenceToJson(e.involved_object)},
+            {"type", e.type},
+            {"reason", e.reason},
+            {"message", e.message},
+            {"count", e.count},
+            {"source", {{"component", e.reporting_component}}},
+            {"reportingComponent", e.reporting_component},
+            {"reportingInstance", e.reporting_instance}};
+  if (e.first_timestamp != absl::InfinitePast()) {
+    j["firstTimestamp"] = FormatKubeTime(e.first_timestamp);
+  }
+  if (e.last_timestamp != absl::InfinitePast()) {
+    j["lastTimestamp"] = FormatKubeTime(e.last_timestamp);
+  }
+  return j.dump();
+}
+
+}  // namespace zeroscale::kube

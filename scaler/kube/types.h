@@ -1,0 +1,167 @@
+// Domain types for the few Kubernetes objects the scaler touches (Scale, the
+// CustomAutoscaler custom resource and its status, Lease, Event) and their JSON wire
+// mapping. The real API server omits zero-valued fields (a Scale at 0 replicas comes back
+// as "spec": {}), so every parser reads a missing field as its zero value.
+// Value types and pure functions; thread-safe.
+#ifndef ZEROSCALE_SCALER_KUBE_TYPES_H_
+#define ZEROSCALE_SCALER_KUBE_TYPES_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/model/scaling_rule.h"
+
+namespace zeroscale::kube {
+
+inline constexpr char kCustomAutoscalerGroup[] = "autoscaler-group.autoscaler";
+inline constexpr char kCustomAutoscalerVersion[] = "v1alpha1";
+inline constexpr char kCustomAutoscalerKind[] = "CustomAutoscaler";
+inline constexpr char kCustomAutoscalerPlural[] = "customautoscalers";
+
+// A scalable workload: kind is "Deployment" or "StatefulSet".
+struct WorkloadRef {
+  std::string namespace_;
+  std::string kind;
+  std::string name;
+  // "<namespace>/<kind>/<name>", the spec's workload id.
+  std::string Id() const;
+  bool operator==(const WorkloadRef& o) const {
+    return namespace_ == o.namespace_ && kind == o.kind && name == o.name;
+  }
+};
+
+// The autoscaling/v1 Scale subresource.
+struct Scale {
+  std::string namespace_;
+  std::string name;
+  std::string uid;
+  // Pass back on writes so that a concurrent change is refused rather than overwritten.
+  std::string resource_version;
+  int32_t spec_replicas = 0;    // desired
+  int32_t status_replicas = 0;  // observed by the workload's controller
+  std::string selector;         // label selector of the pods, "app=llama"
+};
+
+struct ScaleTargetRef {
+  std::string api_version;  // "apps/v1"
+  std::string kind;         // "Deployment" | "StatefulSet"
+  std::string name;
+};
+
+struct CustomAutoscalerSpec {
+  ScaleTargetRef scale_target_ref;
+  // Absent means 1, as for a HorizontalPodAutoscaler; 0 allows scale to zero.
+  int32_t min_replicas = 1;
+  int32_t max_replicas = 0;
+  // Each rule's `target` is set to the scale target's workload id.
+  std::vector<ScalingRule> rules;
+  // 0: no idle-based scale to zero.
+  int64_t idle_timeout_seconds = 0;
+};
+
+struct Condition {
+  std::string type;    // "Ready", "Active", "ScalingLimited"
+  std::string status;  // "True" | "False" | "Unknown"
+  std::string reason;  // CamelCase
+  std::string message;
+  absl::Time last_transition_time = absl::InfinitePast();
+  int64_t observed_generation = 0;
+};
+
+// What the scaler reports back on the CustomAutoscaler (the status subresource).
+struct CustomAutoscalerStatus {
+  std::optional<int32_t> replicas;
+  std::optional<int32_t> desired_replicas;
+  std::string state;                 // the automaton's state, "Active", "ScaledToZero"
+  std::string last_decision;         // "INCREASE_INSTANCES 1 -> 2"
+  std::string last_decision_reason;  // why, in words
+  absl::Time last_decision_time = absl::InfinitePast();  // omitted when infinite
+  int64_t observed_generation = 0;                       // omitted when 0
+  std::vector<Condition> conditions;
+};
+
+struct CustomAutoscaler {
+  std::string namespace_;
+  std::string name;
+  std::string uid;
+  std::string resource_version;
+  int64_t generation = 0;
+  CustomAutoscalerSpec spec;
+  // Not OK when the spec cannot be used (bad rule, unknown kind, min > max): the object
+  // is still delivered so that the reconciler can say so in its status.
+  absl::Status spec_error;
+  CustomAutoscalerStatus status;
+
+  std::string Key() const { return namespace_ + "/" + name; }
+  // The scale target, in this object's namespace.
+  WorkloadRef Target() const;
+};
+
+struct CustomAutoscalerList {
+  std::vector<CustomAutoscaler> items;
+  std::string resource_version;  // where a watch continues from
+};
+
+// coordination.k8s.io/v1 Lease.
+struct Lease {
+  std::string namespace_;
+  std::string name;
+  std::string resource_version;
+  std::string holder_identity;
+  int32_t lease_duration_seconds = 0;
+  absl::Time acquire_time = absl::InfinitePast();
+  absl::Time renew_time = absl::InfinitePast();
+  int32_t lease_transitions = 0;
+};
+
+struct ObjectReference {
+  std::string api_version;
+  std::string kind;
+  std::string namespace_;
+  std::string name;
+  std::string uid;
+  std::string resource_version;
+};
+
+// A core/v1 Event, as created and as read back.
+struct Event {
+  std::string namespace_;  // always the involved object's namespace
+  std::string name;
+  std::string resource_version;
+  ObjectReference involved_object;
+  std::string type;  // "Normal" | "Warning"
+  std::string reason;
+  std::string message;
+  int32_t count = 1;
+  absl::Time first_timestamp = absl::InfinitePast();
+  absl::Time last_timestamp = absl::InfinitePast();
+  std::string reporting_component;
+  std::string reporting_instance;
+};
+
+// JSON mapping. Parsers return kInvalidArgument naming the field; a missing field reads
+// as its zero value. Writers emit exactly what the API server expects.
+absl::StatusOr<Scale> ScaleFromJson(absl::string_view json);
+absl::StatusOr<CustomAutoscaler> CustomAutoscalerFromJson(absl::string_view json);
+absl::StatusOr<CustomAutoscalerList> CustomAutoscalerListFromJson(absl::string_view json);
+// {"status": {...}} for a merge patch of the status subresource.
+std::string CustomAutoscalerStatusPatch(const CustomAutoscalerStatus& status);
+absl::StatusOr<Lease> LeaseFromJson(absl::string_view json);
+std::string LeaseToJson(const Lease& lease);
+absl::StatusOr<Event> EventFromJson(absl::string_view json);
+std::string EventToJson(const Event& event);
+
+// metav1.MicroTime, "2026-11-25T03:38:33.123456Z", as Leases carry.
+std::string FormatMicroTime(absl::Time t);
+// metav1.Time, whole seconds, "2026-11-25T03:38:33Z".
+std::string FormatKubeTime(absl::Time t);
+
+}  // namespace zeroscale::kube
+
+#endif  // ZEROSCALE_SCALER_KUBE_TYPES_H_

@@ -1,0 +1,92 @@
+// Checks the CustomAutoscaler CRD manifest parses and says what the scaler relies on.
+#include <set>
+#include <string>
+
+#include "common/model/scaling_rule.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "scaler/kube/types.h"
+#include "yaml-cpp/yaml.h"
+
+namespace zeroscale::kube {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::UnorderedElementsAre;
+
+std::vector<std::string> Strings(const YAML::Node& seq) {
+  std::vector<std::string> out;
+  for (const auto& n : seq) out.push_back(n.as<std::string>());
+  return out;
+}
+
+class CrdTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    crd_ = YAML::LoadFile(ZS_SOURCE_DIR "/charts/zeroscale/crds/customautoscalers.yaml");
+    version_ = crd_["spec"]["versions"][0];
+    spec_ = version_["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    rule_ = spec_["properties"]["rules"]["items"];
+  }
+  YAML::Node crd_, version_, spec_, rule_;
+};
+
+TEST_F(CrdTest, NamesMatchTheClient) {
+  EXPECT_EQ(crd_["apiVersion"].as<std::string>(), "apiextensions.k8s.io/v1");
+  EXPECT_EQ(crd_["kind"].as<std::string>(), "CustomResourceDefinition");
+  EXPECT_EQ(crd_["metadata"]["name"].as<std::string>(),
+            std::string(kCustomAutoscalerPlural) + "." + kCustomAutoscalerGroup);
+  EXPECT_EQ(crd_["spec"]["group"].as<std::string>(), kCustomAutoscalerGroup);
+  EXPECT_EQ(crd_["spec"]["scope"].as<std::string>(), "Namespaced");
+  EXPECT_EQ(crd_["spec"]["names"]["kind"].as<std::string>(), kCustomAutoscalerKind);
+  EXPECT_EQ(crd_["spec"]["names"]["plural"].as<std::string>(), kCustomAutoscalerPlural);
+  EXPECT_THAT(Strings(crd_["spec"]["names"]["shortNames"]), ElementsAre("csa"));
+  EXPECT_EQ(version_["name"].as<std::string>(), kCustomAutoscalerVersion);
+  EXPECT_TRUE(version_["served"].as<bool>());
+  EXPECT_TRUE(version_["storage"].as<bool>());
+  EXPECT_TRUE(version_["subresources"]["status"].IsMap());
+}
+
+TEST_F(CrdTest, PrinterColumns) {
+  std::vector<std::string> names;
+  for (const auto& c : version_["additionalPrinterColumns"]) {
+    names.push_back(c["name"].as<std::string>());
+    EXPECT_TRUE(c["jsonPath"].IsScalar());
+  }
+  EXPECT_THAT(names, ElementsAre("Target", "Min", "Max", "Replicas", "State", "Age"));
+}
+
+TEST_F(CrdTest, SpecSchemaValidates) {
+  EXPECT_THAT(Strings(spec_["required"]), UnorderedElementsAre("scaleTargetRef", "maxReplicas"));
+  const YAML::Node ref = spec_["properties"]["scaleTargetRef"];
+  EXPECT_THAT(Strings(ref["required"]), UnorderedElementsAre("kind", "name"));
+  EXPECT_THAT(Strings(ref["properties"]["kind"]["enum"]), ElementsAre("Deployment", "StatefulSet"));
+  EXPECT_EQ(spec_["properties"]["minReplicas"]["minimum"].as<int>(), 0);
+  EXPECT_EQ(spec_["properties"]["maxReplicas"]["minimum"].as<int>(), 1);
+  EXPECT_EQ(spec_["properties"]["idleTimeoutSeconds"]["minimum"].as<int>(), 0);
+
+  EXPECT_THAT(Strings(rule_["required"]), UnorderedElementsAre("id", "action", "thresholds"));
+  for (const char* f : {"windowSeconds", "step", "cooldownSeconds"}) {
+    EXPECT_EQ(rule_["properties"][f]["type"].as<std::string>(), "integer") << f;
+  }
+  const YAML::Node thresholds = rule_["properties"]["thresholds"];
+  EXPECT_EQ(thresholds["minItems"].as<int>(), 1);
+  EXPECT_EQ(thresholds["items"]["properties"]["value"]["type"].as<std::string>(), "number");
+}
+
+// The enums must be exactly the names the scaler parses, or valid CRs would be refused.
+TEST_F(CrdTest, EnumsMatchTheModel) {
+  const auto actions = Strings(rule_["properties"]["action"]["enum"]);
+  EXPECT_EQ(actions.size(), 3u);
+  for (const auto& a : actions) EXPECT_TRUE(ParseAction(a).has_value()) << a;
+  const YAML::Node t = rule_["properties"]["thresholds"]["items"]["properties"];
+  const auto metrics = Strings(t["metricType"]["enum"]);
+  EXPECT_EQ(metrics.size(), 7u);
+  for (const auto& m : metrics) EXPECT_TRUE(ParseMetricType(m).has_value()) << m;
+  const auto ops = Strings(t["operator"]["enum"]);
+  EXPECT_EQ(ops.size(), 3u);
+  for (const auto& o : ops) EXPECT_TRUE(ParseOperator(o).has_value()) << o;
+}
+
+}  // namespace
+}  // namespace zeroscale::kube
