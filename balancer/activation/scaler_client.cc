@@ -1,0 +1,278 @@
+#include "balancer/activation/scaler_client.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/grpcutil/status.h"
+#include "common/log/log.h"
+#include "grpcpp/grpcpp.h"
+#include "zeroscale/v1/activation.grpc.pb.h"
+
+namespace zeroscale::balancer {
+namespace {
+
+WorkloadState FromProto(const v1::WorkloadState& p) {
+  WorkloadState s;
+  s.workload = p.workload();
+  s.replicas = p.replicas();
+  s.ready_replicas = p.ready_replicas();
+  s.endpoints.reserve(p.endpoints_size());
+  for (const auto& e : p.endpoints()) s.endpoints.push_back({e.pod(), e.address(), e.ready()});
+  return s;
+}
+
+}  // namespace
+
+absl::Status SplitAddress(const std::string& address, std::string* host, uint16_t* port) {
+  size_t colon;
+  if (!address.empty() && address.front() == '[') {
+    const size_t close = address.find(']');
+    if (close == std::string::npos || close + 1 >= address.size() || address[close + 1] != ':') {
+      return absl::InvalidArgumentError(absl::StrCat("bad address \"", address, "\""));
+    }
+    *host = address.substr(1, close - 1);
+    colon = close + 1;
+  } else {
+    colon = address.rfind(':');
+    if (colon == std::string::npos || colon == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("bad address \"", address, "\""));
+    }
+    *host = address.substr(0, colon);
+  }
+  uint32_t p = 0;
+  if (!absl::SimpleAtoi(address.substr(colon + 1), &p) || p == 0 || p > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("bad port in address \"", address, "\""));
+  }
+  *port = static_cast<uint16_t>(p);
+  return absl::OkStatus();
+}
+
+class ScalerClient::Impl {
+ public:
+  explicit Impl(ScalerClientOptions o) : options_(std::move(o)) {
+    grpc::ChannelArguments args;
+    // gRPC's own reconnect backoff grows to two minutes by default; a restarted scaler
+    // must be found within our backoff instead, or held requests time out needlessly.
+    const int max_ms = static_cast<int>(absl::ToInt64Milliseconds(options_.max_backoff));
+    const int init_ms = static_cast<int>(absl::ToInt64Milliseconds(options_.initial_backoff));
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::max(init_ms, 1));
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, std::max(init_ms, 1));
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, std::max(max_ms, 1));
+    channel_ = grpc::CreateCustomChannel(options_.target, grpc::InsecureChannelCredentials(), args);
+    stub_ = v1::ActivationService::NewStub(channel_);
+  }
+
+  ~Impl() { Stop(); }
+
+  absl::Status Start(StateCallback on_state, ConnectionCallback on_connection,
+                     TrafficSource traffic) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (started_) return absl::FailedPreconditionError("scaler client already started");
+    started_ = true;
+    on_state_ = std::move(on_state);
+    on_connection_ = std::move(on_connection);
+    traffic_ = std::move(traffic);
+    watch_thread_ = std::thread([this] { WatchLoop(); });
+    report_thread_ = std::thread([this] { ReportLoop(); });
+    return absl::OkStatus();
+  }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+      if (watch_ctx_) watch_ctx_->TryCancel();
+      if (report_ctx_) report_ctx_->TryCancel();
+      for (grpc::ClientContext* c : activate_ctxs_) c->TryCancel();
+    }
+    cv_.notify_all();
+    if (watch_thread_.joinable()) watch_thread_.join();
+    if (report_thread_.joinable()) report_thread_.join();
+    // Activate callbacks reach into the caller; none may run after Stop returns.
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return activate_ctxs_.empty(); });
+  }
+
+  void Activate(const std::string& workload, uint32_t held, ActivateDone done) {
+    struct Call {
+      grpc::ClientContext ctx;
+      v1::ActivateRequest req;
+      v1::WorkloadState resp;
+      ActivateDone done;
+    };
+    auto* call = new Call;
+    call->req.set_workload(workload);
+    call->req.set_held_requests(held);
+    call->done = std::move(done);
+    call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.activate_timeout));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) {
+        delete call;
+        return;
+      }
+      activate_ctxs_.push_back(&call->ctx);
+    }
+    stub_->async()->Activate(&call->ctx, &call->req, &call->resp, [this, call](grpc::Status s) {
+      std::unique_ptr<Call> owned(call);
+      if (s.ok()) {
+        owned->done(FromProto(owned->resp));
+      } else {
+        absl::Status st = FromGrpcStatus(s);
+        owned->done(absl::Status(st.code(), absl::StrCat("scaler at ", options_.target,
+                                                         ": Activate failed: ", st.message())));
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      activate_ctxs_.erase(std::find(activate_ctxs_.begin(), activate_ctxs_.end(), &owned->ctx));
+      if (activate_ctxs_.empty()) cv_.notify_all();
+    });
+  }
+
+  bool watch_connected() const { return watch_connected_.load(); }
+  uint64_t watch_failures() const { return watch_failures_.load(); }
+  uint64_t report_failures() const { return report_failures_.load(); }
+
+ private:
+  // Full jitter: uniform in [backoff/2, backoff], so a fleet of balancers does not
+  // reconnect in lockstep yet each retries promptly.
+  bool SleepBackoff(absl::Duration* backoff) {
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    absl::Duration d;
+    {
+      std::lock_guard<std::mutex> lock(rng_mu_);
+      d = *backoff * jitter(rng_);
+    }
+    *backoff = std::min(*backoff * 2, options_.max_backoff);
+    std::unique_lock<std::mutex> lock(mu_);
+    return !cv_.wait_for(lock, absl::ToChronoNanoseconds(d), [this] { return stopping_; });
+  }
+
+  void WatchLoop() {
+    absl::Duration backoff = options_.initial_backoff;
+    while (true) {
+      grpc::ClientContext ctx;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stopping_) return;
+        watch_ctx_ = &ctx;
+      }
+      v1::WatchRequest req;  // all workloads
+      std::unique_ptr<grpc::ClientReader<v1::WorkloadState>> reader = stub_->Watch(&ctx, req);
+      v1::WorkloadState msg;
+      while (reader->Read(&msg)) {
+        if (!watch_connected_.exchange(true)) {
+          ZS_LOG(kInfo, "watching the scaler's workloads", {"scaler", options_.target});
+          if (on_connection_) on_connection_(true);
+        }
+        backoff = options_.initial_backoff;
+        on_state_(FromProto(msg));
+      }
+      const grpc::Status st = reader->Finish();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        watch_ctx_ = nullptr;
+        if (stopping_) return;
+      }
+      watch_failures_++;
+      if (watch_connected_.exchange(false)) {
+        ZS_LOG(kWarning, "Watch stream to the scaler broke; routing to known-ready pods",
+               {"scaler", options_.target}, {"error", st.error_message()});
+        if (on_connection_) on_connection_(false);
+      }
+      if (!SleepBackoff(&backoff)) return;
+    }
+  }
+
+  void ReportLoop() {
+    absl::Duration backoff = options_.initial_backoff;
+    while (true) {
+      grpc::ClientContext ctx;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stopping_) return;
+        report_ctx_ = &ctx;
+      }
+      v1::TrafficAck ack;
+      std::unique_ptr<grpc::ClientWriter<v1::TrafficReport>> writer =
+          stub_->ReportTraffic(&ctx, &ack);
+      bool broken = false;
+      while (!broken) {
+        {
+          std::unique_lock<std::mutex> lock(mu_);
+          if (cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.report_interval),
+                           [this] { return stopping_; })) {
+            break;
+          }
+        }
+        for (const TrafficSample& s : traffic_ ? traffic_() : std::vector<TrafficSample>()) {
+          v1::TrafficReport r;
+          r.set_workload(s.workload);
+          r.set_requests(s.requests);
+          r.set_in_flight(s.in_flight);
+          if (!writer->Write(r)) {
+            broken = true;
+            break;
+          }
+        }
+        if (!broken) backoff = options_.initial_backoff;
+      }
+      if (!broken) writer->WritesDone();
+      const grpc::Status st = writer->Finish();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        report_ctx_ = nullptr;
+        if (stopping_) return;
+      }
+      report_failures_++;
+      ZS_LOG(kDebug, "ReportTraffic stream broke", {"error", st.error_message()});
+      if (!SleepBackoff(&backoff)) return;
+    }
+  }
+
+  const ScalerClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::ActivationService::Stub> stub_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool started_ = false;
+  bool stopping_ = false;
+  grpc::ClientContext* watch_ctx_ = nullptr;
+  grpc::ClientContext* report_ctx_ = nullptr;
+  std::vector<grpc::ClientContext*> activate_ctxs_;
+  StateCallback on_state_;
+  ConnectionCallback on_connection_;
+  TrafficSource traffic_;
+  std::thread watch_thread_;
+  std::thread report_thread_;
+  std::atomic<bool> watch_connected_{false};
+  std::atomic<uint64_t> watch_failures_{0};
+  std::atomic<uint64_t> report_failures_{0};
+  std::mutex rng_mu_;
+  std::mt19937_64 rng_{std::random_device{}()};
+};
+
+ScalerClient::ScalerClient(ScalerClientOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+ScalerClient::~ScalerClient() { impl_->Stop(); }
+absl::Status ScalerClient::Start(StateCallback on_state, ConnectionCallback on_connection,
+                                 TrafficSource traffic) {
+  return impl_->Start(std::move(on_state), std::move(on_connection), std::move(traffic));
+}
+void ScalerClient::Stop() { impl_->Stop(); }
+void ScalerClient::Activate(const std::string& workload, uint32_t held, ActivateDone done) {
+  impl_->Activate(workload, held, std::move(done));
+}
+bool ScalerClient::watch_connected() const { return impl_->watch_connected(); }
+uint64_t ScalerClient::watch_failures() const { return impl_->watch_failures(); }
+uint64_t ScalerClient::report_failures() const { return impl_->report_failures(); }
+
+}  // namespace zeroscale::balancer

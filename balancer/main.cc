@@ -1,0 +1,201 @@
+// zeroscale-balancer: wires routing, the dispatcher (policies, holding while at zero),
+// the scaler client, settings, request logs and the admin API around the streaming
+// proxy engine.
+#include <iostream>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "balancer/activation/scaler_client.h"
+#include "balancer/admin/admin_api.h"
+#include "balancer/dispatch/dispatcher.h"
+#include "balancer/logs/request_log.h"
+#include "balancer/metrics/balancer_metrics.h"
+#include "balancer/policy/settings_store.h"
+#include "balancer/routing/routes.h"
+#include "common/config/flags.h"
+#include "common/http/http_server.h"
+#include "common/log/log.h"
+#include "common/process/signals.h"
+#include "common/proxy/proxy.h"
+#include "common/redis/redis.h"
+#include "prometheus/registry.h"
+
+namespace zeroscale::balancer {
+namespace {
+
+struct Flags {
+  config::HostPort scaler, redis, listen, admin_listen;
+  std::string routes, environment, log_level, admin_token;
+  absl::Duration default_activation_timeout, connect_timeout, settings_refresh;
+  int64_t threads = 2, max_queue = 10000, log_cap = 100000;
+};
+
+Flags ParseFlags(int argc, char** argv) {
+  Flags f;
+  config::FlagSet fs("zeroscale-balancer",
+                     "Load balancer and activator in front of workloads: routes requests to "
+                     "ready pods by policy, holds them while a workload wakes from zero.");
+  fs.Address("scaler", &f.scaler, "127.0.0.1:9090", "The scaler's gRPC ActivationService");
+  fs.Address("redis", &f.redis, "127.0.0.1:6379", "Redis: settings and request logs");
+  fs.Address("listen", &f.listen, "0.0.0.0:8000", "Data plane (HTTP/1.1)");
+  fs.Address("admin-listen", &f.admin_listen, "0.0.0.0:8001",
+             "Admin API: /loadbalancer/settings, /proxy/logs, /metrics, /healthz");
+  fs.String("routes", &f.routes, "",
+            "Routes file: the workloads file (YAML) with each workload's route");
+  fs.String("environment", &f.environment, "default", "Settings environment this balancer serves");
+  fs.Duration("default-activation-timeout", &f.default_activation_timeout, absl::Minutes(5),
+              "How long a request is held for a workload at zero unless its route sets "
+              "activationTimeoutSeconds");
+  fs.Int("threads", &f.threads, 2, "Data-plane worker threads", 1, 256);
+  fs.Int("max-queue", &f.max_queue, 10000,
+         "Requests waiting per workload (for a pod or a connection slot) before 503", 1, 10000000);
+  fs.Int("log-cap", &f.log_cap, 100000, "Request log entries kept in Redis", 100, 100000000);
+  fs.Duration("connect-timeout", &f.connect_timeout, absl::Seconds(5), "Upstream connect timeout");
+  fs.Duration("settings-refresh", &f.settings_refresh, absl::Seconds(5),
+              "How often settings are re-read from Redis (other replicas' changes)");
+  fs.String("admin-token", &f.admin_token, "",
+            "When set, PUT /loadbalancer/settings requires 'Authorization: Bearer <token>'");
+  fs.Enum("log-level", &f.log_level, "info", {"debug", "info", "warning", "error"},
+          "Lowest level logged");
+  fs.ParseOrExit(argc, argv);
+  return f;
+}
+
+log::Level LevelOf(const std::string& name) {
+  if (name == "debug") return log::Level::kDebug;
+  if (name == "warning") return log::Level::kWarning;
+  if (name == "error") return log::Level::kError;
+  return log::Level::kInfo;
+}
+
+std::unique_ptr<HiredisClient> NewRedis(const config::HostPort& addr) {
+  RedisOptions o;
+  o.host = addr.host;
+  o.port = addr.port;
+  o.connect_timeout = absl::Milliseconds(500);
+  o.command_timeout = absl::Seconds(2);
+  return std::make_unique<HiredisClient>(o, RealClock::Get());
+}
+
+int Run(int argc, char** argv) {
+  const Flags flags = ParseFlags(argc, argv);
+  log::SetComponent("balancer");
+  log::SetLevel(LevelOf(flags.log_level));
+
+  std::vector<Route> route_list;
+  if (flags.routes.empty()) {
+    ZS_LOG(kWarning, "no --routes file: every request will be answered 404");
+  } else {
+    absl::StatusOr<std::vector<Route>> loaded = LoadRoutesFile(flags.routes);
+    if (!loaded.ok()) {
+      std::cerr << "zeroscale-balancer: " << loaded.status().message() << "\n";
+      return 2;
+    }
+    route_list = *std::move(loaded);
+  }
+  absl::StatusOr<RouteTable> routes = RouteTable::Create(std::move(route_list));
+  if (!routes.ok()) {
+    std::cerr << "zeroscale-balancer: " << flags.routes << ": " << routes.status().message()
+              << "\n";
+    return 2;
+  }
+  if (absl::Status s = ValidateEnvironment(flags.environment); !s.ok()) {
+    std::cerr << "zeroscale-balancer: --" << s.message() << "\n";
+    return 2;
+  }
+  BlockTerminationSignals();
+
+  const Clock* clock = RealClock::Get();
+  auto registry = std::make_shared<prometheus::Registry>();
+  BalancerMetrics metrics(registry.get());
+
+  SettingsStore settings(NewRedis(flags.redis), clock, flags.environment);
+  if (absl::Status s = settings.Load(); !s.ok()) {
+    ZS_LOG(kWarning, "cannot load settings from Redis; using defaults until it is back",
+           {"error", std::string(s.message())});
+  }
+
+  ScalerClientOptions scaler_options;
+  scaler_options.target = flags.scaler.ToString();
+  ScalerClient scaler(scaler_options);
+
+  DispatcherOptions dispatcher_options;
+  dispatcher_options.default_activation_timeout = flags.default_activation_timeout;
+  dispatcher_options.max_queue = static_cast<size_t>(flags.max_queue);
+  Dispatcher dispatcher(&*routes, &scaler, &metrics, clock, dispatcher_options);
+  settings.SetListener([&dispatcher](const Settings& s) { dispatcher.SetSettings(s); });
+
+  LogWriterOptions log_options;
+  log_options.max_entries = static_cast<size_t>(flags.log_cap);
+  LogWriter log_writer(
+      NewRedis(flags.redis), log_options,
+      [&metrics](uint64_t n) { metrics.logs_written().Increment(static_cast<double>(n)); },
+      [&metrics](uint64_t n) { metrics.logs_dropped().Increment(static_cast<double>(n)); });
+  log_writer.Start();
+  dispatcher.SetRequestLogger([&log_writer](LogEntry e) { log_writer.Append(std::move(e)); });
+  dispatcher.Start();
+
+  absl::Status started =
+      scaler.Start([&dispatcher](const WorkloadState& s) { dispatcher.OnWorkloadState(s); },
+                   [&metrics](bool connected) {
+                     metrics.scaler_connected().Set(connected ? 1 : 0);
+                     if (!connected) metrics.watch_reconnects().Increment();
+                   },
+                   [&dispatcher] { return dispatcher.TakeTraffic(); });
+  if (!started.ok()) {
+    std::cerr << "zeroscale-balancer: " << started.message() << "\n";
+    return 2;
+  }
+
+  proxy::ProxyOptions proxy_options;
+  proxy_options.listen = flags.listen;
+  proxy_options.threads = static_cast<int>(flags.threads);
+  proxy_options.connect_timeout = flags.connect_timeout;
+  // The engine fixes its upstream timeout at start: timeout_seconds as stored now.
+  proxy_options.upstream_timeout = absl::Seconds(settings.Serving().timeout_seconds);
+  proxy::Proxy proxy(proxy_options, &dispatcher, &dispatcher);
+  if (absl::Status s = proxy.Start(); !s.ok()) {
+    std::cerr << "zeroscale-balancer: " << s.message() << "\n";
+    return 2;
+  }
+
+  LogReader log_reader(NewRedis(flags.redis));
+  http::Router router;
+  AdminApiDeps deps;
+  deps.settings = &settings;
+  deps.logs = &log_reader;
+  deps.registry = registry.get();
+  deps.admin_token = flags.admin_token;
+  RegisterAdminRoutes(deps, &router);
+  http::ServerOptions admin_options;
+  admin_options.listen = flags.admin_listen;
+  admin_options.threads = 1;
+  http::Server admin(admin_options, [&router](http::Request&& req, http::Responder r) {
+    router.Dispatch(std::move(req), std::move(r));
+  });
+  if (absl::Status s = admin.Start(); !s.ok()) {
+    std::cerr << "zeroscale-balancer: " << s.message() << "\n";
+    return 2;
+  }
+  settings.StartRefreshLoop(flags.settings_refresh);
+  ZS_LOG(kInfo, "balancer started", {"listen", flags.listen.ToString()},
+         {"admin", flags.admin_listen.ToString()}, {"scaler", flags.scaler.ToString()},
+         {"redis", flags.redis.ToString()}, {"routes", absl::StrCat(routes->routes().size())},
+         {"environment", flags.environment});
+
+  const int sig = WaitForTerminationSignal();
+  ZS_LOG(kInfo, "shutting down", {"signal", absl::StrCat(sig)});
+  admin.Stop();
+  settings.Stop();
+  // Held requests are answered before the engine stops (no PickDone may outlive it).
+  dispatcher.Shutdown();
+  proxy.Stop();
+  scaler.Stop();
+  log_writer.Stop();
+  return 0;
+}
+
+}  // namespace
+}  // namespace zeroscale::balancer
+
+int main(int argc, char** argv) { return zeroscale::balancer::Run(argc, argv); }
