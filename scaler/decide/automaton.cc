@@ -213,6 +213,7 @@ void Automaton::OnSetDone(uint64_t op, absl::Status status) {
   if (status.ok()) {
     if (pending_target_ > replicas_) last_up_ = now;
     if (pending_target_ < replicas_) last_down_ = now;
+    applied_at_ = now;
     replicas_ = pending_target_;
     backoff_ = absl::ZeroDuration();
     Evaluate(Trigger::kActuation);
@@ -396,6 +397,19 @@ void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
     return ExplainRule(*r, stats_for(absl::Seconds(r->window_seconds)));
   };
 
+  // Never act twice on the same evidence: after a scale change, a rule may act again
+  // only on samples that arrived after it (the change itself is not yet visible in older
+  // ones). Without this a rule still holding on old samples would step again the moment
+  // the previous step was applied.
+  const absl::Time last_change = std::max(last_up_, last_down_);
+  const int32_t floor = std::max(spec_.min_replicas, 1);
+  const bool may_decrease = !down.empty() && replicas_ > floor;
+  const bool fresh_evidence = newest > applied_at_;
+  if ((!up.empty() || may_decrease) && !fresh_evidence) {
+    note_ = "waiting for samples taken after the last scale change";
+    return;
+  }
+
   if (!up.empty()) {
     if (replicas_ >= spec_.max_replicas) {
       note_ = absl::StrCat(explain(up.front()), ", but at maxReplicas ", spec_.max_replicas);
@@ -421,11 +435,8 @@ void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
     return;
   }
 
-  const absl::Time last_change = std::max(last_up_, last_down_);
   const bool idle_enabled = spec_.min_replicas == 0 && spec_.idle_timeout > absl::ZeroDuration();
   const bool idle = idle_enabled && now - last_request_ >= spec_.idle_timeout;
-  const int32_t floor = std::max(spec_.min_replicas, 1);
-  const bool may_decrease = !down.empty() && replicas_ > floor;
   if ((may_decrease || !zero.empty() || idle) && reporting < replicas_) {
     note_ = absl::StrCat("only ", reporting, " of ", replicas_,
                          " pods report fresh samples: not scaling down on partial data");
@@ -474,6 +485,10 @@ void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
   }
   if (zero_rule == nullptr && !idle) {
     if (!zero.empty()) note_ = absl::StrCat(explain(zero.front()), ", but in cooldown");
+    return;
+  }
+  if (!idle && !fresh_evidence) {
+    note_ = "waiting for samples taken after the last scale change";
     return;
   }
   const bool balancer_fresh = now - traffic_at_ <= options_->traffic_ttl;

@@ -177,6 +177,9 @@ class Automaton {
   int32_t replicas_;
   absl::Time last_up_ = absl::InfinitePast();
   absl::Time last_down_ = absl::InfinitePast();
+  // When our own last scale change took effect: rules act again only on samples newer
+  // than this.
+  absl::Time applied_at_ = absl::InfinitePast();
   absl::Time last_request_;  // registration counts as one: a restart never starts idle
   absl::Time traffic_at_ = absl::InfinitePast();
   uint64_t traffic_in_flight_ = 0;

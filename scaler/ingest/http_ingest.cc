@@ -15,7 +15,8 @@ std::string ReasonOf(const absl::Status& s) {
 
 }  // namespace
 
-http::Handler HttpIngestHandler(IngestQueue* queue, IngestMetrics* metrics, const Clock* clock) {
+http::Handler HttpIngestHandler(IngestQueue* queue, IngestMetrics* metrics, const Clock* clock,
+                                SampleListener* listener) {
   return [=](http::Request&& req, http::Responder respond) {
     absl::StatusOr<std::vector<Podmetric>> parsed = PodmetricsFromJsonBody(req.body);
     if (!parsed.ok()) {
@@ -45,6 +46,7 @@ http::Handler HttpIngestHandler(IngestQueue* queue, IngestMetrics* metrics, cons
       r.headers.emplace_back("Retry-After", "1");
       return respond(std::move(r));
     }
+    if (listener != nullptr) listener->OnSamples(samples);
     const size_t n = samples.size();
     std::vector<store::EncodedPodmetric> encoded;
     encoded.reserve(n);

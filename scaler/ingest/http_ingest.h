@@ -10,10 +10,13 @@
 #include "common/time/clock.h"
 #include "scaler/ingest/ingest_metrics.h"
 #include "scaler/ingest/ingest_queue.h"
+#include "scaler/ingest/sample_listener.h"
 
 namespace zeroscale::ingest {
 
-http::Handler HttpIngestHandler(IngestQueue* queue, IngestMetrics* metrics, const Clock* clock);
+// `listener` (may be null) hears every accepted sample.
+http::Handler HttpIngestHandler(IngestQueue* queue, IngestMetrics* metrics, const Clock* clock,
+                                SampleListener* listener = nullptr);
 
 }  // namespace zeroscale::ingest
 

@@ -23,8 +23,13 @@ struct Shared {
 
 class StreamReactor : public Reactor {
  public:
-  StreamReactor(IngestQueue* queue, IngestMetrics* metrics, const Clock* clock)
-      : queue_(queue), metrics_(metrics), clock_(clock), shared_(std::make_shared<Shared>()) {
+  StreamReactor(IngestQueue* queue, IngestMetrics* metrics, const Clock* clock,
+                SampleListener* listener)
+      : queue_(queue),
+        metrics_(metrics),
+        clock_(clock),
+        listener_(listener),
+        shared_(std::make_shared<Shared>()) {
     shared_->reactor = this;
     metrics_->active_streams.Increment();
     std::lock_guard<std::recursive_mutex> lock(shared_->mu);
@@ -77,6 +82,12 @@ class StreamReactor : public Reactor {
       valid.push_back(store::Encode(*std::move(m)));
     }
     if (!valid.empty()) {
+      if (listener_ != nullptr) {
+        std::vector<Podmetric> heard;
+        heard.reserve(valid.size());
+        for (const store::EncodedPodmetric& e : valid) heard.push_back(e.sample);
+        listener_->OnSamples(heard);
+      }
       submitted_.push_back(valid.size());
       queue_->Submit(std::move(valid), fresh, [keep](const Outcome& outcome) {
         std::lock_guard<std::recursive_mutex> lock(keep->mu);
@@ -193,6 +204,7 @@ class StreamReactor : public Reactor {
   IngestQueue* const queue_;
   IngestMetrics* const metrics_;
   const Clock* const clock_;
+  SampleListener* const listener_;
   std::shared_ptr<Shared> shared_;
 
   v1::StreamRequest request_;
@@ -215,7 +227,7 @@ class StreamReactor : public Reactor {
 
 grpc::ServerBidiReactor<v1::StreamRequest, v1::StreamResponse>* MetricsServiceImpl::Stream(
     grpc::CallbackServerContext* context) {
-  return new StreamReactor(queue_, metrics_, clock_);
+  return new StreamReactor(queue_, metrics_, clock_, listener_);
 }
 
 }  // namespace zeroscale::ingest

@@ -14,14 +14,17 @@
 #include "common/time/clock.h"
 #include "scaler/ingest/ingest_metrics.h"
 #include "scaler/ingest/ingest_queue.h"
+#include "scaler/ingest/sample_listener.h"
 #include "zeroscale/v1/metrics_service.grpc.pb.h"
 
 namespace zeroscale::ingest {
 
 class MetricsServiceImpl : public v1::MetricsService::CallbackService {
  public:
-  MetricsServiceImpl(IngestQueue* queue, IngestMetrics* metrics, const Clock* clock)
-      : queue_(queue), metrics_(metrics), clock_(clock) {}
+  // `listener` (may be null) hears every accepted sample.
+  MetricsServiceImpl(IngestQueue* queue, IngestMetrics* metrics, const Clock* clock,
+                     SampleListener* listener = nullptr)
+      : queue_(queue), metrics_(metrics), clock_(clock), listener_(listener) {}
 
   grpc::ServerBidiReactor<v1::StreamRequest, v1::StreamResponse>* Stream(
       grpc::CallbackServerContext* context) override;
@@ -30,6 +33,7 @@ class MetricsServiceImpl : public v1::MetricsService::CallbackService {
   IngestQueue* const queue_;
   IngestMetrics* const metrics_;
   const Clock* const clock_;
+  SampleListener* const listener_;
 };
 
 }  // namespace zeroscale::ingest

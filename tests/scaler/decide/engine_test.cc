@@ -156,7 +156,13 @@ TEST_F(EngineTest, IncreaseWhenRuleHolds) {
   EXPECT_THAT(Feed(1, [](Podmetric& m) { m.in_flight = 9; }), IsEmpty());
   CompleteSet();
   EXPECT_EQ(Status().replicas, 2);
-  // Its completion re-evaluates: with 1 of 2 pods reporting it may still scale up.
+  // The samples so far were taken before the change: no second step on them.
+  EXPECT_THAT(setter_.history, ElementsAre(2));
+  EXPECT_EQ(Status().note, "waiting for samples taken after the last scale change");
+  // A sample after the change still shows the load: with 1 of 2 pods reporting it may
+  // scale up again.
+  Step();
+  Feed(1, [](Podmetric& m) { m.in_flight = 9; });
   EXPECT_THAT(setter_.history, ElementsAre(2, 3));
 }
 
@@ -184,6 +190,7 @@ TEST_F(EngineTest, LargestIncreaseStepAndSmallestDecreaseStepWin) {
   calm2.id = "very-calm";
   calm2.step = 2;
   ASSERT_TRUE(engine_->Upsert(Spec(1, 10, {calm2, kCalm}), 5).ok());
+  Step();
   Feed(5, [](Podmetric& m) { m.cpu_usage = 1; });
   EXPECT_THAT(setter_.history, ElementsAre(5, 4));
   EXPECT_EQ(Last().rule, "calm");
@@ -197,19 +204,19 @@ TEST_F(EngineTest, ToZeroOnlyWhenNothingElseActs) {
     m.cpu_usage = 1;
   });
   EXPECT_THAT(setter_.history, ElementsAre(4));
-  Step();
   CompleteSet();
+  Step();
   // Calm and idle hold: decreases first, one step at a time, down to one replica.
   Feed(4, [](Podmetric& m) { m.cpu_usage = 1; });
   EXPECT_THAT(setter_.history, ElementsAre(4, 3));
-  Step();
   CompleteSet();
+  Step();
   Feed(3, [](Podmetric& m) { m.cpu_usage = 1; });
-  Step();
   CompleteSet();
+  Step();
   Feed(2, [](Podmetric& m) { m.cpu_usage = 1; });
-  Step();
   CompleteSet();
+  Step();
   EXPECT_THAT(setter_.history, ElementsAre(4, 3, 2, 1));
   // At the decrease floor, to-zero is the last step.
   Feed(1, [](Podmetric& m) { m.cpu_usage = 1; });

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""A stand-in ML model server for the demo and end-to-end tests.
+
+It behaves like a real inference server where it matters to an autoscaler: it takes a
+few seconds to "load the model" before its readiness endpoint passes, each prediction
+takes a while, and it serves requests concurrently.
+
+  GET  /ready     503 while loading, 200 after
+  POST /predict   {"input": ...} -> {"output": ..., "replica": port, "ms": latency}
+  GET  /predict   the same, for curl
+  GET  /          a one-line description
+"""
+import argparse
+import json
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--load-seconds", type=float, default=3.0,
+                   help="how long 'loading the model' takes before /ready passes")
+    p.add_argument("--predict-ms", type=float, default=200.0,
+                   help="how long one prediction takes")
+    args = p.parse_args()
+    started = time.monotonic()
+    loaded = threading.Event()
+
+    def load():
+        time.sleep(args.load_seconds)
+        loaded.set()
+
+    threading.Thread(target=load, daemon=True).start()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt, *a):  # quiet: the sidecar measures requests
+            pass
+
+        def reply(self, status, body, ctype="application/json"):
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def predict(self, payload):
+            if not loaded.is_set():
+                return self.reply(503, json.dumps({"error": "model is loading"}))
+            t0 = time.monotonic()
+            time.sleep(args.predict_ms / 1000.0)
+            out = {"output": f"prediction for {payload!r}", "replica": args.port,
+                   "pid": os.getpid(), "ms": round((time.monotonic() - t0) * 1000, 1)}
+            self.reply(200, json.dumps(out))
+
+        def do_GET(self):
+            if self.path.startswith("/ready"):
+                if loaded.is_set():
+                    return self.reply(200, '{"ready":true}')
+                return self.reply(503, '{"ready":false,"loading_for_s":%.1f}'
+                                  % (time.monotonic() - started))
+            if self.path.split("?")[0].endswith("/predict"):
+                return self.predict(self.path)
+            self.reply(200, "zeroscale demo model server\n", "text/plain")
+
+        def do_POST(self):
+            n = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(n).decode(errors="replace")
+            if self.path.split("?")[0].endswith("/predict"):
+                return self.predict(body)
+            self.reply(404, '{"error":"no such path"}')
+
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+#include "scaler/report/decision_sinks.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/log/log.h"
+
+namespace zeroscale::report {
+
+void LogSink::Record(const decide::Decision& d) {
+  ZS_LOG(kInfo, "decision", {"workload", d.workload},
+         {"from", std::string(decide::StateName(d.from))},
+         {"to", std::string(decide::StateName(d.to))},
+         {"replicas", absl::StrCat(d.replicas_before, "->", d.replicas_after)},
+         {"trigger", std::string(decide::TriggerName(d.trigger))}, {"rule", d.rule},
+         {"reason", d.reason}, {"dry_run", d.dry_run ? "true" : "false"});
+}
+
+MetricsSink::MetricsSink(prometheus::Registry* registry)
+    : decisions_(prometheus::BuildCounter()
+                     .Name("zeroscale_decisions_total")
+                     .Help("Automaton transitions, by workload, target state and trigger")
+                     .Register(*registry)),
+      replicas_(prometheus::BuildGauge()
+                    .Name("zeroscale_workload_desired_replicas")
+                    .Help("Replicas the latest decision asked for")
+                    .Register(*registry)),
+      state_(prometheus::BuildGauge()
+                 .Name("zeroscale_workload_state")
+                 .Help("1 for the automaton's current state of each workload")
+                 .Register(*registry)) {}
+
+void MetricsSink::Record(const decide::Decision& d) {
+  decisions_
+      .Add({{"workload", d.workload},
+            {"to", std::string(decide::StateName(d.to))},
+            {"trigger", std::string(decide::TriggerName(d.trigger))}})
+      .Increment();
+  replicas_.Add({{"workload", d.workload}}).Set(d.replicas_after);
+  for (decide::State s : {decide::State::kActive, decide::State::kHolding,
+                          decide::State::kScaledToZero, decide::State::kWaking}) {
+    state_.Add({{"workload", d.workload}, {"state", std::string(decide::StateName(s))}})
+        .Set(s == d.to ? 1 : 0);
+  }
+}
+
+AsyncSink::AsyncSink(decide::DecisionSink* target, size_t capacity,
+                     prometheus::Registry* registry)
+    : target_(target),
+      capacity_(capacity),
+      dropped_(prometheus::BuildCounter()
+                   .Name("zeroscale_decision_history_dropped_total")
+                   .Help("Decisions not written to the Redis history (queue full)")
+                   .Register(*registry)
+                   .Add({})),
+      thread_([this] { Run(); }) {}
+
+AsyncSink::~AsyncSink() { Stop(); }
+
+void AsyncSink::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void AsyncSink::Record(const decide::Decision& d) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.size() >= capacity_) {
+      queue_.pop_front();
+      dropped_.Increment();
+    }
+    queue_.push_back(d);
+  }
+  cv_.notify_one();
+}
+
+void AsyncSink::Run() {
+  for (;;) {
+    decide::Decision d;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, drained
+      d = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    target_->Record(d);
+  }
+}
+
+}  // namespace zeroscale::report

@@ -1,0 +1,73 @@
+#include "scaler/report/status_http.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+
+namespace zeroscale::report {
+
+void StatusHttp::Register(http::Router* router) {
+  router->Handle("GET", "/workloads", [this](http::Request&&, http::Responder respond) {
+    Workloads(std::move(respond));
+  });
+  router->HandleSync("GET", "/decisions",
+                     [this](const http::Request& req) { return Decisions(req); });
+}
+
+void StatusHttp::Workloads(http::Responder respond) {
+  // The engine belongs to the loop thread: read it there.
+  loop_->Post([this, respond = std::move(respond)] {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    decide::Engine& engine = decider_->engine();
+    for (const std::string& w : engine.Workloads()) {
+      std::optional<decide::WorkloadStatus> st = engine.GetStatus(w);
+      if (!st) continue;
+      nlohmann::ordered_json j;
+      j["workload"] = st->workload;
+      j["state"] = std::string(decide::StateName(st->state));
+      j["replicas"] = st->replicas;
+      j["desired"] = st->desired;
+      j["actuationInFlight"] = st->actuation_in_flight;
+      if (!st->note.empty()) j["note"] = st->note;
+      const activation::WorkloadEndpoints eps = registry_->Get(w);
+      j["readyPods"] = eps.ready();
+      nlohmann::ordered_json pods = nlohmann::ordered_json::array();
+      for (const activation::Endpoint& e : eps.endpoints) {
+        pods.push_back({{"pod", e.pod}, {"address", e.address}, {"ready", e.ready}});
+      }
+      j["pods"] = std::move(pods);
+      if (st->last_decision) {
+        j["lastDecision"] = nlohmann::ordered_json::parse(decide::DecisionToJson(*st->last_decision));
+      }
+      out.push_back(std::move(j));
+    }
+    respond(http::Response::Json(200, out.dump(2) + "\n"));
+  });
+}
+
+http::Response StatusHttp::Decisions(const http::Request& req) {
+  const std::string workload = req.QueryParam("workload");
+  if (workload.empty()) {
+    return http::Response::Error(400, "workload: required, e.g. ?workload=local/Deployment/demo-model");
+  }
+  size_t limit = 20;
+  if (req.HasQueryParam("limit")) {
+    if (!absl::SimpleAtoi(req.QueryParam("limit"), &limit) || limit == 0 || limit > 1000) {
+      return http::Response::Error(400, "limit: must be an integer in 1..1000");
+    }
+  }
+  absl::StatusOr<std::vector<decide::Decision>> got;
+  {
+    std::lock_guard<std::mutex> lock(history_mu_);
+    got = history_->Read(workload, limit);
+  }
+  if (!got.ok()) return http::Response::Error(503, got.status().message());
+  std::string body = "[";
+  for (size_t i = 0; i < got->size(); ++i) {
+    absl::StrAppend(&body, i ? ",\n " : "", decide::DecisionToJson((*got)[i]));
+  }
+  body += "]\n";
+  return http::Response::Json(200, body);
+}
+
+}  // namespace zeroscale::report
