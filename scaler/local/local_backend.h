@@ -19,7 +19,6 @@
 
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -107,7 +106,8 @@ class LocalBackend : public decide::ReplicaSetter {
   // apps to become ready (readiness arrives with the sidecars' samples). kNotFound for
   // a workload not in the file; kInvalidArgument for n outside 0..maxReplicas;
   // kUnavailable once shut down; kFailedPrecondition when the command could not be
-  // executed at all (the replicas are retried with backoff anyway).
+  // executed at all (the replicas are retried with backoff anyway). Before Start() the
+  // count is recorded, and applied (and `done` called) once started.
   void SetReplicas(const std::string& workload, int32_t n, const std::string& reason,
                    std::function<void(absl::Status)> done) override;
   // The replica count last set, like a Deployment's spec.replicas: a crashed replica
