@@ -143,12 +143,14 @@ int Run() {
   std::printf("RESULT workloads=%d pods/workload=%d simulated=%ds samples=%lu scale_calls=%lu\n",
               kWorkloads, kPods, kSeconds, static_cast<unsigned long>(samples),
               static_cast<unsigned long>(setter.sets));
-  std::printf("RESULT engine sustains %.0f samples/s on one core; this fleet sends %.0f/s "
-              "(headroom %.1fx, one core %.1f%% busy)\n",
-              rate, needed, rate / needed, 100 * needed / rate);
-  std::printf("RESULT in-engine decision latency (sample -> scale call): p50 %.1f us, p99 %.1f us "
-              "over %zu decisions\n",
-              p50, p99, micros.size());
+  std::printf(
+      "RESULT engine sustains %.0f samples/s on one core; this fleet sends %.0f/s "
+      "(headroom %.1fx, one core %.1f%% busy)\n",
+      rate, needed, rate / needed, 100 * needed / rate);
+  std::printf(
+      "RESULT in-engine decision latency (sample -> scale call): p50 %.1f us, p99 %.1f us "
+      "over %zu decisions\n",
+      p50, p99, micros.size());
   return 0;
 }
 

@@ -81,8 +81,7 @@ class PodStream : public grpc::ClientBidiReactor<v1::StreamRequest, v1::StreamRe
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (options_.rate > 0) {
-        budget_ = std::min(budget_ + options_.rate * seconds,
-                           static_cast<double>(options_.window));
+        budget_ = std::min(budget_ + options_.rate * seconds, static_cast<double>(options_.window));
       }
     }
     TrySend();
@@ -187,8 +186,7 @@ int Run(int argc, char** argv) {
   fs.Int("window", &o.window, 64, "Unacknowledged samples allowed per stream", 1, 1000000);
   fs.Duration("duration", &o.duration, absl::Seconds(10), "How long to send");
   fs.Duration("warmup", &o.warmup, absl::Seconds(2), "Not counted in the summary");
-  fs.Int("channels", &o.channels, 4, "gRPC channels (connections) shared by the streams", 1,
-         1000);
+  fs.Int("channels", &o.channels, 4, "gRPC channels (connections) shared by the streams", 1, 1000);
   fs.Bool("print-sample", &o.print_sample, false,
           "Print one sample as the scaler stores it, then exit");
   fs.Bool("quiet", &o.quiet, false, "Only the summary line");
@@ -210,16 +208,16 @@ int Run(int argc, char** argv) {
   for (int64_t i = 0; i < o.channels; ++i) {
     grpc::ChannelArguments args;
     args.SetInt("zs_channel", static_cast<int>(i));  // distinct channels, distinct connections
-    channels.push_back(grpc::CreateCustomChannel(o.scaler.ToString(),
-                                                 grpc::InsecureChannelCredentials(), args));
+    channels.push_back(
+        grpc::CreateCustomChannel(o.scaler.ToString(), grpc::InsecureChannelCredentials(), args));
     stubs.push_back(v1::MetricsService::NewStub(channels.back()));
   }
   Stats stats;
   std::vector<std::unique_ptr<PodStream>> streams;
   streams.reserve(o.pods);
   for (int64_t i = 0; i < o.pods; ++i) {
-    streams.push_back(std::make_unique<PodStream>(stubs[i % o.channels].get(),
-                                                  static_cast<int>(i), o, &stats));
+    streams.push_back(
+        std::make_unique<PodStream>(stubs[i % o.channels].get(), static_cast<int>(i), o, &stats));
   }
   const absl::Time start = absl::Now();
   const absl::Time end = start + o.duration;
@@ -256,14 +254,14 @@ int Run(int argc, char** argv) {
   const uint64_t acked_measured = stats.acked - acked_at_measure;
   for (auto& s : streams) s->Stop();
   for (auto& s : streams) s->Await();
-  std::printf("summary pods=%ld batch=%ld window=%ld rate=%s acked_per_s=%.0f sent=%lu "
-              "acked=%lu rejected=%lu failed_streams=%lu\n",
-              static_cast<long>(o.pods), static_cast<long>(o.batch),
-              static_cast<long>(o.window), rate.c_str(), acked_measured / measured,
-              static_cast<unsigned long>(stats.sent.load()),
-              static_cast<unsigned long>(stats.acked.load()),
-              static_cast<unsigned long>(stats.rejected.load()),
-              static_cast<unsigned long>(stats.failed_streams.load()));
+  std::printf(
+      "summary pods=%ld batch=%ld window=%ld rate=%s acked_per_s=%.0f sent=%lu "
+      "acked=%lu rejected=%lu failed_streams=%lu\n",
+      static_cast<long>(o.pods), static_cast<long>(o.batch), static_cast<long>(o.window),
+      rate.c_str(), acked_measured / measured, static_cast<unsigned long>(stats.sent.load()),
+      static_cast<unsigned long>(stats.acked.load()),
+      static_cast<unsigned long>(stats.rejected.load()),
+      static_cast<unsigned long>(stats.failed_streams.load()));
   return stats.failed_streams > 0 ? 1 : 0;
 }
 

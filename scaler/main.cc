@@ -1,4 +1,6 @@
 // zeroscale-scaler: wires ingest, storage, rules and the HTTP/gRPC endpoints together.
+#include <unistd.h>
+
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -8,14 +10,24 @@
 #include "common/metrics/exposition.h"
 #include "common/process/signals.h"
 #include "common/redis/redis.h"
+#include "common/workloads/workloads.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "prometheus/registry.h"
+#include "scaler/activation/activation_service.h"
+#include "scaler/activation/endpoint_registry.h"
+#include "scaler/decide/decider.h"
+#include "scaler/decide/history.h"
+#include "scaler/decide/scheduler.h"
 #include "scaler/ingest/http_ingest.h"
 #include "scaler/ingest/ingest_metrics.h"
 #include "scaler/ingest/ingest_queue.h"
 #include "scaler/ingest/metrics_service.h"
+#include "scaler/ingest/sample_listener.h"
+#include "scaler/local/local_backend.h"
+#include "scaler/report/decision_sinks.h"
+#include "scaler/report/status_http.h"
 #include "scaler/rules/rules_service.h"
 #include "scaler/store/podmetric_store.h"
 #include "scaler/store/rule_store.h"
@@ -29,6 +41,8 @@ struct Flags {
   absl::Duration retention;
   bool leader_elect = true, dry_run = false;
   int64_t ingest_batch = 4096, ingest_queue = 200000;
+  std::string sidecar_bin, replica_log_dir;
+  absl::Duration staleness;
 };
 
 Flags ParseFlags(int argc, char** argv) {
@@ -58,9 +72,19 @@ Flags ParseFlags(int argc, char** argv) {
   fs.Int("ingest-batch", &f.ingest_batch, 4096, "Samples per Redis round trip", 1, 100000);
   fs.Int("ingest-queue", &f.ingest_queue, 200000,
          "Samples queued before streams are paused (backpressure)", 100, 100000000);
+  fs.String("sidecar-bin", &f.sidecar_bin, "",
+            "zeroscale-sidecar executable for local replicas (default: next to this binary)");
+  fs.String("replica-log-dir", &f.replica_log_dir, "",
+            "Local backend: write each replica's output to files here (default: inherit)");
+  fs.Duration("staleness", &f.staleness, absl::Seconds(5),
+              "A pod whose newest sample is older than this is not reporting");
   fs.Enum("log-level", &f.log_level, "info", {"debug", "info", "warning", "error"},
           "Lowest level logged");
   fs.ParseOrExit(argc, argv);
+  if (f.backend == "local" && f.workloads.empty()) {
+    std::cerr << "zeroscale-scaler: --backend=local needs --workloads=FILE\n";
+    std::exit(2);
+  }
   return f;
 }
 
@@ -71,18 +95,88 @@ log::Level LevelOf(const std::string& name) {
   return log::Level::kInfo;
 }
 
+// Hands every accepted sample to the endpoint registry (readiness for the balancer)
+// and to the decision engine.
+class SampleFeed : public ingest::SampleListener {
+ public:
+  SampleFeed(decide::Decider* decider, activation::EndpointRegistry* registry)
+      : decider_(decider), registry_(registry) {}
+  void OnSamples(const std::vector<Podmetric>& samples) override {
+    for (const Podmetric& m : samples) {
+      if (!m.workload.empty()) registry_->OnSample(m.workload, m.id, m.ready);
+    }
+    decider_->OnSamples(samples);
+  }
+
+ private:
+  decide::Decider* const decider_;
+  activation::EndpointRegistry* const registry_;
+};
+
+// --backend=none: evaluate and explain, apply nothing.
+class NoBackend : public decide::ReplicaSetter {
+ public:
+  void SetReplicas(const std::string& workload, int32_t, const std::string&,
+                   std::function<void(absl::Status)> done) override {
+    done(absl::FailedPreconditionError("--backend=none applies nothing"));
+  }
+  void GetReplicas(const std::string& workload,
+                   std::function<void(absl::StatusOr<int32_t>)> done) override {
+    done(absl::FailedPreconditionError("--backend=none observes nothing"));
+  }
+};
+
+decide::WorkloadSpec SpecOf(const workloads::Workload& w) {
+  decide::WorkloadSpec spec;
+  spec.workload = w.id;
+  spec.min_replicas = w.min_replicas;
+  spec.max_replicas = w.max_replicas;
+  spec.idle_timeout = w.idle_timeout;
+  spec.rules = w.rules;
+  return spec;
+}
+
+std::string SidecarPath(const Flags& flags, const char* argv0) {
+  if (!flags.sidecar_bin.empty()) return flags.sidecar_bin;
+  // The build tree and an install both put the sidecar beside or near the scaler.
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  std::string dir = n > 0 ? std::string(self, n) : std::string(argv0);
+  dir = dir.substr(0, dir.rfind('/'));
+  for (const std::string& candidate :
+       {dir + "/zeroscale-sidecar", dir + "/../sidecar/zeroscale-sidecar"}) {
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "zeroscale-sidecar";  // from PATH
+}
+
 int Run(int argc, char** argv) {
   const Flags flags = ParseFlags(argc, argv);
   log::SetComponent("scaler");
   log::SetLevel(LevelOf(flags.log_level));
-  if (flags.backend == "kubernetes" || flags.backend == "local") {
-    std::cerr << "zeroscale-scaler: --backend=" << flags.backend
-              << " is not available in this build yet; use --backend=none or auto\n";
+  std::string backend = flags.backend;
+  if (backend == "kubernetes") {
+    std::cerr << "zeroscale-scaler: --backend=kubernetes is not wired into this build yet; "
+                 "use --backend=local or none\n";
     return 2;
   }
+  if (backend == "auto") backend = "none";
+  std::vector<workloads::Workload> workload_list;
+  if (!flags.workloads.empty()) {
+    absl::StatusOr<std::vector<workloads::Workload>> loaded =
+        workloads::LoadWorkloadsFile(flags.workloads);
+    if (!loaded.ok()) {
+      std::cerr << "zeroscale-scaler: " << loaded.status().message() << "\n";
+      return 2;
+    }
+    workload_list = *std::move(loaded);
+  }
   BlockTerminationSignals();
-  ZS_LOG(kInfo, "no replica backend: ingesting, storing and evaluating only; nothing is applied",
-         {"backend", flags.backend});
+  const bool dry_run = flags.dry_run || backend == "none";
+  if (backend == "none") {
+    ZS_LOG(kInfo, "no replica backend: ingesting, storing and evaluating only; nothing is applied",
+           {"backend", flags.backend});
+  }
 
   const Clock* clock = RealClock::Get();
   auto registry = std::make_shared<prometheus::Registry>();
@@ -91,8 +185,12 @@ int Run(int argc, char** argv) {
   RedisOptions redis_options;
   redis_options.host = flags.redis.host;
   redis_options.port = flags.redis.port;
+  // One connection per thread that talks to Redis: clients are not thread-safe.
   HiredisClient writer_redis(redis_options, clock);
   HiredisClient api_redis(redis_options, clock);
+  HiredisClient history_write_redis(redis_options, clock);
+  HiredisClient history_read_redis(redis_options, clock);
+  HiredisClient rebuild_redis(redis_options, clock);
 
   store::PodmetricStore::Options store_options;
   store_options.retention = flags.retention;
@@ -105,9 +203,45 @@ int Run(int argc, char** argv) {
   ingest::IngestQueue queue(&podmetric_store, &ingest_metrics, clock, queue_options);
   queue.Start();
 
+  // Decisions: one event loop owns every automaton.
+  decide::EventLoop loop(clock);
+  decide::DecisionHistory history_writer(&history_write_redis);
+  decide::DecisionHistory history_reader(&history_read_redis);
+  report::LogSink log_sink;
+  report::MetricsSink metrics_sink(registry.get());
+  report::AsyncSink history_sink(&history_writer, 10000, registry.get());
+  decide::FanoutSink sinks({&log_sink, &metrics_sink, &history_sink});
+  activation::EndpointRegistry endpoints;
+
+  std::unique_ptr<local::LocalBackend> local_backend;
+  NoBackend no_backend;
+  decide::ReplicaSetter* setter = &no_backend;
+  if (backend == "local") {
+    local::LocalBackendOptions local_options;
+    local_options.sidecar_path = SidecarPath(flags, argv[0]);
+    local_options.scaler_address =
+        absl::StrCat(flags.grpc_listen.host == "0.0.0.0" ? "127.0.0.1" : flags.grpc_listen.host,
+                     ":", flags.grpc_listen.port);
+    local_options.log_dir = flags.replica_log_dir;
+    local_backend = std::make_unique<local::LocalBackend>(workload_list, local_options);
+    local_backend->SetEndpointsListener(
+        [&endpoints](const std::string& workload, const std::vector<local::Endpoint>& eps) {
+          std::vector<activation::Endpoint> pods;
+          for (const local::Endpoint& e : eps) pods.push_back({e.pod, e.address, false});
+          endpoints.SetPods(workload, static_cast<int32_t>(pods.size()), std::move(pods));
+        });
+    setter = local_backend.get();
+  }
+  decide::DeciderOptions decider_options;
+  decider_options.dry_run = dry_run;
+  decider_options.staleness = flags.staleness;
+  decide::Decider decider(clock, &loop, setter, &sinks, decider_options);
+  SampleFeed feed(&decider, &endpoints);
+
   store::RuleStore rule_store(&api_redis);
   rules::RulesServiceImpl rules_service(&rule_store);
-  ingest::MetricsServiceImpl metrics_service(&queue, &ingest_metrics, clock);
+  ingest::MetricsServiceImpl metrics_service(&queue, &ingest_metrics, clock, &feed);
+  activation::ActivationServiceImpl activation_service(&decider, &endpoints, clock);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -117,6 +251,7 @@ int Run(int argc, char** argv) {
                            &grpc_port);
   builder.RegisterService(&metrics_service);
   builder.RegisterService(&rules_service);
+  builder.RegisterService(&activation_service);
   std::unique_ptr<grpc::Server> grpc_server = builder.BuildAndStart();
   if (grpc_server == nullptr || grpc_port == 0) {
     std::cerr << "zeroscale-scaler: cannot listen for gRPC on " << flags.grpc_listen.ToString()
@@ -125,15 +260,17 @@ int Run(int argc, char** argv) {
   }
 
   http::Router router;
-  router.Handle("POST", "/metrics", ingest::HttpIngestHandler(&queue, &ingest_metrics, clock));
+  router.Handle("POST", "/metrics",
+                ingest::HttpIngestHandler(&queue, &ingest_metrics, clock, &feed));
   router.HandleSync("GET", "/metrics", metrics::ExpositionHandler(registry.get()));
-  router.HandleSync("GET", "/healthz", [](const http::Request&) {
-    return http::Response::Text(200, "ok\n");
-  });
+  router.HandleSync("GET", "/healthz",
+                    [](const http::Request&) { return http::Response::Text(200, "ok\n"); });
   router.HandleSync("GET", "/readyz", [&queue](const http::Request&) {
     if (!queue.redis_up()) return http::Response::Text(503, "redis unreachable\n");
     return http::Response::Text(200, "ready\n");
   });
+  report::StatusHttp status_http(&decider, &loop, &history_reader, &endpoints);
+  status_http.Register(&router);
   http::ServerOptions http_options;
   http_options.listen = flags.http_listen;
   http_options.threads = 2;
@@ -144,14 +281,41 @@ int Run(int argc, char** argv) {
     std::cerr << "zeroscale-scaler: " << s.message() << "\n";
     return 2;
   }
+
+  loop.Start();
+  if (local_backend != nullptr) {
+    if (absl::Status s = local_backend->Start(); !s.ok()) {
+      std::cerr << "zeroscale-scaler: " << s.message() << "\n";
+      return 2;
+    }
+  }
+  for (const workloads::Workload& w : workload_list) {
+    decider.Upsert(SpecOf(w), 0, [id = w.id](absl::Status s) {
+      if (!s.ok()) {
+        ZS_LOG(kError, "workload refused", {"workload", id}, {"error", std::string(s.message())});
+      }
+    });
+  }
+  // A restarted scaler decides on full windows at once, from the history in Redis.
+  if (!workload_list.empty()) {
+    if (absl::Status s = decider.RebuildFromRedis(&rebuild_redis); !s.ok()) {
+      ZS_LOG(kWarning, "cannot rebuild windows from redis; they fill from new samples",
+             {"error", std::string(s.message())});
+    }
+  }
   ZS_LOG(kInfo, "scaler started", {"grpc", flags.grpc_listen.ToString()},
-         {"http", flags.http_listen.ToString()}, {"redis", flags.redis.ToString()});
+         {"http", flags.http_listen.ToString()}, {"redis", flags.redis.ToString()},
+         {"backend", backend}, {"workloads", absl::StrCat(workload_list.size())},
+         {"dry_run", dry_run ? "true" : "false"});
 
   const int sig = WaitForTerminationSignal();
   ZS_LOG(kInfo, "stopping", {"signal", absl::StrCat(sig)});
   http_server.Stop();
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (local_backend != nullptr) local_backend->Shutdown();
+  loop.Stop();
   queue.Stop(absl::Seconds(3));
+  history_sink.Stop();
   return 0;
 }
 

@@ -100,8 +100,7 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::WorkloadState> {
 
 class TrafficReactor : public grpc::ServerReadReactor<v1::TrafficReport> {
  public:
-  TrafficReactor(decide::Decider* decider, const Clock* clock)
-      : decider_(decider), clock_(clock) {
+  TrafficReactor(decide::Decider* decider, const Clock* clock) : decider_(decider), clock_(clock) {
     StartRead(&report_);
   }
 
@@ -149,7 +148,8 @@ grpc::ServerUnaryReactor* ActivationServiceImpl::Activate(grpc::CallbackServerCo
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const std::string workload = request->workload();
   if (workload.empty()) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "workload: must not be empty"));
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "workload: must not be empty"));
     return reactor;
   }
   // Held requests count as traffic in flight: a workload being woken is never idle.
@@ -157,24 +157,25 @@ grpc::ServerUnaryReactor* ActivationServiceImpl::Activate(grpc::CallbackServerCo
   traffic.at = clock_->Now();
   traffic.in_flight = request->held_requests();
   decider_->OnTraffic(workload, traffic);
-  decider_->GetStatus(workload, [this, reactor, response, workload](
-                                    absl::StatusOr<decide::WorkloadStatus> status) {
-    if (!status.ok()) {
-      reactor->Finish(ToGrpcStatus(status.status().code() == absl::StatusCode::kNotFound
-                                       ? absl::NotFoundError(absl::StrCat(
-                                             "workload '", workload, "' is not managed by zeroscale"))
-                                       : status.status()));
-      return;
-    }
-    decider_->Activate(workload, [workload](absl::Status s) {
-      if (!s.ok()) {
-        ZS_LOG(kWarning, "wake did not complete", {"workload", workload},
-               {"error", std::string(s.message())});
-      }
-    });
-    ToProto(registry_->Get(workload), response);
-    reactor->Finish(grpc::Status::OK);
-  });
+  decider_->GetStatus(
+      workload, [this, reactor, response, workload](absl::StatusOr<decide::WorkloadStatus> status) {
+        if (!status.ok()) {
+          reactor->Finish(
+              ToGrpcStatus(status.status().code() == absl::StatusCode::kNotFound
+                               ? absl::NotFoundError(absl::StrCat("workload '", workload,
+                                                                  "' is not managed by zeroscale"))
+                               : status.status()));
+          return;
+        }
+        decider_->Activate(workload, [workload](absl::Status s) {
+          if (!s.ok()) {
+            ZS_LOG(kWarning, "wake did not complete", {"workload", workload},
+                   {"error", std::string(s.message())});
+          }
+        });
+        ToProto(registry_->Get(workload), response);
+        reactor->Finish(grpc::Status::OK);
+      });
   return reactor;
 }
 

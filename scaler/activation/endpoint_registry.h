@@ -33,7 +33,7 @@ struct Endpoint {
 
 struct WorkloadEndpoints {
   std::string workload;
-  int32_t replicas = 0;  // as the backend last reported
+  int32_t replicas = 0;             // as the backend last reported
   std::vector<Endpoint> endpoints;  // sorted by pod
   int32_t ready() const;
 };

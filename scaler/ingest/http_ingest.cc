@@ -51,15 +51,14 @@ http::Handler HttpIngestHandler(IngestQueue* queue, IngestMetrics* metrics, cons
     std::vector<store::EncodedPodmetric> encoded;
     encoded.reserve(n);
     for (Podmetric& m : samples) encoded.push_back(store::Encode(std::move(m)));
-    queue->Submit(std::move(encoded), /*fresh_stream=*/true,
-                  [respond, n](const Outcome& outcome) {
-                    if (!outcome.failed.empty()) {
-                      return respond(http::Response::Error(
-                          500, absl::StrCat("[", outcome.failed[0].first, "].",
-                                            outcome.failed[0].second.message())));
-                    }
-                    respond(http::Response::Json(200, absl::StrCat("{\"stored\":", n, "}\n")));
-                  });
+    queue->Submit(std::move(encoded), /*fresh_stream=*/true, [respond, n](const Outcome& outcome) {
+      if (!outcome.failed.empty()) {
+        return respond(http::Response::Error(
+            500,
+            absl::StrCat("[", outcome.failed[0].first, "].", outcome.failed[0].second.message())));
+      }
+      respond(http::Response::Json(200, absl::StrCat("{\"stored\":", n, "}\n")));
+    });
   };
 }
 

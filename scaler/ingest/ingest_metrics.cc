@@ -5,12 +5,24 @@
 namespace zeroscale::ingest {
 namespace {
 
-constexpr absl::string_view kReasons[] = {
-    "id",          "workload",        "cpuUsage",     "memoryUsage",
-    "diskUsage",   "averageResponseTime", "requestRate", "inFlight",
-    "p99ResponseTime", "cpuCores",    "memoryBytes",  "diskBytes",
-    "diskReadBytesPerSecond", "diskWriteBytesPerSecond", "sampledAt", "seq",
-    "json",        "redis"};
+constexpr absl::string_view kReasons[] = {"id",
+                                          "workload",
+                                          "cpuUsage",
+                                          "memoryUsage",
+                                          "diskUsage",
+                                          "averageResponseTime",
+                                          "requestRate",
+                                          "inFlight",
+                                          "p99ResponseTime",
+                                          "cpuCores",
+                                          "memoryBytes",
+                                          "diskBytes",
+                                          "diskReadBytesPerSecond",
+                                          "diskWriteBytesPerSecond",
+                                          "sampledAt",
+                                          "seq",
+                                          "json",
+                                          "redis"};
 
 prometheus::Family<prometheus::Counter>& Received(prometheus::Registry* r) {
   return prometheus::BuildCounter()
@@ -29,11 +41,12 @@ IngestMetrics::IngestMetrics(prometheus::Registry* r)
                  .Help("Samples written to Redis and acknowledged")
                  .Register(*r)
                  .Add({})),
-      duplicates(prometheus::BuildCounter()
-                     .Name("zeroscale_ingest_samples_duplicate_total")
-                     .Help("Replayed samples that were already stored (acknowledged, not rewritten)")
-                     .Register(*r)
-                     .Add({})),
+      duplicates(
+          prometheus::BuildCounter()
+              .Name("zeroscale_ingest_samples_duplicate_total")
+              .Help("Replayed samples that were already stored (acknowledged, not rewritten)")
+              .Register(*r)
+              .Add({})),
       active_streams(prometheus::BuildGauge()
                          .Name("zeroscale_ingest_active_streams")
                          .Help("Open sidecar metric streams")
@@ -59,12 +72,12 @@ IngestMetrics::IngestMetrics(prometheus::Registry* r)
                               .Help("Latency of one pipelined batch write to Redis")
                               .Register(*r)
                               .Add({}, metrics::LatencyBuckets())),
-      batch_size(prometheus::BuildHistogram()
-                     .Name("zeroscale_ingest_batch_samples")
-                     .Help("Samples per Redis write batch")
-                     .Register(*r)
-                     .Add({}, prometheus::Histogram::BucketBoundaries{1, 4, 16, 64, 256, 1024,
-                                                                      4096})),
+      batch_size(
+          prometheus::BuildHistogram()
+              .Name("zeroscale_ingest_batch_samples")
+              .Help("Samples per Redis write batch")
+              .Register(*r)
+              .Add({}, prometheus::Histogram::BucketBoundaries{1, 4, 16, 64, 256, 1024, 4096})),
       rejected_(prometheus::BuildCounter()
                     .Name("zeroscale_ingest_samples_rejected_total")
                     .Help("Samples refused, by reason (the field at fault, or redis)")

@@ -8,8 +8,8 @@
 
 namespace zeroscale::ingest {
 
-IngestQueue::IngestQueue(store::PodmetricStore* store, IngestMetrics* metrics,
-                         const Clock* clock, Options options)
+IngestQueue::IngestQueue(store::PodmetricStore* store, IngestMetrics* metrics, const Clock* clock,
+                         Options options)
     : store_(store), metrics_(metrics), clock_(clock), options_(options) {}
 
 IngestQueue::~IngestQueue() { Stop(absl::ZeroDuration()); }
@@ -89,7 +89,8 @@ void IngestQueue::Run() {
                    [this] { return !queue_.empty() || stopping_; });
       if (queue_.empty() && stopping_) return;
       size_t n = 0;
-      while (!queue_.empty() && (n == 0 || n + queue_.front().samples.size() <= options_.max_batch)) {
+      while (!queue_.empty() &&
+             (n == 0 || n + queue_.front().samples.size() <= options_.max_batch)) {
         n += queue_.front().samples.size();
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -144,7 +145,8 @@ void IngestQueue::WriteBatch(std::vector<Submission>& batch) {
   metrics_->batch_size.Observe(static_cast<double>(ptrs.size()));
   metrics_->stored.Increment(static_cast<double>(result->stored));
   metrics_->duplicates.Increment(static_cast<double>(result->duplicates));
-  if (!result->failed.empty()) metrics_->Rejected("redis", static_cast<double>(result->failed.size()));
+  if (!result->failed.empty())
+    metrics_->Rejected("redis", static_cast<double>(result->failed.size()));
 
   // Map batch-wide failure indexes back to each submission.
   size_t base = 0;

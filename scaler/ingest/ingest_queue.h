@@ -35,9 +35,9 @@ struct Outcome {
 class IngestQueue {
  public:
   struct Options {
-    size_t max_batch = 4096;       // samples per Redis round trip
-    size_t high_water = 200'000;   // pause producers above this many queued samples
-    size_t low_water = 100'000;    // resume them below this
+    size_t max_batch = 4096;      // samples per Redis round trip
+    size_t high_water = 200'000;  // pause producers above this many queued samples
+    size_t low_water = 100'000;   // resume them below this
     absl::Duration health_interval = absl::Seconds(1);  // PING when idle
     absl::Duration forget_interval = absl::Minutes(15);
   };

@@ -42,8 +42,7 @@ void MetricsSink::Record(const decide::Decision& d) {
   }
 }
 
-AsyncSink::AsyncSink(decide::DecisionSink* target, size_t capacity,
-                     prometheus::Registry* registry)
+AsyncSink::AsyncSink(decide::DecisionSink* target, size_t capacity, prometheus::Registry* registry)
     : target_(target),
       capacity_(capacity),
       dropped_(prometheus::BuildCounter()

@@ -37,7 +37,8 @@ void StatusHttp::Workloads(http::Responder respond) {
       }
       j["pods"] = std::move(pods);
       if (st->last_decision) {
-        j["lastDecision"] = nlohmann::ordered_json::parse(decide::DecisionToJson(*st->last_decision));
+        j["lastDecision"] =
+            nlohmann::ordered_json::parse(decide::DecisionToJson(*st->last_decision));
       }
       out.push_back(std::move(j));
     }
@@ -48,7 +49,8 @@ void StatusHttp::Workloads(http::Responder respond) {
 http::Response StatusHttp::Decisions(const http::Request& req) {
   const std::string workload = req.QueryParam("workload");
   if (workload.empty()) {
-    return http::Response::Error(400, "workload: required, e.g. ?workload=local/Deployment/demo-model");
+    return http::Response::Error(400,
+                                 "workload: required, e.g. ?workload=local/Deployment/demo-model");
   }
   size_t limit = 20;
   if (req.HasQueryParam("limit")) {

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The local end-to-end demo: Redis + zeroscale-scaler (local backend) + zeroscale-balancer
+# + a demo model server whose replicas run behind real zeroscale-sidecars. A client sends
+# requests through the balancer and prints the timeline: cold start from zero, scale-up
+# under load, scale-down, scale to zero after idle, and a second wake.
+# Everything listens on 127.0.0.1 and stops when the demo ends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh >/dev/null
+B=build
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+LOGS=$(mktemp -d /tmp/zeroscale-demo.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+            echo "logs: $LOGS"; }
+trap cleanup EXIT
+
+REDIS=$(free_port); GRPC=$(free_port); HTTP=$(free_port); BAL=$(free_port); ADMIN=$(free_port)
+redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no >"$LOGS/redis.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do redis-cli -p "$REDIS" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+"$B/scaler/zeroscale-scaler" --redis=127.0.0.1:$REDIS --grpc-listen=127.0.0.1:$GRPC \
+  --http-listen=127.0.0.1:$HTTP --webhook-listen=127.0.0.1:$(free_port) \
+  --backend=local --workloads=demo/workloads.yaml --sidecar-bin="$B/sidecar/zeroscale-sidecar" \
+  --replica-log-dir="$LOGS" >"$LOGS/scaler.log" 2>&1 &
+PIDS+=($!)
+"$B/balancer/zeroscale-balancer" --scaler=127.0.0.1:$GRPC --redis=127.0.0.1:$REDIS \
+  --listen=127.0.0.1:$BAL --admin-listen=127.0.0.1:$ADMIN --routes=demo/workloads.yaml \
+  >"$LOGS/balancer.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$ADMIN/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+
+echo "zeroscale demo: scaler http://127.0.0.1:$HTTP (/workloads, /decisions, /metrics),"
+echo "balancer http://127.0.0.1:$BAL (admin http://127.0.0.1:$ADMIN), redis 127.0.0.1:$REDIS"
+python3 demo/client.py --balancer=127.0.0.1:$BAL --scaler-http=127.0.0.1:$HTTP "$@"
+echo
+echo "samples in Redis for the demo's pods:"
+for k in $(redis-cli -p "$REDIS" --scan --pattern 'podmetric:local/*'); do
+  echo "  $k: $(redis-cli -p "$REDIS" zcard "$k") samples"
+done
+echo "one of them: $(redis-cli -p "$REDIS" zrange "$(redis-cli -p "$REDIS" --scan --pattern 'podmetric:local/*' | head -1)" -1 -1)"
