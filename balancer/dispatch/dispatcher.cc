@@ -268,7 +268,8 @@ void Dispatcher::TimerLoop() {
   while (!shutdown_) {
     const absl::Duration wait = waiting_ > 0 ? options_.tick : absl::Seconds(1);
     cv_.wait_for(lock, absl::ToChronoNanoseconds(wait),
-                 [this] { return shutdown_ || !dropped_.empty(); });
+                 [this] { return shutdown_ || wake_timer_ || !dropped_.empty(); });
+    wake_timer_ = false;
     if (shutdown_) break;
     Actions actions;
     actions.dropped = std::move(dropped_);
@@ -321,7 +322,10 @@ void Dispatcher::Pick(const proxy::RequestHead& head, proxy::PickDone done) {
         waiting_++;
         w->metrics->held->Increment();
         MaybeActivateLocked(w, now, &actions);
-        if (waiting_ == 1) cv_.notify_all();  // the timer switches to its short tick
+        if (waiting_ == 1) {  // the timer switches to its short tick
+          wake_timer_ = true;
+          cv_.notify_all();
+        }
       }
       records_[head.id] = std::move(rec);
     }

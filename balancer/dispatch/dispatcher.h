@@ -175,6 +175,7 @@ class Dispatcher : public proxy::UpstreamPicker, public proxy::ProxyObserver {
   absl::flat_hash_map<uint64_t, Record> records_;
   std::vector<proxy::PickDone> dropped_;  // cancelled picks, destroyed off the worker thread
   size_t waiting_ = 0;                    // across workloads
+  bool wake_timer_ = false;
   bool shutdown_ = false;
   bool started_ = false;
   std::function<void(LogEntry)> logger_;

@@ -15,8 +15,8 @@ namespace {
 
 using nlohmann::json;
 
-// Scan slack for `to`: an entry's stream id is taken when its batch is written, a little
-// after its timestamp.
+// How far out of timestamp order entries may be in the stream (batching, several
+// balancer replicas writing).
 constexpr int64_t kWriteSlackMs = 60000;
 constexpr int kScanChunk = 500;
 
@@ -176,8 +176,10 @@ absl::StatusOr<LogPage> LogReader::Query(const LogFilter& filter) {
 }
 
 absl::StatusOr<LogPage> QueryLogs(Redis* redis, const LogFilter& f) {
+  // Stream ids come from Redis' clock, not ours, so time filters apply to each entry's
+  // timestamp; the scan stops once entries are older than `from` by more than the
+  // write slack (entries arrive in completion order, give or take a batch).
   std::string end = "+";
-  if (f.to) end = absl::StrCat(absl::ToUnixMillis(*f.to) + kWriteSlackMs);
   if (!f.cursor.empty()) {
     StreamId id;
     if (!ParseStreamId(f.cursor, &id)) {
@@ -187,7 +189,7 @@ absl::StatusOr<LogPage> QueryLogs(Redis* redis, const LogFilter& f) {
     if (pred.empty()) return LogPage{};
     end = std::move(pred);
   }
-  const std::string start = f.from ? absl::StrCat(absl::ToUnixMillis(*f.from)) : "-";
+  const std::string start = "-";
   LogPage page;
   size_t skip = f.offset;
   while (true) {
@@ -207,6 +209,7 @@ absl::StatusOr<LogPage> QueryLogs(Redis* redis, const LogFilter& f) {
         if (fields.elements[i].str != "e") continue;
         absl::StatusOr<LogEntry> e = LogEntryFromJson(fields.elements[i + 1].str);
         if (!e.ok()) break;  // a foreign or corrupt entry: skip it
+        if (f.from && e->timestamp < *f.from - absl::Milliseconds(kWriteSlackMs)) return page;
         if (f.from && e->timestamp < *f.from) break;
         if (f.to && e->timestamp > *f.to) break;
         if (!f.target.empty() && !absl::StrContains(e->target_url, f.target)) break;

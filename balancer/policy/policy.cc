@@ -1,5 +1,7 @@
 #include "balancer/policy/policy.h"
 
+#include <algorithm>
+
 namespace zeroscale::balancer {
 
 absl::string_view PolicyName(Policy policy) {
@@ -28,13 +30,14 @@ size_t SelectEndpoint(Policy policy, const std::vector<int>& active, SelectorSta
     case Policy::kRoundRobin:
       return state->next++ % n;
     case Policy::kLeastConnections: {
-      const size_t start = state->next++ % n;
-      size_t best = start;
-      for (size_t k = 1; k < n; ++k) {
-        const size_t i = (start + k) % n;
-        if (active[i] < active[best]) best = i;
+      const int least = *std::min_element(active.begin(), active.end());
+      size_t ties = 0;
+      for (int a : active) ties += a == least ? 1 : 0;
+      size_t nth = state->next++ % ties;
+      for (size_t i = 0; i < n; ++i) {
+        if (active[i] == least && nth-- == 0) return i;
       }
-      return best;
+      return 0;
     }
     case Policy::kRandom:
       return std::uniform_int_distribution<size_t>(0, n - 1)(state->rng);

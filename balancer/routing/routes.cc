@@ -1,13 +1,11 @@
 #include "balancer/routing/routes.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "yaml-cpp/yaml.h"
+#include "common/workloads/workloads.h"
 
 namespace zeroscale::balancer {
 namespace {
@@ -83,69 +81,34 @@ const Route* RouteTable::Match(absl::string_view host_header, absl::string_view 
   return nullptr;
 }
 
-absl::StatusOr<std::vector<Route>> ParseRoutesYaml(absl::string_view yaml) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("routes file is not valid YAML: ", e.what()));
-  }
-  const YAML::Node list = root["workloads"];
-  if (!list || !list.IsSequence()) {
-    return absl::InvalidArgumentError("routes file: `workloads` must be a list");
-  }
+namespace {
+
+std::vector<Route> RoutesOf(const std::vector<workloads::Workload>& list) {
   std::vector<Route> routes;
-  for (size_t i = 0; i < list.size(); ++i) {
-    const YAML::Node w = list[i];
-    std::string where = absl::StrCat("workloads[", i, "]");
-    try {
-      if (!w.IsMap()) return absl::InvalidArgumentError(where + ": must be a map");
-      const std::string name = w["name"] ? w["name"].as<std::string>() : "";
-      if (!name.empty()) where = absl::StrCat(where, " (", name, ")");
-      const YAML::Node route = w["route"];
-      if (!route || route.IsNull()) continue;
-      if (!route.IsMap()) return absl::InvalidArgumentError(where + ": route must be a map");
-      Route r;
-      if (w["workload"]) {
-        r.workload = w["workload"].as<std::string>();
-        if (std::count(r.workload.begin(), r.workload.end(), '/') != 2) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              where, ": workload must be <namespace>/<kind>/<name>, got \"", r.workload, "\""));
-        }
-      } else {
-        if (name.empty()) return absl::InvalidArgumentError(where + ": name is required");
-        const std::string ns = w["namespace"] ? w["namespace"].as<std::string>() : "local";
-        const std::string kind = w["kind"] ? w["kind"].as<std::string>() : "Deployment";
-        r.workload = absl::StrCat(ns, "/", kind, "/", name);
-      }
-      if (route["host"]) r.host = route["host"].as<std::string>();
-      if (route["pathPrefix"]) r.path_prefix = route["pathPrefix"].as<std::string>();
-      if (w["activationTimeoutSeconds"]) {
-        const double s = w["activationTimeoutSeconds"].as<double>();
-        if (!(s > 0)) {
-          return absl::InvalidArgumentError(where + ": activationTimeoutSeconds must be positive");
-        }
-        r.activation_timeout = absl::Seconds(s);
-      }
-      routes.push_back(std::move(r));
-    } catch (const YAML::Exception& e) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": ", e.what()));
-    }
+  for (const workloads::Workload& w : list) {
+    if (!w.route) continue;
+    Route r;
+    r.workload = w.id;
+    r.host = w.route->host;
+    r.path_prefix = w.route->path_prefix;
+    r.activation_timeout = w.activation_timeout;
+    routes.push_back(std::move(r));
   }
   return routes;
 }
 
+}  // namespace
+
+absl::StatusOr<std::vector<Route>> ParseRoutes(absl::string_view text, absl::string_view source) {
+  absl::StatusOr<std::vector<workloads::Workload>> list = workloads::ParseWorkloads(text, source);
+  if (!list.ok()) return list.status();
+  return RoutesOf(*list);
+}
+
 absl::StatusOr<std::vector<Route>> LoadRoutesFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read routes file ", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  absl::StatusOr<std::vector<Route>> routes = ParseRoutesYaml(ss.str());
-  if (!routes.ok()) {
-    return absl::Status(routes.status().code(),
-                        absl::StrCat(path, ": ", routes.status().message()));
-  }
-  return routes;
+  absl::StatusOr<std::vector<workloads::Workload>> list = workloads::LoadWorkloadsFile(path);
+  if (!list.ok()) return list.status();
+  return RoutesOf(*list);
 }
 
 }  // namespace zeroscale::balancer

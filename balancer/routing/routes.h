@@ -1,7 +1,7 @@
 // Routes: which workload a request is for, by Host header or path prefix. Read from the
-// workloads file of SPEC section 9 (each workload's `route: {host, pathPrefix}` and
-// `activationTimeoutSeconds`), so one file describes both the local backend and the
-// balancer in front of it.
+// workloads file of SPEC section 9 through common/workloads (each workload's
+// `route: {host, pathPrefix}` and `activationTimeoutSeconds`), so one file describes both
+// the local backend and the balancer in front of it.
 //
 // Matching: a route whose host equals the request's Host (case-insensitive, port
 // ignored) wins; otherwise the longest path prefix that matches on a segment boundary
@@ -49,11 +49,11 @@ class RouteTable {
   std::vector<size_t> by_prefix_;  // longest prefix first
 };
 
-// Parses the workloads file (YAML). A workload's id is `<namespace>/<kind>/<name>` with
-// namespace "local" and kind "Deployment" unless the entry sets `namespace`, `kind`, or the
-// whole id as `workload`. Workloads without a `route` are not routable and are skipped.
-// kInvalidArgument names the entry and field; kNotFound when the file cannot be read.
-absl::StatusOr<std::vector<Route>> ParseRoutesYaml(absl::string_view yaml);
+// Routes of the workloads file's text (`source` names it in errors). Workloads without
+// a `route` are not routable and are skipped. kInvalidArgument names the file, workload
+// and field.
+absl::StatusOr<std::vector<Route>> ParseRoutes(absl::string_view text, absl::string_view source);
+// kFailedPrecondition when the file cannot be read.
 absl::StatusOr<std::vector<Route>> LoadRoutesFile(const std::string& path);
 
 }  // namespace zeroscale::balancer

@@ -1,0 +1,365 @@
+// The balancer's data path over real 127.0.0.1 sockets: the proxy engine with the
+// Dispatcher as picker and observer, the gRPC ScalerClient talking to an in-test
+// ActivationService, and recording backends as pods.
+#include <atomic>
+#include <map>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "balancer/activation/scaler_client.h"
+#include "balancer/dispatch/dispatcher.h"
+#include "common/metrics/exposition.h"
+#include "common/proxy/proxy.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/balancer/fake_scaler.h"
+#include "tests/balancer/recording_backend.h"
+#include "tests/common/proxy/test_backend.h"
+#include "tests/testing/child_process.h"
+#include "tests/testing/redis_server.h"
+
+namespace zeroscale::balancer {
+namespace {
+
+using ::testing::HasSubstr;
+using zeroscale::testing::FakeEndpoint;
+using zeroscale::testing::FakeScaler;
+using zeroscale::testing::RecordingBackend;
+using zeroscale::testing::TestClient;
+using zeroscale::testing::WaitFor;
+
+constexpr char kWorkload[] = "ml/Deployment/model";
+constexpr char kHost[] = "model.local";
+
+class Balancer {
+ public:
+  struct Options {
+    absl::Duration activation_timeout = absl::Seconds(20);
+    int threads = 1;
+    Settings settings;
+    uint16_t scaler_port = 0;  // 0: the fake scaler's
+  };
+
+  Balancer(FakeScaler* scaler, Options o) : registry_(), metrics_(&registry_) {
+    Route r;
+    r.workload = kWorkload;
+    r.host = kHost;
+    r.path_prefix = "/model";
+    r.activation_timeout = o.activation_timeout;
+    routes_ = *RouteTable::Create({r});
+    ScalerClientOptions so;
+    so.target = absl::StrCat("127.0.0.1:", o.scaler_port ? o.scaler_port : scaler->port());
+    so.report_interval = absl::Milliseconds(100);
+    so.max_backoff = absl::Milliseconds(300);
+    client_ = std::make_unique<ScalerClient>(so);
+    DispatcherOptions d;
+    d.activate_backoff_max = absl::Milliseconds(200);
+    dispatcher_ =
+        std::make_unique<Dispatcher>(&routes_, client_.get(), &metrics_, RealClock::Get(), d);
+    dispatcher_->SetSettings(o.settings);
+    dispatcher_->Start();
+    EXPECT_TRUE(client_
+                    ->Start([this](const WorkloadState& s) { dispatcher_->OnWorkloadState(s); },
+                            nullptr, [this] { return dispatcher_->TakeTraffic(); })
+                    .ok());
+    proxy::ProxyOptions po;
+    po.listen = {"127.0.0.1", 0};
+    po.threads = o.threads;
+    proxy_ = std::make_unique<proxy::Proxy>(po, dispatcher_.get(), dispatcher_.get());
+    EXPECT_TRUE(proxy_->Start().ok());
+  }
+
+  ~Balancer() {
+    dispatcher_->Shutdown();
+    proxy_->Stop();
+    client_->Stop();
+  }
+
+  uint16_t port() const { return proxy_->port(); }
+  Dispatcher& dispatcher() { return *dispatcher_; }
+  WorkloadStatus status() { return dispatcher_->Status(kWorkload); }
+  bool WaitForHeld(size_t n) {
+    return WaitFor([&] { return status().held == n; }, absl::Seconds(10));
+  }
+  std::string Metrics() { return metrics::Serialize(registry_); }
+  double Counter(const std::string& name) {
+    const std::string text = Metrics();
+    const std::string key = absl::StrCat(name, "{workload=\"", kWorkload, "\"} ");
+    const size_t at = text.find(key);
+    if (at == std::string::npos) return -1;
+    return std::stod(text.substr(at + key.size()));
+  }
+
+ private:
+  prometheus::Registry registry_;
+  BalancerMetrics metrics_;
+  RouteTable routes_;
+  std::unique_ptr<ScalerClient> client_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<proxy::Proxy> proxy_;
+};
+
+// Requests route by path prefix: TestClient sends its own Host header.
+testing::SimpleResponse Get(uint16_t port, const std::string& target) {
+  TestClient c(port);
+  return c.Send("GET", target);
+}
+
+Settings WithPolicy(Policy p) {
+  Settings s;
+  s.policy = p;
+  return s;
+}
+
+class DispatchTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(scaler_.Start().ok()); }
+  FakeScaler scaler_;
+};
+
+TEST_F(DispatchTest, RoundRobinGoesInOrder) {
+  RecordingBackend a("a"), b("b"), c("c");
+  Balancer bal(&scaler_, {});
+  scaler_.Push(kWorkload, {{"p-a", a.address()}, {"p-b", b.address()}, {"p-c", c.address()}});
+  ASSERT_TRUE(WaitFor([&] { return bal.status().ready == 3; }, absl::Seconds(10)));
+  std::vector<std::string> order;
+  TestClient client(bal.port());
+  for (int i = 0; i < 9; ++i) {
+    auto r = client.Send("GET", absl::StrCat("/model/r", i));
+    ASSERT_EQ(r.status, 200);
+    order.push_back(r.body.substr(0, 1));
+  }
+  EXPECT_THAT(order, ::testing::ElementsAre("a", "b", "c", "a", "b", "c", "a", "b", "c"));
+}
+
+TEST_F(DispatchTest, LeastConnectionsFavoursTheFastBackend) {
+  RecordingBackend slow("slow", absl::Milliseconds(150)), fast("fast");
+  Balancer::Options o;
+  o.settings = WithPolicy(Policy::kLeastConnections);
+  o.threads = 2;
+  Balancer bal(&scaler_, o);
+  scaler_.Push(kWorkload, {{"p-slow", slow.address()}, {"p-fast", fast.address()}});
+  ASSERT_TRUE(WaitFor([&] { return bal.status().ready == 2; }, absl::Seconds(10)));
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&, t] {
+      TestClient c(bal.port());
+      for (int i = 0; i < 15; ++i) {
+        if (c.Send("GET", absl::StrCat("/model/c", t, "/", i)).status == 200) ok++;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), 60);
+  // A slow pod holds each request for 150 ms, so least-connections sends it one only when
+  // it is no busier than the fast pod, which takes the rest (round robin would split 30/30).
+  EXPECT_GT(fast.count(), 3 * slow.count()) << "slow " << slow.count() << " fast " << fast.count();
+}
+
+TEST_F(DispatchTest, RandomIsRoughlyUniform) {
+  RecordingBackend a("a"), b("b"), c("c");
+  Balancer::Options o;
+  o.settings = WithPolicy(Policy::kRandom);
+  Balancer bal(&scaler_, o);
+  scaler_.Push(kWorkload, {{"p-a", a.address()}, {"p-b", b.address()}, {"p-c", c.address()}});
+  ASSERT_TRUE(WaitFor([&] { return bal.status().ready == 3; }, absl::Seconds(10)));
+  TestClient client(bal.port());
+  for (int i = 0; i < 600; ++i) ASSERT_EQ(client.Send("GET", "/model/x").status, 200);
+  for (const RecordingBackend* be : {&a, &b, &c}) {
+    // Expected 200 each; 140..260 is more than 5 standard deviations wide.
+    EXPECT_GT(be->count(), 140u) << be->name();
+    EXPECT_LT(be->count(), 260u) << be->name();
+  }
+  EXPECT_EQ(a.count() + b.count() + c.count(), 600u);
+}
+
+TEST_F(DispatchTest, PolicySwitchUnderLoadFailsNoRequest) {
+  RecordingBackend a("a", absl::Milliseconds(2)), b("b");
+  Balancer::Options o;
+  o.threads = 2;
+  Balancer bal(&scaler_, o);
+  scaler_.Push(kWorkload, {{"p-a", a.address()}, {"p-b", b.address()}});
+  ASSERT_TRUE(WaitFor([&] { return bal.status().ready == 2; }, absl::Seconds(10)));
+  std::atomic<int> ok{0}, failed{0};
+  std::atomic<bool> done{false};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 6; ++t) {
+    clients.emplace_back([&] {
+      TestClient c(bal.port());
+      for (int i = 0; i < 60; ++i) {
+        (c.Send("GET", "/model/load").status == 200 ? ok : failed)++;
+      }
+    });
+  }
+  std::thread switcher([&] {
+    const Policy policies[] = {Policy::kLeastConnections, Policy::kRandom, Policy::kRoundRobin};
+    for (int i = 0; !done.load(); ++i) {
+      Settings s = WithPolicy(policies[i % 3]);
+      s.max_connections = 1 + i % 4;  // shrinking and growing the limit as well
+      bal.dispatcher().SetSettings(s);
+      std::this_thread::yield();
+    }
+  });
+  for (auto& t : clients) t.join();
+  done = true;
+  switcher.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(ok.load(), 360);
+  EXPECT_EQ(a.count() + b.count(), 360u);
+}
+
+TEST_F(DispatchTest, HeldRequestsGoOutInArrivalOrderOnce) {
+  RecordingBackend pod("pod");
+  // One connection slot: each held request reaches the pod only after the previous one
+  // is answered, so the pod sees exactly the order in which they are released.
+  Balancer::Options o;
+  o.settings.max_connections = 1;
+  Balancer bal(&scaler_, o);
+  std::vector<std::thread> clients;
+  std::vector<int> statuses(10, 0);
+  for (int i = 0; i < 10; ++i) {
+    clients.emplace_back(
+        [&, i] { statuses[i] = Get(bal.port(), absl::StrCat("/model/r", i)).status; });
+    ASSERT_TRUE(bal.WaitForHeld(i + 1));  // one at a time, so arrival order is known
+  }
+  EXPECT_EQ(pod.count(), 0u);
+  scaler_.Push(kWorkload, {{"p-1", pod.address()}});
+  for (auto& t : clients) t.join();
+  std::vector<std::string> expected;
+  for (int i = 0; i < 10; ++i) expected.push_back(absl::StrCat("/model/r", i));
+  EXPECT_EQ(pod.targets(), expected);
+  for (int s : statuses) EXPECT_EQ(s, 200);
+  EXPECT_EQ(bal.status().held, 0u);
+  EXPECT_THAT(
+      bal.Metrics(),
+      HasSubstr(
+          "zeroscale_balancer_hold_duration_seconds_count{workload=\"ml/Deployment/model\"} 10"));
+}
+
+TEST_F(DispatchTest, OneActivateForManyHeldRequests) {
+  RecordingBackend pod("pod");
+  Balancer::Options o;
+  o.threads = 2;
+  Balancer bal(&scaler_, o);
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 50; ++i) {
+    clients.emplace_back([&, i] {
+      if (Get(bal.port(), absl::StrCat("/model/", i)).status == 200) ok++;
+    });
+  }
+  ASSERT_TRUE(bal.WaitForHeld(50));
+  ASSERT_TRUE(WaitFor([&] { return !scaler_.activate_calls().empty(); }, absl::Seconds(10)));
+  scaler_.Push(kWorkload, {{"p-1", pod.address()}});
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), 50);
+  ASSERT_EQ(scaler_.activate_calls().size(), 1u);
+  EXPECT_EQ(scaler_.activate_calls()[0].workload, kWorkload);
+  EXPECT_GE(scaler_.activate_calls()[0].held_requests, 1u);
+  // Every request reached the pod exactly once.
+  std::map<std::string, int> seen;
+  for (const auto& t : pod.targets()) seen[t]++;
+  EXPECT_EQ(seen.size(), 50u);
+  for (const auto& [t, n] : seen) EXPECT_EQ(n, 1) << t;
+  EXPECT_EQ(bal.Counter("zeroscale_balancer_activations_total"), 1);
+  // The scaler heard about the traffic (so the workload is never judged idle).
+  EXPECT_TRUE(scaler_.WaitForTraffic(
+      [](const auto& recs) {
+        uint64_t n = 0;
+        for (const auto& r : recs) n += r.workload == kWorkload ? r.requests : 0;
+        return n >= 50;
+      },
+      absl::Seconds(10)));
+}
+
+TEST_F(DispatchTest, HoldTimeoutAnswers503WithRetryAfter) {
+  Balancer::Options o;
+  o.activation_timeout = absl::Milliseconds(300);
+  Balancer bal(&scaler_, o);
+  const absl::Time start = absl::Now();
+  auto r = Get(bal.port(), "/model/slow-to-wake");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+  EXPECT_FALSE(r.Header("Retry-After").empty());
+  EXPECT_THAT(r.body, HasSubstr("no ready pod"));
+  EXPECT_EQ(bal.Counter("zeroscale_balancer_hold_timeouts_total"), 1);
+  EXPECT_EQ(bal.status().held, 0u);
+}
+
+TEST_F(DispatchTest, ClientCancelWhileHeldIsCountedAndNeverForwarded) {
+  RecordingBackend pod("pod");
+  Balancer bal(&scaler_, {});
+  {
+    TestClient gone(bal.port());
+    gone.WriteRaw("GET /model/cancelled HTTP/1.1\r\nHost: model.local\r\n\r\n");
+    ASSERT_TRUE(bal.WaitForHeld(1));
+    gone.Close();
+  }
+  ASSERT_TRUE(bal.WaitForHeld(0));
+  EXPECT_EQ(bal.Counter("zeroscale_balancer_cancelled_while_held_total"), 1);
+  scaler_.Push(kWorkload, {{"p-1", pod.address()}});
+  ASSERT_TRUE(WaitFor([&] { return bal.status().ready == 1; }, absl::Seconds(10)));
+  EXPECT_EQ(Get(bal.port(), "/model/after").status, 200);
+  EXPECT_EQ(pod.targets(), std::vector<std::string>{"/model/after"});
+}
+
+TEST_F(DispatchTest, ScalerUnavailableAtZeroGivesClear503ThenRecovers) {
+  RecordingBackend pod("pod");
+  const uint16_t port = zeroscale::testing::FreePort();
+  FakeScaler later(port);  // not started: the scaler is down
+  Balancer::Options o;
+  o.activation_timeout = absl::Milliseconds(800);
+  o.scaler_port = port;
+  Balancer bal(&scaler_, o);
+  auto r = Get(bal.port(), "/model/first");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_FALSE(r.Header("Retry-After").empty());
+  EXPECT_THAT(r.body, HasSubstr("scaler is unreachable"));
+  EXPECT_GE(bal.Counter("zeroscale_balancer_activation_failures_total"), 1);
+
+  // The scaler comes back; waking the workload makes a pod ready.
+  later.OnActivate([&](const auto&) { later.Push(kWorkload, {{"p-1", pod.address()}}); });
+  ASSERT_TRUE(later.Start().ok());
+  auto r2 = Get(bal.port(), "/model/second");
+  EXPECT_EQ(r2.status, 200) << r2.body;
+  EXPECT_EQ(pod.targets(), std::vector<std::string>{"/model/second"});
+
+  // The scaler goes away again: known-ready pods keep taking traffic.
+  later.Stop();
+  EXPECT_EQ(Get(bal.port(), "/model/third").status, 200);
+}
+
+TEST_F(DispatchTest, MaxConnectionsQueuesExcessRequests) {
+  RecordingBackend pod("pod", absl::Milliseconds(30));
+  Settings s;
+  s.max_connections = 2;
+  Balancer::Options o;
+  o.threads = 2;
+  o.settings = s;
+  Balancer bal(&scaler_, o);
+  scaler_.Push(kWorkload, {{"p-1", pod.address()}});
+  ASSERT_TRUE(WaitFor([&] { return bal.status().ready == 1; }, absl::Seconds(10)));
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 8; ++i) {
+    clients.emplace_back([&] {
+      if (Get(bal.port(), "/model/q").status == 200) ok++;
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), 8);
+  EXPECT_LE(pod.max_concurrent(), 2);
+}
+
+TEST_F(DispatchTest, UnroutedRequestIs404) {
+  Balancer bal(&scaler_, {});
+  TestClient c(bal.port());
+  auto r = c.Send("GET", "/elsewhere");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_THAT(r.body, HasSubstr("no route"));
+}
+
+}  // namespace
+}  // namespace zeroscale::balancer
