@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Balancer benchmarks, in one run:
+#  1. overhead: direct to a backend vs through zeroscale-balancer (routing by Host, policy
+#     pick, request logs to Redis) vs through nginx (one worker, keep-alive upstream), at a
+#     paced ~1,000 req/s and at saturation; throughput, p50/p99, CPU per request.
+#  2. wake: N (default 1,000) concurrent requests arrive for a workload at zero and are
+#     held; the fake scaler then announces a ready pod. Prints the time from that
+#     announcement to the first held request reaching the pod and to the last answer, and
+#     checks every request was answered once and reached the pod exactly once.
+#
+#   bench/balancer_bench.sh [BUILD_DIR]     (default: build-balancer next to this script)
+# Env: DURATION (s, default 10), CONNS_SAT (default 50), THREADS (balancer threads,
+# default 1), WAKE_REQUESTS (default 1000). Needs wrk, nginx and redis-server. Binds
+# 127.0.0.1 only.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BUILD="${1:-$ROOT/build-balancer}"
+BAL_BIN="$BUILD/balancer/zeroscale-balancer"
+HELPER="$BUILD/balancer/bench/zeroscale-balancer-bench"
+DURATION="${DURATION:-10}"
+CONNS_SAT="${CONNS_SAT:-50}"
+THREADS="${THREADS:-1}"
+WAKE_REQUESTS="${WAKE_REQUESTS:-1000}"
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+for tool in wrk redis-server "$NGINX" "$BAL_BIN" "$HELPER"; do
+  command -v "$tool" >/dev/null 2>&1 || [[ -x "$tool" ]] || { echo "missing: $tool" >&2; exit 1; }
+done
+ulimit -n 16384 2>/dev/null || true
+
+TMP="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 200); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "port $1 did not open" >&2; exit 1
+}
+
+BACKEND_PORT=$(free_port); NGINX_PORT=$(free_port); REDIS_PORT=$(free_port)
+SCALER_PORT=$(free_port); BAL_PORT=$(free_port); ADMIN_PORT=$(free_port)
+
+nginx_conf() {  # name, body of the server block
+  mkdir -p "$TMP/$1"
+  cat > "$TMP/$1/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+master_process on;
+pid $TMP/$1/nginx.pid;
+error_log $TMP/$1/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/$1;
+  proxy_temp_path $TMP/$1;
+  fastcgi_temp_path $TMP/$1;
+  uwsgi_temp_path $TMP/$1;
+  scgi_temp_path $TMP/$1;
+  keepalive_requests 1000000;
+  $2
+}
+CONF
+}
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >"$TMP/redis.log" 2>&1 &
+PIDS+=($!)
+
+nginx_conf backend "server { listen 127.0.0.1:$BACKEND_PORT; location / { return 200 'hello from the backend\n'; } }"
+"$NGINX" -c "$TMP/backend/nginx.conf" -p "$TMP/backend" 2>"$TMP/backend/stderr" &
+PIDS+=($!)
+
+nginx_conf proxy "upstream app { server 127.0.0.1:$BACKEND_PORT; keepalive 64; }
+  server { listen 127.0.0.1:$NGINX_PORT;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection '';
+                 proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_buffering off; } }"
+"$NGINX" -c "$TMP/proxy/nginx.conf" -p "$TMP/proxy" 2>"$TMP/proxy/stderr" &
+NGINX_MASTER=$!
+PIDS+=($NGINX_MASTER)
+
+# The routes file is a workloads file (SPEC section 9); the balancer reads only routes.
+cat > "$TMP/routes.yaml" <<Y
+workloads:
+  - name: bench
+    command: ["sleep", "{port}"]
+    minReplicas: 0
+    maxReplicas: 1
+    route: {host: bench.local}
+  - name: wake
+    command: ["sleep", "{port}"]
+    minReplicas: 0
+    maxReplicas: 1
+    activationTimeoutSeconds: 120
+    route: {host: wake.local}
+Y
+
+# ---- 1. overhead -------------------------------------------------------------------
+"$HELPER" fake-scaler --listen=127.0.0.1:$SCALER_PORT --workload=local/Deployment/bench \
+  --endpoint=127.0.0.1:$BACKEND_PORT 2>"$TMP/fake-scaler.log" &
+PIDS+=($!)
+wait_port "$SCALER_PORT"; wait_port "$REDIS_PORT"
+"$BAL_BIN" --scaler=127.0.0.1:$SCALER_PORT --redis=127.0.0.1:$REDIS_PORT \
+  --listen=127.0.0.1:$BAL_PORT --admin-listen=127.0.0.1:$ADMIN_PORT --routes="$TMP/routes.yaml" \
+  --threads="$THREADS" --log-level=warning 2>"$TMP/balancer.log" &
+BAL_PID=$!
+PIDS+=($BAL_PID)
+wait_port "$BACKEND_PORT"; wait_port "$NGINX_PORT"; wait_port "$BAL_PORT"
+for _ in $(seq 100); do  # until the Watch announced the pod
+  [[ $(curl -s -o /dev/null -w '%{http_code}' -H 'Host: bench.local' "http://127.0.0.1:$BAL_PORT/") == 200 ]] && break
+  sleep 0.05
+done
+
+cat > "$TMP/pace.lua" <<'LUA'
+function delay() return 10 end
+LUA
+
+cpu_ticks() {  # utime+stime of the given pids and their children
+  local total=0 p
+  for p in "$@" $(for q in "$@"; do pgrep -P "$q" || true; done); do
+    [[ -r /proc/$p/stat ]] || continue
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
+
+# run NAME PORT MODE(paced|sat) PIDS... -> "rps p50_ms p99_ms requests cpu_us_per_req"
+run() {
+  local name=$1 port=$2 mode=$3; shift 3
+  local args=(-t1 -d"${DURATION}s" --latency -H "Host: bench.local")
+  if [[ $mode == paced ]]; then args+=(-c10 -s "$TMP/pace.lua"); else args+=(-c"$CONNS_SAT"); fi
+  wrk -t1 -c4 -d1s -H "Host: bench.local" "http://127.0.0.1:$port/" >/dev/null  # warm up
+  local before after out
+  before=$(cpu_ticks "$@")
+  out=$(wrk "${args[@]}" "http://127.0.0.1:$port/")
+  after=$(cpu_ticks "$@")
+  echo "$out" > "$TMP/$name-$mode.txt"
+  if grep -q "Non-2xx" <<<"$out"; then echo "$name $mode: non-2xx answers" >&2; fi
+  python3 - "$out" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
+import re, sys
+out, before, after, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+def ms(v, unit):
+    return float(v) * {"us": 1e-3, "ms": 1, "s": 1e3}[unit]
+lat = dict((p, ms(v, u)) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)", out, re.M))
+reqs = int(re.search(r"(\d+) requests in", out).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+cpu_us = (after - before) / hz * 1e6 / reqs if reqs else 0
+print(f"{rps:.0f} {lat.get('50', 0):.3f} {lat.get('99', 0):.3f} {reqs} {cpu_us:.1f}")
+PY
+}
+
+declare -A R
+for mode in paced sat; do
+  R[direct-$mode]=$(run direct "$BACKEND_PORT" "$mode")
+  R[balancer-$mode]=$(run balancer "$BAL_PORT" "$mode" "$BAL_PID")
+  R[nginx-$mode]=$(run nginx "$NGINX_PORT" "$mode" "$NGINX_MASTER")
+done
+
+printf '\n%-9s %-7s %10s %9s %9s %14s\n' target load "req/s" "p50 ms" "p99 ms" "CPU us/req"
+for mode in paced sat; do
+  for t in direct balancer nginx; do
+    read -r rps p50 p99 reqs cpu <<<"${R[$t-$mode]}"
+    [[ $t == direct ]] && cpu="-"
+    printf '%-9s %-7s %10s %9s %9s %14s\n' "$t" "$mode" "$rps" "$p50" "$p99" "$cpu"
+  done
+done
+python3 - "${R[direct-paced]}" "${R[balancer-paced]}" "${R[nginx-paced]}" \
+  "${R[direct-sat]}" "${R[balancer-sat]}" "${R[nginx-sat]}" <<'PY'
+import sys
+d, b, n, ds, bs, ns = [list(map(float, a.split())) for a in sys.argv[1:7]]
+print()
+print(f"paced ~1,000 req/s: balancer adds {b[1]-d[1]:+.3f} ms p50, {b[2]-d[2]:+.3f} ms p99; "
+      f"nginx adds {n[1]-d[1]:+.3f} / {n[2]-d[2]:+.3f} ms")
+print(f"saturation: balancer/nginx throughput {bs[0]/ns[0]:.2f}, balancer/direct {bs[0]/ds[0]:.2f}, "
+      f"nginx/direct {ns[0]/ds[0]:.2f}")
+print(f"CPU per request at saturation: balancer {bs[4]:.1f} us, nginx {ns[4]:.1f} us")
+PY
+logs=$(redis-cli -p "$REDIS_PORT" XLEN zeroscale:balancer:logs)
+echo "request log entries in Redis after the run: $logs (capped at 100,000)"
+echo "balancer RSS after the run: $(awk '/VmRSS/{print $2, $3}' /proc/$BAL_PID/status)"
+kill "$BAL_PID"; wait "$BAL_PID" 2>/dev/null || true
+
+# ---- 2. wake from zero ---------------------------------------------------------------
+SCALER2=$(free_port); POD_PORT=$(free_port); BAL2=$(free_port); ADMIN2=$(free_port)
+echo
+"$HELPER" wake --listen=127.0.0.1:$SCALER2 --backend=127.0.0.1:$POD_PORT \
+  --balancer=127.0.0.1:$BAL2 --admin=127.0.0.1:$ADMIN2 --workload=local/Deployment/wake \
+  --host=wake.local --requests="$WAKE_REQUESTS" 2>"$TMP/wake.log" &
+WAKE_PID=$!
+wait_port "$SCALER2"
+"$BAL_BIN" --scaler=127.0.0.1:$SCALER2 --redis=127.0.0.1:$REDIS_PORT \
+  --listen=127.0.0.1:$BAL2 --admin-listen=127.0.0.1:$ADMIN2 --routes="$TMP/routes.yaml" \
+  --threads=2 --log-level=warning 2>"$TMP/balancer-wake.log" &
+PIDS+=($!)
+wait "$WAKE_PID"
