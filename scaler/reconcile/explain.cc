@@ -1,0 +1,187 @@
+#include "scaler/reconcile/explain.h"
+
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace zeroscale::reconcile {
+namespace {
+
+using decide::Decision;
+using decide::State;
+using decide::Trigger;
+
+// client-go truncates Event messages to this; the API server refuses much longer ones.
+constexpr size_t kMaxEventMessage = 1024;
+
+std::string Truncate(std::string s, size_t max) {
+  if (s.size() > max) {
+    s.resize(max - 3);
+    s += "...";
+  }
+  return s;
+}
+
+std::string BaseReason(const Decision& d) {
+  if (IsFailedWrite(d)) return "FailedScale";
+  if (d.trigger == Trigger::kRegistered && d.replicas_before == d.replicas_after &&
+      d.from == d.to) {
+    return "Registered";
+  }
+  if (d.trigger == Trigger::kObservedReplicas ||
+      (d.trigger == Trigger::kActuation && absl::StartsWith(d.reason, "re-read"))) {
+    return "ExternalScale";
+  }
+  if (d.replicas_after > d.replicas_before) {
+    return d.from == State::kScaledToZero || d.to == State::kWaking ? "WakingFromZero" : "ScaledUp";
+  }
+  if (d.replicas_after < d.replicas_before) {
+    return d.replicas_after == 0 ? "ScaledToZero" : "ScaledDown";
+  }
+  if (d.to == State::kHolding && d.from != State::kHolding) return "HoldingReplicas";
+  if (d.from == State::kHolding && d.to == State::kActive) return "MetricsResumed";
+  if (d.from == State::kWaking && d.to == State::kActive) return "WorkloadReady";
+  return "Decision";
+}
+
+kube::Condition Cond(const char* type, bool ok, std::string reason, std::string message) {
+  kube::Condition c;
+  c.type = type;
+  c.status = ok ? "True" : "False";
+  c.reason = std::move(reason);
+  c.message = std::move(message);
+  return c;
+}
+
+}  // namespace
+
+absl::StatusOr<decide::WorkloadSpec> WorkloadSpecFrom(const kube::CustomAutoscaler& ca) {
+  if (!ca.spec_error.ok()) {
+    return absl::InvalidArgumentError(std::string(ca.spec_error.message()));
+  }
+  decide::WorkloadSpec spec;
+  spec.workload = ca.Target().Id();
+  spec.min_replicas = ca.spec.min_replicas;
+  spec.max_replicas = ca.spec.max_replicas;
+  spec.idle_timeout = absl::Seconds(ca.spec.idle_timeout_seconds);
+  spec.rules = ca.spec.rules;
+  for (ScalingRule& r : spec.rules) r.target = spec.workload;
+  if (absl::Status s = decide::ValidateWorkloadSpec(spec); !s.ok()) {
+    return absl::InvalidArgumentError(std::string(s.message()));
+  }
+  return spec;
+}
+
+bool IsFailedWrite(const Decision& d) {
+  // The automaton records a failed SetReplicas as an actuation decision saying so; it
+  // has no separate flag.
+  return d.trigger == Trigger::kActuation && absl::StartsWith(d.reason, "could not set");
+}
+
+EventExplanation ExplainDecision(const Decision& d) {
+  EventExplanation e;
+  const std::string base = BaseReason(d);
+  e.type = base == "FailedScale" || base == "HoldingReplicas" ? kube::EventType::kWarning
+                                                              : kube::EventType::kNormal;
+  // Dry-run decisions stay apart from real ones, so `kubectl get events` cannot mistake
+  // a rehearsal for an action.
+  e.reason = d.dry_run ? absl::StrCat("DryRun", base) : base;
+  std::string message = d.reason;
+  if (!d.rule.empty() && !absl::StrContains(message, d.rule)) {
+    absl::StrAppend(&message, " (rule '", d.rule, "')");
+  }
+  e.message = Truncate(std::move(message), kMaxEventMessage);
+  return e;
+}
+
+std::string DescribeDecision(const Decision& d) {
+  return absl::StrCat(d.dry_run ? "DryRun" : "", BaseReason(d), " ", d.replicas_before, " -> ",
+                      d.replicas_after);
+}
+
+kube::CustomAutoscalerStatus BuildStatus(const StatusInputs& in,
+                                         const std::vector<kube::Condition>& previous,
+                                         absl::Time now) {
+  kube::CustomAutoscalerStatus st;
+  st.observed_generation = in.generation;
+
+  std::vector<kube::Condition> conds;
+  if (in.spec.ok()) {
+    conds.push_back(Cond(kConditionSpecValid, true, "ValidSpec", "the spec is valid"));
+  } else {
+    conds.push_back(
+        Cond(kConditionSpecValid, false, in.spec_reason, std::string(in.spec.message())));
+  }
+
+  if (!in.spec.ok()) {
+    conds.push_back(Cond(kConditionReady, false, in.spec_reason,
+                         "no automaton runs for an invalid spec; fix the spec"));
+  } else if (!in.target.ok()) {
+    conds.push_back(
+        Cond(kConditionReady, false,
+             in.target.code() == absl::StatusCode::kNotFound ? "TargetNotFound" : "FailedGetScale",
+             std::string(in.target.message())));
+  } else if (!in.last_write.ok()) {
+    conds.push_back(
+        Cond(kConditionReady, false, "FailedUpdateScale", std::string(in.last_write.message())));
+  } else if (in.workload) {
+    conds.push_back(Cond(kConditionReady, true, "Reconciled",
+                         in.dry_run ? "dry run: decisions are computed and recorded, not applied"
+                                    : "the automaton manages the target's replicas"));
+  } else {
+    kube::Condition c = Cond(kConditionReady, false, "Pending", "reading the target");
+    c.status = "Unknown";
+    conds.push_back(std::move(c));
+  }
+
+  if (in.workload) {
+    const decide::WorkloadStatus& w = *in.workload;
+    st.replicas = w.replicas;
+    st.desired_replicas = w.desired;
+    st.state = std::string(decide::StateName(w.state));
+    if (w.last_decision) {
+      st.last_decision = DescribeDecision(*w.last_decision);
+      st.last_decision_reason = w.last_decision->reason;
+      st.last_decision_time = w.last_decision->time;
+    }
+    std::string note = w.note.empty() ? st.last_decision_reason : w.note;
+    switch (w.state) {
+      case decide::State::kActive:
+        conds.push_back(Cond(kConditionScalingActive, true, "Active",
+                             note.empty() ? "rules are evaluated on fresh metrics" : note));
+        break;
+      case decide::State::kWaking:
+        conds.push_back(Cond(kConditionScalingActive, true, "Waking",
+                             "waking from zero; waiting for a pod to report ready"));
+        break;
+      case decide::State::kHolding:
+        conds.push_back(Cond(kConditionScalingActive, false, "NoFreshMetrics",
+                             "no fresh metrics: replicas are held, never lowered"));
+        break;
+      case decide::State::kScaledToZero:
+        conds.push_back(Cond(kConditionScalingActive, false, "ScaledToZero",
+                             "at zero replicas until a request (or minReplicas) wakes it"));
+        break;
+    }
+  } else {
+    kube::Condition c = Cond(kConditionScalingActive, false, "NotManaged", "no automaton runs");
+    c.status = "Unknown";
+    conds.push_back(std::move(c));
+  }
+
+  for (kube::Condition& c : conds) {
+    c.observed_generation = in.generation;
+    c.last_transition_time = now;
+    for (const kube::Condition& p : previous) {
+      if (p.type == c.type && p.status == c.status &&
+          p.last_transition_time != absl::InfinitePast()) {
+        c.last_transition_time = p.last_transition_time;
+      }
+    }
+  }
+  st.conditions = std::move(conds);
+  return st;
+}
+
+}  // namespace zeroscale::reconcile

@@ -1,0 +1,175 @@
+#include "scaler/reconcile/explain.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace zeroscale::reconcile {
+namespace {
+
+using decide::Decision;
+using decide::State;
+using decide::Trigger;
+using ::testing::HasSubstr;
+
+kube::CustomAutoscaler ValidCr() {
+  kube::CustomAutoscaler ca;
+  ca.namespace_ = "ml";
+  ca.name = "llama";
+  ca.generation = 3;
+  ca.spec.scale_target_ref = {"apps/v1", "Deployment", "llama"};
+  ca.spec.min_replicas = 0;
+  ca.spec.max_replicas = 4;
+  ca.spec.idle_timeout_seconds = 30;
+  ScalingRule r;
+  r.id = "busy";
+  r.thresholds = {{MetricType::kInFlightRequests, 4, Operator::kGreaterThan}};
+  ca.spec.rules = {r};
+  return ca;
+}
+
+const kube::Condition* Find(const std::vector<kube::Condition>& cs, const std::string& type) {
+  for (const kube::Condition& c : cs) {
+    if (c.type == type) return &c;
+  }
+  return nullptr;
+}
+
+TEST(WorkloadSpecFromTest, MapsBoundsIdleTimeoutAndBindsRules) {
+  absl::StatusOr<decide::WorkloadSpec> spec = WorkloadSpecFrom(ValidCr());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->workload, "ml/Deployment/llama");
+  EXPECT_EQ(spec->min_replicas, 0);
+  EXPECT_EQ(spec->max_replicas, 4);
+  EXPECT_EQ(spec->idle_timeout, absl::Seconds(30));
+  ASSERT_EQ(spec->rules.size(), 1u);
+  EXPECT_EQ(spec->rules[0].target, "ml/Deployment/llama");
+}
+
+TEST(WorkloadSpecFromTest, ParseErrorsAndInvalidSpecsAreRefused) {
+  kube::CustomAutoscaler ca = ValidCr();
+  ca.spec_error = absl::InvalidArgumentError("spec.maxReplicas: must be at least 1");
+  EXPECT_THAT(WorkloadSpecFrom(ca).status().message(), HasSubstr("spec.maxReplicas"));
+
+  ca = ValidCr();
+  ca.spec.min_replicas = 5;  // beyond max, as a parser bug or a hand-built object might say
+  EXPECT_EQ(WorkloadSpecFrom(ca).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+Decision D(State from, State to, int before, int after, Trigger trigger, std::string reason) {
+  Decision d;
+  d.workload = "ml/Deployment/llama";
+  d.from = from;
+  d.to = to;
+  d.replicas_before = before;
+  d.replicas_after = after;
+  d.trigger = trigger;
+  d.reason = std::move(reason);
+  return d;
+}
+
+TEST(ExplainDecisionTest, ReasonsAndTypes) {
+  struct Case {
+    Decision d;
+    kube::EventType type;
+    std::string reason;
+  } cases[] = {
+      {D(State::kActive, State::kActive, 1, 2, Trigger::kSample, "rule 'busy' holds"),
+       kube::EventType::kNormal, "ScaledUp"},
+      {D(State::kActive, State::kActive, 3, 2, Trigger::kSample, "rule 'calm' holds"),
+       kube::EventType::kNormal, "ScaledDown"},
+      {D(State::kActive, State::kScaledToZero, 2, 0, Trigger::kTimer, "idle for 30s"),
+       kube::EventType::kNormal, "ScaledToZero"},
+      {D(State::kScaledToZero, State::kWaking, 0, 1, Trigger::kActivate, "wake requested"),
+       kube::EventType::kNormal, "WakingFromZero"},
+      {D(State::kActive, State::kHolding, 2, 2, Trigger::kTimer, "no fresh samples"),
+       kube::EventType::kWarning, "HoldingReplicas"},
+      {D(State::kActive, State::kActive, 3, 2, Trigger::kActuation,
+         "could not set 3 replicas (UNAVAILABLE: 503): re-reading"),
+       kube::EventType::kWarning, "FailedScale"},
+      {D(State::kHolding, State::kHolding, 1, 1, Trigger::kRegistered, "registered"),
+       kube::EventType::kNormal, "Registered"},
+      {D(State::kActive, State::kActive, 1, 5, Trigger::kObservedReplicas,
+         "replicas changed outside zeroscale: 1 -> 5 replicas"),
+       kube::EventType::kNormal, "ExternalScale"},
+      {D(State::kWaking, State::kActive, 1, 1, Trigger::kPodReady, "pod ready"),
+       kube::EventType::kNormal, "WorkloadReady"},
+  };
+  for (const Case& c : cases) {
+    EventExplanation e = ExplainDecision(c.d);
+    EXPECT_EQ(e.reason, c.reason) << c.d.reason;
+    EXPECT_EQ(e.type, c.type) << c.d.reason;
+    EXPECT_EQ(e.message, c.d.reason);
+  }
+}
+
+TEST(ExplainDecisionTest, DryRunIsMarkedAndRuleNamedOnce) {
+  Decision d = D(State::kActive, State::kActive, 1, 2, Trigger::kSample, "dry run: load is high");
+  d.dry_run = true;
+  d.rule = "busy";
+  EventExplanation e = ExplainDecision(d);
+  EXPECT_EQ(e.reason, "DryRunScaledUp");
+  EXPECT_EQ(e.message, "dry run: load is high (rule 'busy')");
+  EXPECT_EQ(DescribeDecision(d), "DryRunScaledUp 1 -> 2");
+  d.reason = std::string(5000, 'x');
+  EXPECT_EQ(ExplainDecision(d).message.size(), 1024u);
+}
+
+TEST(BuildStatusTest, InvalidSpec) {
+  StatusInputs in;
+  in.generation = 2;
+  in.spec = absl::InvalidArgumentError("spec.maxReplicas: must be at least 1");
+  kube::CustomAutoscalerStatus st = BuildStatus(in, {}, absl::FromUnixSeconds(100));
+  EXPECT_FALSE(st.replicas.has_value());
+  EXPECT_EQ(st.observed_generation, 2);
+  const kube::Condition* valid = Find(st.conditions, kConditionSpecValid);
+  ASSERT_NE(valid, nullptr);
+  EXPECT_EQ(valid->status, "False");
+  EXPECT_EQ(valid->reason, "InvalidSpec");
+  EXPECT_EQ(valid->message, "spec.maxReplicas: must be at least 1");
+  EXPECT_EQ(valid->last_transition_time, absl::FromUnixSeconds(100));
+  EXPECT_EQ(Find(st.conditions, kConditionReady)->status, "False");
+  EXPECT_EQ(Find(st.conditions, kConditionScalingActive)->status, "Unknown");
+}
+
+TEST(BuildStatusTest, RunningWorkloadAndTransitionTimesKept) {
+  StatusInputs in;
+  in.generation = 1;
+  decide::WorkloadStatus w;
+  w.state = State::kActive;
+  w.replicas = 2;
+  w.desired = 3;
+  Decision d = D(State::kActive, State::kActive, 2, 3, Trigger::kSample, "rule 'busy' holds");
+  d.time = absl::FromUnixSeconds(90);
+  w.last_decision = d;
+  in.workload = w;
+  kube::CustomAutoscalerStatus first = BuildStatus(in, {}, absl::FromUnixSeconds(100));
+  EXPECT_EQ(first.replicas, 2);
+  EXPECT_EQ(first.desired_replicas, 3);
+  EXPECT_EQ(first.state, "Active");
+  EXPECT_EQ(first.last_decision, "ScaledUp 2 -> 3");
+  EXPECT_EQ(first.last_decision_reason, "rule 'busy' holds");
+  EXPECT_EQ(first.last_decision_time, absl::FromUnixSeconds(90));
+  EXPECT_EQ(Find(first.conditions, kConditionReady)->status, "True");
+  EXPECT_EQ(Find(first.conditions, kConditionScalingActive)->status, "True");
+
+  // Later: same statuses keep their times; a change gets a new one.
+  in.workload->state = State::kScaledToZero;
+  kube::CustomAutoscalerStatus second =
+      BuildStatus(in, first.conditions, absl::FromUnixSeconds(200));
+  EXPECT_EQ(Find(second.conditions, kConditionSpecValid)->last_transition_time,
+            absl::FromUnixSeconds(100));
+  const kube::Condition* active = Find(second.conditions, kConditionScalingActive);
+  EXPECT_EQ(active->status, "False");
+  EXPECT_EQ(active->reason, "ScaledToZero");
+  EXPECT_EQ(active->last_transition_time, absl::FromUnixSeconds(200));
+
+  in.last_write = absl::UnavailableError("HTTP 503");
+  EXPECT_EQ(Find(BuildStatus(in, {}, absl::Now()).conditions, kConditionReady)->reason,
+            "FailedUpdateScale");
+  in.target = absl::NotFoundError("deployments \"llama\" not found");
+  EXPECT_EQ(Find(BuildStatus(in, {}, absl::Now()).conditions, kConditionReady)->reason,
+            "TargetNotFound");
+}
+
+}  // namespace
+}  // namespace zeroscale::reconcile
