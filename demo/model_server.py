@@ -25,6 +25,7 @@ def main():
                    help="how long 'loading the model' takes before /ready passes")
     p.add_argument("--predict-ms", type=float, default=200.0,
                    help="how long one prediction takes")
+    p.add_argument("--tag", default="", help="ignored: lets a test or a demo find its replicas")
     args = p.parse_args()
     started = time.monotonic()
     loaded = threading.Event()

@@ -25,7 +25,9 @@
 #include "scaler/ingest/ingest_queue.h"
 #include "scaler/ingest/metrics_service.h"
 #include "scaler/ingest/sample_listener.h"
+#include "scaler/kube/config.h"
 #include "scaler/local/local_backend.h"
+#include "scaler/reconcile/kubernetes_backend.h"
 #include "scaler/report/decision_sinks.h"
 #include "scaler/report/status_http.h"
 #include "scaler/rules/rules_service.h"
@@ -155,12 +157,20 @@ int Run(int argc, char** argv) {
   log::SetComponent("scaler");
   log::SetLevel(LevelOf(flags.log_level));
   std::string backend = flags.backend;
-  if (backend == "kubernetes") {
-    std::cerr << "zeroscale-scaler: --backend=kubernetes is not wired into this build yet; "
-                 "use --backend=local or none\n";
+  absl::StatusOr<kube::ClusterConfig> cluster = absl::NotFoundError("not looked for");
+  if (backend == "kubernetes" || backend == "auto") {
+    cluster = kube::LoadDefaultConfig(flags.kubeconfig, config::ProcessEnv());
+    if (!cluster.ok() && backend == "kubernetes") {
+      std::cerr << "zeroscale-scaler: --backend=kubernetes: " << cluster.status().message() << "\n";
+      return 2;
+    }
+    if (backend == "auto") backend = cluster.ok() ? "kubernetes" : "none";
+  }
+  if (backend == "kubernetes" && !flags.workloads.empty()) {
+    std::cerr << "zeroscale-scaler: --workloads is for --backend=local (or none); in Kubernetes "
+                 "workloads come from CustomAutoscalers\n";
     return 2;
   }
-  if (backend == "auto") backend = "none";
   std::vector<workloads::Workload> workload_list;
   if (!flags.workloads.empty()) {
     absl::StatusOr<std::vector<workloads::Workload>> loaded =
@@ -210,12 +220,30 @@ int Run(int argc, char** argv) {
   report::LogSink log_sink;
   report::MetricsSink metrics_sink(registry.get());
   report::AsyncSink history_sink(&history_writer, 10000, registry.get());
-  decide::FanoutSink sinks({&log_sink, &metrics_sink, &history_sink});
   activation::EndpointRegistry endpoints;
 
   std::unique_ptr<local::LocalBackend> local_backend;
+  std::unique_ptr<reconcile::KubernetesBackend> kube_backend;
   NoBackend no_backend;
   decide::ReplicaSetter* setter = &no_backend;
+  std::vector<decide::DecisionSink*> sink_list = {&log_sink, &metrics_sink, &history_sink};
+  HiredisClient kube_rebuild_redis(redis_options, clock);
+  if (backend == "kubernetes") {
+    reconcile::KubernetesBackendOptions kube_options;
+    kube_options.watch_namespace = flags.namespace_;
+    kube_options.leader_elect = flags.leader_elect;
+    kube_options.dry_run = flags.dry_run;
+    absl::StatusOr<std::unique_ptr<reconcile::KubernetesBackend>> created =
+        reconcile::KubernetesBackend::Create(*cluster, kube_options, &kube_rebuild_redis,
+                                             RealClock::Get());
+    if (!created.ok()) {
+      std::cerr << "zeroscale-scaler: " << created.status().message() << "\n";
+      return 2;
+    }
+    kube_backend = *std::move(created);
+    setter = kube_backend.get();
+    sink_list.push_back(kube_backend.get());
+  }
   if (backend == "local") {
     local::LocalBackendOptions local_options;
     local_options.sidecar_path = SidecarPath(flags, argv[0]);
@@ -235,7 +263,9 @@ int Run(int argc, char** argv) {
   decide::DeciderOptions decider_options;
   decider_options.dry_run = dry_run;
   decider_options.staleness = flags.staleness;
+  decide::FanoutSink sinks(sink_list);
   decide::Decider decider(clock, &loop, setter, &sinks, decider_options);
+  if (kube_backend != nullptr) kube_backend->Attach(&decider);
   SampleFeed feed(&decider, &endpoints);
 
   store::RuleStore rule_store(&api_redis);
@@ -289,6 +319,13 @@ int Run(int argc, char** argv) {
       return 2;
     }
   }
+  if (kube_backend != nullptr) {
+    // Leads (or waits for the Lease), then watches CustomAutoscalers and decides.
+    if (absl::Status s = kube_backend->Start(); !s.ok()) {
+      std::cerr << "zeroscale-scaler: " << s.message() << "\n";
+      return 2;
+    }
+  }
   for (const workloads::Workload& w : workload_list) {
     decider.Upsert(SpecOf(w), 0, [id = w.id](absl::Status s) {
       if (!s.ok()) {
@@ -313,6 +350,7 @@ int Run(int argc, char** argv) {
   http_server.Stop();
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (local_backend != nullptr) local_backend->Shutdown();
+  if (kube_backend != nullptr) kube_backend->Stop();
   loop.Stop();
   queue.Stop(absl::Seconds(3));
   history_sink.Stop();
