@@ -5,6 +5,9 @@
 #
 #   bench/proxy_bench.sh [BUILD_DIR]     (default: build-proxy next to this script's repo)
 # Env: DURATION (s, default 10), CONNS_SAT (default 50), THREADS (proxy threads, default 1).
+#   SIDECAR_BIN: measure this real zeroscale-sidecar instead of the proxy alone
+#     (zeroscale-proxy-bench); SIDECAR_ARGS: its further flags (--scaler=..., --pod=...).
+#   SUMMARY_FILE: also write the figures there as key=value lines (bench/sidecar_bench.sh).
 # Needs wrk and nginx (apt-get install -y wrk nginx-light). Binds 127.0.0.1 only.
 set -euo pipefail
 
@@ -14,6 +17,10 @@ PROXY_BIN="$BUILD/sidecar/proxy/zeroscale-proxy-bench"
 DURATION="${DURATION:-10}"
 CONNS_SAT="${CONNS_SAT:-50}"
 THREADS="${THREADS:-1}"
+SIDECAR_BIN="${SIDECAR_BIN:-}"
+SIDECAR_ARGS="${SIDECAR_ARGS:-}"
+SUMMARY_FILE="${SUMMARY_FILE:-}"
+[[ -n $SIDECAR_BIN ]] && PROXY_BIN="$SIDECAR_BIN"
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 for tool in wrk "$NGINX" "$PROXY_BIN"; do
   command -v "$tool" >/dev/null 2>&1 || [[ -x "$tool" ]] || { echo "missing: $tool" >&2; exit 1; }
@@ -75,8 +82,16 @@ nginx_conf proxy "upstream app { server 127.0.0.1:$BACKEND_PORT; keepalive 64; }
 NGINX_MASTER=$!
 PIDS+=($NGINX_MASTER)
 
-"$PROXY_BIN" --listen=127.0.0.1:$SIDECAR_PORT --upstream=127.0.0.1:$BACKEND_PORT \
-  --threads="$THREADS" 2>"$TMP/sidecar.log" &
+if [[ -n $SIDECAR_BIN ]]; then
+  # The whole sidecar: its sampler, readiness prober and stream run alongside the proxy,
+  # and their CPU is counted in the sidecar's CPU per request.
+  # shellcheck disable=SC2086  # SIDECAR_ARGS is a list of flags
+  "$SIDECAR_BIN" --proxy-port=$SIDECAR_PORT --app-port=$BACKEND_PORT $SIDECAR_ARGS \
+    >"$TMP/sidecar.log" 2>&1 &
+else
+  "$PROXY_BIN" --listen=127.0.0.1:$SIDECAR_PORT --upstream=127.0.0.1:$BACKEND_PORT \
+    --threads="$THREADS" 2>"$TMP/sidecar.log" &
+fi
 SIDECAR_PID=$!
 PIDS+=($SIDECAR_PID)
 wait_port "$BACKEND_PORT"; wait_port "$NGINX_PORT"; wait_port "$SIDECAR_PORT"
@@ -146,4 +161,19 @@ print(f"saturation: sidecar/nginx throughput {ss[0]/ns[0]:.2f} (target >= 1), "
       f"sidecar/direct {ss[0]/ds[0]:.2f}, nginx/direct {ns[0]/ds[0]:.2f}")
 print(f"CPU per request at saturation: sidecar {ss[4]:.1f} us (target <= 25), nginx {ns[4]:.1f} us")
 PY
-echo "sidecar RSS after the run: $(awk '/VmRSS/{print $2, $3}' /proc/$SIDECAR_PID/status)"
+echo "measured as the sidecar: $PROXY_BIN"
+echo "sidecar RSS after the run: $(awk '/VmRSS/{print $2, $3}' /proc/$SIDECAR_PID/status)" \
+  "(peak $(awk '/VmHWM/{print $2, $3}' /proc/$SIDECAR_PID/status))"
+if [[ -n $SUMMARY_FILE ]]; then
+  {
+    for mode in paced sat; do
+      for t in direct sidecar nginx; do
+        read -r rps p50 p99 reqs cpu <<<"${R[$t-$mode]}"
+        echo "$t.$mode.rps=$rps"; echo "$t.$mode.p50_ms=$p50"; echo "$t.$mode.p99_ms=$p99"
+        echo "$t.$mode.cpu_us_per_req=$cpu"
+      done
+    done
+    echo "sidecar.sat.vmrss_kib=$(awk '/VmRSS/{print $2}' /proc/$SIDECAR_PID/status)"
+    echo "sidecar.sat.vmhwm_kib=$(awk '/VmHWM/{print $2}' /proc/$SIDECAR_PID/status)"
+  } >"$SUMMARY_FILE"
+fi
