@@ -444,16 +444,21 @@ class FakeApiServer::Impl {
     }
   }
 
-  void Record(const bhttp::request<bhttp::string_body>& req, int status) {
+  void Record(const bhttp::request<bhttp::string_body>& req, int status,
+              absl::Time received_at = absl::Now()) {
     RequestRecord r;
+    r.received_at = received_at;
     r.method = std::string(req.method_string());
     r.target = std::string(req.target());
     r.authorization = std::string(req[bhttp::field::authorization]);
     r.content_type = std::string(req[bhttp::field::content_type]);
     r.body = req.body();
     r.status = status;
-    std::lock_guard<std::mutex> lock(mu_);
-    requests_.push_back(std::move(r));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      requests_.push_back(std::move(r));
+    }
+    request_cv_.notify_all();
   }
 
   static std::string QueryParam(absl::string_view query, absl::string_view name) {
@@ -484,6 +489,7 @@ class FakeApiServer::Impl {
       beast::error_code ec;
       bhttp::read(sock, buffer, req, ec);
       if (ec) break;
+      const absl::Time received_at = absl::Now();
       const std::string target(req.target());
       const size_t q = target.find('?');
       const std::string path = target.substr(0, q);
@@ -511,7 +517,7 @@ class FakeApiServer::Impl {
         }
       }
       if (early) {
-        Record(req, early->status);
+        Record(req, early->status, received_at);
         if (!WriteReply(sock, *early, req.version(), req.keep_alive())) break;
         if (!req.keep_alive()) break;
         continue;
@@ -529,7 +535,7 @@ class FakeApiServer::Impl {
         std::lock_guard<std::mutex> lock(mu_);
         reply = HandleLocked(*p, method, req.body(), std::string(req[bhttp::field::content_type]));
       }
-      Record(req, reply.status);
+      Record(req, reply.status, received_at);
       if (!WriteReply(sock, reply, req.version(), req.keep_alive())) break;
       if (!req.keep_alive()) break;
     }
@@ -677,6 +683,7 @@ class FakeApiServer::Impl {
   std::deque<Fault> faults_;
   std::string required_token_;
   std::vector<RequestRecord> requests_;
+  mutable std::condition_variable request_cv_;  // a request was logged
 
   friend class FakeApiServer;
 };
@@ -840,6 +847,31 @@ int FakeApiServer::CountRequests(absl::string_view method,
     }
   }
   return n;
+}
+
+std::optional<FakeApiServer::RequestRecord> FakeApiServer::WaitForRequest(
+    absl::string_view method, absl::string_view target_substring, absl::Duration timeout,
+    size_t from) const {
+  std::unique_lock<std::mutex> lock(impl_->mu_);
+  std::optional<RequestRecord> found;
+  size_t next = from;
+  impl_->request_cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] {
+    for (; next < impl_->requests_.size(); ++next) {
+      const RequestRecord& r = impl_->requests_[next];
+      if (r.method == method && r.status >= 200 && r.status < 300 &&
+          absl::StrContains(r.target, target_substring)) {
+        found = r;
+        return true;
+      }
+    }
+    return false;
+  });
+  return found;
+}
+
+size_t FakeApiServer::request_count() const {
+  std::lock_guard<std::mutex> lock(impl_->mu_);
+  return impl_->requests_.size();
 }
 
 }  // namespace zeroscale::testing

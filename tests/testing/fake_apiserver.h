@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,9 @@ class FakeApiServer {
     std::string content_type;
     std::string body;
     int status = 0;
+    // When the whole request had been read, before it was handled: what latency
+    // measurements take as "the request reached the API server".
+    absl::Time received_at;
   };
 
   FakeApiServer();
@@ -90,6 +94,15 @@ class FakeApiServer {
   // --- Observations.
   std::vector<RequestRecord> requests() const;
   int CountRequests(absl::string_view method, absl::string_view target_substring) const;
+  // Blocks until a request of `method` whose target contains `target_substring` has been
+  // answered with a 2xx status and logged at index `from` of requests() or later; its
+  // record, or nullopt after `timeout`. Lets a measurement wait for a write without
+  // polling the log (which would compete for the CPU with what is measured).
+  std::optional<RequestRecord> WaitForRequest(absl::string_view method,
+                                              absl::string_view target_substring,
+                                              absl::Duration timeout, size_t from = 0) const;
+  // How many requests have been logged: a `from` for WaitForRequest.
+  size_t request_count() const;
 
  private:
   class Impl;
