@@ -55,17 +55,9 @@ Flags ParseFlags(int argc, char** argv) {
               "How often settings are re-read from Redis (other replicas' changes)");
   fs.String("admin-token", &f.admin_token, "",
             "When set, PUT /loadbalancer/settings requires 'Authorization: Bearer <token>'");
-  fs.Enum("log-level", &f.log_level, "info", {"debug", "info", "warning", "error"},
-          "Lowest level logged");
+  fs.Enum("log-level", &f.log_level, "info", log::LevelNames(), "Lowest level logged");
   fs.ParseOrExit(argc, argv);
   return f;
-}
-
-log::Level LevelOf(const std::string& name) {
-  if (name == "debug") return log::Level::kDebug;
-  if (name == "warning") return log::Level::kWarning;
-  if (name == "error") return log::Level::kError;
-  return log::Level::kInfo;
 }
 
 std::unique_ptr<HiredisClient> NewRedis(const config::HostPort& addr) {
@@ -80,7 +72,7 @@ std::unique_ptr<HiredisClient> NewRedis(const config::HostPort& addr) {
 int Run(int argc, char** argv) {
   const Flags flags = ParseFlags(argc, argv);
   log::SetComponent("balancer");
-  log::SetLevel(LevelOf(flags.log_level));
+  log::SetLevelByName(flags.log_level);
 
   std::vector<Route> route_list;
   if (flags.routes.empty()) {
@@ -170,9 +162,7 @@ int Run(int argc, char** argv) {
   http::ServerOptions admin_options;
   admin_options.listen = flags.admin_listen;
   admin_options.threads = 1;
-  http::Server admin(admin_options, [&router](http::Request&& req, http::Responder r) {
-    router.Dispatch(std::move(req), std::move(r));
-  });
+  http::Server admin(admin_options, router.AsHandler());
   if (absl::Status s = admin.Start(); !s.ok()) {
     std::cerr << "zeroscale-balancer: " << s.message() << "\n";
     return 2;

@@ -80,21 +80,13 @@ Flags ParseFlags(int argc, char** argv) {
             "Local backend: write each replica's output to files here (default: inherit)");
   fs.Duration("staleness", &f.staleness, absl::Seconds(5),
               "A pod whose newest sample is older than this is not reporting");
-  fs.Enum("log-level", &f.log_level, "info", {"debug", "info", "warning", "error"},
-          "Lowest level logged");
+  fs.Enum("log-level", &f.log_level, "info", log::LevelNames(), "Lowest level logged");
   fs.ParseOrExit(argc, argv);
   if (f.backend == "local" && f.workloads.empty()) {
     std::cerr << "zeroscale-scaler: --backend=local needs --workloads=FILE\n";
     std::exit(2);
   }
   return f;
-}
-
-log::Level LevelOf(const std::string& name) {
-  if (name == "debug") return log::Level::kDebug;
-  if (name == "warning") return log::Level::kWarning;
-  if (name == "error") return log::Level::kError;
-  return log::Level::kInfo;
 }
 
 // Hands every accepted sample to the endpoint registry (readiness for the balancer)
@@ -128,16 +120,6 @@ class NoBackend : public decide::ReplicaSetter {
   }
 };
 
-decide::WorkloadSpec SpecOf(const workloads::Workload& w) {
-  decide::WorkloadSpec spec;
-  spec.workload = w.id;
-  spec.min_replicas = w.min_replicas;
-  spec.max_replicas = w.max_replicas;
-  spec.idle_timeout = w.idle_timeout;
-  spec.rules = w.rules;
-  return spec;
-}
-
 std::string SidecarPath(const Flags& flags, const char* argv0) {
   if (!flags.sidecar_bin.empty()) return flags.sidecar_bin;
   // The build tree and an install both put the sidecar beside or near the scaler.
@@ -155,7 +137,7 @@ std::string SidecarPath(const Flags& flags, const char* argv0) {
 int Run(int argc, char** argv) {
   const Flags flags = ParseFlags(argc, argv);
   log::SetComponent("scaler");
-  log::SetLevel(LevelOf(flags.log_level));
+  log::SetLevelByName(flags.log_level);
   std::string backend = flags.backend;
   absl::StatusOr<kube::ClusterConfig> cluster = absl::NotFoundError("not looked for");
   if (backend == "kubernetes" || backend == "auto") {
@@ -304,9 +286,7 @@ int Run(int argc, char** argv) {
   http::ServerOptions http_options;
   http_options.listen = flags.http_listen;
   http_options.threads = 2;
-  http::Server http_server(http_options, [&router](http::Request&& req, http::Responder r) {
-    router.Dispatch(std::move(req), std::move(r));
-  });
+  http::Server http_server(http_options, router.AsHandler());
   if (absl::Status s = http_server.Start(); !s.ok()) {
     std::cerr << "zeroscale-scaler: " << s.message() << "\n";
     return 2;
@@ -327,7 +307,7 @@ int Run(int argc, char** argv) {
     }
   }
   for (const workloads::Workload& w : workload_list) {
-    decider.Upsert(SpecOf(w), 0, [id = w.id](absl::Status s) {
+    decider.Upsert(local::SpecOf(w), 0, [id = w.id](absl::Status s) {
       if (!s.ok()) {
         ZS_LOG(kError, "workload refused", {"workload", id}, {"error", std::string(s.message())});
       }

@@ -57,8 +57,7 @@ Flags ParseFlags(int argc, char** argv) {
   fs.Address("admin-listen", &f.admin_listen, "0.0.0.0:8013",
              "HTTP: GET /metrics (Prometheus) and /healthz of the sidecar itself");
   fs.Int("buffer", &f.buffer, 600, "Unacknowledged samples kept for replay", 1, 1000000);
-  fs.Enum("log-level", &f.log_level, "info", {"debug", "info", "warning", "error"},
-          "Lowest level logged");
+  fs.Enum("log-level", &f.log_level, "info", log::LevelNames(), "Lowest level logged");
   fs.ParseOrExit(argc, argv);
   if (f.app_port == 0) Refuse("--app-port is required (the app's port on localhost)");
   if (f.app_port == f.proxy_port) {
@@ -214,17 +213,10 @@ class Sampler {
   std::thread thread_;
 };
 
-log::Level LevelOf(const std::string& name) {
-  if (name == "debug") return log::Level::kDebug;
-  if (name == "warning") return log::Level::kWarning;
-  if (name == "error") return log::Level::kError;
-  return log::Level::kInfo;
-}
-
 int Run(int argc, char** argv) {
   const Flags flags = ParseFlags(argc, argv);
   log::SetComponent("sidecar");
-  log::SetLevel(LevelOf(flags.log_level));
+  log::SetLevelByName(flags.log_level);
   BlockTerminationSignals();
   auto registry = std::make_shared<prometheus::Registry>();
 
@@ -252,22 +244,18 @@ int Run(int argc, char** argv) {
   ReadinessOptions readiness_options;
   readiness_options.app_port = static_cast<uint16_t>(flags.app_port);
   readiness_options.path = flags.readiness_path;
-  ReadinessProber readiness(readiness_options, [&sampler](bool ready) {
-    sampler.OnReadiness(ready);
-  });
+  ReadinessProber readiness(readiness_options,
+                            [&sampler](bool ready) { sampler.OnReadiness(ready); });
   if (absl::Status s = readiness.Start(); !s.ok()) Refuse(std::string(s.message()));
   sampler.Start();
 
   http::Router router;
   router.HandleSync("GET", "/metrics", metrics::ExpositionHandler(registry.get()));
-  router.HandleSync("GET", "/healthz", [](const http::Request&) {
-    return http::Response::Text(200, "ok\n");
-  });
+  router.HandleSync("GET", "/healthz",
+                    [](const http::Request&) { return http::Response::Text(200, "ok\n"); });
   http::ServerOptions admin_options;
   admin_options.listen = flags.admin_listen;
-  http::Server admin(admin_options, [&router](http::Request&& req, http::Responder r) {
-    router.Dispatch(std::move(req), std::move(r));
-  });
+  http::Server admin(admin_options, router.AsHandler());
   if (absl::Status s = admin.Start(); !s.ok()) Refuse(std::string(s.message()));
 
   ZS_LOG(kInfo, "sidecar started", {"pod", flags.pod}, {"workload", flags.workload},

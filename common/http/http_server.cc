@@ -26,8 +26,8 @@ std::string UrlDecode(absl::string_view s) {
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '+') {
       out.push_back(' ');
-    } else if (s[i] == '%' && i + 2 < s.size() &&
-               absl::ascii_isxdigit(s[i + 1]) && absl::ascii_isxdigit(s[i + 2])) {
+    } else if (s[i] == '%' && i + 2 < s.size() && absl::ascii_isxdigit(s[i + 1]) &&
+               absl::ascii_isxdigit(s[i + 2])) {
       auto hex = [](char c) { return absl::ascii_isdigit(c) ? c - '0' : (c | 0x20) - 'a' + 10; };
       out.push_back(static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2])));
       i += 2;
@@ -89,10 +89,13 @@ void Router::Handle(std::string method, std::string path, Handler handler) {
 }
 
 void Router::HandleSync(std::string method, std::string path, SyncHandler handler) {
-  Handle(std::move(method), std::move(path),
-         [handler = std::move(handler)](Request&& req, Responder respond) {
-           respond(handler(req));
-         });
+  Handle(
+      std::move(method), std::move(path),
+      [handler = std::move(handler)](Request&& req, Responder respond) { respond(handler(req)); });
+}
+
+Handler Router::AsHandler() const {
+  return [this](Request&& req, Responder respond) { Dispatch(std::move(req), std::move(respond)); };
 }
 
 void Router::Dispatch(Request&& req, Responder respond) const {
@@ -106,7 +109,8 @@ void Router::Dispatch(Request&& req, Responder respond) const {
     }
   }
   if (path_known) {
-    respond(Response::Error(405, absl::StrCat("method ", req.method, " not allowed on ", req.path)));
+    respond(
+        Response::Error(405, absl::StrCat("method ", req.method, " not allowed on ", req.path)));
   } else {
     respond(Response::Error(404, absl::StrCat("no such endpoint: ", req.path)));
   }
@@ -139,8 +143,8 @@ class Session : public std::enable_shared_from_this<Session> {
       return Close();
     }
     if (ec == bhttp::error::body_limit) {
-      Response r = Response::Error(413, absl::StrCat("request body exceeds ",
-                                                     options_.max_body_bytes, " bytes"));
+      Response r = Response::Error(
+          413, absl::StrCat("request body exceeds ", options_.max_body_bytes, " bytes"));
       keep_alive_ = false;
       return Write(std::move(r), false);
     }
@@ -224,9 +228,8 @@ class Server::Impl {
     beast::error_code ec;
     const auto addr = asio::ip::make_address(options_.listen.host, ec);
     if (ec) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("cannot listen on ", options_.listen.ToString(), ": bad address: ",
-                       ec.message()));
+      return absl::FailedPreconditionError(absl::StrCat(
+          "cannot listen on ", options_.listen.ToString(), ": bad address: ", ec.message()));
     }
     const tcp::endpoint ep(addr, options_.listen.port);
     acceptor_.open(ep.protocol(), ec);

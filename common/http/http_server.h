@@ -60,6 +60,8 @@ class Router {
   void Handle(std::string method, std::string path, Handler handler);
   void HandleSync(std::string method, std::string path, SyncHandler handler);
   void Dispatch(Request&& req, Responder respond) const;
+  // A Handler dispatching through this router, for Server; the router must outlive it.
+  Handler AsHandler() const;
 
  private:
   struct Route {

@@ -34,6 +34,23 @@ const char* LevelName(Level level) {
 
 void SetLevel(Level level) { g_level.store(static_cast<int>(level)); }
 
+const std::vector<std::string>& LevelNames() {
+  static const auto* const names =
+      new std::vector<std::string>{"debug", "info", "warning", "error"};
+  return *names;
+}
+
+bool SetLevelByName(absl::string_view name) {
+  const std::vector<std::string>& names = LevelNames();
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == name) {
+      SetLevel(static_cast<Level>(i));
+      return true;
+    }
+  }
+  return false;
+}
+
 bool Enabled(Level level) { return static_cast<int>(level) >= g_level.load(); }
 
 void SetComponent(absl::string_view component) {
@@ -41,8 +58,7 @@ void SetComponent(absl::string_view component) {
   *g_component = std::string(component);
 }
 
-std::string Format(Level level, absl::string_view msg,
-                   std::initializer_list<Field> fields) {
+std::string Format(Level level, absl::string_view msg, std::initializer_list<Field> fields) {
   nlohmann::ordered_json line;
   line["ts"] = FormatRfc3339(absl::Now());
   line["level"] = LevelName(level);

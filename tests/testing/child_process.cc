@@ -57,6 +57,13 @@ void ChildProcess::Signal(int sig) {
   if (pid_ > 0) ::kill(pid_, sig);
 }
 
+void ChildProcess::Kill() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  ::waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
 bool ChildProcess::running() {
   if (pid_ <= 0) return false;
   int status = 0;
@@ -99,6 +106,24 @@ bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
     if (absl::Now() >= deadline) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+}
+
+bool TcpPortOpen(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+absl::Status WaitForTcpPort(uint16_t port, absl::Duration timeout) {
+  if (WaitFor([port] { return TcpPortOpen(port); }, timeout)) return absl::OkStatus();
+  return absl::DeadlineExceededError(absl::StrCat("nothing listens on 127.0.0.1:", port, " after ",
+                                                  absl::FormatDuration(timeout)));
 }
 
 int HttpGetStatus(uint16_t port, const std::string& path) {

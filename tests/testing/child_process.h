@@ -23,6 +23,13 @@ class ChildProcess {
 
   absl::Status Start();
   void Signal(int sig);
+  // SIGKILL, as a crash would, and reaps the child.
+  void Kill();
+  // Kill, then Start with the same command line (e.g. the scaler on the same ports).
+  absl::Status Restart() {
+    Kill();
+    return Start();
+  }
   // SIGTERM, then SIGKILL after `grace`; returns the exit status from waitpid.
   int Stop(absl::Duration grace = absl::Seconds(5));
   bool running();
@@ -40,6 +47,11 @@ class ChildProcess {
 // another process's observable state (a port answering, a key in Redis), where no
 // event can be subscribed to.
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout);
+
+// True when 127.0.0.1:`port` accepts a TCP connection now.
+bool TcpPortOpen(uint16_t port);
+// Polls until something accepts TCP connections on 127.0.0.1:`port`.
+absl::Status WaitForTcpPort(uint16_t port, absl::Duration timeout);
 
 // GET http://127.0.0.1:<port><path>; the status code, or -1 when nothing answers.
 int HttpGetStatus(uint16_t port, const std::string& path);

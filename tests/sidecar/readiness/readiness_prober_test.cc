@@ -17,16 +17,16 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/child_process.h"
 #include "tests/testing/redis_server.h"
-#include "tests/testing/subprocess.h"
 
 namespace zeroscale::sidecar {
 namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::zeroscale::testing::ChildProcess;
 using ::zeroscale::testing::FreePort;
-using ::zeroscale::testing::Subprocess;
 using ::zeroscale::testing::WaitForTcpPort;
 
 // Records readiness flips and lets the test wait for the next one.
@@ -84,7 +84,7 @@ class HttpReadinessTest : public ::testing::Test {
   void SetUp() override {
     flag_ = absl::StrCat(::testing::TempDir(), "/ready-flag-", ::getpid(), "-", port_);
     std::remove(flag_.c_str());
-    server_ = std::make_unique<Subprocess>(
+    server_ = std::make_unique<ChildProcess>(
         std::vector<std::string>{"python3", ZS_READY_SERVER_PY, absl::StrCat(port_), flag_});
     ASSERT_TRUE(server_->Start().ok());
     ASSERT_TRUE(WaitForTcpPort(port_, absl::Seconds(20)).ok());
@@ -108,7 +108,7 @@ class HttpReadinessTest : public ::testing::Test {
 
   uint16_t port_ = FreePort();
   std::string flag_;
-  std::unique_ptr<Subprocess> server_;
+  std::unique_ptr<ChildProcess> server_;
 };
 
 TEST_F(HttpReadinessTest, FlipsAreReportedPromptly) {

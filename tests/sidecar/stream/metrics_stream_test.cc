@@ -15,15 +15,15 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
+#include "tests/testing/child_process.h"
 #include "tests/testing/redis_server.h"
-#include "tests/testing/subprocess.h"
 
 namespace zeroscale::sidecar {
 namespace {
 
+using ::zeroscale::testing::ChildProcess;
 using ::zeroscale::testing::FreePort;
 using ::zeroscale::testing::RedisServer;
-using ::zeroscale::testing::Subprocess;
 using ::zeroscale::testing::WaitForTcpPort;
 
 // Polls `cond` until it holds or `timeout` passes; for conditions no event announces.
@@ -55,7 +55,7 @@ class Scaler {
 
  private:
   uint16_t grpc_port_;
-  Subprocess process_;
+  ChildProcess process_;
 };
 
 Podmetric Sample(const std::string& pod, double cpu = 12.5) {
