@@ -28,48 +28,12 @@ for tool in wrk redis-server "$NGINX" "$BAL_BIN" "$HELPER"; do
 done
 ulimit -n 16384 2>/dev/null || true
 
-TMP="$(mktemp -d)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 200); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "port $1 did not open" >&2; exit 1
-}
 
 BACKEND_PORT=$(free_port); NGINX_PORT=$(free_port); REDIS_PORT=$(free_port)
 SCALER_PORT=$(free_port); BAL_PORT=$(free_port); ADMIN_PORT=$(free_port)
 
-nginx_conf() {  # name, body of the server block
-  mkdir -p "$TMP/$1"
-  cat > "$TMP/$1/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-master_process on;
-pid $TMP/$1/nginx.pid;
-error_log $TMP/$1/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/$1;
-  proxy_temp_path $TMP/$1;
-  fastcgi_temp_path $TMP/$1;
-  uwsgi_temp_path $TMP/$1;
-  scgi_temp_path $TMP/$1;
-  keepalive_requests 1000000;
-  $2
-}
-CONF
-}
 
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >"$TMP/redis.log" 2>&1 &
 PIDS+=($!)

@@ -7,6 +7,7 @@
 #   3. the scaler's RSS with 10,000 simulated pods streaming one sample per second.
 # Prints both rates and their ratio. Usage: bench/ingest_bench.sh [build-dir]
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 SCALER=$BUILD/scaler/zeroscale-scaler
@@ -14,16 +15,7 @@ LOADGEN=$BUILD/bench/zeroscale-loadgen
 DURATION=${DURATION:-15s}
 [ -x "$SCALER" ] && [ -x "$LOADGEN" ] || { echo "build first: scripts/build.sh" >&2; exit 2; }
 
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-TMP=$(mktemp -d)
-
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >"$TMP/redis.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_redis
 
 SAMPLE=$("$LOADGEN" --print-sample)
 SIZE=${#SAMPLE}

@@ -3,7 +3,7 @@
 # nginx (one worker, keep-alive upstream), at a paced ~1,000 req/s and at saturation;
 # prints throughput, p50/p99, the ratios and each proxy's CPU time per request.
 #
-#   bench/proxy_bench.sh [BUILD_DIR]     (default: build-proxy next to this script's repo)
+#   bench/proxy_bench.sh [BUILD_DIR]     (default: build/ of this repo)
 # Env: DURATION (s, default 10), CONNS_SAT (default 50), THREADS (proxy threads, default 1).
 #   SIDECAR_BIN: measure this real zeroscale-sidecar instead of the proxy alone
 #     (zeroscale-proxy-bench); SIDECAR_ARGS: its further flags (--scaler=..., --pod=...).
@@ -12,7 +12,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-BUILD="${1:-$ROOT/build-proxy}"
+BUILD="${1:-$ROOT/build}"
 PROXY_BIN="$BUILD/sidecar/proxy/zeroscale-proxy-bench"
 DURATION="${DURATION:-10}"
 CONNS_SAT="${CONNS_SAT:-50}"
@@ -26,47 +26,11 @@ for tool in wrk "$NGINX" "$PROXY_BIN"; do
   command -v "$tool" >/dev/null 2>&1 || [[ -x "$tool" ]] || { echo "missing: $tool" >&2; exit 1; }
 done
 
-TMP="$(mktemp -d)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "port $1 did not open" >&2; exit 1
-}
 
 BACKEND_PORT=$(free_port); NGINX_PORT=$(free_port); SIDECAR_PORT=$(free_port)
 
-nginx_conf() {  # name, body of the server block
-  mkdir -p "$TMP/$1"
-  cat > "$TMP/$1/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-master_process on;
-pid $TMP/$1/nginx.pid;
-error_log $TMP/$1/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/$1;
-  proxy_temp_path $TMP/$1;
-  fastcgi_temp_path $TMP/$1;
-  uwsgi_temp_path $TMP/$1;
-  scgi_temp_path $TMP/$1;
-  keepalive_requests 1000000;
-  $2
-}
-CONF
-}
 
 # Backend: nginx answering a small fixed body, with its own worker.
 nginx_conf backend "server { listen 127.0.0.1:$BACKEND_PORT; location / { return 200 'hello from the backend\n'; } }"
