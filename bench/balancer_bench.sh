@@ -8,14 +8,14 @@
 #     announcement to the first held request reaching the pod and to the last answer, and
 #     checks every request was answered once and reached the pod exactly once.
 #
-#   bench/balancer_bench.sh [BUILD_DIR]     (default: build-balancer next to this script)
+#   bench/balancer_bench.sh [BUILD_DIR]     (default: build/ of this repo)
 # Env: DURATION (s, default 10), CONNS_SAT (default 50), THREADS (balancer threads,
 # default 1), WAKE_REQUESTS (default 1000). Needs wrk, nginx and redis-server. Binds
 # 127.0.0.1 only.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-BUILD="${1:-$ROOT/build-balancer}"
+BUILD="${1:-$ROOT/build}"
 BAL_BIN="$BUILD/balancer/zeroscale-balancer"
 HELPER="$BUILD/balancer/bench/zeroscale-balancer-bench"
 DURATION="${DURATION:-10}"
