@@ -97,7 +97,7 @@ class SampleFeed : public ingest::SampleListener {
       : decider_(decider), registry_(registry) {}
   void OnSamples(const std::vector<Podmetric>& samples) override {
     for (const Podmetric& m : samples) {
-      if (!m.workload.empty()) registry_->OnSample(m.workload, m.id, m.ready);
+      if (!m.workload.empty()) registry_->OnSample(m.workload, m.id, m.ready, m.address);
     }
     decider_->OnSamples(samples);
   }

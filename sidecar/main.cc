@@ -28,7 +28,7 @@ namespace {
 struct Flags {
   config::HostPort scaler, admin_listen;
   int64_t app_port = 0, proxy_port = 8012, buffer = 600;
-  std::string pod, workload, cgroup_root, disk_paths, readiness_path, log_level;
+  std::string pod, workload, cgroup_root, disk_paths, readiness_path, log_level, advertise;
   absl::Duration sample_interval;
 };
 
@@ -54,6 +54,9 @@ Flags ParseFlags(int argc, char** argv) {
   fs.String("disk-paths", &f.disk_paths, "/", "Comma-separated filesystems to watch");
   fs.String("readiness-path", &f.readiness_path, "",
             "The app's readiness path (HTTP GET, 2xx = ready); empty: TCP connect");
+  fs.String("advertise-address", &f.advertise, "",
+            "HOST:PORT where the balancer reaches this proxy (in Kubernetes: the pod IP and "
+            "--proxy-port, from the Downward API); empty: not announced");
   fs.Address("admin-listen", &f.admin_listen, "0.0.0.0:8013",
              "HTTP: GET /metrics (Prometheus) and /healthz of the sidecar itself");
   fs.Int("buffer", &f.buffer, 600, "Unacknowledged samples kept for replay", 1, 1000000);
@@ -67,11 +70,12 @@ Flags ParseFlags(int argc, char** argv) {
   Podmetric probe;
   probe.id = f.pod;
   probe.workload = f.workload;
+  probe.address = f.advertise;
   if (std::count(f.pod.begin(), f.pod.end(), '/') != 1) {
     Refuse(absl::StrCat("invalid value '", f.pod, "' for --pod: expected NAMESPACE/NAME"));
   }
   if (absl::Status s = ValidatePodmetric(probe, absl::Now()); !s.ok()) {
-    Refuse(absl::StrCat("invalid --pod or --workload: ", s.message()));
+    Refuse(absl::StrCat("invalid --pod, --workload or --advertise-address: ", s.message()));
   }
   if (f.sample_interval < absl::Milliseconds(100)) {
     Refuse(absl::StrCat("invalid value '", absl::FormatDuration(f.sample_interval),
@@ -180,6 +184,7 @@ class Sampler {
     m.in_flight = st.mean_in_flight;
     m.sampled_at = now;
     m.ready = ready;
+    m.address = flags_.advertise;
     requests_.Increment(static_cast<double>(st.request_count));
     if (st.upstream_errors > 0) {
       upstream_errors_.Add({{"status", "502"}}).Increment(static_cast<double>(st.upstream_errors));

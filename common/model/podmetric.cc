@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/model/json_fields.h"
 #include "common/status/status_macros.h"
@@ -40,12 +41,11 @@ bool Podmetric::operator==(const Podmetric& o) const {
          received_at == o.received_at && workload == o.workload &&
          request_count == o.request_count && request_rate == o.request_rate &&
          in_flight == o.in_flight && p99_response_time == o.p99_response_time &&
-         cpu_cores == o.cpu_cores && memory_bytes == o.memory_bytes &&
-         disk_bytes == o.disk_bytes &&
+         cpu_cores == o.cpu_cores && memory_bytes == o.memory_bytes && disk_bytes == o.disk_bytes &&
          disk_read_bytes_per_second == o.disk_read_bytes_per_second &&
          disk_write_bytes_per_second == o.disk_write_bytes_per_second &&
-         sampled_at == o.sampled_at && ready == o.ready && seq == o.seq &&
-         dropped == o.dropped;
+         sampled_at == o.sampled_at && ready == o.ready && seq == o.seq && dropped == o.dropped &&
+         address == o.address;
 }
 
 absl::Status ValidatePodmetric(const Podmetric& m, absl::Time now) {
@@ -68,6 +68,16 @@ absl::Status ValidatePodmetric(const Podmetric& m, absl::Time now) {
   ZS_RETURN_IF_ERROR(CheckValue("diskBytes", m.disk_bytes));
   ZS_RETURN_IF_ERROR(CheckValue("diskReadBytesPerSecond", m.disk_read_bytes_per_second));
   ZS_RETURN_IF_ERROR(CheckValue("diskWriteBytesPerSecond", m.disk_write_bytes_per_second));
+  if (!m.address.empty()) {
+    const size_t colon = m.address.rfind(':');
+    int port = 0;
+    if (colon == std::string::npos || colon == 0 ||
+        !absl::SimpleAtoi(absl::string_view(m.address).substr(colon + 1), &port) || port < 1 ||
+        port > 65535 || m.address.size() > 262) {
+      return FieldError("address", absl::StrCat("must look like HOST:PORT, got '", m.address, "'"));
+    }
+    ZS_RETURN_IF_ERROR(CheckName("address", m.address, 262));
+  }
   if (m.sampled_at != absl::InfinitePast() && m.sampled_at > now + kMaxClockSkew) {
     return FieldError("sampledAt", absl::StrCat("is in the future (", FormatRfc3339(m.sampled_at),
                                                 " > now ", FormatRfc3339(now), ")"));
@@ -114,6 +124,7 @@ std::string PodmetricToJson(const Podmetric& m) {
   j["ready"] = m.ready;
   if (m.seq != 0) j["seq"] = m.seq;
   if (m.dropped != 0) j["dropped"] = m.dropped;
+  if (!m.address.empty()) j["address"] = m.address;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -156,6 +167,7 @@ absl::StatusOr<Podmetric> FromObject(const nlohmann::json& j) {
   ZS_RETURN_IF_ERROR(GetBool(j, "ready", &m.ready));
   ZS_RETURN_IF_ERROR(GetUint(j, "seq", &m.seq));
   ZS_RETURN_IF_ERROR(GetUint(j, "dropped", &m.dropped));
+  ZS_RETURN_IF_ERROR(GetString(j, "address", &m.address));
   return m;
 }
 

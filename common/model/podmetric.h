@@ -38,6 +38,7 @@ struct Podmetric {
   bool ready = false;
   uint64_t seq = 0;      // 0: not set
   uint64_t dropped = 0;  // samples the sidecar dropped before this one
+  std::string address;   // host:port of the pod's sidecar proxy; empty: not announced
 
   bool operator==(const Podmetric& o) const;
 };

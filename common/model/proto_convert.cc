@@ -25,6 +25,7 @@ void PodmetricToProto(const Podmetric& m, v1::Podmetric* out) {
   out->set_ready(m.ready);
   out->set_seq(m.seq);
   out->set_dropped(m.dropped);
+  out->set_address(m.address);
 }
 
 absl::StatusOr<Podmetric> PodmetricFromProto(const v1::Podmetric& p) {
@@ -46,12 +47,14 @@ absl::StatusOr<Podmetric> PodmetricFromProto(const v1::Podmetric& p) {
   m.disk_write_bytes_per_second = p.disk_write_bytes_per_second();
   if (!p.sampled_at().empty()) {
     absl::StatusOr<absl::Time> t = ParseRfc3339(p.sampled_at());
-    if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat("sampledAt: ", t.status().message()));
+    if (!t.ok())
+      return absl::InvalidArgumentError(absl::StrCat("sampledAt: ", t.status().message()));
     m.sampled_at = *t;
   }
   m.ready = p.ready();
   m.seq = p.seq();
   m.dropped = p.dropped();
+  m.address = p.address();
   return m;
 }
 
@@ -86,8 +89,8 @@ absl::StatusOr<ScalingRule> ScalingRuleFromProto(const v1::ScalingRule& p) {
     Threshold t;
     if (pt.metric_type() <= v1::METRIC_TYPE_UNSPECIFIED ||
         pt.metric_type() > v1::IN_FLIGHT_REQUESTS) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "thresholds[", i, "].metricType: unknown metric type ", pt.metric_type()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("thresholds[", i, "].metricType: unknown metric type ", pt.metric_type()));
     }
     if (pt.operator_() <= v1::OPERATOR_UNSPECIFIED || pt.operator_() > v1::EQUAL_TO) {
       return absl::InvalidArgumentError(

@@ -37,7 +37,8 @@ void EndpointRegistry::SetPods(const std::string& workload, int32_t replicas,
   Notify(snapshot);
 }
 
-bool EndpointRegistry::OnSample(absl::string_view workload, absl::string_view pod, bool ready) {
+bool EndpointRegistry::OnSample(absl::string_view workload, absl::string_view pod, bool ready,
+                                absl::string_view address) {
   WorkloadEndpoints snapshot;
   bool became_ready = false;
   {
@@ -53,9 +54,11 @@ bool EndpointRegistry::OnSample(absl::string_view workload, absl::string_view po
       if (!ready) return false;
       p = e.pods.emplace(std::string(pod), Endpoint{std::string(pod), "", false}).first;
     }
-    if (p->second.ready == ready) return false;
+    const bool new_address = !address.empty() && p->second.address != address;
+    if (p->second.ready == ready && !new_address) return false;
+    became_ready = ready && !p->second.ready;
     p->second.ready = ready;
-    became_ready = ready;
+    if (new_address) p->second.address = std::string(address);
     snapshot = Snapshot(std::string(workload), e);
   }
   Notify(snapshot);

@@ -46,8 +46,10 @@ class EndpointRegistry {
   // removed; readiness already learned from samples is kept.
   void SetPods(const std::string& workload, int32_t replicas, std::vector<Endpoint> pods);
   // From a sample. Returns true when this flipped the pod to ready. A pod unknown to the
-  // backend is added (Kubernetes: the balancer resolves it through EndpointSlices).
-  bool OnSample(absl::string_view workload, absl::string_view pod, bool ready);
+  // backend is added, with the address its sidecar announces (Kubernetes: the pod IP), so
+  // the balancer can route to it at once. An empty `address` keeps the known one.
+  bool OnSample(absl::string_view workload, absl::string_view pod, bool ready,
+                absl::string_view address = "");
   // Drops the workload (it is no longer managed).
   void Remove(const std::string& workload);
 

@@ -37,6 +37,7 @@ Podmetric Full() {
   m.ready = true;
   m.seq = 1'800'000'000'000'001;
   m.dropped = 2;
+  m.address = "10.1.2.3:8012";
   return m;
 }
 
@@ -107,9 +108,7 @@ TEST(PodmetricJson, BodyMayBeAnObjectOrAnArray) {
   EXPECT_THAT(std::string(bad.status().message()), StartsWith("[1].diskUsage:"));
 }
 
-TEST(PodmetricValidation, AcceptsAFullSample) {
-  EXPECT_TRUE(ValidatePodmetric(Full(), kNow).ok());
-}
+TEST(PodmetricValidation, AcceptsAFullSample) { EXPECT_TRUE(ValidatePodmetric(Full(), kNow).ok()); }
 
 TEST(PodmetricValidation, CpuAboveHundredIsFineWithoutALimit) {
   Podmetric m = Full();
@@ -148,9 +147,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"averageResponseTime", [](Podmetric& m) { m.average_response_time = -1; }},
         BadCase{"requestRate", [](Podmetric& m) { m.request_rate = std::nan(""); }},
         BadCase{"inFlight", [](Podmetric& m) { m.in_flight = -2; }},
-        BadCase{"p99ResponseTime",
-                [](Podmetric& m) { m.p99_response_time = -std::numeric_limits<double>::infinity(); }},
-        BadCase{"sampledAt", [](Podmetric& m) { m.sampled_at = kNow + absl::Hours(1); }}));
+        BadCase{
+            "p99ResponseTime",
+            [](Podmetric& m) { m.p99_response_time = -std::numeric_limits<double>::infinity(); }},
+        BadCase{"sampledAt", [](Podmetric& m) { m.sampled_at = kNow + absl::Hours(1); }},
+        BadCase{"address", [](Podmetric& m) { m.address = "10.1.2.3"; }},
+        BadCase{"address", [](Podmetric& m) { m.address = "10.1.2.3:0"; }},
+        BadCase{"address", [](Podmetric& m) { m.address = ":8012"; }},
+        BadCase{"address", [](Podmetric& m) { m.address = "a b:80"; }}));
 
 TEST(PodmetricValidation, SmallClockSkewIsTolerated) {
   Podmetric m = Full();

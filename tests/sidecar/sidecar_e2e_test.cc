@@ -461,6 +461,9 @@ INSTANTIATE_TEST_SUITE_P(
                   {"--app-port=9000", "--proxy-port=9000", "--pod=ns/p"},
                   {"--proxy-port", "9000", "--app-port"}},
         BadConfig{"AppPortOutOfRange", {"--app-port=70000", "--pod=ns/p"}, {"70000", "app-port"}},
+        BadConfig{"AdvertiseAddressWithoutPort",
+                  {"--app-port=9000", "--pod=ns/p", "--advertise-address=10.0.0.7"},
+                  {"10.0.0.7", "advertise-address"}},
         BadConfig{"UnknownFlag", {"--app-port=9000", "--pod=ns/p", "--colour=red"}, {"colour"}}),
     [](const ::testing::TestParamInfo<BadConfig>& info) { return info.param.name; });
 
