@@ -6,7 +6,9 @@
 # Everything listens on 127.0.0.1 and stops when the demo ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh >/dev/null
+echo "building zeroscale (log: build/demo-build.log; the first build takes ~10 minutes on 2 cores)"
+mkdir -p build
+bash scripts/build.sh >build/demo-build.log 2>&1 || { tail -30 build/demo-build.log; exit 1; }
 B=build
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 LOGS=$(mktemp -d /tmp/zeroscale-demo.XXXXXX)

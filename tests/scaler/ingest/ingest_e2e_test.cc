@@ -181,13 +181,13 @@ TEST_F(ScalerE2E, ReplayAfterReconnectIsStoredOnce) {
     grpc::ClientContext ctx;
     auto stream = stub->Stream(&ctx);
     v1::StreamRequest req;
-    for (uint64_t s = 1; s <= 5 + round * 3; ++s) *req.add_samples() = Sample("e2e/p4", s);
+    for (uint64_t s = 1; s <= 5u + round * 3u; ++s) *req.add_samples() = Sample("e2e/p4", s);
     ASSERT_TRUE(stream->Write(req));
     stream->WritesDone();
     v1::StreamResponse resp;
     uint64_t acked = 0;
     while (stream->Read(&resp)) acked = resp.acked_seq();
-    EXPECT_EQ(acked, 5u + round * 3);
+    EXPECT_EQ(acked, 5u + round * 3u);
     EXPECT_TRUE(stream->Finish().ok());
   }
   EXPECT_EQ(Card("podmetric:e2e/p4"), 8);
