@@ -27,7 +27,7 @@ namespace {
 
 struct Flags {
   config::HostPort scaler, admin_listen;
-  int64_t app_port = 0, proxy_port = 8012, buffer = 600;
+  int64_t app_port = 0, proxy_port = 8012, buffer = 600, app_pid = 0;
   std::string pod, workload, cgroup_root, disk_paths, readiness_path, log_level, advertise;
   absl::Duration sample_interval;
 };
@@ -51,6 +51,10 @@ Flags ParseFlags(int argc, char** argv) {
               "How often a sample is sent");
   fs.String("cgroup-root", &f.cgroup_root, "/sys/fs/cgroup",
             "cgroup mount (v1 or v2) or the pod's cgroup directory; empty: /proc only");
+  fs.Int("app-pid", &f.app_pid, 0,
+         "Measure this process through /proc instead of a cgroup (a replica of the local "
+         "backend has no container of its own); 0: the cgroup",
+         0, 4194304);
   fs.String("disk-paths", &f.disk_paths, "/", "Comma-separated filesystems to watch");
   fs.String("readiness-path", &f.readiness_path, "",
             "The app's readiness path (HTTP GET, 2xx = ready); empty: TCP connect");
@@ -227,6 +231,10 @@ int Run(int argc, char** argv) {
 
   SamplerOptions sampler_options;
   sampler_options.cgroup_root = flags.cgroup_root;
+  if (flags.app_pid != 0) {
+    sampler_options.cgroup_root = "";
+    sampler_options.fallback_pid = static_cast<int>(flags.app_pid);
+  }
   sampler_options.disk_paths = absl::StrSplit(flags.disk_paths, ',', absl::SkipEmpty());
   absl::StatusOr<std::unique_ptr<ResourceSampler>> resources =
       ResourceSampler::Create(sampler_options, RealClock::Get());

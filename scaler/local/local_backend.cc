@@ -457,14 +457,13 @@ absl::Status LocalBackend::StartReplica(WorkloadState& w, Replica& r, absl::Time
 
   SpawnRequest sidecar;
   sidecar.argv = {
-      options_.sidecar_path,
-      absl::StrCat("--scaler=", options_.scaler_address),
-      absl::StrCat("--app-port=", r.app_port),
-      absl::StrCat("--proxy-port=", r.proxy_port),
-      absl::StrCat("--pod=", r.pod),
-      absl::StrCat("--workload=", spec.id),
+      options_.sidecar_path, absl::StrCat("--scaler=", options_.scaler_address),
+      absl::StrCat("--app-port=", r.app_port), absl::StrCat("--proxy-port=", r.proxy_port),
+      absl::StrCat("--pod=", r.pod), absl::StrCat("--workload=", spec.id),
       absl::StrCat("--admin-listen=127.0.0.1:", r.admin_port),
-      absl::StrCat("--sample-interval=", absl::FormatDuration(options_.sample_interval))};
+      absl::StrCat("--sample-interval=", absl::FormatDuration(options_.sample_interval)),
+      // A local replica has no container: the sidecar measures the app's process.
+      absl::StrCat("--app-pid=", r.app.pid)};
   if (!spec.readiness_path.empty()) {
     sidecar.argv.push_back(absl::StrCat("--readiness-path=", spec.readiness_path));
   }
