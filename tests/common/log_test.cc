@@ -21,7 +21,7 @@ TEST(Log, OneJsonObjectPerLine) {
 
 TEST(Log, InvalidUtf8DoesNotThrow) {
   const std::string line = Format(Level::kInfo, "bad \xff byte", {});
-  EXPECT_NO_THROW((void)nlohmann::json::parse(line));
+  EXPECT_TRUE(nlohmann::json::accept(line));
 }
 
 TEST(Log, LevelsFilter) {
