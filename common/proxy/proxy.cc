@@ -139,21 +139,35 @@ bool StillUsable(tcp::socket& s) {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-// Removes hop-by-hop headers (RFC 7230 6.1), including those Connection names.
+// Removes hop-by-hop headers (RFC 7230 6.1), including those Connection names. One pass
+// over the fields: a lookup per hop-by-hop name costs a tree search each, per request.
 template <class Fields>
 void StripHopByHop(Fields& f) {
-  auto conn = f.find(bhttp::field::connection);
-  if (conn != f.end()) {
-    const std::string listed(conn->value());
-    for (auto token : bhttp::token_list(listed)) f.erase(token);
-    f.erase(bhttp::field::connection);
+  std::string listed;
+  for (auto it = f.begin(); it != f.end();) {
+    switch (it->name()) {
+      case bhttp::field::connection:
+        if (!listed.empty()) listed += ',';
+        listed.append(it->value().data(), it->value().size());
+        it = f.erase(it);
+        continue;
+      case bhttp::field::keep_alive:
+      case bhttp::field::te:
+      case bhttp::field::trailer:
+      case bhttp::field::upgrade:
+      case bhttp::field::transfer_encoding:
+        it = f.erase(it);
+        continue;
+      default:
+        if (beast::iequals(it->name_string(), "Proxy-Connection")) {
+          it = f.erase(it);
+          continue;
+        }
+        ++it;
+    }
   }
-  f.erase(bhttp::field::keep_alive);
-  f.erase("Proxy-Connection");
-  f.erase(bhttp::field::te);
-  f.erase(bhttp::field::trailer);
-  f.erase(bhttp::field::upgrade);
-  f.erase(bhttp::field::transfer_encoding);
+  if (listed.empty()) return;
+  for (auto token : bhttp::token_list(listed)) f.erase(token);
 }
 
 // Parses what is already buffered, one element at a time, without touching the socket.
@@ -229,6 +243,13 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
   void Start() { ReadRequest(); }
 
   Session* next() const { return next_; }
+
+  // Called each timer tick. The client is watched for leaving only once the upstream has
+  // taken longer than a tick: arming the watch on every request costs a syscall and a
+  // handler each, while most responses come back well within one tick.
+  void OnTick() {
+    if (phase_ == Phase::kReceiving && req_sr_ && req_sr_->is_done()) StartEarlyRead();
+  }
   bool Expired(SteadyClock::time_point now) const { return now >= deadline_; }
 
   void DeliverPick(PickResult result) override {
@@ -352,8 +373,10 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
 
     phase_ = Phase::kPicking;
     deadline_ = SteadyClock::time_point::max();
-    if (req_->is_done()) StartEarlyRead();
     sh_.picker->Pick(head_, PickDone(shared_from_this()));
+    // A held pick may last long (a workload waking), so the client is watched from now;
+    // a pick answered at once (dispatched inline) has already moved the phase on.
+    if (phase_ == Phase::kPicking && req_->is_done()) StartEarlyRead();
   }
 
   // Rewrites the request header in place for the upstream; called once per attempt-free
@@ -521,10 +544,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
     if (phase_ != Phase::kSending || c != up_.get()) return;
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) return UpstreamIoFailed(ec);
-    if (req_sr_->is_done()) {
-      StartEarlyRead();
-      return ReadResponse();
-    }
+    if (req_sr_->is_done()) return ReadResponse();
     SetDeadline(sh_.client_timeout);
     ReadClient();
   }
@@ -929,6 +949,7 @@ class Proxy::Impl {
       const auto now = SteadyClock::now();
       std::vector<std::shared_ptr<Session>> expired;
       for (Session* s = w.sessions; s != nullptr; s = s->next()) {
+        s->OnTick();
         if (s->Expired(now)) expired.push_back(s->shared_from_this());
       }
       for (auto& s : expired) s->OnTimeout();
