@@ -19,6 +19,7 @@
 #include "scaler/activation/endpoint_registry.h"
 #include "scaler/decide/decider.h"
 #include "scaler/decide/history.h"
+#include "scaler/decide/sample_tail.h"
 #include "scaler/decide/scheduler.h"
 #include "scaler/ingest/http_ingest.h"
 #include "scaler/ingest/ingest_metrics.h"
@@ -45,6 +46,7 @@ struct Flags {
   int64_t ingest_batch = 4096, ingest_queue = 200000;
   std::string sidecar_bin, replica_log_dir;
   absl::Duration staleness;
+  absl::Duration follow_interval;
 };
 
 Flags ParseFlags(int argc, char** argv) {
@@ -80,6 +82,9 @@ Flags ParseFlags(int argc, char** argv) {
             "Local backend: write each replica's output to files here (default: inherit)");
   fs.Duration("staleness", &f.staleness, absl::Seconds(5),
               "A pod whose newest sample is older than this is not reporting");
+  fs.Duration("follow-interval", &f.follow_interval, absl::Seconds(1),
+              "Kubernetes leader: how often to read the samples other replicas stored in "
+              "Redis, so decisions hear every pod (0: never)");
   fs.Enum("log-level", &f.log_level, "info", log::LevelNames(), "Lowest level logged");
   fs.ParseOrExit(argc, argv);
   if (f.backend == "local" && f.workloads.empty()) {
@@ -90,21 +95,29 @@ Flags ParseFlags(int argc, char** argv) {
 }
 
 // Hands every accepted sample to the endpoint registry (readiness for the balancer)
-// and to the decision engine.
+// and to the decision engine. With `seen` (may be null), samples received here are
+// noted so the tail of what other replicas stored does not feed them again.
 class SampleFeed : public ingest::SampleListener {
  public:
-  SampleFeed(decide::Decider* decider, activation::EndpointRegistry* registry)
-      : decider_(decider), registry_(registry) {}
+  SampleFeed(decide::Decider* decider, activation::EndpointRegistry* registry,
+             decide::SeenSamples* seen)
+      : decider_(decider), registry_(registry), seen_(seen) {}
   void OnSamples(const std::vector<Podmetric>& samples) override {
+    if (seen_ != nullptr) seen_->Mark(samples);
+    Deliver(samples);
+  }
+  // Also for samples other replicas received, once the tail found them unseen.
+  void Deliver(std::vector<Podmetric> samples) {
     for (const Podmetric& m : samples) {
       if (!m.workload.empty()) registry_->OnSample(m.workload, m.id, m.ready, m.address);
     }
-    decider_->OnSamples(samples);
+    decider_->OnSamples(std::move(samples));
   }
 
  private:
   decide::Decider* const decider_;
   activation::EndpointRegistry* const registry_;
+  decide::SeenSamples* const seen_;
 };
 
 // --backend=none: evaluate and explain, apply nothing.
@@ -248,7 +261,18 @@ int Run(int argc, char** argv) {
   decide::FanoutSink sinks(sink_list);
   decide::Decider decider(clock, &loop, setter, &sinks, decider_options);
   if (kube_backend != nullptr) kube_backend->Attach(&decider);
-  SampleFeed feed(&decider, &endpoints);
+  // Each sidecar streams to whichever replica it reached, but only the leader decides:
+  // while leading, it reads back what the others stored. --backend=local has one replica.
+  const bool follow = kube_backend != nullptr && flags.follow_interval > absl::ZeroDuration();
+  decide::SeenSamples seen;
+  SampleFeed feed(&decider, &endpoints, follow ? &seen : nullptr);
+  HiredisClient follow_redis(redis_options, clock);
+  decide::SampleTailOptions tail_options;
+  tail_options.interval = flags.follow_interval;
+  decide::SampleTail tail(
+      &follow_redis, clock, &seen, decide::SampleTail::WorkloadsOf(&decider, &loop),
+      [&kube_backend] { return kube_backend != nullptr && kube_backend->leading(); },
+      [&feed](std::vector<Podmetric> samples) { feed.Deliver(std::move(samples)); }, tail_options);
 
   store::RuleStore rule_store(&api_redis);
   rules::RulesServiceImpl rules_service(&rule_store);
@@ -305,6 +329,7 @@ int Run(int argc, char** argv) {
       std::cerr << "zeroscale-scaler: " << s.message() << "\n";
       return 2;
     }
+    if (follow) tail.Start();
   }
   for (const workloads::Workload& w : workload_list) {
     decider.Upsert(local::SpecOf(w), 0, [id = w.id](absl::Status s) {
@@ -330,6 +355,7 @@ int Run(int argc, char** argv) {
   http_server.Stop();
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (local_backend != nullptr) local_backend->Shutdown();
+  tail.Stop();  // before the loop: each round asks the loop for the workloads
   if (kube_backend != nullptr) kube_backend->Stop();
   loop.Stop();
   queue.Stop(absl::Seconds(3));
