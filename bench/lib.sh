@@ -56,3 +56,19 @@ http {
 }
 CONF
 }
+
+# One wrk run's figures as "req/s p50_ms p99_ms requests cpu_us_per_request", from its
+# output and the CPU ticks (utime+stime) of the measured processes before and after.
+wrk_summary() {  # wrk output, ticks before, ticks after
+  python3 - "$1" "$2" "$3" "$(getconf CLK_TCK)" <<'PY'
+import re, sys
+out, before, after, hz = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+def ms(v, unit):
+    return float(v) * {"us": 1e-3, "ms": 1, "s": 1e3}[unit]
+lat = dict((p, ms(v, u)) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)", out, re.M))
+reqs = int(re.search(r"(\d+) requests in", out).group(1))
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+cpu_us = (after - before) / hz * 1e6 / reqs if reqs else 0
+print(f"{rps:.0f} {lat.get('50', 0):.3f} {lat.get('99', 0):.3f} {reqs} {cpu_us:.1f}")
+PY
+}
