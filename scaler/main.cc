@@ -102,9 +102,9 @@ class SampleFeed : public ingest::SampleListener {
   SampleFeed(decide::Decider* decider, activation::EndpointRegistry* registry,
              decide::SeenSamples* seen)
       : decider_(decider), registry_(registry), seen_(seen) {}
-  void OnSamples(const std::vector<Podmetric>& samples) override {
+  void OnSamples(std::vector<Podmetric> samples) override {
     if (seen_ != nullptr) seen_->Mark(samples);
-    Deliver(samples);
+    Deliver(std::move(samples));
   }
   // Also for samples other replicas received, once the tail found them unseen.
   void Deliver(std::vector<Podmetric> samples) {

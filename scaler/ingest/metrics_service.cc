@@ -86,7 +86,7 @@ class StreamReactor : public Reactor {
         std::vector<Podmetric> heard;
         heard.reserve(valid.size());
         for (const store::EncodedPodmetric& e : valid) heard.push_back(e.sample);
-        listener_->OnSamples(heard);
+        listener_->OnSamples(std::move(heard));
       }
       submitted_.push_back(valid.size());
       queue_->Submit(std::move(valid), fresh, [keep](const Outcome& outcome) {

@@ -14,7 +14,8 @@ namespace zeroscale::ingest {
 class SampleListener {
  public:
   virtual ~SampleListener() = default;
-  virtual void OnSamples(const std::vector<Podmetric>& samples) = 0;
+  // Takes the samples: the engine keeps them, so callers hand over their copy.
+  virtual void OnSamples(std::vector<Podmetric> samples) = 0;
 };
 
 }  // namespace zeroscale::ingest
