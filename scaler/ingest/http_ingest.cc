@@ -33,9 +33,11 @@ http::Handler HttpIngestHandler(IngestQueue* queue, IngestMetrics* metrics, cons
       absl::Status s = ValidatePodmetric(samples[i], now);
       if (!s.ok()) {
         metrics->Rejected(ReasonOf(s), static_cast<double>(samples.size()));
-        const std::string msg = samples.size() == 1 && req.body.find('[') == std::string::npos
-                                    ? std::string(s.message())
-                                    : absl::StrCat("[", i, "].", s.message());
+        // Items of an array body are named by index, as parse errors are.
+        const size_t first = req.body.find_first_not_of(" \t\r\n");
+        const bool array = first != std::string::npos && req.body[first] == '[';
+        const std::string msg =
+            array ? absl::StrCat("[", i, "].", s.message()) : std::string(s.message());
         return respond(http::Response::Error(400, msg));
       }
     }

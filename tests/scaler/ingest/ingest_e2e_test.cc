@@ -22,9 +22,9 @@
 namespace zeroscale {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::ChildProcess;
 using testing::FreePort;
+using ::testing::HasSubstr;
 using testing::WaitFor;
 
 std::string Shell(const std::string& cmd) {
@@ -43,23 +43,24 @@ class ScalerE2E : public ::testing::Test {
     ASSERT_TRUE(redis_.Start().ok());
     http_ = FreePort();
     grpc_ = FreePort();
-    scaler_ = std::make_unique<ChildProcess>(std::vector<std::string>{
-        ZS_SCALER_BIN, absl::StrCat("--redis=", redis_.address()),
-        absl::StrCat("--http-listen=127.0.0.1:", http_),
-        absl::StrCat("--grpc-listen=127.0.0.1:", grpc_),
-        absl::StrCat("--webhook-listen=127.0.0.1:", FreePort())});
+    scaler_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{ZS_SCALER_BIN, absl::StrCat("--redis=", redis_.address()),
+                                 absl::StrCat("--http-listen=127.0.0.1:", http_),
+                                 absl::StrCat("--grpc-listen=127.0.0.1:", grpc_),
+                                 absl::StrCat("--webhook-listen=127.0.0.1:", FreePort())});
     ASSERT_TRUE(scaler_->Start().ok());
-    ASSERT_TRUE(WaitFor([&] { return testing::HttpGetStatus(http_, "/readyz") == 200; },
-                        absl::Seconds(20)))
+    ASSERT_TRUE(
+        WaitFor([&] { return testing::HttpGetStatus(http_, "/readyz") == 200; }, absl::Seconds(20)))
         << scaler_->ReadLog();
-    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", grpc_),
-                                   grpc::InsecureChannelCredentials());
+    channel_ =
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", grpc_), grpc::InsecureChannelCredentials());
   }
 
   std::string Post(const std::string& body) {
-    return Shell(absl::StrCat("curl -s -w ' %{http_code}' -H 'Content-Type: application/json' "
-                              "--data-binary '",
-                              body, "' http://127.0.0.1:", http_, "/metrics"));
+    return Shell(
+        absl::StrCat("curl -s -w ' %{http_code}' -H 'Content-Type: application/json' "
+                     "--data-binary '",
+                     body, "' http://127.0.0.1:", http_, "/metrics"));
   }
 
   int64_t Card(const std::string& key) { return std::stoll(redis_.Cli("ZCARD " + key)); }
@@ -208,19 +209,21 @@ TEST_F(ScalerE2E, PostMetricsSeedFormat) {
   EXPECT_EQ(Card("podmetric:e2e/bad"), 0);
   EXPECT_EQ(Card("podmetric:e2e/arr"), 0);  // a batch is all or nothing
   EXPECT_THAT(Post("{not json"), HasSubstr("not valid JSON"));
+  // A single object is not named by index, even when a value holds a bracket.
+  EXPECT_THAT(Post(R"({"id":"e2e/x[1]","cpuUsage":-1})"), HasSubstr("{\"error\":\"cpuUsage:"));
+  EXPECT_THAT(Post(R"( [{"id":"e2e/y","cpuUsage":-1}])"), HasSubstr("{\"error\":\"[0].cpuUsage:"));
 }
 
 TEST_F(ScalerE2E, PostMetricsWhileRedisIsDownIs503) {
   redis_.Kill();
-  ASSERT_TRUE(WaitFor([&] { return testing::HttpGetStatus(http_, "/readyz") == 503; },
-                      absl::Seconds(10)));
+  ASSERT_TRUE(
+      WaitFor([&] { return testing::HttpGetStatus(http_, "/readyz") == 503; }, absl::Seconds(10)));
   EXPECT_THAT(Post(R"({"id":"e2e/down"})"), HasSubstr(" 503"));
 }
 
 TEST_F(ScalerE2E, PrometheusMetrics) {
   Post(R"({"id":"e2e/m","cpuUsage":-1})");
-  const std::string text =
-      Shell(absl::StrCat("curl -s http://127.0.0.1:", http_, "/metrics"));
+  const std::string text = Shell(absl::StrCat("curl -s http://127.0.0.1:", http_, "/metrics"));
   EXPECT_THAT(text, HasSubstr("# TYPE zeroscale_ingest_samples_received_total counter"));
   EXPECT_THAT(text, HasSubstr("zeroscale_ingest_samples_rejected_total{reason=\"cpuUsage\"} 1"));
   EXPECT_THAT(text, HasSubstr("zeroscale_redis_up 1"));
@@ -244,7 +247,8 @@ TEST_F(ScalerE2E, RulesService) {
     ASSERT_TRUE(stub->CreateRule(&ctx, rule, &out).ok());
     EXPECT_EQ(out.window_seconds(), 60u);
   }
-  EXPECT_THAT(redis_.Cli("GET scaling_rule:busy"), HasSubstr("\"metricType\":\"IN_FLIGHT_REQUESTS\""));
+  EXPECT_THAT(redis_.Cli("GET scaling_rule:busy"),
+              HasSubstr("\"metricType\":\"IN_FLIGHT_REQUESTS\""));
   {
     grpc::ClientContext ctx;
     v1::ScalingRule out;
@@ -267,7 +271,8 @@ TEST_F(ScalerE2E, RulesService) {
     bad.mutable_thresholds(0)->set_value(std::nan(""));
     grpc::ClientContext ctx;
     v1::ScalingRule out;
-    EXPECT_THAT(stub->CreateRule(&ctx, bad, &out).error_message(), HasSubstr("thresholds[0].value"));
+    EXPECT_THAT(stub->CreateRule(&ctx, bad, &out).error_message(),
+                HasSubstr("thresholds[0].value"));
   }
   {
     grpc::ClientContext ctx;
@@ -297,8 +302,8 @@ TEST(ScalerFlags, BadValueIsRefusedAtStartNamingIt) {
   const std::string out = Shell(absl::StrCat(ZS_SCALER_BIN, " --retention=forever; echo rc=$?"));
   EXPECT_THAT(out, HasSubstr("invalid value 'forever' for --retention"));
   EXPECT_THAT(out, HasSubstr("rc=2"));
-  const std::string env = Shell(absl::StrCat("ZEROSCALE_REDIS=nowhere ", ZS_SCALER_BIN,
-                                             "; echo rc=$?"));
+  const std::string env =
+      Shell(absl::StrCat("ZEROSCALE_REDIS=nowhere ", ZS_SCALER_BIN, "; echo rc=$?"));
   EXPECT_THAT(env, HasSubstr("ZEROSCALE_REDIS"));
   EXPECT_THAT(env, HasSubstr("rc=2"));
 }
