@@ -143,7 +143,7 @@ int Run(int argc, char** argv) {
   proxy_options.listen = flags.listen;
   proxy_options.threads = static_cast<int>(flags.threads);
   proxy_options.connect_timeout = flags.connect_timeout;
-  // The engine fixes its upstream timeout at start: timeout_seconds as stored now.
+  // Each pick carries timeout_seconds as set at that moment; this is only the fallback.
   proxy_options.upstream_timeout = absl::Seconds(settings.Serving().timeout_seconds);
   proxy::Proxy proxy(proxy_options, &dispatcher, &dispatcher);
   if (absl::Status s = proxy.Start(); !s.ok()) {

@@ -107,7 +107,9 @@ proxy::PickResult Dispatcher::ForwardLocked(Workload* w, Record* rec, absl::Time
   w->metrics->in_flight->Increment();
   rec->endpoint = ep;
   rec->released = now;
-  return proxy::PickResult::Forward(ep->upstream);
+  proxy::PickResult result = proxy::PickResult::Forward(ep->upstream);
+  result.upstream_timeout = absl::Seconds(settings_.timeout_seconds);
+  return result;
 }
 
 void Dispatcher::DrainLocked(Workload* w, absl::Time now, Actions* actions) {

@@ -13,9 +13,9 @@
 // Each PickDone is moved out of the queue exactly once under the lock, so no request is
 // lost or sent twice.
 //
-// Settings (policy, max_connections) change at run time without touching requests in
-// flight. timeout_seconds bounds the wait for a slot here; the engine's upstream timeout
-// is fixed when the Proxy starts (see ProxyOptions).
+// Settings (policy, max_connections, timeout_seconds) change at run time without
+// touching requests in flight. timeout_seconds bounds the wait for a slot here and the
+// upstream's silence (handed to the engine with each pick).
 //
 // Thread-safety: all methods may be called from any thread. PickDones and the Activator
 // are always called without the dispatcher's lock held.

@@ -460,6 +460,8 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
       up_ep_ = tcp::endpoint(addr, upstream_.port);
     }
     upstream_set_ = true;
+    upstream_timeout_ = r.upstream_timeout > absl::ZeroDuration() ? ToSteady(r.upstream_timeout)
+                                                                   : sh_.upstream_timeout;
     PrepareUpstreamRequest();
     if (expect_continue_pending_) {
       expect_continue_pending_ = false;
@@ -533,7 +535,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
 
   void WriteUpstream() {
     waiting_on_client_ = false;
-    SetDeadline(sh_.upstream_timeout);
+    SetDeadline(upstream_timeout_);
     bhttp::async_write(up_->socket, *req_sr_,
                        [self = shared_from_this(), c = up_](beast::error_code ec, size_t) {
                          self->OnUpstreamWrite(c.get(), ec);
@@ -583,7 +585,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
     body.data = res_buf_.get();
     body.size = sh_.options.body_buffer_bytes;
     waiting_on_client_ = false;
-    SetDeadline(sh_.upstream_timeout);
+    SetDeadline(upstream_timeout_);
     bhttp::async_read_some(up_->socket, up_->buffer, *res_,
                            [self = shared_from_this(), c = up_](beast::error_code ec, size_t) {
                              self->OnUpstreamRead(c.get(), ec);
@@ -813,6 +815,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
   tcp::endpoint up_ep_;
   SteadyClock::time_point start_;
   SteadyClock::time_point deadline_ = SteadyClock::time_point::max();
+  SteadyClock::duration upstream_timeout_{};  // of the current request (see PickResult)
   Phase phase_ = Phase::kIdle;
   uint64_t req_body_bytes_ = 0;
   uint64_t res_body_bytes_ = 0;

@@ -54,6 +54,9 @@ struct Upstream {
 
 struct PickResult {
   Upstream upstream;  // used when error_status == 0
+  // Replaces ProxyOptions::upstream_timeout for this request when positive, so a policy
+  // changed at run time (the balancer's timeout_seconds) applies to the next request.
+  absl::Duration upstream_timeout = absl::ZeroDuration();
   // Non-zero: answer the client with this instead of forwarding.
   int error_status = 0;
   std::string error_body;

@@ -353,6 +353,29 @@ TEST_F(DispatchTest, MaxConnectionsQueuesExcessRequests) {
   EXPECT_LE(pod.max_concurrent(), 2);
 }
 
+TEST_F(DispatchTest, TimeoutSecondsChangedAtRunTimeAppliesToTheNextRequest) {
+  RecordingBackend pod("pod");
+  Settings s;
+  s.timeout_seconds = 1;
+  Balancer::Options o;
+  o.settings = s;
+  Balancer bal(&scaler_, o);
+  scaler_.Push(kWorkload, {{"p-1", pod.address()}});
+  ASSERT_TRUE(WaitFor([&] { return bal.status().ready == 1; }, absl::Seconds(10)));
+  // The engine's own upstream timeout is 60 s: only the setting can make this 504.
+  EXPECT_EQ(Get(bal.port(), "/model/gate").status, 504);
+
+  s.timeout_seconds = 30;
+  bal.dispatcher().SetSettings(s);
+  std::thread release([&] {
+    // Past the old 1 s limit, well within the new one.
+    absl::SleepFor(absl::Milliseconds(1500));
+    pod.Release();
+  });
+  EXPECT_EQ(Get(bal.port(), "/model/gate").status, 200);
+  release.join();
+}
+
 TEST_F(DispatchTest, UnroutedRequestIs404) {
   Balancer bal(&scaler_, {});
   TestClient c(bal.port());

@@ -97,7 +97,7 @@ class RecordingBackend::Impl {
         current_++;
         max_concurrent_ = std::max(max_concurrent_, current_);
         cv_.notify_all();
-        if (absl::StartsWith(target, "/gate")) cv_.wait(lock, [this] { return released_; });
+        if (absl::StrContains(target, "/gate")) cv_.wait(lock, [this] { return released_; });
       }
       if (latency_ > absl::ZeroDuration()) {
         std::this_thread::sleep_for(absl::ToChronoNanoseconds(latency_));  // the slow pod

@@ -1,7 +1,7 @@
 // A tiny HTTP/1.1 backend for balancer tests on 127.0.0.1: answers every request with
 // "<name> <target>", records the targets in arrival order and the peak of concurrent
 // requests, and delays each answer by a fixed latency (a slow pod) or, for targets
-// starting with /gate, until Release(). A thread per connection; keep-alive.
+// containing /gate, until Release(). A thread per connection; keep-alive.
 //
 // Thread-safety: all methods are thread-safe.
 #ifndef ZEROSCALE_TESTS_BALANCER_RECORDING_BACKEND_H_

@@ -282,6 +282,37 @@ TEST_F(ProxyTest, UpstreamTimeoutGives504) {
   EXPECT_EQ(again.Send("GET", "/status/200").status, 200);
 }
 
+// A picker that sets each request's upstream timeout, as the balancer does from its
+// run-time timeout_seconds.
+class TimeoutPicker : public UpstreamPicker {
+ public:
+  TimeoutPicker(uint16_t port, absl::Duration timeout) : port_(port), timeout_(timeout) {}
+  void Pick(const RequestHead&, PickDone done) override {
+    PickResult r = PickResult::Forward(Upstream{"127.0.0.1", port_});
+    r.upstream_timeout = timeout_;
+    done(std::move(r));
+  }
+
+ private:
+  const uint16_t port_;
+  const absl::Duration timeout_;
+};
+
+TEST_F(ProxyTest, PickedUpstreamTimeoutOverridesTheEngineDefault) {
+  ProxyOptions o = LocalOptions();
+  o.upstream_timeout = absl::Seconds(60);
+  o.timer_tick = absl::Milliseconds(20);
+  TimeoutPicker picker(backend_.port(), absl::Milliseconds(200));
+  Proxy proxy(o, &picker, &observer_);
+  ASSERT_TRUE(proxy.Start().ok());
+  TestClient client(proxy.port());
+  const absl::Time start = absl::Now();
+  auto r = client.Send("GET", "/hang");
+  EXPECT_EQ(r.status, 504);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));  // far below the engine's 60 s
+  EXPECT_EQ(proxy.stats().gateway_timeout, 1u);
+}
+
 TEST_F(ProxyTest, ClientDisconnectMidResponseClosesTheUpstream) {
   StartProxy();
   {
