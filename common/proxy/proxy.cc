@@ -461,7 +461,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
     }
     upstream_set_ = true;
     upstream_timeout_ = r.upstream_timeout > absl::ZeroDuration() ? ToSteady(r.upstream_timeout)
-                                                                   : sh_.upstream_timeout;
+                                                                  : sh_.upstream_timeout;
     PrepareUpstreamRequest();
     if (expect_continue_pending_) {
       expect_continue_pending_ = false;
