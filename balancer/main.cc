@@ -114,7 +114,7 @@ int Run(int argc, char** argv) {
   DispatcherOptions dispatcher_options;
   dispatcher_options.default_activation_timeout = flags.default_activation_timeout;
   dispatcher_options.max_queue = static_cast<size_t>(flags.max_queue);
-  Dispatcher dispatcher(&*routes, &scaler, &metrics, clock, dispatcher_options);
+  Dispatcher dispatcher(*routes, &scaler, &metrics, clock, dispatcher_options);
   settings.SetListener([&dispatcher](const Settings& s) { dispatcher.SetSettings(s); });
 
   LogWriterOptions log_options;

@@ -10,20 +10,36 @@
 
 namespace zeroscale::balancer {
 
-Dispatcher::Dispatcher(const RouteTable* routes, Activator* activator, BalancerMetrics* metrics,
+Dispatcher::Dispatcher(RouteTable routes, Activator* activator, BalancerMetrics* metrics,
                        const Clock* clock, DispatcherOptions options)
-    : routes_(routes),
-      activator_(activator),
-      metrics_(metrics),
-      clock_(clock),
-      options_(std::move(options)) {
+    : activator_(activator), metrics_(metrics), clock_(clock), options_(std::move(options)) {
   if (metrics_ == nullptr) {
     own_registry_ = std::make_unique<prometheus::Registry>();
     own_metrics_ = std::make_unique<BalancerMetrics>(own_registry_.get());
     metrics_ = own_metrics_.get();
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  for (const Route& r : routes_->routes()) WorkloadLocked(r.workload, &r);
+  SetRoutes(std::move(routes));
+}
+
+void Dispatcher::SetRoutes(RouteTable routes) {
+  auto table = std::make_shared<const RouteTable>(std::move(routes));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    absl::flat_hash_map<std::string, const Route*> by_workload;
+    for (const Route& r : table->routes()) by_workload[r.workload] = &r;
+    // A timeout dropped from a route falls back to the default for later holds.
+    for (auto& [id, w] : workloads_) {
+      if (!by_workload.contains(id)) w->activation_timeout = options_.default_activation_timeout;
+    }
+    for (const auto& [id, r] : by_workload) WorkloadLocked(id, r);
+  }
+  std::lock_guard<std::mutex> lock(routes_mu_);
+  routes_ = std::move(table);
+}
+
+std::shared_ptr<const RouteTable> Dispatcher::Routes() const {
+  std::lock_guard<std::mutex> lock(routes_mu_);
+  return routes_;
 }
 
 Dispatcher::~Dispatcher() { Shutdown(); }
@@ -87,8 +103,9 @@ Dispatcher::Workload* Dispatcher::WorkloadLocked(const std::string& id, const Ro
     slot->metrics = metrics_->Workload(id);
     slot->backoff = options_.activate_backoff_initial;
   }
-  if (route != nullptr && route->activation_timeout) {
-    slot->activation_timeout = *route->activation_timeout;
+  if (route != nullptr) {
+    slot->activation_timeout =
+        route->activation_timeout.value_or(options_.default_activation_timeout);
   }
   return slot.get();
 }
@@ -135,27 +152,43 @@ void Dispatcher::MaybeActivateLocked(Workload* w, absl::Time now, Actions* actio
 
 void Dispatcher::ApplyStateLocked(Workload* w, const WorkloadState& state, bool from_activate,
                                   absl::Time now, Actions* actions) {
-  std::vector<std::shared_ptr<Endpoint>> ready;
+  std::vector<std::string> ready;
   for (const EndpointInfo& e : state.endpoints) {
-    if (!e.ready || e.address.empty()) continue;
-    auto existing = std::find_if(w->ready.begin(), w->ready.end(),
-                                 [&](const auto& ep) { return ep->address == e.address; });
-    if (existing != w->ready.end()) {
-      ready.push_back(*existing);
-      continue;
-    }
-    auto ep = std::make_shared<Endpoint>();
-    if (absl::Status s = SplitAddress(e.address, &ep->upstream.host, &ep->upstream.port); !s.ok()) {
-      ZS_LOG(kWarning, "ignoring an endpoint with a bad address", {"workload", w->id},
-             {"pod", e.pod}, {"error", std::string(s.message())});
-      continue;
-    }
-    ep->address = e.address;
-    ready.push_back(std::move(ep));
+    if (e.ready && !e.address.empty()) ready.push_back(e.address);
   }
   // An Activate answer was computed before the call returned; a Watch update may have
   // overtaken it, so it may only add pods to a workload that has none, never remove any.
   if (from_activate && (ready.empty() || !w->ready.empty())) return;
+  w->scaler_ready = std::move(ready);
+  RebuildReadyLocked(w, now, actions);
+}
+
+void Dispatcher::RebuildReadyLocked(Workload* w, absl::Time now, Actions* actions) {
+  std::vector<std::shared_ptr<Endpoint>> ready;
+  auto add = [&](const std::string& address) {
+    const auto same = [&](const auto& ep) { return ep->address == address; };
+    if (std::find_if(ready.begin(), ready.end(), same) != ready.end()) return;
+    if (std::find(w->slice_withdrawn.begin(), w->slice_withdrawn.end(), address) !=
+        w->slice_withdrawn.end()) {
+      return;
+    }
+    // Endpoints keep their identity (and connection counts) across updates.
+    auto existing = std::find_if(w->ready.begin(), w->ready.end(), same);
+    if (existing != w->ready.end()) {
+      ready.push_back(*existing);
+      return;
+    }
+    auto ep = std::make_shared<Endpoint>();
+    if (absl::Status s = SplitAddress(address, &ep->upstream.host, &ep->upstream.port); !s.ok()) {
+      ZS_LOG(kWarning, "ignoring an endpoint with a bad address", {"workload", w->id},
+             {"error", std::string(s.message())});
+      return;
+    }
+    ep->address = address;
+    ready.push_back(std::move(ep));
+  };
+  for (const std::string& a : w->scaler_ready) add(a);
+  for (const std::string& a : w->slice_ready) add(a);
   const bool was_empty = w->ready.empty();
   w->ready = std::move(ready);
   w->metrics->ready_endpoints->Set(static_cast<double>(w->ready.size()));
@@ -181,6 +214,19 @@ void Dispatcher::OnWorkloadState(const WorkloadState& state) {
     std::lock_guard<std::mutex> lock(mu_);
     Workload* w = WorkloadLocked(state.workload, nullptr);
     ApplyStateLocked(w, state, /*from_activate=*/false, clock_->Now(), &actions);
+  }
+  Run(&actions);
+}
+
+void Dispatcher::OnSliceEndpoints(const std::string& workload, std::vector<std::string> ready,
+                                  std::vector<std::string> withdrawn) {
+  Actions actions;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Workload* w = WorkloadLocked(workload, nullptr);
+    w->slice_ready = std::move(ready);
+    w->slice_withdrawn = std::move(withdrawn);
+    RebuildReadyLocked(w, clock_->Now(), &actions);
   }
   Run(&actions);
 }
@@ -291,7 +337,8 @@ void Dispatcher::TimerLoop() {
 }
 
 void Dispatcher::Pick(const proxy::RequestHead& head, proxy::PickDone done) {
-  const Route* route = routes_->Match(head.host, head.target);
+  const std::shared_ptr<const RouteTable> routes = Routes();
+  const Route* route = routes->Match(head.host, head.target);
   const absl::Time now = clock_->Now();
   std::optional<proxy::PickResult> result;
   Actions actions;

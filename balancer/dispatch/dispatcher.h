@@ -1,7 +1,12 @@
 // The balancer's data-path logic, plugged into the streaming proxy engine as its
 // UpstreamPicker (where each request goes) and ProxyObserver (when it is done).
 //
-// A request is routed to its workload (RouteTable). When the workload has a ready pod
+// A request is routed to its workload (RouteTable, replaceable at run time as
+// CustomAutoscalers change). A workload's ready pods are the union of two sources: the
+// scaler's readiness announcements (a woken pod takes traffic the moment its sidecar
+// reports ready) and, in Kubernetes, its EndpointSlices, which also withdraw pods that
+// Kubernetes takes out of service (terminating, or no longer ready) even while the
+// scaler still lists them. When the workload has a ready pod
 // and a free connection slot (max_connections per workload) the pick is answered at
 // once by the current policy. Otherwise the request waits in the workload's FIFO queue
 // (bounded by max_queue; full means 503): while no pod is ready, the scaler is asked
@@ -75,8 +80,8 @@ struct WorkloadStatus {
 class Dispatcher : public proxy::UpstreamPicker, public proxy::ProxyObserver {
  public:
   // Not owned; all must outlive the Dispatcher. `metrics` may be null.
-  Dispatcher(const RouteTable* routes, Activator* activator, BalancerMetrics* metrics,
-             const Clock* clock, DispatcherOptions options = {});
+  Dispatcher(RouteTable routes, Activator* activator, BalancerMetrics* metrics, const Clock* clock,
+             DispatcherOptions options = {});
   ~Dispatcher() override;
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
@@ -91,8 +96,15 @@ class Dispatcher : public proxy::UpstreamPicker, public proxy::ProxyObserver {
   // Receives one finished request's log entry (e.g. LogWriter::Append); must not block.
   void SetRequestLogger(std::function<void(LogEntry)> logger);
 
+  // Replaces the routes; requests already routed are unaffected.
+  void SetRoutes(RouteTable routes);
   // A workload's state from the scaler (Watch or Activate).
   void OnWorkloadState(const WorkloadState& state);
+  // A workload's endpoints as its EndpointSlices show them ("host:port" each): `ready`
+  // take traffic, `withdrawn` take none even if the scaler lists them. Replaces what
+  // the slices said before; both empty when the workload has no slices.
+  void OnSliceEndpoints(const std::string& workload, std::vector<std::string> ready,
+                        std::vector<std::string> withdrawn);
   // Requests since the last call and held/in-flight counts per workload with traffic
   // (and once more after traffic stops, so the scaler sees it reach zero).
   std::vector<TrafficSample> TakeTraffic();
@@ -121,6 +133,10 @@ class Dispatcher : public proxy::UpstreamPicker, public proxy::ProxyObserver {
     std::string id;
     absl::Duration activation_timeout;
     WorkloadMetrics* metrics = nullptr;
+    // Sources of `ready` (addresses), merged by RebuildReadyLocked.
+    std::vector<std::string> scaler_ready;
+    std::vector<std::string> slice_ready;
+    std::vector<std::string> slice_withdrawn;
     std::vector<std::shared_ptr<Endpoint>> ready;
     int active = 0;
     std::deque<Waiter> queue;
@@ -155,12 +171,16 @@ class Dispatcher : public proxy::UpstreamPicker, public proxy::ProxyObserver {
   void MaybeActivateLocked(Workload* w, absl::Time now, Actions* actions);
   void ApplyStateLocked(Workload* w, const WorkloadState& state, bool from_activate, absl::Time now,
                         Actions* actions);
+  // Recomputes w->ready from its sources, then releases held requests or asks for a wake.
+  void RebuildReadyLocked(Workload* w, absl::Time now, Actions* actions);
+  std::shared_ptr<const RouteTable> Routes() const;
   void ExpireLocked(Workload* w, absl::Time now, Actions* actions);
   void Run(Actions* actions);
   void OnActivateDone(const std::string& workload, absl::StatusOr<WorkloadState> result);
   void TimerLoop();
 
-  const RouteTable* const routes_;
+  mutable std::mutex routes_mu_;  // guards routes_ only; never held with mu_
+  std::shared_ptr<const RouteTable> routes_;
   Activator* const activator_;
   std::unique_ptr<prometheus::Registry> own_registry_;  // when no metrics were given
   std::unique_ptr<BalancerMetrics> own_metrics_;

@@ -56,7 +56,7 @@ class Balancer {
     DispatcherOptions d;
     d.activate_backoff_max = absl::Milliseconds(200);
     dispatcher_ =
-        std::make_unique<Dispatcher>(&routes_, client_.get(), &metrics_, RealClock::Get(), d);
+        std::make_unique<Dispatcher>(routes_, client_.get(), &metrics_, RealClock::Get(), d);
     dispatcher_->SetSettings(o.settings);
     dispatcher_->Start();
     EXPECT_TRUE(client_
@@ -374,6 +374,56 @@ TEST_F(DispatchTest, TimeoutSecondsChangedAtRunTimeAppliesToTheNextRequest) {
   });
   EXPECT_EQ(Get(bal.port(), "/model/gate").status, 200);
   release.join();
+}
+
+TEST_F(DispatchTest, SliceEndpointsAddToTheScalersAndWithdrawPodsKubernetesTookOut) {
+  RecordingBackend a("a"), b("b");
+  Balancer bal(&scaler_, {});
+  // At zero, a request is held until either source shows a ready pod: here the slices.
+  std::thread held([&] { EXPECT_EQ(Get(bal.port(), "/model/held").status, 200); });
+  ASSERT_TRUE(bal.WaitForHeld(1));
+  bal.dispatcher().OnSliceEndpoints(kWorkload, {a.address()}, {});
+  held.join();
+  EXPECT_EQ(a.count(), 1u);
+
+  // The scaler announces b before the slices catch up: both take traffic.
+  scaler_.Push(kWorkload, {{"p-b", b.address()}});
+  ASSERT_TRUE(WaitFor([&] { return bal.status().ready == 2; }, absl::Seconds(10)));
+  // The same pod from both sources counts once.
+  bal.dispatcher().OnSliceEndpoints(kWorkload, {a.address(), b.address()}, {});
+  EXPECT_EQ(bal.status().ready, 2u);
+
+  // Kubernetes withdraws b (terminating) while the scaler still lists it: no more traffic.
+  bal.dispatcher().OnSliceEndpoints(kWorkload, {a.address()}, {b.address()});
+  EXPECT_EQ(bal.status().ready, 1u);
+  const size_t b_before = b.count();
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(Get(bal.port(), "/model/after").status, 200);
+  EXPECT_EQ(b.count(), b_before);
+  EXPECT_EQ(a.count(), 5u);
+
+  // Slices gone (workload deleted from the cluster view): the scaler's b alone is not
+  // withdrawn any more.
+  bal.dispatcher().OnSliceEndpoints(kWorkload, {}, {});
+  EXPECT_EQ(bal.status().ready, 1u);
+  EXPECT_EQ(Get(bal.port(), "/model/last").status, 200);
+  EXPECT_EQ(b.count(), b_before + 1);
+}
+
+TEST_F(DispatchTest, RoutesReplacedAtRunTime) {
+  RecordingBackend pod("pod");
+  Balancer bal(&scaler_, {});
+  scaler_.Push(kWorkload, {{"p-1", pod.address()}});
+  ASSERT_TRUE(WaitFor([&] { return bal.status().ready == 1; }, absl::Seconds(10)));
+  EXPECT_EQ(Get(bal.port(), "/model/x").status, 200);
+  EXPECT_EQ(Get(bal.port(), "/renamed/x").status, 404);
+
+  Route r;
+  r.workload = kWorkload;
+  r.path_prefix = "/renamed";
+  bal.dispatcher().SetRoutes(*RouteTable::Create({r}));
+  EXPECT_EQ(Get(bal.port(), "/renamed/x").status, 200);
+  EXPECT_EQ(Get(bal.port(), "/model/x").status, 404);
+  EXPECT_THAT(pod.targets(), ::testing::ElementsAre("/model/x", "/renamed/x"));
 }
 
 TEST_F(DispatchTest, UnroutedRequestIs404) {
