@@ -34,40 +34,54 @@ bool PrefixMatches(absl::string_view prefix, absl::string_view path) {
 
 absl::StatusOr<RouteTable> RouteTable::Create(std::vector<Route> routes) {
   RouteTable t;
+  t.routes_.reserve(routes.size());
   for (size_t i = 0; i < routes.size(); ++i) {
-    Route& r = routes[i];
-    const std::string where = absl::StrCat("route ", i, " (", r.workload, ")");
-    if (r.workload.empty()) return absl::InvalidArgumentError(where + ": workload is empty");
-    r.host = NormalizeHost(r.host);
-    if (r.host.empty() && r.path_prefix.empty()) {
-      return absl::InvalidArgumentError(where + ": route needs a host or a pathPrefix");
+    const std::string where = absl::StrCat("route ", i, " (", routes[i].workload, "): ");
+    if (absl::Status s = t.Add(std::move(routes[i])); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, s.message()));
     }
-    if (!r.path_prefix.empty() && r.path_prefix.front() != '/') {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": pathPrefix must start with '/', got \"", r.path_prefix, "\""));
-    }
-    if (r.activation_timeout && *r.activation_timeout <= absl::ZeroDuration()) {
-      return absl::InvalidArgumentError(where + ": activationTimeoutSeconds must be positive");
-    }
-    for (size_t j = 0; j < i; ++j) {
-      if (!r.host.empty() && routes[j].host == r.host) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where, ": host \"", r.host, "\" is already routed to ", routes[j].workload));
-      }
-      if (!r.path_prefix.empty() && routes[j].path_prefix == r.path_prefix) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ": pathPrefix \"", r.path_prefix,
-                                                       "\" is already routed to ",
-                                                       routes[j].workload));
-      }
-    }
-    if (!r.host.empty()) t.by_host_[r.host] = i;
-    if (!r.path_prefix.empty()) t.by_prefix_.push_back(i);
   }
-  t.routes_ = std::move(routes);
-  std::stable_sort(t.by_prefix_.begin(), t.by_prefix_.end(), [&t](size_t a, size_t b) {
-    return t.routes_[a].path_prefix.size() > t.routes_[b].path_prefix.size();
-  });
   return t;
+}
+
+absl::Status RouteTable::Add(Route r) {
+  if (r.workload.empty()) return absl::InvalidArgumentError("workload is empty");
+  r.host = NormalizeHost(r.host);
+  if (r.host.empty() && r.path_prefix.empty()) {
+    return absl::InvalidArgumentError("route needs a host or a pathPrefix");
+  }
+  if (!r.path_prefix.empty() && r.path_prefix.front() != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pathPrefix must start with '/', got \"", r.path_prefix, "\""));
+  }
+  if (r.activation_timeout && *r.activation_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("activationTimeoutSeconds must be positive");
+  }
+  if (!r.host.empty()) {
+    if (auto it = by_host_.find(r.host); it != by_host_.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("host \"", r.host, "\" is already routed to ",
+                                                     routes_[it->second].workload));
+    }
+  }
+  if (!r.path_prefix.empty()) {
+    for (size_t j : by_prefix_) {
+      if (routes_[j].path_prefix == r.path_prefix) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "pathPrefix \"", r.path_prefix, "\" is already routed to ", routes_[j].workload));
+      }
+    }
+  }
+  const size_t i = routes_.size();
+  if (!r.host.empty()) by_host_[r.host] = i;
+  if (!r.path_prefix.empty()) {
+    // Longest prefix first; equal lengths keep the order they were added in.
+    const size_t len = r.path_prefix.size();
+    auto at = std::find_if(by_prefix_.begin(), by_prefix_.end(),
+                           [&](size_t j) { return routes_[j].path_prefix.size() < len; });
+    by_prefix_.insert(at, i);
+  }
+  routes_.push_back(std::move(r));
+  return absl::OkStatus();
 }
 
 const Route* RouteTable::Match(absl::string_view host_header, absl::string_view target) const {

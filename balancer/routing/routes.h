@@ -9,7 +9,8 @@
 // nothing is stripped, so an app behind a path-prefix route must serve under that prefix
 // (as behind most ingress controllers with pathType Prefix).
 //
-// Thread-safety: immutable after construction; Match may be called from any thread.
+// Thread-safety: Match may be called from any thread once the table is built; Add is
+// for building (not concurrently with anything else).
 #ifndef ZEROSCALE_BALANCER_ROUTING_ROUTES_H_
 #define ZEROSCALE_BALANCER_ROUTING_ROUTES_H_
 
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -38,6 +40,9 @@ class RouteTable {
   // kInvalidArgument names the entry and field that is wrong (two routes claiming one
   // host or prefix, a prefix without '/', a route with neither host nor prefix).
   static absl::StatusOr<RouteTable> Create(std::vector<Route> routes);
+  // Adds one route, or refuses it (kInvalidArgument naming the field, or the workload
+  // that already has its host or prefix) and leaves the table as it was.
+  absl::Status Add(Route route);
 
   // The route for a request, or null when none matches.
   const Route* Match(absl::string_view host_header, absl::string_view target) const;
