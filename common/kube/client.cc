@@ -1,4 +1,4 @@
-#include "scaler/kube/client.h"
+#include "common/kube/client.h"
 
 #include <algorithm>
 

@@ -12,8 +12,8 @@
 // HttpStatusOf() gives the HTTP status behind any of them.
 //
 // Thread-safety: all methods may be called concurrently.
-#ifndef ZEROSCALE_SCALER_KUBE_CLIENT_H_
-#define ZEROSCALE_SCALER_KUBE_CLIENT_H_
+#ifndef ZEROSCALE_COMMON_KUBE_CLIENT_H_
+#define ZEROSCALE_COMMON_KUBE_CLIENT_H_
 
 #include <cstdint>
 #include <functional>
@@ -24,11 +24,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/kube/config.h"
+#include "common/kube/retry.h"
+#include "common/kube/transport.h"
+#include "common/kube/types.h"
 #include "common/time/clock.h"
-#include "scaler/kube/config.h"
-#include "scaler/kube/retry.h"
-#include "scaler/kube/transport.h"
-#include "scaler/kube/types.h"
 
 namespace zeroscale::kube {
 
@@ -105,4 +105,4 @@ absl::Status StatusFromHttp(int http_status, absl::string_view body,
 
 }  // namespace zeroscale::kube
 
-#endif  // ZEROSCALE_SCALER_KUBE_CLIENT_H_
+#endif  // ZEROSCALE_COMMON_KUBE_CLIENT_H_

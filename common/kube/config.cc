@@ -1,4 +1,4 @@
-#include "scaler/kube/config.h"
+#include "common/kube/config.h"
 
 #include <fstream>
 #include <sstream>

@@ -2,8 +2,8 @@
 // service-account configuration, kubeconfig files, and the scaler's default lookup order
 // (--kubeconfig, then in-cluster, then $KUBECONFIG, then ~/.kube/config).
 // Pure functions over files and an injectable environment; thread-safe.
-#ifndef ZEROSCALE_SCALER_KUBE_CONFIG_H_
-#define ZEROSCALE_SCALER_KUBE_CONFIG_H_
+#ifndef ZEROSCALE_COMMON_KUBE_CONFIG_H_
+#define ZEROSCALE_COMMON_KUBE_CONFIG_H_
 
 #include <string>
 
@@ -66,4 +66,4 @@ absl::StatusOr<ClusterConfig> LoadDefaultConfig(const std::string& kubeconfig_fl
 
 }  // namespace zeroscale::kube
 
-#endif  // ZEROSCALE_SCALER_KUBE_CONFIG_H_
+#endif  // ZEROSCALE_COMMON_KUBE_CONFIG_H_

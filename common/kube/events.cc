@@ -1,4 +1,4 @@
-#include "scaler/kube/events.h"
+#include "common/kube/events.h"
 
 #include <utility>
 

@@ -4,8 +4,8 @@
 // instead of flooding the namespace.
 //
 // Thread-safety: Record may be called concurrently.
-#ifndef ZEROSCALE_SCALER_KUBE_EVENTS_H_
-#define ZEROSCALE_SCALER_KUBE_EVENTS_H_
+#ifndef ZEROSCALE_COMMON_KUBE_EVENTS_H_
+#define ZEROSCALE_COMMON_KUBE_EVENTS_H_
 
 #include <cstddef>
 #include <map>
@@ -15,9 +15,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/kube/client.h"
+#include "common/kube/types.h"
 #include "common/time/clock.h"
-#include "scaler/kube/client.h"
-#include "scaler/kube/types.h"
 
 namespace zeroscale::kube {
 
@@ -55,4 +55,4 @@ class EventRecorder {
 
 }  // namespace zeroscale::kube
 
-#endif  // ZEROSCALE_SCALER_KUBE_EVENTS_H_
+#endif  // ZEROSCALE_COMMON_KUBE_EVENTS_H_

@@ -1,4 +1,4 @@
-#include "scaler/kube/leader_election.h"
+#include "common/kube/leader_election.h"
 
 #include <utility>
 

@@ -9,8 +9,8 @@
 // Thread-safety: TryAcquireOrRenew is for one thread at a time (the Start() loop, or a
 // test driving it with a fake clock). Callbacks run on that thread. is_leader() and
 // Stop() are thread-safe.
-#ifndef ZEROSCALE_SCALER_KUBE_LEADER_ELECTION_H_
-#define ZEROSCALE_SCALER_KUBE_LEADER_ELECTION_H_
+#ifndef ZEROSCALE_COMMON_KUBE_LEADER_ELECTION_H_
+#define ZEROSCALE_COMMON_KUBE_LEADER_ELECTION_H_
 
 #include <atomic>
 #include <functional>
@@ -19,10 +19,10 @@
 #include <thread>
 
 #include "absl/time/time.h"
+#include "common/kube/client.h"
+#include "common/kube/retry.h"
+#include "common/kube/types.h"
 #include "common/time/clock.h"
-#include "scaler/kube/client.h"
-#include "scaler/kube/retry.h"
-#include "scaler/kube/types.h"
 
 namespace zeroscale::kube {
 
@@ -93,4 +93,4 @@ class LeaderElector {
 
 }  // namespace zeroscale::kube
 
-#endif  // ZEROSCALE_SCALER_KUBE_LEADER_ELECTION_H_
+#endif  // ZEROSCALE_COMMON_KUBE_LEADER_ELECTION_H_

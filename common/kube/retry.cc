@@ -1,4 +1,4 @@
-#include "scaler/kube/retry.h"
+#include "common/kube/retry.h"
 
 #include <algorithm>
 #include <string>

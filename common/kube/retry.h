@@ -5,8 +5,8 @@
 //
 // Thread-safety: CancelToken and RealSleeper are thread-safe. Backoff is not; each loop
 // owns its own.
-#ifndef ZEROSCALE_SCALER_KUBE_RETRY_H_
-#define ZEROSCALE_SCALER_KUBE_RETRY_H_
+#ifndef ZEROSCALE_COMMON_KUBE_RETRY_H_
+#define ZEROSCALE_COMMON_KUBE_RETRY_H_
 
 #include <condition_variable>
 #include <cstdint>
@@ -89,4 +89,4 @@ absl::Status WithHttpDetails(absl::Status status, int http_status,
 
 }  // namespace zeroscale::kube
 
-#endif  // ZEROSCALE_SCALER_KUBE_RETRY_H_
+#endif  // ZEROSCALE_COMMON_KUBE_RETRY_H_

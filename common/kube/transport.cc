@@ -1,4 +1,4 @@
-#include "scaler/kube/transport.h"
+#include "common/kube/transport.h"
 
 #include <fstream>
 #include <mutex>

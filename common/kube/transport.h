@@ -5,8 +5,8 @@
 //
 // Thread-safety: all methods may be called concurrently; each call uses its own
 // connection (idle ones are pooled).
-#ifndef ZEROSCALE_SCALER_KUBE_TRANSPORT_H_
-#define ZEROSCALE_SCALER_KUBE_TRANSPORT_H_
+#ifndef ZEROSCALE_COMMON_KUBE_TRANSPORT_H_
+#define ZEROSCALE_COMMON_KUBE_TRANSPORT_H_
 
 #include <functional>
 #include <memory>
@@ -17,9 +17,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/kube/config.h"
+#include "common/kube/retry.h"
 #include "common/time/clock.h"
-#include "scaler/kube/config.h"
-#include "scaler/kube/retry.h"
 
 namespace zeroscale::kube {
 
@@ -74,4 +74,4 @@ class Transport {
 
 }  // namespace zeroscale::kube
 
-#endif  // ZEROSCALE_SCALER_KUBE_TRANSPORT_H_
+#endif  // ZEROSCALE_COMMON_KUBE_TRANSPORT_H_

@@ -1,4 +1,4 @@
-#include "scaler/kube/types.h"
+#include "common/kube/types.h"
 
 #include <limits>
 

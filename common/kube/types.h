@@ -3,8 +3,8 @@
 // mapping. The real API server omits zero-valued fields (a Scale at 0 replicas comes back
 // as "spec": {}), so every parser reads a missing field as its zero value.
 // Value types and pure functions; thread-safe.
-#ifndef ZEROSCALE_SCALER_KUBE_TYPES_H_
-#define ZEROSCALE_SCALER_KUBE_TYPES_H_
+#ifndef ZEROSCALE_COMMON_KUBE_TYPES_H_
+#define ZEROSCALE_COMMON_KUBE_TYPES_H_
 
 #include <cstdint>
 #include <optional>
@@ -164,4 +164,4 @@ std::string FormatKubeTime(absl::Time t);
 
 }  // namespace zeroscale::kube
 
-#endif  // ZEROSCALE_SCALER_KUBE_TYPES_H_
+#endif  // ZEROSCALE_COMMON_KUBE_TYPES_H_

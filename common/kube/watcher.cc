@@ -1,4 +1,4 @@
-#include "scaler/kube/watcher.h"
+#include "common/kube/watcher.h"
 
 #include <utility>
 

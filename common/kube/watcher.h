@@ -6,8 +6,8 @@
 //
 // Thread-safety: the handler runs on the watcher's thread, one call at a time. Start,
 // Stop and the accessors may be called from any thread.
-#ifndef ZEROSCALE_SCALER_KUBE_WATCHER_H_
-#define ZEROSCALE_SCALER_KUBE_WATCHER_H_
+#ifndef ZEROSCALE_COMMON_KUBE_WATCHER_H_
+#define ZEROSCALE_COMMON_KUBE_WATCHER_H_
 
 #include <condition_variable>
 #include <functional>
@@ -18,9 +18,9 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "scaler/kube/client.h"
-#include "scaler/kube/retry.h"
-#include "scaler/kube/types.h"
+#include "common/kube/client.h"
+#include "common/kube/retry.h"
+#include "common/kube/types.h"
 
 namespace zeroscale::kube {
 
@@ -87,4 +87,4 @@ class CustomAutoscalerWatcher {
 
 }  // namespace zeroscale::kube
 
-#endif  // ZEROSCALE_SCALER_KUBE_WATCHER_H_
+#endif  // ZEROSCALE_COMMON_KUBE_WATCHER_H_

@@ -14,10 +14,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/kube/events.h"
+#include "common/kube/types.h"
 #include "scaler/decide/automaton.h"
 #include "scaler/decide/decision.h"
-#include "scaler/kube/events.h"
-#include "scaler/kube/types.h"
 
 namespace zeroscale::reconcile {
 

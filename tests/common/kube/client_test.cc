@@ -1,4 +1,4 @@
-#include "scaler/kube/client.h"
+#include "common/kube/client.h"
 
 #include <fstream>
 
@@ -6,7 +6,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/scaler/kube/test_util.h"
+#include "tests/common/kube/test_util.h"
 #include "tests/testing/fake_apiserver.h"
 #include "tests/testing/fake_clock.h"
 

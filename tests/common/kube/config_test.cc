@@ -1,4 +1,4 @@
-#include "scaler/kube/config.h"
+#include "common/kube/config.h"
 
 #include <cstdio>
 #include <fstream>
@@ -6,9 +6,9 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/kube/transport.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "scaler/kube/transport.h"
 
 namespace zeroscale::kube {
 namespace {

@@ -2,10 +2,10 @@
 #include <set>
 #include <string>
 
+#include "common/kube/types.h"
 #include "common/model/scaling_rule.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "scaler/kube/types.h"
 #include "yaml-cpp/yaml.h"
 
 namespace zeroscale::kube {

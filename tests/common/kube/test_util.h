@@ -1,8 +1,8 @@
 // Helpers shared by the Kubernetes client tests: a Sleeper that records what it was
 // asked to wait for (optionally holding the caller until released), and a thread-safe
 // collector for watch events. Thread-safe.
-#ifndef ZEROSCALE_TESTS_SCALER_KUBE_TEST_UTIL_H_
-#define ZEROSCALE_TESTS_SCALER_KUBE_TEST_UTIL_H_
+#ifndef ZEROSCALE_TESTS_COMMON_KUBE_TEST_UTIL_H_
+#define ZEROSCALE_TESTS_COMMON_KUBE_TEST_UTIL_H_
 
 #include <condition_variable>
 #include <mutex>
@@ -11,8 +11,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "scaler/kube/retry.h"
-#include "scaler/kube/watcher.h"
+#include "common/kube/retry.h"
+#include "common/kube/watcher.h"
 
 namespace zeroscale::kube {
 
@@ -111,4 +111,4 @@ inline std::string CustomAutoscalers(const std::string& ns) {
 
 }  // namespace zeroscale::kube
 
-#endif  // ZEROSCALE_TESTS_SCALER_KUBE_TEST_UTIL_H_
+#endif  // ZEROSCALE_TESTS_COMMON_KUBE_TEST_UTIL_H_

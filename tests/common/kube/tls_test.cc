@@ -12,9 +12,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "boost/asio/ip/tcp.hpp"
+#include "common/kube/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "scaler/kube/client.h"
 
 namespace zeroscale::kube {
 namespace {

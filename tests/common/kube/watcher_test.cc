@@ -1,10 +1,10 @@
-#include "scaler/kube/watcher.h"
+#include "common/kube/watcher.h"
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/scaler/kube/test_util.h"
+#include "tests/common/kube/test_util.h"
 #include "tests/testing/fake_apiserver.h"
 
 namespace zeroscale::kube {
