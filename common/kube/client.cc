@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/kube/json_internal.h"
 #include "common/status/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -38,6 +39,140 @@ std::string LeasePath(absl::string_view ns, absl::string_view name) {
 
 std::string EventsPath(absl::string_view ns, absl::string_view name) {
   return absl::StrCat("/api/v1/namespaces/", ns, "/events", name.empty() ? "" : "/", name);
+}
+
+// Percent-encodes a query parameter value (RFC 3986 unreserved characters stay).
+std::string QueryEscape(absl::string_view value) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char c : value) {
+    if (absl::ascii_isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(c);
+    } else {
+      const auto u = static_cast<unsigned char>(c);
+      out.push_back('%');
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 0xf]);
+    }
+  }
+  return out;
+}
+
+// The one list code path: GET the collection, parse each item with `decode`.
+template <typename T>
+absl::StatusOr<ObjectList<T>> ListObjects(KubeClient& client, absl::string_view collection,
+                                          absl::string_view label_selector,
+                                          internal::ObjectDecoder<T> decode) {
+  ZS_ASSIGN_OR_RETURN(const std::string body,
+                      client.Call("GET", KubeClient::CollectionTarget(collection, label_selector)));
+  json list = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (list.is_discarded()) return absl::InvalidArgumentError("response is not valid JSON");
+  return internal::ObjectListFromObject(list, decode);
+}
+
+// The one watch code path, up to the objects: streams the watch of `collection`, splits
+// the newline-delimited events and hands each one's type and object to `on_event`, which
+// returns false to end the watch or an error to fail it.
+absl::Status WatchCollection(
+    Transport& transport, absl::string_view collection, absl::string_view label_selector,
+    absl::string_view resource_version, absl::Duration timeout,
+    const std::function<absl::StatusOr<bool>(const std::string& type, const json& object)>&
+        on_event,
+    CancelToken* cancel) {
+  const int64_t timeout_s = std::max<int64_t>(1, absl::ToInt64Seconds(timeout));
+  HttpRequest req;
+  req.target = KubeClient::CollectionTarget(collection, label_selector, /*watch=*/true,
+                                            resource_version, absl::Seconds(timeout_s));
+  // The server may stay silent for the whole watch; give it a margin past its timeout.
+  req.timeout = absl::Seconds(timeout_s + 30);
+  const std::string what = absl::StrCat("watch ", collection);
+
+  std::string pending;
+  absl::Status event_error;
+  // Events are newline-delimited JSON, each possibly split across reads.
+  auto on_data = [&](absl::string_view data) -> bool {
+    pending.append(data.data(), data.size());
+    size_t start = 0;
+    for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+      absl::string_view line =
+          absl::StripAsciiWhitespace(absl::string_view(pending).substr(start, nl - start));
+      if (line.empty()) continue;
+      json ev = json::parse(line.begin(), line.end(), nullptr, false);
+      if (ev.is_discarded() || !ev.is_object() || !ev.contains("type") || !ev["type"].is_string()) {
+        event_error = absl::InvalidArgumentError(
+            absl::StrCat("watch event is not valid JSON: ", line.substr(0, 200)));
+        return false;
+      }
+      const std::string type = ev["type"].get<std::string>();
+      const json& obj = ev.contains("object") ? ev["object"] : json::object();
+      if (type == "ERROR") {
+        // The object is a metav1.Status; 410 means the resourceVersion was compacted.
+        int code = 500;
+        if (obj.is_object() && obj.contains("code") && obj["code"].is_number_integer()) {
+          code = obj["code"].get<int>();
+        }
+        event_error = StatusFromHttp(code, obj.dump(), "", what);
+        return false;
+      }
+      absl::StatusOr<bool> more = on_event(type, obj);
+      if (!more.ok()) {
+        event_error = more.status();
+        return false;
+      }
+      if (!*more) return false;
+    }
+    pending.erase(0, start);
+    return true;
+  };
+  ZS_ASSIGN_OR_RETURN(HttpResponse res, transport.Stream(req, on_data, cancel));
+  if (res.status < 200 || res.status >= 300) {
+    return StatusFromHttp(res.status, res.body, res.Header("Retry-After"), what);
+  }
+  return event_error;
+}
+
+// The one watch code path, typed: each event's object parsed with `decode`.
+template <typename T>
+absl::Status WatchObjects(Transport& transport, absl::string_view collection,
+                          absl::string_view label_selector, absl::string_view resource_version,
+                          absl::Duration timeout,
+                          const std::function<bool(const WatchEvent<T>&)>& on_event,
+                          CancelToken* cancel, internal::ObjectDecoder<T> decode) {
+  using Type = typename WatchEvent<T>::Type;
+  return WatchCollection(
+      transport, collection, label_selector, resource_version, timeout,
+      [&](const std::string& type, const json& obj) -> absl::StatusOr<bool> {
+        WatchEvent<T> out;
+        if (type == "ADDED") {
+          out.type = Type::kAdded;
+        } else if (type == "MODIFIED") {
+          out.type = Type::kModified;
+        } else if (type == "DELETED") {
+          out.type = Type::kDeleted;
+        } else if (type == "BOOKMARK") {
+          out.type = Type::kBookmark;
+        } else {
+          return true;  // Future event types are not ours to interpret.
+        }
+        if (out.type == Type::kBookmark) {
+          if (obj.is_object() && obj.contains("metadata") && obj["metadata"].is_object() &&
+              obj["metadata"].contains("resourceVersion") &&
+              obj["metadata"]["resourceVersion"].is_string()) {
+            out.resource_version = obj["metadata"]["resourceVersion"].get<std::string>();
+          }
+        } else {
+          absl::StatusOr<T> object = decode(obj);
+          if (!object.ok()) return object.status();
+          out.object = *std::move(object);
+          out.resource_version = out.object.resource_version;
+        }
+        return on_event(out);
+      },
+      cancel);
+}
+
+absl::Status CheckNamespace(absl::string_view ns) {
+  return ns.empty() ? absl::OkStatus() : CheckName("namespace", ns);
 }
 
 }  // namespace
@@ -163,93 +298,40 @@ absl::StatusOr<Scale> KubeClient::PatchScale(const WorkloadRef& target, int32_t 
   return ScaleFromJson(body);
 }
 
-absl::StatusOr<CustomAutoscalerList> KubeClient::ListCustomAutoscalers(absl::string_view ns) {
-  if (!ns.empty()) ZS_RETURN_IF_ERROR(CheckName("namespace", ns));
-  ZS_ASSIGN_OR_RETURN(const std::string body, Call("GET", CustomAutoscalersPath(ns)));
-  return CustomAutoscalerListFromJson(body);
+std::string KubeClient::CollectionTarget(absl::string_view collection,
+                                         absl::string_view label_selector, bool watch,
+                                         absl::string_view resource_version,
+                                         absl::Duration timeout) {
+  std::string target(collection);
+  char sep = '?';
+  auto add = [&](absl::string_view name, absl::string_view value) {
+    absl::StrAppend(&target, absl::string_view(&sep, 1), name, "=", value);
+    sep = '&';
+  };
+  if (watch) {
+    add("watch", "1");
+    add("allowWatchBookmarks", "true");
+    add("timeoutSeconds", absl::StrCat(std::max<int64_t>(1, absl::ToInt64Seconds(timeout))));
+    if (!resource_version.empty()) add("resourceVersion", QueryEscape(resource_version));
+  }
+  if (!label_selector.empty()) add("labelSelector", QueryEscape(label_selector));
+  return target;
+}
+
+absl::StatusOr<CustomAutoscalerList> KubeClient::ListCustomAutoscalers(
+    absl::string_view ns, absl::string_view label_selector) {
+  ZS_RETURN_IF_ERROR(CheckNamespace(ns));
+  return ListObjects(*this, CustomAutoscalersPath(ns), label_selector,
+                     &internal::CustomAutoscalerFromObject);
 }
 
 absl::Status KubeClient::WatchCustomAutoscalers(
     absl::string_view ns, absl::string_view resource_version, absl::Duration timeout,
-    const std::function<bool(const CustomAutoscalerWatchEvent&)>& on_event, CancelToken* cancel) {
-  if (!ns.empty()) ZS_RETURN_IF_ERROR(CheckName("namespace", ns));
-  const int64_t timeout_s = std::max<int64_t>(1, absl::ToInt64Seconds(timeout));
-  HttpRequest req;
-  req.target = absl::StrCat(CustomAutoscalersPath(ns), "?watch=1&allowWatchBookmarks=true",
-                            "&timeoutSeconds=", timeout_s);
-  if (!resource_version.empty()) {
-    absl::StrAppend(&req.target, "&resourceVersion=", resource_version);
-  }
-  // The server may stay silent for the whole watch; give it a margin past its timeout.
-  req.timeout = absl::Seconds(timeout_s + 30);
-
-  std::string pending;
-  absl::Status event_error;
-  // Events are newline-delimited JSON, each possibly split across reads.
-  auto on_data = [&](absl::string_view data) -> bool {
-    pending.append(data.data(), data.size());
-    size_t start = 0;
-    for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
-      absl::string_view line =
-          absl::StripAsciiWhitespace(absl::string_view(pending).substr(start, nl - start));
-      if (line.empty()) continue;
-      json ev = json::parse(line.begin(), line.end(), nullptr, false);
-      if (ev.is_discarded() || !ev.is_object() || !ev.contains("type") || !ev["type"].is_string()) {
-        event_error = absl::InvalidArgumentError(
-            absl::StrCat("watch event is not valid JSON: ", line.substr(0, 200)));
-        return false;
-      }
-      const std::string type = ev["type"].get<std::string>();
-      const json& obj = ev.contains("object") ? ev["object"] : json::object();
-      if (type == "ERROR") {
-        // The object is a metav1.Status; 410 means the resourceVersion was compacted.
-        int code = 500;
-        if (obj.is_object() && obj.contains("code") && obj["code"].is_number_integer()) {
-          code = obj["code"].get<int>();
-        }
-        event_error =
-            StatusFromHttp(code, obj.dump(), "", absl::StrCat("watch ", CustomAutoscalersPath(ns)));
-        return false;
-      }
-      CustomAutoscalerWatchEvent out;
-      if (type == "ADDED") {
-        out.type = CustomAutoscalerWatchEvent::Type::kAdded;
-      } else if (type == "MODIFIED") {
-        out.type = CustomAutoscalerWatchEvent::Type::kModified;
-      } else if (type == "DELETED") {
-        out.type = CustomAutoscalerWatchEvent::Type::kDeleted;
-      } else if (type == "BOOKMARK") {
-        out.type = CustomAutoscalerWatchEvent::Type::kBookmark;
-      } else {
-        continue;  // Future event types are not ours to interpret.
-      }
-      if (out.type == CustomAutoscalerWatchEvent::Type::kBookmark) {
-        if (obj.is_object() && obj.contains("metadata") && obj["metadata"].is_object() &&
-            obj["metadata"].contains("resourceVersion") &&
-            obj["metadata"]["resourceVersion"].is_string()) {
-          out.resource_version = obj["metadata"]["resourceVersion"].get<std::string>();
-        }
-      } else {
-        auto ca = CustomAutoscalerFromJson(obj.dump());
-        if (!ca.ok()) {
-          event_error = ca.status();
-          return false;
-        }
-        out.object = *std::move(ca);
-        out.resource_version = out.object.resource_version;
-      }
-      if (!on_event(out)) return false;
-    }
-    pending.erase(0, start);
-    return true;
-  };
-  ZS_ASSIGN_OR_RETURN(HttpResponse res, transport_->Stream(req, on_data, cancel));
-  if (res.status < 200 || res.status >= 300) {
-    return StatusFromHttp(res.status, res.body, res.Header("Retry-After"),
-                          absl::StrCat("watch ", CustomAutoscalersPath(ns)));
-  }
-  if (!event_error.ok()) return event_error;
-  return absl::OkStatus();
+    const std::function<bool(const CustomAutoscalerWatchEvent&)>& on_event, CancelToken* cancel,
+    absl::string_view label_selector) {
+  ZS_RETURN_IF_ERROR(CheckNamespace(ns));
+  return WatchObjects(*transport_, CustomAutoscalersPath(ns), label_selector, resource_version,
+                      timeout, on_event, cancel, &internal::CustomAutoscalerFromObject);
 }
 
 absl::StatusOr<CustomAutoscaler> KubeClient::PatchCustomAutoscalerStatus(

@@ -1,6 +1,8 @@
-// A small Kubernetes API client for what the scaler needs: the Scale subresource of
-// Deployments and StatefulSets, list/watch and status of CustomAutoscalers, Leases and
-// Events. Errors are absl::Status with codes chosen by what the caller should do:
+// A small Kubernetes API client for what the scaler and the balancer need: the Scale
+// subresource of Deployments and StatefulSets, list/watch and status of
+// CustomAutoscalers, Leases and Events. Every resource's list and watch go through one
+// code path (a collection path plus an optional labelSelector); the typed methods are
+// thin wrappers over it. Errors are absl::Status with codes chosen by what the caller should do:
 //   kUnavailable       retry with backoff (5xx, 429 with RetryAfterOf(), network)
 //   kAborted           409 Conflict: the object changed (or already exists); re-read
 //                      and re-decide, never re-apply blindly
@@ -32,14 +34,17 @@
 
 namespace zeroscale::kube {
 
-struct CustomAutoscalerWatchEvent {
+// One event of a watch on a collection of T.
+template <typename T>
+struct WatchEvent {
   enum class Type { kAdded, kModified, kDeleted, kBookmark };
   Type type = Type::kAdded;
   // Where the watch has got to: the object's resourceVersion, or the bookmark's.
   std::string resource_version;
   // Empty for bookmarks.
-  CustomAutoscaler object;
+  T object;
 };
+using CustomAutoscalerWatchEvent = WatchEvent<CustomAutoscaler>;
 
 class KubeClient {
  public:
@@ -56,15 +61,24 @@ class KubeClient {
   absl::StatusOr<Scale> PatchScale(const WorkloadRef& target, int32_t replicas,
                                    absl::string_view resource_version);
 
-  // --- CustomAutoscalers. `ns` empty means all namespaces.
-  absl::StatusOr<CustomAutoscalerList> ListCustomAutoscalers(absl::string_view ns);
-  // Watches from `resource_version`, handing events to `on_event` as they arrive, with
-  // bookmarks. Returns OK when the server ends the watch (after `timeout`) or
+  // --- Lists and watches, the same for every resource. `ns` empty means all
+  // namespaces; `label_selector` empty means every object, else it is sent as the
+  // labelSelector query parameter ("app=llama,tier", as kubectl's -l).
+  //
+  // A list returns the objects and the resourceVersion to watch from.
+  //
+  // A watch runs from `resource_version`, handing events to `on_event` as they arrive,
+  // with bookmarks. It returns OK when the server ends the watch (after `timeout`) or
   // `on_event` returns false; an ERROR event becomes the matching error (410 → IsGone);
-  // kCancelled when `cancel` fires.
+  // kCancelled when `cancel` fires; kInvalidArgument for an event that does not parse.
+
+  // --- CustomAutoscalers.
+  absl::StatusOr<CustomAutoscalerList> ListCustomAutoscalers(absl::string_view ns,
+                                                             absl::string_view label_selector = "");
   absl::Status WatchCustomAutoscalers(
       absl::string_view ns, absl::string_view resource_version, absl::Duration timeout,
-      const std::function<bool(const CustomAutoscalerWatchEvent&)>& on_event, CancelToken* cancel);
+      const std::function<bool(const CustomAutoscalerWatchEvent&)>& on_event, CancelToken* cancel,
+      absl::string_view label_selector = "");
   // Merge-patches the status subresource.
   absl::StatusOr<CustomAutoscaler> PatchCustomAutoscalerStatus(
       absl::string_view ns, absl::string_view name, const CustomAutoscalerStatus& status);
@@ -90,6 +104,13 @@ class KubeClient {
   // Paths, exposed for tests and messages.
   static absl::StatusOr<std::string> ScalePath(const WorkloadRef& target);
   static std::string CustomAutoscalersPath(absl::string_view ns);
+  // `collection` with the query of a list (watch false) or of a watch from
+  // `resource_version` that the server ends after `timeout`; the label selector is
+  // percent-encoded.
+  static std::string CollectionTarget(absl::string_view collection,
+                                      absl::string_view label_selector, bool watch = false,
+                                      absl::string_view resource_version = "",
+                                      absl::Duration timeout = absl::ZeroDuration());
 
  private:
   KubeClient(ClusterConfig config, std::unique_ptr<Transport> transport);

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "common/kube/json_internal.h"
 #include "common/time/clock.h"
 #include "nlohmann/json.hpp"
 
@@ -180,7 +181,20 @@ absl::Status ParseStatus(const json& st, CustomAutoscalerStatus* out) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<CustomAutoscaler> CustomAutoscalerFromObject(const json& obj) {
+json ReferenceToJson(const ObjectReference& r) {
+  json j = json::object();
+  if (!r.api_version.empty()) j["apiVersion"] = r.api_version;
+  if (!r.kind.empty()) j["kind"] = r.kind;
+  if (!r.namespace_.empty()) j["namespace"] = r.namespace_;
+  if (!r.name.empty()) j["name"] = r.name;
+  if (!r.uid.empty()) j["uid"] = r.uid;
+  if (!r.resource_version.empty()) j["resourceVersion"] = r.resource_version;
+  return j;
+}
+
+}  // namespace
+
+absl::StatusOr<CustomAutoscaler> internal::CustomAutoscalerFromObject(const json& obj) {
   auto meta = ParseMeta(obj);
   if (!meta.ok()) return meta.status();
   if (meta->name.empty()) return FieldError("metadata.name", "is required");
@@ -195,19 +209,6 @@ absl::StatusOr<CustomAutoscaler> CustomAutoscalerFromObject(const json& obj) {
   (void)ParseStatus(Obj(obj, "status"), &ca.status);
   return ca;
 }
-
-json ReferenceToJson(const ObjectReference& r) {
-  json j = json::object();
-  if (!r.api_version.empty()) j["apiVersion"] = r.api_version;
-  if (!r.kind.empty()) j["kind"] = r.kind;
-  if (!r.namespace_.empty()) j["namespace"] = r.namespace_;
-  if (!r.name.empty()) j["name"] = r.name;
-  if (!r.uid.empty()) j["uid"] = r.uid;
-  if (!r.resource_version.empty()) j["resourceVersion"] = r.resource_version;
-  return j;
-}
-
-}  // namespace
 
 std::string WorkloadRef::Id() const { return absl::StrCat(namespace_, "/", kind, "/", name); }
 
@@ -243,24 +244,13 @@ absl::StatusOr<Scale> ScaleFromJson(absl::string_view text) {
 absl::StatusOr<CustomAutoscaler> CustomAutoscalerFromJson(absl::string_view text) {
   auto j = Parse(text);
   if (!j.ok()) return j.status();
-  return CustomAutoscalerFromObject(*j);
+  return internal::CustomAutoscalerFromObject(*j);
 }
 
 absl::StatusOr<CustomAutoscalerList> CustomAutoscalerListFromJson(absl::string_view text) {
   auto j = Parse(text);
   if (!j.ok()) return j.status();
-  CustomAutoscalerList list;
-  ZS_KUBE_RETURN_IF_ERROR(
-      GetString(Obj(*j, "metadata"), "resourceVersion", "metadata.", &list.resource_version));
-  auto items = j->find("items");
-  if (items != j->end() && items->is_array()) {
-    for (const json& item : *items) {
-      auto ca = CustomAutoscalerFromObject(item);
-      if (!ca.ok()) return ca.status();
-      list.items.push_back(*std::move(ca));
-    }
-  }
-  return list;
+  return internal::ObjectListFromObject(*j, &internal::CustomAutoscalerFromObject);
 }
 
 std::string CustomAutoscalerStatusPatch(const CustomAutoscalerStatus& s) {

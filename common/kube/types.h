@@ -103,10 +103,13 @@ struct CustomAutoscaler {
   WorkloadRef Target() const;
 };
 
-struct CustomAutoscalerList {
-  std::vector<CustomAutoscaler> items;
+// A list of any resource, as a list call returns it.
+template <typename T>
+struct ObjectList {
+  std::vector<T> items;
   std::string resource_version;  // where a watch continues from
 };
+using CustomAutoscalerList = ObjectList<CustomAutoscaler>;
 
 // coordination.k8s.io/v1 Lease.
 struct Lease {

@@ -7,49 +7,59 @@
 
 namespace zeroscale::kube {
 
-CustomAutoscalerWatcher::CustomAutoscalerWatcher(KubeClient* client, WatcherOptions options,
-                                                 Handler handler)
+template <typename Traits>
+Informer<Traits>::Informer(KubeClient* client, WatcherOptions options, Handler handler)
     : client_(client),
       options_(std::move(options)),
       handler_(std::move(handler)),
       backoff_(options_.backoff) {}
 
-CustomAutoscalerWatcher::~CustomAutoscalerWatcher() { Stop(); }
+template <typename Traits>
+Informer<Traits>::~Informer() {
+  Stop();
+}
 
-void CustomAutoscalerWatcher::Start() {
+template <typename Traits>
+void Informer<Traits>::Start() {
   if (thread_.joinable()) return;
   thread_ = std::thread([this] { Run(); });
 }
 
-void CustomAutoscalerWatcher::Stop() {
+template <typename Traits>
+void Informer<Traits>::Stop() {
   cancel_.Cancel();
   if (thread_.joinable()) thread_.join();
 }
 
-bool CustomAutoscalerWatcher::WaitForSync(absl::Duration timeout) {
+template <typename Traits>
+bool Informer<Traits>::WaitForSync(absl::Duration timeout) {
   std::unique_lock<std::mutex> lock(mu_);
   return synced_cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] { return synced_; });
 }
 
-std::vector<CustomAutoscaler> CustomAutoscalerWatcher::Snapshot() const {
+template <typename Traits>
+std::vector<typename Informer<Traits>::Object> Informer<Traits>::Snapshot() const {
   std::lock_guard<std::mutex> lock(mu_);
-  std::vector<CustomAutoscaler> out;
+  std::vector<Object> out;
   out.reserve(cache_.size());
-  for (const auto& [key, ca] : cache_) out.push_back(ca);
+  for (const auto& [key, object] : cache_) out.push_back(object);
   return out;
 }
 
-std::string CustomAutoscalerWatcher::resource_version() const {
+template <typename Traits>
+std::string Informer<Traits>::resource_version() const {
   std::lock_guard<std::mutex> lock(mu_);
   return resource_version_;
 }
 
-WatcherStats CustomAutoscalerWatcher::stats() const {
+template <typename Traits>
+WatcherStats Informer<Traits>::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;
 }
 
-void CustomAutoscalerWatcher::Run() {
+template <typename Traits>
+void Informer<Traits>::Run() {
   bool need_list = true;
   while (!cancel_.cancelled()) {
     if (need_list) {
@@ -67,7 +77,8 @@ void CustomAutoscalerWatcher::Run() {
     if (IsGone(s)) {
       // Our resourceVersion fell out of the server's history: only a list can tell
       // what happened meanwhile.
-      ZS_LOG(kInfo, "CustomAutoscaler watch expired; re-listing", {"error", s.ToString()});
+      ZS_LOG(kInfo, absl::StrCat(Traits::kKind, " watch expired; re-listing"),
+             {"error", s.ToString()});
       std::lock_guard<std::mutex> lock(mu_);
       ++stats_.gone;
       need_list = true;
@@ -79,47 +90,49 @@ void CustomAutoscalerWatcher::Run() {
   }
 }
 
-bool CustomAutoscalerWatcher::WaitAfter(const absl::Status& error) {
+template <typename Traits>
+bool Informer<Traits>::WaitAfter(const absl::Status& error) {
   const std::optional<absl::Duration> retry_after = RetryAfterOf(error);
   const absl::Duration delay = retry_after ? *retry_after : backoff_.Next();
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.errors;
   }
-  ZS_LOG(kWarning, "CustomAutoscaler list/watch failed; retrying", {"error", error.ToString()},
-         {"delay", absl::FormatDuration(delay)});
+  ZS_LOG(kWarning, absl::StrCat(Traits::kKind, " list/watch failed; retrying"),
+         {"error", error.ToString()}, {"delay", absl::FormatDuration(delay)});
   return options_.sleeper->Sleep(delay, &cancel_) && !cancel_.cancelled();
 }
 
-absl::Status CustomAutoscalerWatcher::List() {
-  auto list = client_->ListCustomAutoscalers(options_.namespace_);
+template <typename Traits>
+absl::Status Informer<Traits>::List() {
+  absl::StatusOr<ObjectList<Object>> list = Traits::List(client_, options_);
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.lists;
   }
   if (!list.ok()) return list.status();
   // Diff against what the handler has already seen.
-  std::vector<std::pair<WatchEventType, CustomAutoscaler>> changes;
+  std::vector<std::pair<WatchEventType, Object>> changes;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    std::map<std::string, CustomAutoscaler> fresh;
-    for (CustomAutoscaler& ca : list->items) {
-      const std::string key = ca.Key();
+    std::map<std::string, Object> fresh;
+    for (Object& object : list->items) {
+      std::string key = Traits::Key(object);
       auto old = cache_.find(key);
       if (old == cache_.end()) {
-        changes.emplace_back(WatchEventType::kAdded, ca);
-      } else if (old->second.resource_version != ca.resource_version) {
-        changes.emplace_back(WatchEventType::kModified, ca);
+        changes.emplace_back(WatchEventType::kAdded, object);
+      } else if (old->second.resource_version != object.resource_version) {
+        changes.emplace_back(WatchEventType::kModified, object);
       }
-      fresh.emplace(key, std::move(ca));
+      fresh.emplace(std::move(key), std::move(object));
     }
-    for (const auto& [key, ca] : cache_) {
-      if (fresh.find(key) == fresh.end()) changes.emplace_back(WatchEventType::kDeleted, ca);
+    for (const auto& [key, object] : cache_) {
+      if (fresh.find(key) == fresh.end()) changes.emplace_back(WatchEventType::kDeleted, object);
     }
     cache_ = std::move(fresh);
     resource_version_ = list->resource_version;
   }
-  for (const auto& [type, ca] : changes) handler_(type, ca);
+  for (const auto& [type, object] : changes) handler_(type, object);
   {
     std::lock_guard<std::mutex> lock(mu_);
     synced_ = true;
@@ -128,11 +141,12 @@ absl::Status CustomAutoscalerWatcher::List() {
   return absl::OkStatus();
 }
 
-void CustomAutoscalerWatcher::Apply(WatchEventType type, const CustomAutoscaler& ca) {
+template <typename Traits>
+void Informer<Traits>::Apply(WatchEventType type, const Object& object) {
   bool deliver = true;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    const std::string key = ca.Key();
+    const std::string key = Traits::Key(object);
     auto it = cache_.find(key);
     if (type == WatchEventType::kDeleted) {
       if (it == cache_.end()) {
@@ -140,43 +154,45 @@ void CustomAutoscalerWatcher::Apply(WatchEventType type, const CustomAutoscaler&
       } else {
         cache_.erase(it);
       }
-    } else if (it != cache_.end() && it->second.resource_version == ca.resource_version) {
+    } else if (it != cache_.end() && it->second.resource_version == object.resource_version) {
       deliver = false;  // Seen already, e.g. replayed after a re-list.
     } else {
       // The cache, not the server's label, decides: after a re-list an ADDED may be an
       // object the handler already knows.
       type = it == cache_.end() ? WatchEventType::kAdded : WatchEventType::kModified;
-      cache_[key] = ca;
+      cache_[key] = object;
     }
-    if (!ca.resource_version.empty()) resource_version_ = ca.resource_version;
+    if (!object.resource_version.empty()) resource_version_ = object.resource_version;
   }
-  if (deliver) handler_(type, ca);
+  if (deliver) handler_(type, object);
 }
 
-absl::Status CustomAutoscalerWatcher::Watch() {
+template <typename Traits>
+absl::Status Informer<Traits>::Watch() {
   const std::string rv = resource_version();
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.watches;
   }
   int events = 0;
-  absl::Status s = client_->WatchCustomAutoscalers(
-      options_.namespace_, rv, options_.watch_timeout,
-      [&](const CustomAutoscalerWatchEvent& ev) {
+  using Type = typename WatchEvent<Object>::Type;
+  absl::Status s = Traits::Watch(
+      client_, options_, rv,
+      [&](const WatchEvent<Object>& ev) {
         ++events;
         switch (ev.type) {
-          case CustomAutoscalerWatchEvent::Type::kBookmark: {
+          case Type::kBookmark: {
             std::lock_guard<std::mutex> lock(mu_);
             if (!ev.resource_version.empty()) resource_version_ = ev.resource_version;
             break;
           }
-          case CustomAutoscalerWatchEvent::Type::kAdded:
+          case Type::kAdded:
             Apply(WatchEventType::kAdded, ev.object);
             break;
-          case CustomAutoscalerWatchEvent::Type::kModified:
+          case Type::kModified:
             Apply(WatchEventType::kModified, ev.object);
             break;
-          case CustomAutoscalerWatchEvent::Type::kDeleted:
+          case Type::kDeleted:
             Apply(WatchEventType::kDeleted, ev.object);
             break;
         }
@@ -191,5 +207,21 @@ absl::Status CustomAutoscalerWatcher::Watch() {
   }
   return s;
 }
+
+// --- Resources.
+
+absl::StatusOr<CustomAutoscalerList> CustomAutoscalerTraits::List(KubeClient* client,
+                                                                  const WatcherOptions& options) {
+  return client->ListCustomAutoscalers(options.namespace_, options.label_selector);
+}
+
+absl::Status CustomAutoscalerTraits::Watch(
+    KubeClient* client, const WatcherOptions& options, const std::string& resource_version,
+    const std::function<bool(const CustomAutoscalerWatchEvent&)>& on_event, CancelToken* cancel) {
+  return client->WatchCustomAutoscalers(options.namespace_, resource_version, options.watch_timeout,
+                                        on_event, cancel, options.label_selector);
+}
+
+template class Informer<CustomAutoscalerTraits>;
 
 }  // namespace zeroscale::kube

@@ -1,10 +1,15 @@
-// Keeps an up-to-date view of CustomAutoscalers with list+watch, the way client-go's
-// informers do: list to get a resourceVersion, watch from it, advance it with every event
-// and bookmark, re-list on 410 Gone, honour Retry-After on 429 and back off with jitter
-// on 5xx and network errors. A re-list is diffed against the cache, so the handler sees
-// each change once — nothing lost across the gap, nothing repeated.
+// Informers: an up-to-date view of one kind of Kubernetes object kept with list+watch,
+// the way client-go's informers do: list to get a resourceVersion, watch from it,
+// advance it with every event and bookmark, re-list on 410 Gone, honour Retry-After on
+// 429 and back off with jitter on 5xx and network errors. A re-list is diffed against
+// the cache, so the handler sees each change once — nothing lost across the gap,
+// nothing repeated.
 //
-// Thread-safety: the handler runs on the watcher's thread, one call at a time. Start,
+// One implementation, Informer<Traits>, serves every resource; a traits struct says how
+// to list and watch it and how to key its objects. CustomAutoscalerWatcher and
+// EndpointSliceWatcher are its instances.
+//
+// Thread-safety: the handler runs on the informer's thread, one call at a time. Start,
 // Stop and the accessors may be called from any thread.
 #ifndef ZEROSCALE_COMMON_KUBE_WATCHER_H_
 #define ZEROSCALE_COMMON_KUBE_WATCHER_H_
@@ -17,6 +22,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/kube/client.h"
 #include "common/kube/retry.h"
@@ -28,6 +35,8 @@ enum class WatchEventType { kAdded, kModified, kDeleted };
 
 struct WatcherOptions {
   std::string namespace_;  // "" watches all namespaces
+  // Only objects whose labels match ("app=llama,tier"); "" for all.
+  std::string label_selector;
   // Servers end watches after this; client-go picks 5-10 minutes.
   absl::Duration watch_timeout = absl::Minutes(5);
   BackoffOptions backoff;
@@ -41,14 +50,27 @@ struct WatcherStats {
   int errors = 0;  // failures that led to a wait
 };
 
-class CustomAutoscalerWatcher {
+// What an Informer needs to know about a resource. A traits struct provides:
+//   using Object = ...;                        // the domain type
+//   static constexpr char kKind[] = "...";     // for logs
+//   static std::string Key(const Object&);     // unique within the informer
+//   static absl::StatusOr<ObjectList<Object>> List(KubeClient*, const WatcherOptions&);
+//   static absl::Status Watch(KubeClient*, const WatcherOptions&,
+//                             const std::string& resource_version,
+//                             const std::function<bool(const WatchEvent<Object>&)>&,
+//                             CancelToken*);
+// Objects carry a `resource_version` member. Informer<Traits> is instantiated in
+// watcher.cc for the traits below.
+template <typename Traits>
+class Informer {
  public:
-  using Handler = std::function<void(WatchEventType, const CustomAutoscaler&)>;
+  using Object = typename Traits::Object;
+  using Handler = std::function<void(WatchEventType, const Object&)>;
 
-  CustomAutoscalerWatcher(KubeClient* client, WatcherOptions options, Handler handler);
-  ~CustomAutoscalerWatcher();  // stops
-  CustomAutoscalerWatcher(const CustomAutoscalerWatcher&) = delete;
-  CustomAutoscalerWatcher& operator=(const CustomAutoscalerWatcher&) = delete;
+  Informer(KubeClient* client, WatcherOptions options, Handler handler);
+  ~Informer();  // stops
+  Informer(const Informer&) = delete;
+  Informer& operator=(const Informer&) = delete;
 
   // Runs the loop on a thread of its own.
   void Start();
@@ -57,8 +79,8 @@ class CustomAutoscalerWatcher {
 
   // True once the first list has been delivered; waits up to `timeout` for it.
   bool WaitForSync(absl::Duration timeout);
-  // The cached objects, by namespace/name order.
-  std::vector<CustomAutoscaler> Snapshot() const;
+  // The cached objects, in key order.
+  std::vector<Object> Snapshot() const;
   std::string resource_version() const;
   WatcherStats stats() const;
 
@@ -66,7 +88,7 @@ class CustomAutoscalerWatcher {
   void Run();
   absl::Status List();
   absl::Status Watch();
-  void Apply(WatchEventType type, const CustomAutoscaler& ca);
+  void Apply(WatchEventType type, const Object& object);
   // Waits after a failure; false when stopping.
   bool WaitAfter(const absl::Status& error);
 
@@ -81,9 +103,23 @@ class CustomAutoscalerWatcher {
   std::condition_variable synced_cv_;
   bool synced_ = false;
   std::string resource_version_;
-  std::map<std::string, CustomAutoscaler> cache_;  // by namespace/name
+  std::map<std::string, Object> cache_;  // by Traits::Key
   WatcherStats stats_;
 };
+
+struct CustomAutoscalerTraits {
+  using Object = CustomAutoscaler;
+  static constexpr char kKind[] = "CustomAutoscaler";
+  static std::string Key(const CustomAutoscaler& ca) { return ca.Key(); }
+  static absl::StatusOr<CustomAutoscalerList> List(KubeClient* client,
+                                                   const WatcherOptions& options);
+  static absl::Status Watch(KubeClient* client, const WatcherOptions& options,
+                            const std::string& resource_version,
+                            const std::function<bool(const CustomAutoscalerWatchEvent&)>& on_event,
+                            CancelToken* cancel);
+};
+extern template class Informer<CustomAutoscalerTraits>;
+using CustomAutoscalerWatcher = Informer<CustomAutoscalerTraits>;
 
 }  // namespace zeroscale::kube
 

@@ -201,6 +201,27 @@ TEST_F(ClientTest, ListsCustomAutoscalersWithSpec) {
   EXPECT_EQ(all->items.size(), 2u);
 }
 
+TEST(CollectionTargetTest, ListAndWatchQueriesWithAnEscapedLabelSelector) {
+  EXPECT_EQ(KubeClient::CollectionTarget("/api/v1/pods", ""), "/api/v1/pods");
+  EXPECT_EQ(KubeClient::CollectionTarget("/api/v1/pods", "app=llama,tier!=gpu"),
+            "/api/v1/pods?labelSelector=app%3Dllama%2Ctier%21%3Dgpu");
+  EXPECT_EQ(
+      KubeClient::CollectionTarget("/api/v1/pods", "app", /*watch=*/true, "42", absl::Minutes(5)),
+      "/api/v1/pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=300"
+      "&resourceVersion=42&labelSelector=app");
+  // Without a resourceVersion the watch starts from the server's current state.
+  EXPECT_EQ(KubeClient::CollectionTarget("/api/v1/pods", "", true, "", absl::Seconds(0)),
+            "/api/v1/pods?watch=1&allowWatchBookmarks=true&timeoutSeconds=1");
+}
+
+TEST_F(ClientTest, ListSendsTheLabelSelector) {
+  ASSERT_TRUE(client_->ListCustomAutoscalers("ml", "team=search").ok());
+  EXPECT_EQ(server_.requests().back().target,
+            CustomAutoscalers("ml") + "?labelSelector=team%3Dsearch");
+  EXPECT_EQ(client_->ListCustomAutoscalers("../x").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(ClientTest, BadSpecIsDeliveredWithItsError) {
   auto ca = CustomAutoscalerFromJson(R"({"metadata":{"name":"x","namespace":"ml"},
       "spec":{"scaleTargetRef":{"kind":"Pod","name":"p"},"maxReplicas":2}})");
