@@ -58,13 +58,21 @@ std::string QueryEscape(absl::string_view value) {
   return out;
 }
 
+absl::Status CheckNamespace(absl::string_view ns) {
+  return ns.empty() ? absl::OkStatus() : CheckName("namespace", ns);
+}
+
+// A resource's collection path in a namespace ("" for all).
+using CollectionPath = std::string (*)(absl::string_view ns);
+
 // The one list code path: GET the collection, parse each item with `decode`.
 template <typename T>
-absl::StatusOr<ObjectList<T>> ListObjects(KubeClient& client, absl::string_view collection,
-                                          absl::string_view label_selector,
+absl::StatusOr<ObjectList<T>> ListObjects(KubeClient& client, CollectionPath path,
+                                          absl::string_view ns, absl::string_view label_selector,
                                           internal::ObjectDecoder<T> decode) {
+  ZS_RETURN_IF_ERROR(CheckNamespace(ns));
   ZS_ASSIGN_OR_RETURN(const std::string body,
-                      client.Call("GET", KubeClient::CollectionTarget(collection, label_selector)));
+                      client.Call("GET", KubeClient::CollectionTarget(path(ns), label_selector)));
   json list = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (list.is_discarded()) return absl::InvalidArgumentError("response is not valid JSON");
   return internal::ObjectListFromObject(list, decode);
@@ -133,14 +141,15 @@ absl::Status WatchCollection(
 
 // The one watch code path, typed: each event's object parsed with `decode`.
 template <typename T>
-absl::Status WatchObjects(Transport& transport, absl::string_view collection,
+absl::Status WatchObjects(Transport& transport, CollectionPath path, absl::string_view ns,
                           absl::string_view label_selector, absl::string_view resource_version,
                           absl::Duration timeout,
                           const std::function<bool(const WatchEvent<T>&)>& on_event,
                           CancelToken* cancel, internal::ObjectDecoder<T> decode) {
   using Type = typename WatchEvent<T>::Type;
+  ZS_RETURN_IF_ERROR(CheckNamespace(ns));
   return WatchCollection(
-      transport, collection, label_selector, resource_version, timeout,
+      transport, path(ns), label_selector, resource_version, timeout,
       [&](const std::string& type, const json& obj) -> absl::StatusOr<bool> {
         WatchEvent<T> out;
         if (type == "ADDED") {
@@ -169,10 +178,6 @@ absl::Status WatchObjects(Transport& transport, absl::string_view collection,
         return on_event(out);
       },
       cancel);
-}
-
-absl::Status CheckNamespace(absl::string_view ns) {
-  return ns.empty() ? absl::OkStatus() : CheckName("namespace", ns);
 }
 
 }  // namespace
@@ -320,8 +325,7 @@ std::string KubeClient::CollectionTarget(absl::string_view collection,
 
 absl::StatusOr<CustomAutoscalerList> KubeClient::ListCustomAutoscalers(
     absl::string_view ns, absl::string_view label_selector) {
-  ZS_RETURN_IF_ERROR(CheckNamespace(ns));
-  return ListObjects(*this, CustomAutoscalersPath(ns), label_selector,
+  return ListObjects(*this, &CustomAutoscalersPath, ns, label_selector,
                      &internal::CustomAutoscalerFromObject);
 }
 
@@ -329,9 +333,27 @@ absl::Status KubeClient::WatchCustomAutoscalers(
     absl::string_view ns, absl::string_view resource_version, absl::Duration timeout,
     const std::function<bool(const CustomAutoscalerWatchEvent&)>& on_event, CancelToken* cancel,
     absl::string_view label_selector) {
-  ZS_RETURN_IF_ERROR(CheckNamespace(ns));
-  return WatchObjects(*transport_, CustomAutoscalersPath(ns), label_selector, resource_version,
+  return WatchObjects(*transport_, &CustomAutoscalersPath, ns, label_selector, resource_version,
                       timeout, on_event, cancel, &internal::CustomAutoscalerFromObject);
+}
+
+std::string KubeClient::EndpointSlicesPath(absl::string_view ns) {
+  return absl::StrCat("/apis/discovery.k8s.io/v1", ns.empty() ? "" : "/namespaces/", ns,
+                      "/endpointslices");
+}
+
+absl::StatusOr<EndpointSliceList> KubeClient::ListEndpointSlices(absl::string_view ns,
+                                                                 absl::string_view label_selector) {
+  return ListObjects(*this, &EndpointSlicesPath, ns, label_selector,
+                     &internal::EndpointSliceFromObject);
+}
+
+absl::Status KubeClient::WatchEndpointSlices(
+    absl::string_view ns, absl::string_view resource_version, absl::Duration timeout,
+    const std::function<bool(const EndpointSliceWatchEvent&)>& on_event, CancelToken* cancel,
+    absl::string_view label_selector) {
+  return WatchObjects(*transport_, &EndpointSlicesPath, ns, label_selector, resource_version,
+                      timeout, on_event, cancel, &internal::EndpointSliceFromObject);
 }
 
 absl::StatusOr<CustomAutoscaler> KubeClient::PatchCustomAutoscalerStatus(

@@ -45,6 +45,7 @@ struct WatchEvent {
   T object;
 };
 using CustomAutoscalerWatchEvent = WatchEvent<CustomAutoscaler>;
+using EndpointSliceWatchEvent = WatchEvent<EndpointSlice>;
 
 class KubeClient {
  public:
@@ -79,7 +80,15 @@ class KubeClient {
       absl::string_view ns, absl::string_view resource_version, absl::Duration timeout,
       const std::function<bool(const CustomAutoscalerWatchEvent&)>& on_event, CancelToken* cancel,
       absl::string_view label_selector = "");
-  // Merge-patches the status subresource.
+  // --- discovery.k8s.io/v1 EndpointSlices.
+  absl::StatusOr<EndpointSliceList> ListEndpointSlices(absl::string_view ns,
+                                                       absl::string_view label_selector = "");
+  absl::Status WatchEndpointSlices(
+      absl::string_view ns, absl::string_view resource_version, absl::Duration timeout,
+      const std::function<bool(const EndpointSliceWatchEvent&)>& on_event, CancelToken* cancel,
+      absl::string_view label_selector = "");
+
+  // Merge-patches a CustomAutoscaler's status subresource.
   absl::StatusOr<CustomAutoscaler> PatchCustomAutoscalerStatus(
       absl::string_view ns, absl::string_view name, const CustomAutoscalerStatus& status);
 
@@ -104,6 +113,7 @@ class KubeClient {
   // Paths, exposed for tests and messages.
   static absl::StatusOr<std::string> ScalePath(const WorkloadRef& target);
   static std::string CustomAutoscalersPath(absl::string_view ns);
+  static std::string EndpointSlicesPath(absl::string_view ns);
   // `collection` with the query of a list (watch false) or of a watch from
   // `resource_version` that the server ends after `timeout`; the label selector is
   // percent-encoded.

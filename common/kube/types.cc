@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/kube/json_internal.h"
+#include "common/status/status_macros.h"
 #include "common/time/clock.h"
 #include "nlohmann/json.hpp"
 
@@ -68,6 +69,28 @@ absl::Status GetInt32(const json& obj, const char* key, absl::string_view path, 
   return s;
 }
 
+absl::Status GetBool(const json& obj, const char* key, absl::string_view path, bool* out) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_boolean()) return FieldError(absl::StrCat(path, key), "must be a boolean");
+  *out = it->get<bool>();
+  return absl::OkStatus();
+}
+
+// Calls `each(item, "PATH KEY[i]")` for every item of the list `key`, which may be absent
+// or null (the server writes empty lists either way).
+template <typename Each>
+absl::Status ForEachItem(const json& obj, const char* key, absl::string_view path, Each each) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_array()) return FieldError(absl::StrCat(path, key), "must be a list");
+  for (size_t i = 0; i < it->size(); ++i) {
+    absl::Status s = each((*it)[i], absl::StrCat(path, key, "[", i, "]"));
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status GetTime(const json& obj, const char* key, absl::string_view path, absl::Time* out) {
   std::string text;
   absl::Status s = GetString(obj, key, path, &text);
@@ -76,6 +99,21 @@ absl::Status GetTime(const json& obj, const char* key, absl::string_view path, a
   if (!t.ok()) return FieldError(absl::StrCat(path, key), t.status().message());
   *out = *t;
   return absl::OkStatus();
+}
+
+template <typename T>
+absl::StatusOr<T> ObjectFromText(absl::string_view text, internal::ObjectDecoder<T> decode) {
+  auto j = Parse(text);
+  if (!j.ok()) return j.status();
+  return decode(*j);
+}
+
+template <typename T>
+absl::StatusOr<ObjectList<T>> ListFromText(absl::string_view text,
+                                           internal::ObjectDecoder<T> decode) {
+  auto j = Parse(text);
+  if (!j.ok()) return j.status();
+  return internal::ObjectListFromObject(*j, decode);
 }
 
 #define ZS_KUBE_RETURN_IF_ERROR(expr) \
@@ -89,6 +127,15 @@ struct Meta {
   int64_t generation = 0;
 };
 
+absl::Status ParseReference(const json& ref, absl::string_view path, ObjectReference* out) {
+  ZS_KUBE_RETURN_IF_ERROR(GetString(ref, "apiVersion", path, &out->api_version));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(ref, "kind", path, &out->kind));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(ref, "namespace", path, &out->namespace_));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(ref, "name", path, &out->name));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(ref, "uid", path, &out->uid));
+  return GetString(ref, "resourceVersion", path, &out->resource_version);
+}
+
 absl::StatusOr<Meta> ParseMeta(const json& obj) {
   const json& m = Obj(obj, "metadata");
   Meta meta;
@@ -99,6 +146,19 @@ absl::StatusOr<Meta> ParseMeta(const json& obj) {
   ZS_KUBE_RETURN_IF_ERROR(GetInt(m, "generation", "metadata.", 0,
                                  std::numeric_limits<int64_t>::max(), &meta.generation));
   return meta;
+}
+
+// A T with metadata's namespace, name, uid and resourceVersion.
+template <typename T>
+absl::StatusOr<T> WithIdentity(const json& obj) {
+  auto meta = ParseMeta(obj);
+  if (!meta.ok()) return meta.status();
+  T out;
+  out.namespace_ = meta->namespace_;
+  out.name = meta->name;
+  out.uid = meta->uid;
+  out.resource_version = meta->resource_version;
+  return out;
 }
 
 absl::Status ParseSpec(const json& spec, const std::string& ns, CustomAutoscalerSpec* out) {
@@ -198,16 +258,52 @@ absl::StatusOr<CustomAutoscaler> internal::CustomAutoscalerFromObject(const json
   auto meta = ParseMeta(obj);
   if (!meta.ok()) return meta.status();
   if (meta->name.empty()) return FieldError("metadata.name", "is required");
-  CustomAutoscaler ca;
-  ca.namespace_ = meta->namespace_;
-  ca.name = meta->name;
-  ca.uid = meta->uid;
-  ca.resource_version = meta->resource_version;
+  ZS_ASSIGN_OR_RETURN(CustomAutoscaler ca, WithIdentity<CustomAutoscaler>(obj));
   ca.generation = meta->generation;
   ca.spec_error = ParseSpec(Obj(obj, "spec"), ca.namespace_, &ca.spec);
   // A malformed status is ours to overwrite; it must not hide the object.
   (void)ParseStatus(Obj(obj, "status"), &ca.status);
   return ca;
+}
+
+absl::StatusOr<EndpointSlice> internal::EndpointSliceFromObject(const json& obj) {
+  ZS_ASSIGN_OR_RETURN(EndpointSlice slice, WithIdentity<EndpointSlice>(obj));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(Obj(Obj(obj, "metadata"), "labels"), kServiceNameLabel,
+                                    "metadata.labels.", &slice.service_name));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(obj, "addressType", "", &slice.address_type));
+  ZS_KUBE_RETURN_IF_ERROR(ForEachItem(obj, "ports", "", [&](const json& p, std::string at) {
+    at += ".";
+    EndpointSlicePort port;
+    int64_t number = 0;
+    ZS_KUBE_RETURN_IF_ERROR(GetString(p, "name", at, &port.name));
+    ZS_KUBE_RETURN_IF_ERROR(GetInt(p, "port", at, 0, 65535, &number));
+    ZS_KUBE_RETURN_IF_ERROR(GetString(p, "protocol", at, &port.protocol));
+    port.port = static_cast<int32_t>(number);
+    slice.ports.push_back(std::move(port));
+    return absl::OkStatus();
+  }));
+  ZS_KUBE_RETURN_IF_ERROR(ForEachItem(obj, "endpoints", "", [&](const json& e, std::string at) {
+    at += ".";
+    SliceEndpoint ep;
+    ZS_KUBE_RETURN_IF_ERROR(
+        ForEachItem(e, "addresses", at, [&](const json& a, const std::string& a_at) {
+          if (!a.is_string()) return FieldError(a_at, "must be a string");
+          ep.addresses.push_back(a.get<std::string>());
+          return absl::OkStatus();
+        }));
+    const json& conditions = Obj(e, "conditions");
+    const std::string c_at = absl::StrCat(at, "conditions.");
+    ZS_KUBE_RETURN_IF_ERROR(GetBool(conditions, "ready", c_at, &ep.ready));
+    ep.serving = ep.ready;  // "If nil, consumers should defer to the ready condition."
+    ZS_KUBE_RETURN_IF_ERROR(GetBool(conditions, "serving", c_at, &ep.serving));
+    ZS_KUBE_RETURN_IF_ERROR(GetBool(conditions, "terminating", c_at, &ep.terminating));
+    ZS_KUBE_RETURN_IF_ERROR(
+        ParseReference(Obj(e, "targetRef"), absl::StrCat(at, "targetRef."), &ep.target_ref));
+    ZS_KUBE_RETURN_IF_ERROR(GetString(e, "nodeName", at, &ep.node_name));
+    slice.endpoints.push_back(std::move(ep));
+    return absl::OkStatus();
+  }));
+  return slice;
 }
 
 std::string WorkloadRef::Id() const { return absl::StrCat(namespace_, "/", kind, "/", name); }
@@ -227,13 +323,7 @@ std::string FormatKubeTime(absl::Time t) {
 absl::StatusOr<Scale> ScaleFromJson(absl::string_view text) {
   auto j = Parse(text);
   if (!j.ok()) return j.status();
-  auto meta = ParseMeta(*j);
-  if (!meta.ok()) return meta.status();
-  Scale s;
-  s.namespace_ = meta->namespace_;
-  s.name = meta->name;
-  s.uid = meta->uid;
-  s.resource_version = meta->resource_version;
+  ZS_ASSIGN_OR_RETURN(Scale s, WithIdentity<Scale>(*j));
   ZS_KUBE_RETURN_IF_ERROR(GetInt32(Obj(*j, "spec"), "replicas", "spec.", 0, &s.spec_replicas));
   const json& st = Obj(*j, "status");
   ZS_KUBE_RETURN_IF_ERROR(GetInt32(st, "replicas", "status.", 0, &s.status_replicas));
@@ -242,15 +332,11 @@ absl::StatusOr<Scale> ScaleFromJson(absl::string_view text) {
 }
 
 absl::StatusOr<CustomAutoscaler> CustomAutoscalerFromJson(absl::string_view text) {
-  auto j = Parse(text);
-  if (!j.ok()) return j.status();
-  return internal::CustomAutoscalerFromObject(*j);
+  return ObjectFromText(text, &internal::CustomAutoscalerFromObject);
 }
 
 absl::StatusOr<CustomAutoscalerList> CustomAutoscalerListFromJson(absl::string_view text) {
-  auto j = Parse(text);
-  if (!j.ok()) return j.status();
-  return internal::ObjectListFromObject(*j, &internal::CustomAutoscalerFromObject);
+  return ListFromText(text, &internal::CustomAutoscalerFromObject);
 }
 
 std::string CustomAutoscalerStatusPatch(const CustomAutoscalerStatus& s) {
@@ -277,6 +363,14 @@ std::string CustomAutoscalerStatusPatch(const CustomAutoscalerStatus& s) {
   }
   st["conditions"] = std::move(conds);
   return json{{"status", std::move(st)}}.dump();
+}
+
+absl::StatusOr<EndpointSlice> EndpointSliceFromJson(absl::string_view text) {
+  return ObjectFromText(text, &internal::EndpointSliceFromObject);
+}
+
+absl::StatusOr<EndpointSliceList> EndpointSliceListFromJson(absl::string_view text) {
+  return ListFromText(text, &internal::EndpointSliceFromObject);
 }
 
 absl::StatusOr<Lease> LeaseFromJson(absl::string_view text) {
@@ -323,13 +417,8 @@ absl::StatusOr<Event> EventFromJson(absl::string_view text) {
   e.namespace_ = meta->namespace_;
   e.name = meta->name;
   e.resource_version = meta->resource_version;
-  const json& io = Obj(*j, "involvedObject");
-  ObjectReference& r = e.involved_object;
-  ZS_KUBE_RETURN_IF_ERROR(GetString(io, "apiVersion", "involvedObject.", &r.api_version));
-  ZS_KUBE_RETURN_IF_ERROR(GetString(io, "kind", "involvedObject.", &r.kind));
-  ZS_KUBE_RETURN_IF_ERROR(GetString(io, "namespace", "involvedObject.", &r.namespace_));
-  ZS_KUBE_RETURN_IF_ERROR(GetString(io, "name", "involvedObject.", &r.name));
-  ZS_KUBE_RETURN_IF_ERROR(GetString(io, "uid", "involvedObject.", &r.uid));
+  ZS_KUBE_RETURN_IF_ERROR(
+      ParseReference(Obj(*j, "involvedObject"), "involvedObject.", &e.involved_object));
   ZS_KUBE_RETURN_IF_ERROR(GetString(*j, "type", "", &e.type));
   ZS_KUBE_RETURN_IF_ERROR(GetString(*j, "reason", "", &e.reason));
   ZS_KUBE_RETURN_IF_ERROR(GetString(*j, "message", "", &e.message));

@@ -1,5 +1,6 @@
-// Domain types for the few Kubernetes objects the scaler touches (Scale, the
-// CustomAutoscaler custom resource and its status, Lease, Event) and their JSON wire
+// Domain types for the few Kubernetes objects zeroscale touches (Scale, the
+// CustomAutoscaler custom resource and its status, Lease, Event, EndpointSlice) and
+// their JSON wire
 // mapping. The real API server omits zero-valued fields (a Scale at 0 replicas comes back
 // as "spec": {}), so every parser reads a missing field as its zero value.
 // Value types and pure functions; thread-safe.
@@ -148,6 +149,43 @@ struct Event {
   std::string reporting_instance;
 };
 
+// discovery.k8s.io/v1 EndpointSlice: some of a Service's endpoints (pods) and ports.
+inline constexpr char kServiceNameLabel[] = "kubernetes.io/service-name";
+
+struct EndpointSlicePort {
+  std::string name;              // "" for the Service's one unnamed port
+  int32_t port = 0;              // 0 when absent: the API's "all ports"
+  std::string protocol = "TCP";  // the API's default
+};
+
+// One endpoint (usually one pod). The conditions follow the API's reading of absent
+// values: ready absent means ready, serving absent means as ready, terminating absent
+// means not terminating.
+struct SliceEndpoint {
+  std::vector<std::string> addresses;  // interchangeable; consumers may use the first
+  bool ready = true;
+  bool serving = true;
+  bool terminating = false;
+  // The pod behind the endpoint: kind "Pod", namespace, name (empty when not a pod).
+  ObjectReference target_ref;
+  std::string node_name;
+};
+
+struct EndpointSlice {
+  std::string namespace_;
+  std::string name;
+  std::string uid;
+  std::string resource_version;
+  // The owning Service, from the label kubernetes.io/service-name ("" without one).
+  std::string service_name;
+  std::string address_type;  // "IPv4" | "IPv6" | "FQDN"
+  std::vector<EndpointSlicePort> ports;
+  std::vector<SliceEndpoint> endpoints;
+
+  std::string Key() const { return namespace_ + "/" + name; }
+};
+using EndpointSliceList = ObjectList<EndpointSlice>;
+
 // JSON mapping. Parsers return kInvalidArgument naming the field; a missing field reads
 // as its zero value. Writers emit exactly what the API server expects.
 absl::StatusOr<Scale> ScaleFromJson(absl::string_view json);
@@ -155,6 +193,8 @@ absl::StatusOr<CustomAutoscaler> CustomAutoscalerFromJson(absl::string_view json
 absl::StatusOr<CustomAutoscalerList> CustomAutoscalerListFromJson(absl::string_view json);
 // {"status": {...}} for a merge patch of the status subresource.
 std::string CustomAutoscalerStatusPatch(const CustomAutoscalerStatus& status);
+absl::StatusOr<EndpointSlice> EndpointSliceFromJson(absl::string_view json);
+absl::StatusOr<EndpointSliceList> EndpointSliceListFromJson(absl::string_view json);
 absl::StatusOr<Lease> LeaseFromJson(absl::string_view json);
 std::string LeaseToJson(const Lease& lease);
 absl::StatusOr<Event> EventFromJson(absl::string_view json);

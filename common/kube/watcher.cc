@@ -105,7 +105,8 @@ bool Informer<Traits>::WaitAfter(const absl::Status& error) {
 
 template <typename Traits>
 absl::Status Informer<Traits>::List() {
-  absl::StatusOr<ObjectList<Object>> list = Traits::List(client_, options_);
+  absl::StatusOr<ObjectList<Object>> list =
+      (client_->*Traits::kList)(options_.namespace_, options_.label_selector);
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.lists;
@@ -117,7 +118,7 @@ absl::Status Informer<Traits>::List() {
     std::lock_guard<std::mutex> lock(mu_);
     std::map<std::string, Object> fresh;
     for (Object& object : list->items) {
-      std::string key = Traits::Key(object);
+      std::string key = object.Key();
       auto old = cache_.find(key);
       if (old == cache_.end()) {
         changes.emplace_back(WatchEventType::kAdded, object);
@@ -146,7 +147,7 @@ void Informer<Traits>::Apply(WatchEventType type, const Object& object) {
   bool deliver = true;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    const std::string key = Traits::Key(object);
+    const std::string key = object.Key();
     auto it = cache_.find(key);
     if (type == WatchEventType::kDeleted) {
       if (it == cache_.end()) {
@@ -176,8 +177,7 @@ absl::Status Informer<Traits>::Watch() {
   }
   int events = 0;
   using Type = typename WatchEvent<Object>::Type;
-  absl::Status s = Traits::Watch(
-      client_, options_, rv,
+  const std::function<bool(const WatchEvent<Object>&)> on_event =
       [&](const WatchEvent<Object>& ev) {
         ++events;
         switch (ev.type) {
@@ -198,8 +198,9 @@ absl::Status Informer<Traits>::Watch() {
         }
         backoff_.Reset();
         return !cancel_.cancelled();
-      },
-      &cancel_);
+      };
+  absl::Status s = (client_->*Traits::kWatch)(options_.namespace_, rv, options_.watch_timeout,
+                                              on_event, &cancel_, options_.label_selector);
   if (s.ok() && events == 0 && !cancel_.cancelled()) {
     // A watch that ends at once without news would otherwise spin against the server.
     // The pause stays short: a quiet cluster is not an error.
@@ -208,20 +209,7 @@ absl::Status Informer<Traits>::Watch() {
   return s;
 }
 
-// --- Resources.
-
-absl::StatusOr<CustomAutoscalerList> CustomAutoscalerTraits::List(KubeClient* client,
-                                                                  const WatcherOptions& options) {
-  return client->ListCustomAutoscalers(options.namespace_, options.label_selector);
-}
-
-absl::Status CustomAutoscalerTraits::Watch(
-    KubeClient* client, const WatcherOptions& options, const std::string& resource_version,
-    const std::function<bool(const CustomAutoscalerWatchEvent&)>& on_event, CancelToken* cancel) {
-  return client->WatchCustomAutoscalers(options.namespace_, resource_version, options.watch_timeout,
-                                        on_event, cancel, options.label_selector);
-}
-
 template class Informer<CustomAutoscalerTraits>;
+template class Informer<EndpointSliceTraits>;
 
 }  // namespace zeroscale::kube

@@ -50,17 +50,14 @@ struct WatcherStats {
   int errors = 0;  // failures that led to a wait
 };
 
-// What an Informer needs to know about a resource. A traits struct provides:
-//   using Object = ...;                        // the domain type
-//   static constexpr char kKind[] = "...";     // for logs
-//   static std::string Key(const Object&);     // unique within the informer
-//   static absl::StatusOr<ObjectList<Object>> List(KubeClient*, const WatcherOptions&);
-//   static absl::Status Watch(KubeClient*, const WatcherOptions&,
-//                             const std::string& resource_version,
-//                             const std::function<bool(const WatchEvent<Object>&)>&,
-//                             CancelToken*);
-// Objects carry a `resource_version` member. Informer<Traits> is instantiated in
-// watcher.cc for the traits below.
+// What an Informer needs to know about a resource. A traits struct provides
+//   using Object = ...;                      // the domain type, with resource_version
+//                                            // and Key() (unique within the informer)
+//   static constexpr char kKind[] = "...";   // for logs
+//   static constexpr auto kList = &KubeClient::List...;    // (ns, label_selector)
+//   static constexpr auto kWatch = &KubeClient::Watch...;  // (ns, rv, timeout, on_event,
+//                                                          //  cancel, label_selector)
+// Informer<Traits> is instantiated in watcher.cc for the traits below.
 template <typename Traits>
 class Informer {
  public:
@@ -103,23 +100,29 @@ class Informer {
   std::condition_variable synced_cv_;
   bool synced_ = false;
   std::string resource_version_;
-  std::map<std::string, Object> cache_;  // by Traits::Key
+  std::map<std::string, Object> cache_;  // by Object::Key()
   WatcherStats stats_;
 };
 
 struct CustomAutoscalerTraits {
   using Object = CustomAutoscaler;
   static constexpr char kKind[] = "CustomAutoscaler";
-  static std::string Key(const CustomAutoscaler& ca) { return ca.Key(); }
-  static absl::StatusOr<CustomAutoscalerList> List(KubeClient* client,
-                                                   const WatcherOptions& options);
-  static absl::Status Watch(KubeClient* client, const WatcherOptions& options,
-                            const std::string& resource_version,
-                            const std::function<bool(const CustomAutoscalerWatchEvent&)>& on_event,
-                            CancelToken* cancel);
+  static constexpr auto kList = &KubeClient::ListCustomAutoscalers;
+  static constexpr auto kWatch = &KubeClient::WatchCustomAutoscalers;
 };
 extern template class Informer<CustomAutoscalerTraits>;
 using CustomAutoscalerWatcher = Informer<CustomAutoscalerTraits>;
+
+struct EndpointSliceTraits {
+  using Object = EndpointSlice;
+  static constexpr char kKind[] = "EndpointSlice";
+  static constexpr auto kList = &KubeClient::ListEndpointSlices;
+  static constexpr auto kWatch = &KubeClient::WatchEndpointSlices;
+};
+extern template class Informer<EndpointSliceTraits>;
+// Every EndpointSlice of options.namespace_ ("" for all) matching options.label_selector
+// (e.g. "kubernetes.io/service-name=llama" for one Service's).
+using EndpointSliceWatcher = Informer<EndpointSliceTraits>;
 
 }  // namespace zeroscale::kube
 

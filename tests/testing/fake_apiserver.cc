@@ -12,11 +12,13 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/write.hpp"
 #include "boost/beast/core.hpp"
@@ -34,13 +36,117 @@ namespace {
 
 // A parsed API path.
 struct ApiPath {
-  std::string group_version;  // "/api/v1" or "/apis/apps/v1"
-  std::string resource;       // "deployments"
-  std::string ns;             // "" for all namespaces
-  std::string name;           // "" for the collection
-  std::string subresource;    // "", "scale", "status"
+  std::string group_version;   // "/api/v1" or "/apis/apps/v1"
+  std::string resource;        // "deployments"
+  std::string ns;              // "" for all namespaces
+  std::string name;            // "" for the collection
+  std::string subresource;     // "", "scale", "status"
+  std::string label_selector;  // the query's labelSelector, decoded
   std::string ResourceKey() const { return group_version + "/" + resource; }
 };
+
+// One requirement of an equality-based label selector: "k=v" (or "k==v"), "k!=v", "k",
+// "!k".
+struct Requirement {
+  enum class Op { kEquals, kNotEquals, kExists, kNotExists };
+  std::string key;
+  Op op = Op::kExists;
+  std::string value;
+};
+
+// Parses a label selector as the API server does for the equality-based forms; nullopt
+// for what it would refuse, and for set-based forms ("k in (a,b)"), which this fake does
+// not implement.
+std::optional<std::vector<Requirement>> ParseSelector(absl::string_view selector) {
+  std::vector<Requirement> out;
+  for (absl::string_view part : absl::StrSplit(selector, ',', absl::SkipWhitespace())) {
+    part = absl::StripAsciiWhitespace(part);
+    Requirement r;
+    size_t at = 0;
+    if (absl::ConsumePrefix(&part, "!")) {
+      r.op = Requirement::Op::kNotExists;
+      r.key = std::string(absl::StripAsciiWhitespace(part));
+    } else if ((at = part.find("!=")) != absl::string_view::npos) {
+      r.op = Requirement::Op::kNotEquals;
+      r.key = std::string(absl::StripAsciiWhitespace(part.substr(0, at)));
+      r.value = std::string(absl::StripAsciiWhitespace(part.substr(at + 2)));
+    } else if ((at = part.find('=')) != absl::string_view::npos) {
+      r.op = Requirement::Op::kEquals;
+      r.key = std::string(absl::StripAsciiWhitespace(part.substr(0, at)));
+      absl::string_view value = part.substr(at + 1);
+      absl::ConsumePrefix(&value, "=");
+      r.value = std::string(absl::StripAsciiWhitespace(value));
+    } else {
+      r.op = Requirement::Op::kExists;
+      r.key = std::string(part);
+    }
+    if (r.key.empty() || absl::StrContains(r.key, " ") || absl::StrContains(r.value, " ") ||
+        absl::StrContains(r.value, "=") || absl::StrContains(r.key, "(")) {
+      return std::nullopt;
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+// Whether `obj`'s metadata.labels satisfy every requirement (an empty selector matches all).
+bool LabelsMatch(const std::vector<Requirement>& selector, const json& obj) {
+  static const json kNone = json::object();
+  const json* labels = &kNone;
+  if (obj.is_object() && obj.contains("metadata") && obj["metadata"].is_object() &&
+      obj["metadata"].contains("labels") && obj["metadata"]["labels"].is_object()) {
+    labels = &obj["metadata"]["labels"];
+  }
+  for (const Requirement& r : selector) {
+    auto it = labels->find(r.key);
+    const bool has = it != labels->end() && it->is_string();
+    const std::string value = has ? it->get<std::string>() : "";
+    bool ok = false;
+    switch (r.op) {
+      case Requirement::Op::kEquals:
+        ok = has && value == r.value;
+        break;
+      case Requirement::Op::kNotEquals:
+        ok = !has || value != r.value;
+        break;
+      case Requirement::Op::kExists:
+        ok = has;
+        break;
+      case Requirement::Op::kNotExists:
+        ok = !has;
+        break;
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool SelectorMatches(const ApiPath& p, const json& obj) {
+  if (p.label_selector.empty()) return true;
+  const std::optional<std::vector<Requirement>> selector = ParseSelector(p.label_selector);
+  return selector && LabelsMatch(*selector, obj);
+}
+
+// Decodes a query parameter value: %XX escapes and '+' for a space.
+std::string QueryUnescape(absl::string_view in) {
+  std::string out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    int hi = 0, lo = 0;
+    auto hex = [](char c) {
+      return absl::ascii_isdigit(c)    ? c - '0'
+             : absl::ascii_isxdigit(c) ? (c | 0x20) - 'a' + 10
+                                       : -1;
+    };
+    if (in[i] == '%' && i + 2 < in.size() && (hi = hex(in[i + 1])) >= 0 &&
+        (lo = hex(in[i + 2])) >= 0) {
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(in[i] == '+' ? ' ' : in[i]);
+    }
+  }
+  return out;
+}
 
 std::optional<ApiPath> ParsePath(absl::string_view path) {
   std::vector<std::string> seg = absl::StrSplit(path, '/', absl::SkipEmpty());
@@ -75,6 +181,7 @@ std::string KindOf(const std::string& resource) {
       {"customautoscalers", "CustomAutoscaler"},
       {"leases", "Lease"},
       {"events", "Event"},
+      {"endpointslices", "EndpointSlice"},
       {"pods", "Pod"},
       {"configmaps", "ConfigMap"}};
   auto it = kinds.find(resource);
@@ -139,6 +246,7 @@ struct HistoryEntry {
   std::string ns;
   std::string type;
   json object;
+  json prev;  // the object before a MODIFIED, for label selectors; null otherwise
 };
 
 struct Fault {
@@ -256,7 +364,7 @@ class FakeApiServer::Impl {
     updated["metadata"]["generation"] = generation;
     updated["apiVersion"] = ApiVersionOf(p.group_version);
     updated["kind"] = KindOf(p.resource);
-    Commit(p, "MODIFIED", &updated);
+    Commit(p, "MODIFIED", &updated, stored);
     *stored = updated;
     Reply r;
     r.body = updated;
@@ -288,10 +396,10 @@ class FakeApiServer::Impl {
   }
 
   // Bumps the global resourceVersion into `obj` and records the change for watches.
-  void Commit(const ApiPath& p, const std::string& type, json* obj) {
+  void Commit(const ApiPath& p, const std::string& type, json* obj, const json* prev = nullptr) {
     ++rv_;
     (*obj)["metadata"]["resourceVersion"] = std::to_string(rv_);
-    history_.push_back({rv_, p.ResourceKey(), p.ns, type, *obj});
+    history_.push_back({rv_, p.ResourceKey(), p.ns, type, *obj, prev ? *prev : json()});
     cv_.notify_all();
   }
 
@@ -411,7 +519,7 @@ class FakeApiServer::Impl {
     auto coll = store_.find(p.ResourceKey());
     if (coll == store_.end()) return out;
     for (const auto& [key, obj] : coll->second) {
-      if (p.ns.empty() || key.first == p.ns) out.push_back(obj);
+      if ((p.ns.empty() || key.first == p.ns) && SelectorMatches(p, obj)) out.push_back(obj);
     }
     return out;
   }
@@ -465,7 +573,7 @@ class FakeApiServer::Impl {
     for (absl::string_view kv : absl::StrSplit(query, '&', absl::SkipEmpty())) {
       const size_t eq = kv.find('=');
       if (kv.substr(0, eq) == name)
-        return eq == absl::string_view::npos ? "" : std::string(kv.substr(eq + 1));
+        return eq == absl::string_view::npos ? "" : QueryUnescape(kv.substr(eq + 1));
     }
     return "";
   }
@@ -522,15 +630,22 @@ class FakeApiServer::Impl {
         if (!req.keep_alive()) break;
         continue;
       }
-      const std::optional<ApiPath> p = ParsePath(path);
+      std::optional<ApiPath> p = ParsePath(path);
+      if (p) p->label_selector = QueryParam(query, "labelSelector");
       const std::string watch = QueryParam(query, "watch");
-      if (p && method == "GET" && p->name.empty() && (watch == "1" || watch == "true")) {
+      const bool bad_selector = p && !ParseSelector(p->label_selector);
+      if (p && !bad_selector && method == "GET" && p->name.empty() &&
+          (watch == "1" || watch == "true")) {
         ServeWatch(sock, req, *p, query);
         break;  // Watches end their connection.
       }
       Reply reply;
       if (!p) {
         reply = StatusReply(404, "NotFound", "the server could not find the requested resource");
+      } else if (bad_selector) {
+        reply = StatusReply(
+            400, "BadRequest",
+            absl::StrCat("unable to parse requirement: labelSelector \"", p->label_selector, "\""));
       } else {
         std::lock_guard<std::mutex> lock(mu_);
         reply = HandleLocked(*p, method, req.body(), std::string(req[bhttp::field::content_type]));
@@ -625,8 +740,20 @@ class FakeApiServer::Impl {
         });
         for (const HistoryEntry& h : history_) {
           if (h.rv <= cursor) continue;
-          if (h.resource_key == p.ResourceKey() && (p.ns.empty() || h.ns == p.ns)) {
-            out.push_back(Event(h.type, h.object));
+          if (h.resource_key != p.ResourceKey() || (!p.ns.empty() && h.ns != p.ns)) continue;
+          // With a label selector, objects enter and leave the watch as their labels
+          // change: as the real server does, a change into the selection is ADDED and
+          // one out of it is DELETED, carrying the old object at the new version.
+          const bool now = SelectorMatches(p, h.object);
+          const bool before = h.type == "MODIFIED" && SelectorMatches(p, h.prev);
+          if (h.type != "MODIFIED" || (now && before)) {
+            if (now) out.push_back(Event(h.type, h.object));
+          } else if (now) {
+            out.push_back(Event("ADDED", h.object));
+          } else if (before) {
+            json old = h.prev;
+            old["metadata"]["resourceVersion"] = std::to_string(h.rv);
+            out.push_back(Event("DELETED", old));
           }
         }
         if (!history_.empty()) cursor = std::max(cursor, history_.back().rv);

@@ -4,8 +4,12 @@
 // fields as the real server does), status subresources, lists carrying
 // metadata.resourceVersion, watches as long-lived chunked streams of newline-delimited
 // JSON events sent as changes happen, bookmarks, 410 Gone for compacted history, and
-// injectable faults (429 with Retry-After, 5xx). Any namespaced resource under /api/v1 or
-// /apis/GROUP/VERSION works generically (Leases, Events, CustomAutoscalers...).
+// injectable faults (429 with Retry-After, 5xx). Lists and watches honour an
+// equality-based labelSelector on metadata.labels ("k=v", "k==v", "k!=v", "k", "!k",
+// comma-separated; set-based forms answer 400): as on the real server, an object whose
+// labels change into or out of a watch's selection arrives as ADDED or DELETED. Any
+// namespaced resource under /api/v1 or /apis/GROUP/VERSION works generically (Leases,
+// Events, CustomAutoscalers, EndpointSlices...).
 //
 // Objects cross this header as JSON text so that tests choose their own JSON library.
 // Thread-safety: every method is thread-safe; requests are served on a thread each.

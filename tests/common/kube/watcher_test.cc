@@ -15,25 +15,11 @@ using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
 using json = nlohmann::json;
 
-class WatcherTest : public ::testing::Test {
+class WatcherTest : public FakeApiServerTest {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(server_.Start().ok());
-    ClusterConfig config;
-    config.server = server_.url();
-    auto client = KubeClient::Create(config);
-    ASSERT_TRUE(client.ok()) << client.status();
-    client_ = *std::move(client);
-  }
-
   std::unique_ptr<CustomAutoscalerWatcher> MakeWatcher(std::string ns = "ml") {
-    WatcherOptions options;
-    options.namespace_ = std::move(ns);
-    options.sleeper = &sleeper_;
-    // No jitter, so the backoff sequence is exact.
-    options.backoff = {absl::Seconds(1), absl::Seconds(30), 2.0, 0.0};
     return std::make_unique<CustomAutoscalerWatcher>(
-        client_.get(), options,
+        client_.get(), TestWatcherOptions(std::move(ns), &sleeper_),
         [this](WatchEventType t, const CustomAutoscaler& ca) { log_.Add(t, ca); });
   }
 
@@ -41,8 +27,6 @@ class WatcherTest : public ::testing::Test {
     ASSERT_TRUE(server_.Apply(CustomAutoscalers("ml"), CustomAutoscalerJson(name, 0, max)).ok());
   }
 
-  testing::FakeApiServer server_;
-  std::unique_ptr<KubeClient> client_;
   RecordingSleeper sleeper_;
   EventLog log_;
 };
