@@ -130,6 +130,10 @@ struct UpConn {
   SteadyClock::time_point idle_since;
 };
 
+// How long a pooled connection may have been idle and still be reused without the
+// StillUsable peek.
+constexpr auto kTrustIdleUpTo = std::chrono::milliseconds(3);
+
 // True when an idle pooled connection has neither been closed by the upstream nor
 // received stray bytes; one non-blocking peek instead of a read kept pending per
 // idle connection.
@@ -184,6 +188,127 @@ void ParseBuffered(Parser& p, beast::flat_buffer& b, beast::error_code& ec) {
   }
 }
 
+// The bytes of one write, gathered into as few buffers as possible. Beast's serializer
+// hands out header and chunk framing as nested buffer sequences whose generic iteration
+// (in Beast, then again in every asio send attempt) cost more than the rest of a small
+// request's relay. So the header comes from Beast's header writer (what the serializer
+// uses) and the chunk framing from Beast's chunk encoders, walked once: small pieces are
+// copied into one reused flat buffer, and only large body pieces are referenced (they
+// live in the session's body buffers until the write completes).
+class WriteBatch {
+ public:
+  void Clear() {
+    flat_.clear();
+    pieces_.clear();
+    bufs_.clear();
+    size_ = 0;
+  }
+
+  template <class Body>
+  void AppendHeader(const bhttp::request<Body>& msg) {
+    AppendAll(bhttp::fields::writer(msg.base(), msg.version(), msg.method()).get());
+  }
+  template <class Body>
+  void AppendHeader(const bhttp::response<Body>& msg) {
+    AppendAll(bhttp::fields::writer(msg.base(), msg.version(), msg.result_int()).get());
+  }
+
+  // One piece of a body; `last` ends it (for a chunked body, with the last chunk).
+  void AppendBody(const char* data, size_t n, bool last, bool chunked) {
+    if (!chunked) return Append(data, n);
+    if (n > 0) AppendAll(bhttp::make_chunk(asio::const_buffer(data, n)));
+    if (last) AppendAll(bhttp::make_chunk_last());
+  }
+
+  // Resolves the pieces into buffers once flat_ no longer moves.
+  void Seal() {
+    for (const Piece& p : pieces_) {
+      bufs_.emplace_back(p.data != nullptr ? p.data : flat_.data() + p.offset, p.size);
+    }
+  }
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  const std::vector<asio::const_buffer>& buffers() const { return bufs_; }
+
+  // Drops the first n bytes (a partial non-blocking write).
+  void Consume(size_t n) {
+    size_ -= n;
+    size_t i = 0;
+    while (i < bufs_.size() && n >= bufs_[i].size()) n -= bufs_[i++].size();
+    bufs_.erase(bufs_.begin(), bufs_.begin() + static_cast<std::ptrdiff_t>(i));
+    if (n > 0) bufs_.front() += n;
+  }
+
+ private:
+  static constexpr size_t kReferenceAtLeast = 2048;
+
+  struct Piece {
+    const char* data;  // null: in flat_ from offset
+    size_t offset;
+    size_t size;
+  };
+
+  template <class Buffers>
+  void AppendAll(const Buffers& buffers) {
+    for (const asio::const_buffer b : beast::buffers_range_ref(buffers)) {
+      Append(static_cast<const char*>(b.data()), b.size());
+    }
+  }
+
+  void Append(const char* data, size_t n) {
+    if (n == 0) return;
+    size_ += n;
+    if (n >= kReferenceAtLeast) {
+      pieces_.push_back({data, 0, n});
+      return;
+    }
+    if (pieces_.empty() || pieces_.back().data != nullptr) {
+      pieces_.push_back({nullptr, flat_.size(), 0});
+    }
+    flat_.append(data, n);
+    pieces_.back().size += n;
+  }
+
+  std::string flat_;
+  std::vector<Piece> pieces_;
+  std::vector<asio::const_buffer> bufs_;
+  size_t size_ = 0;
+};
+
+// Writes as much of batch as the socket takes now, without blocking. Returns true when
+// all of it went out (or ec is set); false leaves the rest in batch for an async write.
+bool TrySend(tcp::socket& s, WriteBatch& batch, beast::error_code& ec) {
+  while (!batch.empty()) {
+    const size_t n = s.write_some(batch.buffers(), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      ec = {};
+      return false;
+    }
+    if (ec) return true;
+    batch.Consume(n);
+  }
+  return true;
+}
+
+// Bytes to ask the socket for: the room the buffer already has, within bounds.
+size_t ReadSize(const beast::flat_buffer& b, size_t at_least) {
+  return std::clamp<size_t>(b.capacity() - b.size(), at_least, 64 << 10);
+}
+
+// Maps the end of the stream as Beast's read_some does: the end of a close-delimited
+// message, a message cut short (partial_message), or none at all (end_of_stream).
+template <class Parser>
+void MapEof(Parser& p, beast::error_code& ec) {
+  if (ec != asio::error::eof) return;
+  if (!p.got_some()) {
+    ec = bhttp::error::end_of_stream;
+    return;
+  }
+  ec = {};
+  p.put_eof(ec);
+}
+
 class Session;
 
 struct ProxyShared {
@@ -230,6 +355,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
     w_.sessions = this;
     beast::error_code ec;
     client_.set_option(tcp::no_delay(true), ec);
+    client_.non_blocking(true, ec);  // for TrySend
     const tcp::endpoint remote = client_.remote_endpoint(ec);
     if (!ec) head_.client_ip = remote.address().to_string();
   }
@@ -248,7 +374,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
   // taken longer than a tick: arming the watch on every request costs a syscall and a
   // handler each, while most responses come back well within one tick.
   void OnTick() {
-    if (phase_ == Phase::kReceiving && req_sr_ && req_sr_->is_done()) StartEarlyRead();
+    if (phase_ == Phase::kReceiving && req_sent_) StartEarlyRead();
   }
   bool Expired(SteadyClock::time_point now) const { return now >= deadline_; }
 
@@ -287,30 +413,41 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
     finished_ = true;
     early_done_ = false;
     header_seen_ = false;
-    req_sr_.reset();
-    res_sr_.reset();
+    req_sent_ = false;
     res_.reset();
     req_.emplace();
     req_->header_limit(static_cast<uint32_t>(sh_.options.max_header_bytes));
     // Not boost::none: Beast 1.74 then rejects every Content-Length body.
     req_->body_limit(std::numeric_limits<std::uint64_t>::max());
     SetDeadline(sh_.idle_timeout);
-    ReadClient();
+    ReadClient(true);
   }
 
-  void ReadClient() {
+  // Reads more of the request and parses it with Beast's parser: a plain socket read
+  // rather than Beast's composed read_some, whose work guards and nested handler cost
+  // more per request than the parse. With parse_buffered, bytes already in cbuf_ (a
+  // pipelined request, body beyond the last piece) are parsed before reading, as
+  // read_some does; otherwise what is buffered is known to need more.
+  void ReadClient(bool parse_buffered) {
     auto& body = req_->get().body();
     body.data = req_buf_.get();
     body.size = sh_.options.body_buffer_bytes;
     waiting_on_client_ = true;
-    bhttp::async_read_some(
-        client_, cbuf_, *req_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnClientRead(ec); });
+    if (parse_buffered && cbuf_.size() > 0) {
+      asio::post(w_.ioc, [self = shared_from_this()] { self->OnClientRead({}); });
+      return;
+    }
+    client_.async_read_some(cbuf_.prepare(ReadSize(cbuf_, 4096)),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->cbuf_.commit(n);
+                              self->OnClientRead(ec);
+                            });
   }
 
   void OnClientRead(beast::error_code ec) {
     if (phase_ == Phase::kClosed || phase_ == Phase::kReplying) return;
     waiting_on_client_ = false;
+    MapEof(*req_, ec);
     if (!ec) ParseBuffered(*req_, cbuf_, ec);
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) {
@@ -329,17 +466,16 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
       return Abort(gone ? Outcome::kClientGone : Outcome::kBadRequest);
     }
     if (!header_seen_) {
-      if (!req_->is_header_done()) return ReadClient();
+      if (!req_->is_header_done()) return ReadClient(false);
       return OnRequestHeader();
     }
     // More request body for the upstream.
     auto& body = req_->get().body();
     const size_t n = sh_.options.body_buffer_bytes - body.size;
-    if (n == 0 && !req_->is_done()) return ReadClient();
+    if (n == 0 && !req_->is_done()) return ReadClient(false);
     req_body_bytes_ += n;
-    body.data = n ? req_buf_.get() : nullptr;
-    body.size = n;
-    body.more = !req_->is_done();
+    up_out_.Clear();
+    up_out_.AppendBody(req_buf_.get(), n, req_->is_done(), req_chunked_);
     WriteUpstream();
   }
 
@@ -406,6 +542,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
     }
     msg.version(11);
     if (chunked) msg.chunked(true);
+    req_chunked_ = chunked;
   }
 
   // Watches the client while it owes us nothing: a read that completes with EOF means it
@@ -446,7 +583,9 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
       return Reply(r.error_status, std::move(r.error_body), &r.error_headers, Outcome::kRejected,
                    /*allow_keep_alive=*/true);
     }
-    if (!upstream_set_ || r.upstream.host != upstream_.host || r.upstream.port != upstream_.port) {
+    // The endpoint is kept across requests: most picks name the previous upstream again.
+    if (!up_ep_valid_ || r.upstream.host != upstream_.host || r.upstream.port != upstream_.port) {
+      up_ep_valid_ = false;
       beast::error_code ec;
       auto addr = asio::ip::make_address(
           r.upstream.host == "localhost" ? std::string("127.0.0.1") : r.upstream.host, ec);
@@ -458,6 +597,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
                      nullptr, Outcome::kBadGateway, true);
       }
       up_ep_ = tcp::endpoint(addr, upstream_.port);
+      up_ep_valid_ = true;
     }
     upstream_set_ = true;
     upstream_timeout_ = r.upstream_timeout > absl::ZeroDuration() ? ToSteady(r.upstream_timeout)
@@ -489,7 +629,12 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
         while (!pool.empty()) {
           std::shared_ptr<UpConn> c = std::move(pool.back());
           pool.pop_back();
-          if (now - c->idle_since < sh_.pool_timeout && StillUsable(c->socket)) {
+          const auto idle = now - c->idle_since;
+          // A connection idle only briefly is taken on trust when the request can be resent
+          // (see UpstreamIoFailed): the peek would cost a syscall on nearly every request
+          // under load, to catch a close that almost never comes that soon.
+          const bool trusted = idle < kTrustIdleUpTo && req_whole_;
+          if (idle < sh_.pool_timeout && (trusted || StillUsable(c->socket))) {
             up_ = std::move(c);
             reused_ = true;
             sh_.counters.reuses.fetch_add(1, std::memory_order_relaxed);
@@ -517,6 +662,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
                             absl::StrCat("upstream ", upstream_.ToString(), ": ", ec.message()));
     }
     up_->socket.set_option(tcp::no_delay(true), ec);
+    up_->socket.non_blocking(true, ec);  // for TrySend
     SendRequest();
   }
 
@@ -524,31 +670,34 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
 
   void SendRequest() {
     phase_ = Phase::kSending;
-    auto& body = req_->get().body();
-    const size_t first = req_body_bytes_;  // bytes parsed with the header
-    body.data = first ? req_buf_.get() : nullptr;
-    body.size = first;
-    body.more = !req_->is_done();
-    req_sr_.emplace(req_->get());
+    req_sent_ = false;
+    up_out_.Clear();
+    up_out_.AppendHeader(req_->get());
+    // The body bytes parsed with the header (all of it when req_whole_).
+    up_out_.AppendBody(req_buf_.get(), req_body_bytes_, req_->is_done(), req_chunked_);
     WriteUpstream();
   }
 
+  // Sends up_out_; the whole request is out once it held the end of the body.
   void WriteUpstream() {
     waiting_on_client_ = false;
     SetDeadline(upstream_timeout_);
-    bhttp::async_write(up_->socket, *req_sr_,
-                       [self = shared_from_this(), c = up_](beast::error_code ec, size_t) {
-                         self->OnUpstreamWrite(c.get(), ec);
-                       });
+    req_sent_ = req_->is_done();
+    up_out_.Seal();
+    beast::error_code ec;
+    if (TrySend(up_->socket, up_out_, ec)) return OnUpstreamWrite(up_.get(), ec);
+    asio::async_write(up_->socket, up_out_.buffers(),
+                      [self = shared_from_this(), c = up_](beast::error_code ec, size_t) {
+                        self->OnUpstreamWrite(c.get(), ec);
+                      });
   }
 
   void OnUpstreamWrite(UpConn* c, beast::error_code ec) {
     if (phase_ != Phase::kSending || c != up_.get()) return;
-    if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) return UpstreamIoFailed(ec);
-    if (req_sr_->is_done()) return ReadResponse();
+    if (req_sent_) return ReadResponse();
     SetDeadline(sh_.client_timeout);
-    ReadClient();
+    ReadClient(true);
   }
 
   // A reused connection that fails before the upstream said anything most likely was
@@ -577,23 +726,32 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
     res_->header_limit(static_cast<uint32_t>(sh_.options.max_header_bytes));
     res_->body_limit(std::numeric_limits<std::uint64_t>::max());
     if (is_head_) res_->skip(true);
-    ReadUpstream();
+    ReadUpstream(true);
   }
 
-  void ReadUpstream() {
+  // As ReadClient, for the response.
+  void ReadUpstream(bool parse_buffered) {
     auto& body = res_->get().body();
     body.data = res_buf_.get();
     body.size = sh_.options.body_buffer_bytes;
     waiting_on_client_ = false;
     SetDeadline(upstream_timeout_);
-    bhttp::async_read_some(up_->socket, up_->buffer, *res_,
-                           [self = shared_from_this(), c = up_](beast::error_code ec, size_t) {
-                             self->OnUpstreamRead(c.get(), ec);
-                           });
+    if (parse_buffered && up_->buffer.size() > 0) {
+      asio::post(w_.ioc,
+                 [self = shared_from_this(), c = up_] { self->OnUpstreamRead(c.get(), {}); });
+      return;
+    }
+    up_->socket.async_read_some(
+        up_->buffer.prepare(ReadSize(up_->buffer, 16 << 10)),
+        [self = shared_from_this(), c = up_](beast::error_code ec, size_t n) {
+          c->buffer.commit(n);
+          self->OnUpstreamRead(c.get(), ec);
+        });
   }
 
   void OnUpstreamRead(UpConn* c, beast::error_code ec) {
     if (phase_ != Phase::kReceiving || c != up_.get()) return;
+    MapEof(*res_, ec);
     if (!ec) ParseBuffered(*res_, up_->buffer, ec);
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) {
@@ -602,7 +760,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
       sh_.counters.bad_gateway++;
       return Abort(Outcome::kBadGateway);
     }
-    if (!res_->is_header_done()) return ReadUpstream();
+    if (!res_->is_header_done()) return ReadUpstream(false);
     if (!res_header_sent_) {
       const unsigned code = res_->get().result_int();
       if (code / 100 == 1 && code != 101) {
@@ -613,16 +771,20 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
     auto& body = res_->get().body();
     const size_t n = sh_.options.body_buffer_bytes - body.size;
     if (!res_header_sent_) PrepareClientResponse(n);
-    if (res_header_sent_ && n == 0 && !res_->is_done()) return ReadUpstream();
+    if (res_header_sent_ && n == 0 && !res_->is_done()) return ReadUpstream(false);
     res_body_bytes_ += n;
-    body.data = n ? res_buf_.get() : nullptr;
-    body.size = n;
-    body.more = !res_->is_done();
+    client_out_.Clear();
+    if (!res_header_sent_) client_out_.AppendHeader(res_->get());
+    res_last_ = res_->is_done();
+    client_out_.AppendBody(res_buf_.get(), n, res_last_, res_chunked_);
+    client_out_.Seal();
     res_header_sent_ = true;
     waiting_on_client_ = true;
     SetDeadline(sh_.client_timeout);
-    bhttp::async_write(
-        client_, *res_sr_,
+    beast::error_code wec;
+    if (TrySend(client_, client_out_, wec)) return OnClientWrite(wec);
+    asio::async_write(
+        client_, client_out_.buffers(),
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnClientWrite(ec); });
   }
 
@@ -631,6 +793,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
     status_ = static_cast<int>(msg.result_int());
     const bool bodiless = is_head_ || status_ == 204 || status_ == 304 || status_ / 100 == 1;
     const bool has_length = msg.has_content_length();
+    res_chunked_ = false;
     StripHopByHop(msg);
     msg.version(client_version_);
     if (!bodiless && !has_length && res_->is_done()) {
@@ -639,29 +802,28 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
       // Chunked or close-delimited upstream body of unknown length.
       if (client_version_ == 11) {
         msg.chunked(true);
+        res_chunked_ = true;
       } else {
         client_keep_alive_ = false;
       }
     }
     msg.keep_alive(client_keep_alive_);
-    res_sr_.emplace(msg);
   }
 
   void OnClientWrite(beast::error_code ec) {
     if (phase_ != Phase::kReceiving) return;
     waiting_on_client_ = false;
-    if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) {
       sh_.counters.client_gone++;
       return Abort(Outcome::kClientGone);
     }
-    if (!res_sr_->is_done()) return ReadUpstream();
+    if (!res_last_) return ReadUpstream(true);
     ResponseComplete();
   }
 
   void ResponseComplete() {
-    const bool reusable = res_->keep_alive() && !res_->need_eof() && req_sr_ &&
-                          req_sr_->is_done() && up_->buffer.size() == 0;
+    const bool reusable =
+        res_->keep_alive() && !res_->need_eof() && req_sent_ && up_->buffer.size() == 0;
     if (reusable) {
       auto& pool = w_.idle[up_ep_];
       if (pool.size() < static_cast<size_t>(sh_.options.max_idle_per_upstream)) {
@@ -805,11 +967,11 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
   std::unique_ptr<char[]> req_buf_;
   std::unique_ptr<char[]> res_buf_;
   std::optional<bhttp::request_parser<bhttp::buffer_body>> req_;
-  std::optional<bhttp::request_serializer<bhttp::buffer_body>> req_sr_;
   std::optional<bhttp::response_parser<bhttp::buffer_body>> res_;
-  std::optional<bhttp::response_serializer<bhttp::buffer_body>> res_sr_;
   std::optional<bhttp::response<bhttp::string_body>> err_;
   std::shared_ptr<UpConn> up_;
+  WriteBatch client_out_;
+  WriteBatch up_out_;
   RequestHead head_;
   Upstream upstream_;
   tcp::endpoint up_ep_;
@@ -825,7 +987,8 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
   bool finished_ = true;
   bool is_head_ = false;
   bool client_keep_alive_ = true;
-  bool upstream_set_ = false;
+  bool upstream_set_ = false;  // upstream_ is this request's
+  bool up_ep_valid_ = false;   // up_ep_ is upstream_'s address
   bool reused_ = false;
   bool retried_ = false;
   bool truncated_ = false;
@@ -835,7 +998,11 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
   bool early_done_ = false;
   bool want_next_ = false;
   bool expect_continue_pending_ = false;
-  bool req_whole_ = false;  // the whole request arrived with its header
+  bool req_whole_ = false;    // the whole request arrived with its header
+  bool req_chunked_ = false;  // the upstream request's body is sent chunked
+  bool req_sent_ = false;     // all of the request went to the upstream
+  bool res_chunked_ = false;  // the client's response body is sent chunked
+  bool res_last_ = false;     // the response's end is written or being written
 };
 
 }  // namespace
