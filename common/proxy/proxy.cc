@@ -27,12 +27,79 @@ namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
 
+namespace {
+
+// Bump allocation for one message's header fields from a block the session reuses:
+// Beast allocates every field (and the start line) separately and frees them all with
+// the message, some ten malloc/free pairs per proxied request. Reset once the message
+// is gone; what does not fit comes from the heap.
+class Arena {
+ public:
+  void* Allocate(size_t n, size_t align) {
+    const size_t at = (used_ + align - 1) & ~(align - 1);
+    if (at + n <= sizeof(block_)) {
+      used_ = at + n;
+      return block_ + at;
+    }
+    return ::operator new(n);
+  }
+  void Deallocate(void* p) {
+    if (p < static_cast<void*>(block_) || p >= static_cast<void*>(block_ + sizeof(block_))) {
+      ::operator delete(p);
+    }
+  }
+  void Reset() { used_ = 0; }
+
+ private:
+  alignas(std::max_align_t) char block_[4096];
+  size_t used_ = 0;
+};
+
+template <class T>
+class ArenaAllocator {
+ public:
+  using value_type = T;
+  explicit ArenaAllocator(Arena* arena) noexcept : arena_(arena) {}
+  template <class U>
+  ArenaAllocator(const ArenaAllocator<U>& other) noexcept : arena_(other.arena()) {}
+  T* allocate(size_t n) { return static_cast<T*>(arena_->Allocate(n * sizeof(T), alignof(T))); }
+  void deallocate(T* p, size_t) noexcept { arena_->Deallocate(p); }
+  Arena* arena() const { return arena_; }
+  template <class U>
+  bool operator==(const ArenaAllocator<U>& other) const {
+    return arena_ == other.arena();
+  }
+  template <class U>
+  bool operator!=(const ArenaAllocator<U>& other) const {
+    return arena_ != other.arena();
+  }
+
+ private:
+  Arena* arena_;
+};
+
+using Fields = bhttp::basic_fields<ArenaAllocator<char>>;
+using RequestParser = bhttp::request_parser<bhttp::buffer_body, ArenaAllocator<char>>;
+using ResponseParser = bhttp::response_parser<bhttp::buffer_body, ArenaAllocator<char>>;
+
+// Constructs p's message with its fields in arena, after emptying the arena (p must be
+// empty: its old message gave back what it held).
+template <class Parser>
+void EmplaceParser(std::optional<Parser>& p, Arena& arena) {
+  p.reset();
+  arena.Reset();
+  p.emplace(std::piecewise_construct, std::make_tuple(),
+            std::make_tuple(ArenaAllocator<char>(&arena)));
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------------------------
 // Plain types.
 
 absl::string_view RequestHead::Header(absl::string_view name) const {
   if (fields == nullptr) return {};
-  const auto& f = *static_cast<const bhttp::fields*>(fields);
+  const auto& f = *static_cast<const Fields*>(fields);
   auto it = f.find(beast::string_view(name.data(), name.size()));
   if (it == f.end()) return {};
   return absl::string_view(it->value().data(), it->value().size());
@@ -41,7 +108,7 @@ absl::string_view RequestHead::Header(absl::string_view name) const {
 void RequestHead::ForEachHeader(
     const std::function<void(absl::string_view, absl::string_view)>& fn) const {
   if (fields == nullptr) return;
-  for (const auto& h : *static_cast<const bhttp::fields*>(fields)) {
+  for (const auto& h : *static_cast<const Fields*>(fields)) {
     fn(absl::string_view(h.name_string().data(), h.name_string().size()),
        absl::string_view(h.value().data(), h.value().size()));
   }
@@ -145,9 +212,11 @@ bool StillUsable(tcp::socket& s) {
 
 // Removes hop-by-hop headers (RFC 7230 6.1), including those Connection names. One pass
 // over the fields: a lookup per hop-by-hop name costs a tree search each, per request.
-template <class Fields>
-void StripHopByHop(Fields& f) {
+// Returns the first X-Forwarded-For value, found on the way for the same reason.
+template <class F>
+std::optional<absl::string_view> StripHopByHop(F& f) {
   std::string listed;
+  std::optional<absl::string_view> xff;
   for (auto it = f.begin(); it != f.end();) {
     switch (it->name()) {
       case bhttp::field::connection:
@@ -160,18 +229,26 @@ void StripHopByHop(Fields& f) {
       case bhttp::field::trailer:
       case bhttp::field::upgrade:
       case bhttp::field::transfer_encoding:
+      case bhttp::field::proxy_connection:
         it = f.erase(it);
         continue;
-      default:
-        if (beast::iequals(it->name_string(), "Proxy-Connection")) {
-          it = f.erase(it);
-          continue;
+      case bhttp::field::unknown:
+        if (!xff && beast::iequals(it->name_string(), "X-Forwarded-For")) {
+          xff = absl::string_view(it->value().data(), it->value().size());
         }
+        ++it;
+        continue;
+      default:
         ++it;
     }
   }
-  if (listed.empty()) return;
-  for (auto token : bhttp::token_list(listed)) f.erase(token);
+  for (auto token : bhttp::token_list(listed)) {
+    // Connection options rather than field names (a Keep-Alive field went above).
+    if (beast::iequals(token, "keep-alive") || beast::iequals(token, "close")) continue;
+    if (beast::iequals(token, "X-Forwarded-For")) xff.reset();
+    f.erase(token);
+  }
+  return xff;
 }
 
 // Parses what is already buffered, one element at a time, without touching the socket.
@@ -204,13 +281,13 @@ class WriteBatch {
     size_ = 0;
   }
 
-  template <class Body>
-  void AppendHeader(const bhttp::request<Body>& msg) {
-    AppendAll(bhttp::fields::writer(msg.base(), msg.version(), msg.method()).get());
+  template <class Body, class F>
+  void AppendHeader(const bhttp::request<Body, F>& msg) {
+    AppendAll(typename F::writer(msg.base(), msg.version(), msg.method()).get());
   }
-  template <class Body>
-  void AppendHeader(const bhttp::response<Body>& msg) {
-    AppendAll(bhttp::fields::writer(msg.base(), msg.version(), msg.result_int()).get());
+  template <class Body, class F>
+  void AppendHeader(const bhttp::response<Body, F>& msg) {
+    AppendAll(typename F::writer(msg.base(), msg.version(), msg.result_int()).get());
   }
 
   // One piece of a body; `last` ends it (for a chunked body, with the last chunk).
@@ -415,7 +492,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
     header_seen_ = false;
     req_sent_ = false;
     res_.reset();
-    req_.emplace();
+    EmplaceParser(req_, req_arena_);
     req_->header_limit(static_cast<uint32_t>(sh_.options.max_header_bytes));
     // Not boost::none: Beast 1.74 then rejects every Content-Length body.
     req_->body_limit(std::numeric_limits<std::uint64_t>::max());
@@ -496,9 +573,9 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
     const auto host = msg[bhttp::field::host];
     head_.host.assign(host.data(), host.size());
     head_.version = msg.version();
-    head_.fields = static_cast<const bhttp::fields*>(&msg);
+    head_.fields = static_cast<const Fields*>(&msg);
     is_head_ = msg.method() == bhttp::verb::head;
-    client_keep_alive_ = msg.keep_alive();
+    client_keep_alive_ = req_->keep_alive();
     client_version_ = msg.version() == 10 ? 10 : 11;
     req_body_bytes_ = sh_.options.body_buffer_bytes - msg.body().size;
     req_whole_ = req_->is_done();
@@ -519,25 +596,20 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
   // request, after the pick (the picker saw the header as sent).
   void PrepareUpstreamRequest() {
     auto& msg = req_->get();
-    const bool chunked = msg.chunked();
-    const bool expect_continue = absl::EqualsIgnoreCase(
-        absl::string_view(msg[bhttp::field::expect].data(), msg[bhttp::field::expect].size()),
-        "100-continue");
+    const bool chunked = req_->chunked();
     head_.fields = nullptr;  // the fields change from here on
-    StripHopByHop(msg);
-    if (expect_continue) {
+    const auto expect = msg.find(bhttp::field::expect);
+    if (expect != msg.end() && beast::iequals(expect->value(), "100-continue")) {
       // We answer 100 Continue ourselves, so the upstream must not wait for it either.
       msg.erase(bhttp::field::expect);
       expect_continue_pending_ = !req_->is_done();
     }
+    const std::optional<absl::string_view> xff = StripHopByHop(msg);
     if (sh_.options.add_x_forwarded_for && !head_.client_ip.empty()) {
-      auto xff = msg.find("X-Forwarded-For");
-      if (xff == msg.end()) {
-        msg.set("X-Forwarded-For", head_.client_ip);
+      if (!xff) {
+        msg.insert("X-Forwarded-For", head_.client_ip);
       } else {
-        msg.set("X-Forwarded-For",
-                absl::StrCat(absl::string_view(xff->value().data(), xff->value().size()), ", ",
-                             head_.client_ip));
+        msg.set("X-Forwarded-For", absl::StrCat(*xff, ", ", head_.client_ip));
       }
     }
     msg.version(11);
@@ -722,7 +794,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
   void ReadResponse() {
     phase_ = Phase::kReceiving;
     res_header_sent_ = false;
-    res_.emplace();
+    EmplaceParser(res_, res_arena_);
     res_->header_limit(static_cast<uint32_t>(sh_.options.max_header_bytes));
     res_->body_limit(std::numeric_limits<std::uint64_t>::max());
     if (is_head_) res_->skip(true);
@@ -792,7 +864,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
     auto& msg = res_->get();
     status_ = static_cast<int>(msg.result_int());
     const bool bodiless = is_head_ || status_ == 204 || status_ == 304 || status_ / 100 == 1;
-    const bool has_length = msg.has_content_length();
+    const bool has_length = static_cast<bool>(res_->content_length());
     res_chunked_ = false;
     StripHopByHop(msg);
     msg.version(client_version_);
@@ -807,7 +879,9 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
         client_keep_alive_ = false;
       }
     }
-    msg.keep_alive(client_keep_alive_);
+    // No Connection field is left, which already says keep-alive for HTTP/1.1 and close
+    // for 1.0: Beast's keep_alive is called only when it has something to add.
+    if (client_keep_alive_ != (client_version_ == 11)) msg.keep_alive(client_keep_alive_);
   }
 
   void OnClientWrite(beast::error_code ec) {
@@ -966,8 +1040,10 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
   beast::flat_buffer cbuf_;
   std::unique_ptr<char[]> req_buf_;
   std::unique_ptr<char[]> res_buf_;
-  std::optional<bhttp::request_parser<bhttp::buffer_body>> req_;
-  std::optional<bhttp::response_parser<bhttp::buffer_body>> res_;
+  Arena req_arena_;  // before the parsers, which give their memory back to them
+  Arena res_arena_;
+  std::optional<RequestParser> req_;
+  std::optional<ResponseParser> res_;
   std::optional<bhttp::response<bhttp::string_body>> err_;
   std::shared_ptr<UpConn> up_;
   WriteBatch client_out_;
