@@ -3,10 +3,13 @@
 // proxy engine.
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "balancer/activation/scaler_client.h"
 #include "balancer/admin/admin_api.h"
+#include "balancer/discovery/kube_discovery.h"
 #include "balancer/dispatch/dispatcher.h"
 #include "balancer/logs/request_log.h"
 #include "balancer/metrics/balancer_metrics.h"
@@ -14,6 +17,7 @@
 #include "balancer/routing/routes.h"
 #include "common/config/flags.h"
 #include "common/http/http_server.h"
+#include "common/kube/config.h"
 #include "common/log/log.h"
 #include "common/process/signals.h"
 #include "common/proxy/proxy.h"
@@ -25,7 +29,7 @@ namespace {
 
 struct Flags {
   config::HostPort scaler, redis, listen, admin_listen;
-  std::string routes, environment, log_level, admin_token;
+  std::string routes, environment, log_level, admin_token, discovery, kubeconfig, namespace_;
   absl::Duration default_activation_timeout, connect_timeout, settings_refresh;
   int64_t threads = 2, max_queue = 10000, log_cap = 100000;
 };
@@ -42,6 +46,14 @@ Flags ParseFlags(int argc, char** argv) {
              "Admin API: /loadbalancer/settings, /proxy/logs, /metrics, /healthz");
   fs.String("routes", &f.routes, "",
             "Routes file: the workloads file (YAML) with each workload's route");
+  fs.Enum("discovery", &f.discovery, "auto", {"auto", "kubernetes", "none"},
+          "Where routes and pods also come from: kubernetes watches CustomAutoscalers "
+          "(spec.route) and EndpointSlices; auto means kubernetes when a cluster "
+          "configuration is found; none: the routes file and the scaler only");
+  fs.String("kubeconfig", &f.kubeconfig, "",
+            "kubeconfig file (default: in-cluster config, else $KUBECONFIG)");
+  fs.String("namespace", &f.namespace_, "",
+            "Namespace whose CustomAutoscalers and EndpointSlices are watched (default: all)");
   fs.String("environment", &f.environment, "default", "Settings environment this balancer serves");
   fs.Duration("default-activation-timeout", &f.default_activation_timeout, absl::Minutes(5),
               "How long a request is held for a workload at zero unless its route sets "
@@ -85,7 +97,7 @@ int Run(int argc, char** argv) {
     }
     route_list = *std::move(loaded);
   }
-  absl::StatusOr<RouteTable> routes = RouteTable::Create(std::move(route_list));
+  absl::StatusOr<RouteTable> routes = RouteTable::Create(route_list);
   if (!routes.ok()) {
     std::cerr << "zeroscale-balancer: " << flags.routes << ": " << routes.status().message()
               << "\n";
@@ -94,6 +106,18 @@ int Run(int argc, char** argv) {
   if (absl::Status s = ValidateEnvironment(flags.environment); !s.ok()) {
     std::cerr << "zeroscale-balancer: --" << s.message() << "\n";
     return 2;
+  }
+  std::optional<kube::ClusterConfig> cluster;
+  if (flags.discovery != "none") {
+    absl::StatusOr<kube::ClusterConfig> found =
+        kube::LoadDefaultConfig(flags.kubeconfig, config::ProcessEnv());
+    if (found.ok()) {
+      cluster = *std::move(found);
+    } else if (flags.discovery == "kubernetes") {
+      std::cerr << "zeroscale-balancer: --discovery=kubernetes: " << found.status().message()
+                << "\n";
+      return 2;
+    }
   }
   BlockTerminationSignals();
 
@@ -116,6 +140,47 @@ int Run(int argc, char** argv) {
   dispatcher_options.max_queue = static_cast<size_t>(flags.max_queue);
   Dispatcher dispatcher(*routes, &scaler, &metrics, clock, dispatcher_options);
   settings.SetListener([&dispatcher](const Settings& s) { dispatcher.SetSettings(s); });
+  metrics.routes().Set(static_cast<double>(routes->routes().size()));
+
+  std::unique_ptr<KubeDiscovery> discovery;
+  std::set<std::string> refused;  // touched only by the sinks, which the view serialises
+  if (cluster) {
+    ClusterSinks sinks;
+    sinks.routes = [&dispatcher, &metrics](RouteTable table) {
+      metrics.routes().Set(static_cast<double>(table.routes().size()));
+      dispatcher.SetRoutes(std::move(table));
+    };
+    sinks.endpoints = [&dispatcher](const std::string& workload, std::vector<std::string> ready,
+                                    std::vector<std::string> withdrawn) {
+      dispatcher.OnSliceEndpoints(workload, std::move(ready), std::move(withdrawn));
+    };
+    sinks.refused = [&metrics, &refused](const std::string& ca, const std::string& reason) {
+      if (reason.empty()) {
+        refused.erase(ca);
+      } else {
+        refused.insert(ca);
+      }
+      metrics.routes_refused().Set(static_cast<double>(refused.size()));
+    };
+    absl::StatusOr<std::unique_ptr<KubeDiscovery>> created =
+        KubeDiscovery::Create(*cluster, flags.namespace_, route_list, std::move(sinks));
+    if (!created.ok()) {
+      std::cerr << "zeroscale-balancer: " << cluster->source << ": " << created.status().message()
+                << "\n";
+      return 2;
+    }
+    discovery = *std::move(created);
+    discovery->Start();
+    // As informers do: serve once the cluster's routes and pods are known, or after a
+    // bounded wait (the API server may be down; routes and pods then arrive later).
+    if (!discovery->WaitForSync(absl::Seconds(10))) {
+      ZS_LOG(kWarning, "serving before the first list of CustomAutoscalers and EndpointSlices");
+    }
+    ZS_LOG(kInfo, "routes and pods from Kubernetes", {"cluster", cluster->source},
+           {"namespace", flags.namespace_.empty() ? "(all)" : flags.namespace_});
+  } else if (flags.discovery == "auto") {
+    ZS_LOG(kInfo, "no cluster configuration: routes from the routes file, pods from the scaler");
+  }
 
   LogWriterOptions log_options;
   log_options.max_entries = static_cast<size_t>(flags.log_cap);
@@ -176,6 +241,7 @@ int Run(int argc, char** argv) {
   const int sig = WaitForTerminationSignal();
   ZS_LOG(kInfo, "shutting down", {"signal", absl::StrCat(sig)});
   admin.Stop();
+  if (discovery) discovery->Stop();
   settings.Stop();
   // Held requests are answered before the engine stops (no PickDone may outlive it).
   dispatcher.Shutdown();

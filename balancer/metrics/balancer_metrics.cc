@@ -78,6 +78,23 @@ BalancerMetrics::BalancerMetrics(prometheus::Registry* r)
                            .Help("Watch streams to the scaler that broke or failed to open")
                            .Register(*r)
                            .Add({});
+  routes_ = &BuildGauge()
+                 .Name("zeroscale_balancer_routes")
+                 .Help("Routes in force (routes file and CustomAutoscalers)")
+                 .Register(*r)
+                 .Add({});
+  routes_refused_ = &BuildGauge()
+                         .Name("zeroscale_balancer_routes_refused")
+                         .Help(
+                             "CustomAutoscalers whose spec.route is malformed or conflicts "
+                             "with another route (see the balancer's log)")
+                         .Register(*r)
+                         .Add({});
+  kube_watch_errors_ = &BuildCounter()
+                            .Name("zeroscale_balancer_kube_watch_errors_total")
+                            .Help("Kubernetes list/watch failures (retried with backoff)")
+                            .Register(*r)
+                            .Add({});
   traffic_reports_failed_ = &BuildCounter()
                                  .Name("zeroscale_balancer_traffic_report_failures_total")
                                  .Help("ReportTraffic streams that broke or failed to open")

@@ -48,6 +48,9 @@ class BalancerMetrics {
   prometheus::Gauge& scaler_connected() { return *scaler_connected_; }
   prometheus::Counter& watch_reconnects() { return *watch_reconnects_; }
   prometheus::Counter& traffic_reports_failed() { return *traffic_reports_failed_; }
+  prometheus::Gauge& routes() { return *routes_; }
+  prometheus::Gauge& routes_refused() { return *routes_refused_; }
+  prometheus::Counter& kube_watch_errors() { return *kube_watch_errors_; }
 
  private:
   prometheus::Family<prometheus::Counter>& requests_;
@@ -66,6 +69,9 @@ class BalancerMetrics {
   prometheus::Gauge* scaler_connected_;
   prometheus::Counter* watch_reconnects_;
   prometheus::Counter* traffic_reports_failed_;
+  prometheus::Gauge* routes_;
+  prometheus::Gauge* routes_refused_;
+  prometheus::Counter* kube_watch_errors_;
 
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<WorkloadMetrics>> workloads_;
