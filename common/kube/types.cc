@@ -1,8 +1,13 @@
 #include "common/kube/types.h"
 
+#include <algorithm>
 #include <limits>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/kube/json_internal.h"
 #include "common/status/status_macros.h"
 #include "common/time/clock.h"
@@ -204,6 +209,82 @@ absl::Status ParseSpec(const json& spec, const std::string& ns, CustomAutoscaler
   return absl::OkStatus();
 }
 
+// One DNS label: letters, digits and '-', not at either end.
+bool IsDnsLabel(absl::string_view s) {
+  return !s.empty() && s.size() <= 63 && s.front() != '-' && s.back() != '-' &&
+         std::all_of(s.begin(), s.end(), [](char c) { return absl::ascii_isalnum(c) || c == '-'; });
+}
+
+// A host name: dot-separated DNS labels (any case; the balancer compares case-insensitively).
+bool IsHostName(absl::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  for (absl::string_view label : absl::StrSplit(s, '.')) {
+    if (!IsDnsLabel(label)) return false;
+  }
+  return true;
+}
+
+// A DNS-1035 label, as Service names are: lower case, starts with a letter.
+bool IsServiceName(absl::string_view s) {
+  return IsDnsLabel(s) && absl::ascii_islower(s.front()) &&
+         std::none_of(s.begin(), s.end(), [](char c) { return absl::ascii_isupper(c); });
+}
+
+// A port name (IANA_SVC_NAME: up to 15 lower-case letters, digits and '-', at least one
+// letter) or a port number.
+bool IsPort(absl::string_view s) {
+  int number = 0;
+  if (absl::SimpleAtoi(s, &number)) return number >= 1 && number <= 65535;
+  return IsServiceName(s) && s.size() <= 15 && !absl::StrContains(s, "--");
+}
+
+// Reads spec.route; fills `out` with what it could read even when the route is refused.
+absl::Status ParseRoute(const json& spec, std::optional<RouteSpec>* out) {
+  auto it = spec.find("route");
+  if (it == spec.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_object()) return FieldError("spec.route", "must be an object");
+  const json& r = *it;
+  RouteSpec& route = out->emplace();
+  ZS_KUBE_RETURN_IF_ERROR(GetString(r, "host", "spec.route.", &route.host));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(r, "pathPrefix", "spec.route.", &route.path_prefix));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(r, "service", "spec.route.", &route.service));
+  // An int-or-string, as a Service's targetPort.
+  auto port = r.find("port");
+  if (port != r.end() && port->is_number_integer()) {
+    route.port = absl::StrCat(port->get<int64_t>());
+  } else {
+    ZS_KUBE_RETURN_IF_ERROR(GetString(r, "port", "spec.route.", &route.port));
+  }
+  if (r.contains("activationTimeoutSeconds") && !r["activationTimeoutSeconds"].is_null()) {
+    int32_t seconds = 0;
+    ZS_KUBE_RETURN_IF_ERROR(GetInt32(r, "activationTimeoutSeconds", "spec.route.", 1, &seconds));
+    route.activation_timeout_seconds = seconds;
+  }
+  if (route.host.empty() && route.path_prefix.empty()) {
+    return FieldError("spec.route", "needs a host or a pathPrefix");
+  }
+  if (!route.host.empty() && !IsHostName(route.host)) {
+    return FieldError(
+        "spec.route.host",
+        absl::StrCat("must be a DNS name without scheme, port or path, not '", route.host, "'"));
+  }
+  if (!route.path_prefix.empty() && route.path_prefix.front() != '/') {
+    return FieldError("spec.route.pathPrefix",
+                      absl::StrCat("must start with '/', not '", route.path_prefix, "'"));
+  }
+  if (!route.service.empty() && !IsServiceName(route.service)) {
+    return FieldError(
+        "spec.route.service",
+        absl::StrCat("must be a Service name (a DNS-1035 label), not '", route.service, "'"));
+  }
+  if (!route.port.empty() && !IsPort(route.port)) {
+    return FieldError(
+        "spec.route.port",
+        absl::StrCat("must be a port name or a number from 1 to 65535, not '", route.port, "'"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseStatus(const json& st, CustomAutoscalerStatus* out) {
   if (st.contains("replicas")) {
     int32_t v = 0;
@@ -261,6 +342,7 @@ absl::StatusOr<CustomAutoscaler> internal::CustomAutoscalerFromObject(const json
   ZS_ASSIGN_OR_RETURN(CustomAutoscaler ca, WithIdentity<CustomAutoscaler>(obj));
   ca.generation = meta->generation;
   ca.spec_error = ParseSpec(Obj(obj, "spec"), ca.namespace_, &ca.spec);
+  ca.route_error = ParseRoute(Obj(obj, "spec"), &ca.spec.route);
   // A malformed status is ours to overwrite; it must not hide the object.
   (void)ParseStatus(Obj(obj, "status"), &ca.status);
   return ca;

@@ -55,6 +55,20 @@ struct ScaleTargetRef {
   std::string name;
 };
 
+// spec.route: how zeroscale-balancer routes requests to the scale target in a cluster,
+// and where it finds the target's pods.
+struct RouteSpec {
+  std::string host;         // requests whose Host header is this ("" when by path only)
+  std::string path_prefix;  // requests under this path, starts with '/' ("" when by host)
+  // The Service whose EndpointSlices list the pods; "" means the scale target's name.
+  std::string service;
+  // The EndpointSlice port: a port name or a number in decimal (the CR may write either);
+  // "" means the slice's only or first port.
+  std::string port;
+  // How long the balancer holds a request while the workload wakes; nullopt: its default.
+  std::optional<int32_t> activation_timeout_seconds;
+};
+
 struct CustomAutoscalerSpec {
   ScaleTargetRef scale_target_ref;
   // Absent means 1, as for a HorizontalPodAutoscaler; 0 allows scale to zero.
@@ -64,6 +78,8 @@ struct CustomAutoscalerSpec {
   std::vector<ScalingRule> rules;
   // 0: no idle-based scale to zero.
   int64_t idle_timeout_seconds = 0;
+  // For the balancer; the scaler does not use it.
+  std::optional<RouteSpec> route;
 };
 
 struct Condition {
@@ -97,6 +113,11 @@ struct CustomAutoscaler {
   // Not OK when the spec cannot be used (bad rule, unknown kind, min > max): the object
   // is still delivered so that the reconciler can say so in its status.
   absl::Status spec_error;
+  // Not OK when spec.route is present but unusable (a host that is not a DNS name, a
+  // pathPrefix without '/', neither of them, a bad service or port), naming the field.
+  // Kept apart from spec_error so that a bad route never stops the scaling; spec.route
+  // still holds what could be read, for the balancer to report.
+  absl::Status route_error;
   CustomAutoscalerStatus status;
 
   std::string Key() const { return namespace_ + "/" + name; }

@@ -1,4 +1,5 @@
 // Checks the CustomAutoscaler CRD manifest parses and says what the scaler relies on.
+#include <regex>
 #include <set>
 #include <string>
 
@@ -72,6 +73,79 @@ TEST_F(CrdTest, SpecSchemaValidates) {
   const YAML::Node thresholds = rule_["properties"]["thresholds"];
   EXPECT_EQ(thresholds["minItems"].as<int>(), 1);
   EXPECT_EQ(thresholds["items"]["properties"]["value"]["type"].as<std::string>(), "number");
+}
+
+TEST_F(CrdTest, RouteSchemaIsDescribedAndOptional) {
+  const YAML::Node route = spec_["properties"]["route"];
+  ASSERT_TRUE(route.IsMap());
+  EXPECT_EQ(route["type"].as<std::string>(), "object");
+  EXPECT_FALSE(route["description"].as<std::string>().empty());
+  EXPECT_FALSE(route["required"].IsDefined());  // every field has a default or an alternative
+  ASSERT_EQ(route["x-kubernetes-validations"].size(), 1u);
+  EXPECT_THAT(
+      route["x-kubernetes-validations"][0]["rule"].as<std::string>(),
+      ::testing::AllOf(::testing::HasSubstr("self.host"), ::testing::HasSubstr("self.pathPrefix")));
+  std::vector<std::string> fields;
+  for (const auto& f : route["properties"]) {
+    fields.push_back(f.first.as<std::string>());
+    EXPECT_FALSE(f.second["description"].as<std::string>().empty()) << fields.back();
+  }
+  EXPECT_THAT(fields,
+              ElementsAre("host", "pathPrefix", "service", "port", "activationTimeoutSeconds"));
+  const YAML::Node p = route["properties"];
+  EXPECT_TRUE(p["port"]["x-kubernetes-int-or-string"].as<bool>());
+  EXPECT_FALSE(p["port"]["type"].IsDefined());  // int-or-string carries no type
+  EXPECT_EQ(p["activationTimeoutSeconds"]["type"].as<std::string>(), "integer");
+  EXPECT_EQ(p["activationTimeoutSeconds"]["minimum"].as<int>(), 1);
+  // spec stays valid without a route.
+  EXPECT_THAT(Strings(spec_["required"]), ::testing::Not(::testing::Contains("route")));
+}
+
+// The CRD's patterns and the parser accept and refuse the same values, so the API server
+// never admits a route the balancer refuses (nor the reverse).
+TEST_F(CrdTest, RoutePatternsAgreeWithTheParser) {
+  const YAML::Node p = spec_["properties"]["route"]["properties"];
+  struct Case {
+    const char* field;
+    const char* value;
+  };
+  const Case cases[] = {
+      {"host", "llama.example.com"},
+      {"host", "LLaMA.local"},
+      {"host", "localhost"},
+      {"host", "a-b.c"},
+      {"host", "-a.b"},
+      {"host", "a-.b"},
+      {"host", "a..b"},
+      {"host", "a.b."},
+      {"host", "a.b:80"},
+      {"host", "https://a.b"},
+      {"host", "a/b"},
+      {"pathPrefix", "/"},
+      {"pathPrefix", "/llama/v1"},
+      {"pathPrefix", "llama"},
+      {"service", "llama"},
+      {"service", "llama-7b"},
+      {"service", "7b"},
+      {"service", "Llama"},
+      {"service", "llama-"},
+      {"service", "llama.svc"},
+  };
+  for (const Case& c : cases) {
+    const std::regex pattern(p[c.field]["pattern"].as<std::string>(), std::regex::ECMAScript);
+    const bool schema_accepts = std::regex_search(std::string(c.value), pattern);
+    std::string route = std::string(R"({")") + c.field + R"(":")" + c.value + R"(")";
+    if (std::string(c.field) != "host" && std::string(c.field) != "pathPrefix") {
+      route += R"(,"host":"x.local")";
+    }
+    auto ca = CustomAutoscalerFromJson(
+        R"({"metadata":{"name":"a","namespace":"ml"},"spec":{"scaleTargetRef":)"
+        R"({"kind":"Deployment","name":"d"},"maxReplicas":1,"route":)" +
+        route + "}}}");
+    ASSERT_TRUE(ca.ok()) << route;
+    EXPECT_EQ(schema_accepts, ca->route_error.ok())
+        << c.field << " '" << c.value << "': " << ca->route_error;
+  }
 }
 
 // The enums must be exactly the names the scaler parses, or valid CRs would be refused.
