@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <optional>
@@ -13,8 +14,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "boost/asio/dispatch.hpp"
 #include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/post.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
@@ -275,7 +276,7 @@ void ParseBuffered(Parser& p, beast::flat_buffer& b, beast::error_code& ec) {
 class WriteBatch {
  public:
   void Clear() {
-    flat_.clear();
+    flat_size_ = 0;
     pieces_.clear();
     bufs_.clear();
     size_ = 0;
@@ -300,7 +301,7 @@ class WriteBatch {
   // Resolves the pieces into buffers once flat_ no longer moves.
   void Seal() {
     for (const Piece& p : pieces_) {
-      bufs_.emplace_back(p.data != nullptr ? p.data : flat_.data() + p.offset, p.size);
+      bufs_.emplace_back(p.data != nullptr ? p.data : flat_.get() + p.offset, p.size);
     }
   }
 
@@ -341,13 +342,25 @@ class WriteBatch {
       return;
     }
     if (pieces_.empty() || pieces_.back().data != nullptr) {
-      pieces_.push_back({nullptr, flat_.size(), 0});
+      pieces_.push_back({nullptr, flat_size_, 0});
     }
-    flat_.append(data, n);
+    if (flat_size_ + n > flat_capacity_) Grow(flat_size_ + n);
+    std::memcpy(flat_.get() + flat_size_, data, n);
+    flat_size_ += n;
     pieces_.back().size += n;
   }
 
-  std::string flat_;
+  void Grow(size_t at_least) {
+    const size_t capacity = std::max<size_t>({at_least, 2 * flat_capacity_, 1024});
+    std::unique_ptr<char[]> bigger(new char[capacity]);
+    if (flat_size_ > 0) std::memcpy(bigger.get(), flat_.get(), flat_size_);
+    flat_ = std::move(bigger);
+    flat_capacity_ = capacity;
+  }
+
+  std::unique_ptr<char[]> flat_;
+  size_t flat_size_ = 0;
+  size_t flat_capacity_ = 0;
   std::vector<Piece> pieces_;
   std::vector<asio::const_buffer> bufs_;
   size_t size_ = 0;
@@ -402,7 +415,10 @@ struct Worker {
   explicit Worker(ProxyShared& s) : shared(s) {}
   ProxyShared& shared;
   Session* sessions = nullptr;  // intrusive list, for the deadline sweep
-  asio::io_context ioc{1};
+  // One thread runs it, and only that thread touches its sockets and timers, so the
+  // reactor's per-socket locking is dropped; the scheduler keeps its lock because picks
+  // may be delivered from other threads.
+  asio::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::optional<tcp::acceptor> acceptor;
   std::optional<asio::steady_timer> ticker;
   std::map<tcp::endpoint, std::vector<std::shared_ptr<UpConn>>> idle;
@@ -456,7 +472,9 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
   bool Expired(SteadyClock::time_point now) const { return now >= deadline_; }
 
   void DeliverPick(PickResult result) override {
-    asio::dispatch(w_.ioc, [self = shared_from_this(), r = std::move(result)]() mutable {
+    // The usual case: the picker answered inline, on this worker's thread.
+    if (w_.ioc.get_executor().running_in_this_thread()) return OnPicked(std::move(result));
+    asio::post(w_.ioc, [self = shared_from_this(), r = std::move(result)]() mutable {
       self->OnPicked(std::move(r));
     });
   }
