@@ -133,6 +133,11 @@ class TestBackend::Impl {
           std::lock_guard<std::mutex> lock(mu_);
           if (stopping_) return;
         }
+      } else if (path == "/drop") {
+        // Claims keep-alive, then closes: an upstream that drops an idle connection.
+        const std::string raw = "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\ndropped";
+        asio::write(s, asio::buffer(raw));
+        return;
       } else if (path == "/close") {
         const std::string raw = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nclose-delimited";
         asio::write(s, asio::buffer(raw));

@@ -5,7 +5,7 @@
 // Routes: /echo* (method, target, headers and body echoed in the body), /status/N,
 // /sleep/MS, /big/N[?chunked=1] (N pattern bytes), /upload (counts the body), /sse (one
 // event, then a second after ReleaseSse), /hang (never answers), /close (a
-// close-delimited body).
+// close-delimited body), /drop (a keep-alive response, then the connection is closed).
 //
 // Thread-safety: all methods are thread-safe.
 #ifndef ZEROSCALE_TESTS_COMMON_PROXY_TEST_BACKEND_H_
