@@ -95,16 +95,18 @@ Flags ParseFlags(int argc, char** argv) {
 }
 
 // Hands every accepted sample to the endpoint registry (readiness for the balancer)
-// and to the decision engine. With `seen` (may be null), samples received here are
-// noted so the tail of what other replicas stored does not feed them again.
+// and to the decision engine, once: a sidecar replaying unacknowledged samples after a
+// reconnect, or the tail of what other replicas stored, may bring one again, and an old
+// sample must not count twice nor flip a pod's readiness back.
 class SampleFeed : public ingest::SampleListener {
  public:
   SampleFeed(decide::Decider* decider, activation::EndpointRegistry* registry,
-             decide::SeenSamples* seen)
-      : decider_(decider), registry_(registry), seen_(seen) {}
+             decide::SeenSamples* seen, const Clock* clock)
+      : decider_(decider), registry_(registry), seen_(seen), clock_(clock) {}
   void OnSamples(std::vector<Podmetric> samples) override {
-    if (seen_ != nullptr) seen_->Mark(samples);
-    Deliver(std::move(samples));
+    seen_->MaybeForget(clock_->Now());
+    seen_->KeepUnseen(&samples);
+    if (!samples.empty()) Deliver(std::move(samples));
   }
   // Also for samples other replicas received, once the tail found them unseen.
   void Deliver(std::vector<Podmetric> samples) {
@@ -118,6 +120,7 @@ class SampleFeed : public ingest::SampleListener {
   decide::Decider* const decider_;
   activation::EndpointRegistry* const registry_;
   decide::SeenSamples* const seen_;
+  const Clock* const clock_;
 };
 
 // --backend=none: evaluate and explain, apply nothing.
@@ -265,7 +268,7 @@ int Run(int argc, char** argv) {
   // while leading, it reads back what the others stored. --backend=local has one replica.
   const bool follow = kube_backend != nullptr && flags.follow_interval > absl::ZeroDuration();
   decide::SeenSamples seen;
-  SampleFeed feed(&decider, &endpoints, follow ? &seen : nullptr);
+  SampleFeed feed(&decider, &endpoints, &seen, clock);
   HiredisClient follow_redis(redis_options, clock);
   decide::SampleTailOptions tail_options;
   tail_options.interval = flags.follow_interval;

@@ -26,13 +26,19 @@ void SeenSamples::Update(Newest* n, const Podmetric& m) {
   n->received_at = std::max(n->received_at, m.received_at);
 }
 
-void SeenSamples::Mark(const std::vector<Podmetric>& samples) {
+void SeenSamples::KeepUnseen(std::vector<Podmetric>* samples) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (const Podmetric& m : samples) Update(&pods_[m.id], m);
+  samples->erase(std::remove_if(samples->begin(), samples->end(),
+                                [this](const Podmetric& m) { return !MarkIfUnseenLocked(m); }),
+                 samples->end());
 }
 
 bool SeenSamples::MarkIfUnseen(const Podmetric& m) {
   std::lock_guard<std::mutex> lock(mu_);
+  return MarkIfUnseenLocked(m);
+}
+
+bool SeenSamples::MarkIfUnseenLocked(const Podmetric& m) {
   Newest& n = pods_[m.id];
   const bool unseen = m.seq != 0 ? m.seq > n.seq : m.received_at > n.received_at;
   if (unseen) Update(&n, m);
@@ -42,6 +48,15 @@ bool SeenSamples::MarkIfUnseen(const Podmetric& m) {
 void SeenSamples::Forget(absl::Time before) {
   std::lock_guard<std::mutex> lock(mu_);
   absl::erase_if(pods_, [before](const auto& entry) { return entry.second.received_at < before; });
+}
+
+void SeenSamples::MaybeForget(absl::Time now) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (now - last_forget_ < absl::Minutes(1)) return;
+    last_forget_ = now;
+  }
+  Forget(now - forget_after_);
 }
 
 size_t SeenSamples::size() const {
@@ -85,12 +100,7 @@ void SampleTail::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!cv_.wait_for(lock, interval, [this] { return stopping_; })) {
     lock.unlock();
-    // Followers mark what they receive too, so they prune as well, leading or not.
-    const absl::Time now = clock_->Now();
-    if (now - last_forget_ > absl::Minutes(1)) {
-      seen_->Forget(now - options_.forget_after);
-      last_forget_ = now;
-    }
+    seen_->MaybeForget(clock_->Now());
     const bool leading = leading_();
     if (leading) {
       (void)RunOnce();  // counted and logged inside

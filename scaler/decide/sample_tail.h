@@ -4,8 +4,9 @@
 // the pods of the decider's workloads stored since its last read and hands on what this
 // replica has not delivered yet. SeenSamples remembers, per pod, the newest sample
 // delivered (locally received or tailed), so a sample is not fed twice: samples read
-// back from Redis carry receivedAt truncated to milliseconds, so the decider's own
-// (receivedAt, seq) dedup cannot recognize a local sample coming round again.
+// back from Redis carry receivedAt truncated to milliseconds, and a sidecar replaying
+// unacknowledged samples after a reconnect sends them with a new receivedAt, so the
+// decider's own (receivedAt, seq) dedup recognizes neither.
 //
 // Thread-safety: SeenSamples is thread-safe. SampleTail runs rounds on its own thread
 // (Start/Stop, from one controlling thread); RunOnce and Reset are for that thread, or
@@ -37,13 +38,19 @@ namespace zeroscale::decide {
 // for samples without seq, from seed-style sidecars).
 class SeenSamples {
  public:
-  // Samples this replica received itself (they are delivered unconditionally).
-  void Mark(const std::vector<Podmetric>& samples);
+  // Marks of pods silent for `forget_after` are dropped (see MaybeForget).
+  explicit SeenSamples(absl::Duration forget_after = absl::Minutes(20))
+      : forget_after_(forget_after) {}
+  // Removes from `samples` those not newer than what was delivered of their pod (a
+  // replay); the rest count as delivered. One lock for the batch.
+  void KeepUnseen(std::vector<Podmetric>* samples);
   // True when `m` is newer than everything delivered of its pod; it then counts as
   // delivered. Atomic, so two paths racing on one sample deliver it once.
   bool MarkIfUnseen(const Podmetric& m);
   // Drops pods whose newest sample is older than `before` (pods that went away).
   void Forget(absl::Time before);
+  // Forget(now - forget_after), at most once a minute: for every path that marks.
+  void MaybeForget(absl::Time now);
   size_t size() const;
 
  private:
@@ -52,8 +59,11 @@ class SeenSamples {
     absl::Time received_at = absl::InfinitePast();
   };
   static void Update(Newest* n, const Podmetric& m);
+  bool MarkIfUnseenLocked(const Podmetric& m);
 
+  const absl::Duration forget_after_;
   mutable std::mutex mu_;
+  absl::Time last_forget_ = absl::InfinitePast();
   absl::flat_hash_map<std::string, Newest> pods_;
 };
 
@@ -64,8 +74,6 @@ struct SampleTailOptions {
   // time between a sample's receipt and its write, and overlaps the takeover rebuild;
   // re-read samples cost parsing only.
   absl::Duration first_read_lookback = absl::Seconds(5);
-  // Seen marks of pods silent this long are dropped.
-  absl::Duration forget_after = absl::Minutes(20);
 };
 
 struct SampleTailStats {
@@ -135,7 +143,6 @@ class SampleTail {
   // The round's thread only.
   absl::flat_hash_map<std::string, Followed> followed_;
   bool down_ = false;
-  absl::Time last_forget_ = absl::InfinitePast();  // the thread only
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

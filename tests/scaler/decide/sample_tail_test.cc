@@ -127,7 +127,9 @@ TEST_F(SampleTailTest, SamplesReceivedLocallyAreNotFedTwice) {
   const absl::Time t0 = clock_.Now() + absl::Microseconds(123456);
   std::vector<Podmetric> local = {At("a", t0, 1), At("a", t0 + absl::Milliseconds(100), 2),
                                   At("a", t0 + absl::Milliseconds(200), 3)};
-  seen_.Mark(local);
+  std::vector<Podmetric> kept = local;
+  seen_.KeepUnseen(&kept);
+  ASSERT_EQ(kept.size(), 3u);
   StoreElsewhere(local);
   // The pod's stream then moved to another replica.
   StoreElsewhere(
@@ -144,7 +146,8 @@ TEST_F(SampleTailTest, SamplesReceivedLocallyAreNotFedTwice) {
 
   // Back on this replica's stream: delivered locally, so the tail leaves it alone.
   const Podmetric six = At("a", t0 + absl::Milliseconds(500), 6);
-  seen_.Mark({six});
+  std::vector<Podmetric> kept_six = {six};
+  seen_.KeepUnseen(&kept_six);
   StoreElsewhere({six});
   ASSERT_TRUE(tail->RunOnce().ok());
   EXPECT_THAT(delivered_, IsEmpty());
@@ -154,7 +157,8 @@ TEST_F(SampleTailTest, SamplesWithoutSeqAreFedWhenNewerThanAnySeen) {
   std::unique_ptr<SampleTail> tail = RecordingTail();
   const absl::Time t0 = clock_.Now() + absl::Microseconds(250400);
   const Podmetric local = At("seed", t0, 0);
-  seen_.Mark({local});
+  std::vector<Podmetric> kept = {local};
+  seen_.KeepUnseen(&kept);
   StoreElsewhere({local, At("seed", t0 + absl::Milliseconds(500), 0),
                   At("seed", t0 + absl::Milliseconds(1500), 0)});
   clock_.Advance(absl::Seconds(2));
@@ -229,12 +233,54 @@ TEST_F(SampleTailTest, IdleWithoutWorkloadsAndSkipsOtherWorkloadsMembers) {
   EXPECT_EQ(tail->stats().skipped, 1u);
 }
 
+TEST(SeenSamplesTest, AReplayedSampleIsKeptOutOnce) {
+  SeenSamples seen;
+  const absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
+  std::vector<Podmetric> first;
+  for (uint64_t seq = 1; seq <= 3; ++seq) {
+    Podmetric m = testing::Sample("a", t0 + absl::Seconds(seq));
+    m.seq = seq;
+    first.push_back(m);
+  }
+  seen.KeepUnseen(&first);
+  EXPECT_EQ(first.size(), 3u);
+  // After a reconnect the sidecar replays 2 and 3 (unacknowledged) with new receivedAt,
+  // then goes on with 4; another pod's samples are untouched.
+  std::vector<Podmetric> replay;
+  for (uint64_t seq = 2; seq <= 4; ++seq) {
+    Podmetric m = testing::Sample("a", t0 + absl::Minutes(1) + absl::Seconds(seq));
+    m.seq = seq;
+    replay.push_back(m);
+  }
+  Podmetric other = testing::Sample("b", t0);
+  other.seq = 2;
+  replay.push_back(other);
+  seen.KeepUnseen(&replay);
+  ASSERT_EQ(replay.size(), 2u);
+  EXPECT_EQ(replay[0].seq, 4u);
+  EXPECT_EQ(replay[1].id, other.id);
+}
+
+TEST(SeenSamplesTest, MaybeForgetSweepsAtMostOnceAMinute) {
+  SeenSamples seen(absl::Minutes(5));
+  const absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
+  std::vector<Podmetric> s = {testing::Sample("a", t0)};
+  seen.KeepUnseen(&s);
+  seen.MaybeForget(t0 + absl::Minutes(5) - absl::Seconds(1));  // sweeps; "a" is young enough
+  EXPECT_EQ(seen.size(), 1u);
+  seen.MaybeForget(t0 + absl::Minutes(5) + absl::Seconds(30));  // too soon for another sweep
+  EXPECT_EQ(seen.size(), 1u);
+  seen.MaybeForget(t0 + absl::Minutes(6));  // a minute on: sweeps, "a" is gone
+  EXPECT_EQ(seen.size(), 0u);
+}
+
 TEST(SeenSamplesTest, ForgetsSilentPods) {
   SeenSamples seen;
   const absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
   Podmetric old = testing::Sample("old", t0);
   old.seq = 5;
-  seen.Mark({old, testing::Sample("new", t0 + absl::Minutes(30))});
+  std::vector<Podmetric> both = {old, testing::Sample("new", t0 + absl::Minutes(30))};
+  seen.KeepUnseen(&both);
   seen.Forget(t0 + absl::Minutes(10));
   EXPECT_EQ(seen.size(), 1u);
   // Forgotten: its samples count as unseen again.
