@@ -162,8 +162,9 @@ int Run(int argc, char** argv) {
       }
       metrics.routes_refused().Set(static_cast<double>(refused.size()));
     };
-    absl::StatusOr<std::unique_ptr<KubeDiscovery>> created =
-        KubeDiscovery::Create(*cluster, flags.namespace_, route_list, std::move(sinks));
+    absl::StatusOr<std::unique_ptr<KubeDiscovery>> created = KubeDiscovery::Create(
+        *cluster, flags.namespace_, route_list, std::move(sinks),
+        [&metrics](const absl::Status&) { metrics.kube_watch_errors().Increment(); });
     if (!created.ok()) {
       std::cerr << "zeroscale-balancer: " << cluster->source << ": " << created.status().message()
                 << "\n";

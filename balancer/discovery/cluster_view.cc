@@ -61,6 +61,7 @@ void ClusterView::OnCustomAutoscaler(kube::WatchEventType type, const kube::Cust
     r.service = absl::StrCat(ca.namespace_, "/",
                              spec.service.empty() ? ca.spec.scale_target_ref.name : spec.service);
     r.port = spec.port;
+    if (!ca.route_error.ok()) r.error = std::string(ca.route_error.message());
     r.route.workload = r.workload;
     r.route.host = spec.host;
     r.route.path_prefix = spec.path_prefix;
@@ -118,13 +119,14 @@ void ClusterView::RebuildRoutesLocked() {
     it = refused_.erase(it);
   }
   for (const auto& [key, r] : routed_) {
-    absl::Status s = table.Add(r.route);
+    absl::Status s = r.error.empty() ? table.Add(r.route) : absl::InvalidArgumentError(r.error);
     if (s.ok()) {
       sign(r.route);
       if (refused_.erase(key) && sinks_.refused) sinks_.refused(key, "");
       continue;
     }
-    const std::string reason = absl::StrCat("spec.route: ", s.message());
+    const std::string reason =
+        r.error.empty() ? absl::StrCat("spec.route: ", s.message()) : r.error;
     auto [it, inserted] = refused_.try_emplace(key, reason);
     if (!inserted && it->second == reason) continue;
     it->second = reason;

@@ -59,6 +59,7 @@ class ClusterView {
     std::string service;   // namespace/service
     std::string port;      // as in spec.route.port
     Route route;
+    std::string error;  // the parser's objection to spec.route (bad service or port)
   };
   struct Emitted {
     std::vector<std::string> ready, withdrawn;

@@ -7,18 +7,20 @@ namespace zeroscale::balancer {
 
 absl::StatusOr<std::unique_ptr<KubeDiscovery>> KubeDiscovery::Create(
     const kube::ClusterConfig& cluster, const std::string& ns, std::vector<Route> file_routes,
-    ClusterSinks sinks) {
+    ClusterSinks sinks, std::function<void(const absl::Status&)> on_error) {
   absl::StatusOr<std::unique_ptr<kube::KubeClient>> client = kube::KubeClient::Create(cluster);
   if (!client.ok()) return client.status();
-  return std::unique_ptr<KubeDiscovery>(
-      new KubeDiscovery(*std::move(client), ns, std::move(file_routes), std::move(sinks)));
+  return std::unique_ptr<KubeDiscovery>(new KubeDiscovery(
+      *std::move(client), ns, std::move(file_routes), std::move(sinks), std::move(on_error)));
 }
 
 KubeDiscovery::KubeDiscovery(std::unique_ptr<kube::KubeClient> client, const std::string& ns,
-                             std::vector<Route> file_routes, ClusterSinks sinks)
+                             std::vector<Route> file_routes, ClusterSinks sinks,
+                             std::function<void(const absl::Status&)> on_error)
     : client_(std::move(client)), view_(std::move(file_routes), std::move(sinks)) {
   kube::WatcherOptions options;
   options.namespace_ = ns;
+  options.on_error = std::move(on_error);
   autoscalers_ = std::make_unique<kube::CustomAutoscalerWatcher>(
       client_.get(), options, [this](kube::WatchEventType type, const kube::CustomAutoscaler& ca) {
         view_.OnCustomAutoscaler(type, ca);

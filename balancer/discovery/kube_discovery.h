@@ -8,6 +8,7 @@
 #ifndef ZEROSCALE_BALANCER_DISCOVERY_KUBE_DISCOVERY_H_
 #define ZEROSCALE_BALANCER_DISCOVERY_KUBE_DISCOVERY_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,11 +24,11 @@ namespace zeroscale::balancer {
 
 class KubeDiscovery {
  public:
-  // `ns` "" watches all namespaces. kFailedPrecondition for an unusable configuration.
-  static absl::StatusOr<std::unique_ptr<KubeDiscovery>> Create(const kube::ClusterConfig& cluster,
-                                                               const std::string& ns,
-                                                               std::vector<Route> file_routes,
-                                                               ClusterSinks sinks);
+  // `ns` "" watches all namespaces. `on_error` (may be empty) hears each list/watch
+  // failure, which the informers retry. kFailedPrecondition for an unusable configuration.
+  static absl::StatusOr<std::unique_ptr<KubeDiscovery>> Create(
+      const kube::ClusterConfig& cluster, const std::string& ns, std::vector<Route> file_routes,
+      ClusterSinks sinks, std::function<void(const absl::Status&)> on_error = nullptr);
   ~KubeDiscovery();  // stops
   KubeDiscovery(const KubeDiscovery&) = delete;
   KubeDiscovery& operator=(const KubeDiscovery&) = delete;
@@ -40,7 +41,8 @@ class KubeDiscovery {
 
  private:
   KubeDiscovery(std::unique_ptr<kube::KubeClient> client, const std::string& ns,
-                std::vector<Route> file_routes, ClusterSinks sinks);
+                std::vector<Route> file_routes, ClusterSinks sinks,
+                std::function<void(const absl::Status&)> on_error);
 
   std::unique_ptr<kube::KubeClient> client_;
   ClusterView view_;

@@ -98,6 +98,7 @@ bool Informer<Traits>::WaitAfter(const absl::Status& error) {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.errors;
   }
+  if (options_.on_error) options_.on_error(error);
   ZS_LOG(kWarning, absl::StrCat(Traits::kKind, " list/watch failed; retrying"),
          {"error", error.ToString()}, {"delay", absl::FormatDuration(delay)});
   return options_.sleeper->Sleep(delay, &cancel_) && !cancel_.cancelled();

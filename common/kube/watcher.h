@@ -41,6 +41,9 @@ struct WatcherOptions {
   absl::Duration watch_timeout = absl::Minutes(5);
   BackoffOptions backoff;
   Sleeper* sleeper = RealSleeper::Get();  // injectable to observe delays in tests
+  // Called on the informer's thread with each failure that leads to a wait (to count
+  // it in a metric); may be empty.
+  std::function<void(const absl::Status&)> on_error;
 };
 
 struct WatcherStats {

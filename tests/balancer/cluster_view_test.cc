@@ -141,6 +141,15 @@ TEST(ClusterViewTest, AConflictingOrMalformedRouteIsRefusedAloneAndNamed) {
   EXPECT_EQ(rec.tables.back().Match("llama.local", "/")->workload, kLlama);
   EXPECT_EQ(rec.tables.back().Match("demo.local", "/")->workload, "local/Deployment/demo");
 
+  // What the parser objected to (here a port) is refused with its message.
+  kube::CustomAutoscaler bad_port = Ca("badport", "badport.local");
+  bad_port.route_error =
+      absl::InvalidArgumentError("spec.route.port: must be 1-65535 or a port name, not '0'");
+  view.OnCustomAutoscaler(WatchEventType::kAdded, bad_port);
+  EXPECT_EQ(rec.refused["ml/badport"], "spec.route.port: must be 1-65535 or a port name, not '0'");
+  EXPECT_EQ(rec.tables.back().Match("badport.local", "/"), nullptr);
+  view.OnCustomAutoscaler(WatchEventType::kDeleted, bad_port);
+
   // Fixed: accepted, and the refusal is withdrawn once.
   const int calls = rec.refused_calls;
   view.OnCustomAutoscaler(WatchEventType::kModified, Ca("typo", "", "/typo"));

@@ -184,5 +184,37 @@ TEST_F(BalancerKubeTest, AWorkloadAtZeroWakesAndItsSliceReleasesTheHeldRequest) 
   EXPECT_EQ(pod.count(), 5u);
 }
 
+TEST_F(BalancerKubeTest, ApiErrorsAndAnExpiredWatchAreRiddenOut) {
+  RecordingBackend a("a"), b("b");
+  ASSERT_TRUE(server_.Create(kCrs, CrJson("llama", "/llama")).ok());
+  ASSERT_TRUE(server_.Create(kSlices, SliceJson("llama-a", "llama", a.port(), true)).ok());
+  // The API server fails the first lists: the balancer retries with backoff, counts them.
+  server_.FailNext(2, 503, -1, "endpointslices");
+  server_.FailNext(1, 429, 1, "customautoscalers");
+  StartBalancer();
+  ASSERT_TRUE(WaitFor([&] { return Get("/llama/x") == "a /llama/x"; }, absl::Seconds(30)));
+  EXPECT_TRUE(MetricsHave("zeroscale_balancer_kube_watch_errors_total 3"));
+
+  // The watches end and, while the informers wait out a 429 on re-watching, a pod is
+  // replaced and the history they would resume from is compacted away: only the re-list
+  // after 410 Gone can show the change.
+  ASSERT_TRUE(server_.WaitForWatches(2, absl::Seconds(20)));
+  server_.FailNext(2, 429, 1, "watch=");
+  server_.CloseWatches();
+  ASSERT_TRUE(server_.Delete(absl::StrCat(kSlices, "/llama-a")).ok());
+  ASSERT_TRUE(server_.Create(kSlices, SliceJson("llama-b", "llama", b.port(), true)).ok());
+  server_.Compact();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (int i = 0; i < 4; ++i) {
+          if (Get("/llama/t") != "b /llama/t") return false;
+        }
+        return true;
+      },
+      absl::Seconds(30)));
+  // Two failed lists, the first good one, and the re-list after 410.
+  EXPECT_EQ(server_.CountRequests("GET", "endpointslices?labelSelector"), 4);
+}
+
 }  // namespace
 }  // namespace zeroscale
