@@ -407,6 +407,7 @@ void Dispatcher::OnRequestDone(const proxy::RequestResult& r) {
   std::string workload;
   std::string upstream;
   std::function<void(LogEntry)> logger;
+  prometheus::Counter* requests = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = records_.find(r.head->id);
@@ -416,6 +417,13 @@ void Dispatcher::OnRequestDone(const proxy::RequestResult& r) {
       if (rec.workload != nullptr) {
         Workload* w = rec.workload;
         workload = w->id;
+        for (const auto& [status, counter] : w->requests_by_status) {
+          if (status == r.status) requests = counter;
+        }
+        if (requests == nullptr) {
+          requests = metrics_->Requests(w->id, r.status);
+          w->requests_by_status.emplace_back(r.status, requests);
+        }
         if (rec.endpoint) {
           rec.endpoint->active--;
           w->active--;
@@ -431,7 +439,8 @@ void Dispatcher::OnRequestDone(const proxy::RequestResult& r) {
     logger = logger_;
   }
   Run(&actions);
-  metrics_->Requests(workload, r.status)->Increment();
+  if (requests == nullptr) requests = metrics_->Requests(workload, r.status);  // no route
+  requests->Increment();
   if (logger) {
     LogEntry e;
     e.timestamp = clock_->Now();

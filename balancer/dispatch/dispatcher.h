@@ -148,6 +148,8 @@ class Dispatcher : public proxy::UpstreamPicker, public proxy::ProxyObserver {
     absl::Time next_attempt;
     absl::Duration backoff;
     std::string last_error;
+    // requests_total children by status, so a finished request looks up no labels.
+    std::vector<std::pair<int, prometheus::Counter*>> requests_by_status;
     // Traffic reports.
     uint64_t requests_since_report = 0;
     bool reported_nonzero = false;

@@ -51,24 +51,47 @@ std::string LogEntryToJson(const LogEntry& e) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-absl::StatusOr<LogEntry> LogEntryFromJson(absl::string_view text) {
-  json j = json::parse(text.begin(), text.end(), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return absl::InvalidArgumentError("not a JSON object");
+void AppendLogEntryFields(const LogEntry& e, RedisCommand* command) {
+  command->insert(command->end(),
+                  {"timestamp", FormatRfc3339(e.timestamp), "client_ip", e.client_ip, "target_url",
+                   e.target_url, "http_method", e.http_method, "response_status",
+                   absl::StrCat(e.response_status), "latency_ms", absl::StrCat(e.latency_ms),
+                   "workload", e.workload, "upstream", e.upstream});
+}
+
+absl::StatusOr<LogEntry> LogEntryFromFields(const RedisReply& fields) {
   LogEntry e;
-  try {
-    absl::StatusOr<absl::Time> t = ParseRfc3339(j.at("timestamp").get<std::string>());
-    if (!t.ok()) return t.status();
-    e.timestamp = *t;
-    e.client_ip = j.value("client_ip", "");
-    e.target_url = j.value("target_url", "");
-    e.http_method = j.value("http_method", "");
-    e.response_status = j.value("response_status", 0);
-    e.latency_ms = j.value("latency_ms", int64_t{0});
-    e.workload = j.value("workload", "");
-    e.upstream = j.value("upstream", "");
-  } catch (const json::exception& ex) {
-    return absl::InvalidArgumentError(ex.what());
+  bool has_timestamp = false;
+  for (size_t i = 0; i + 1 < fields.elements.size(); i += 2) {
+    const std::string& name = fields.elements[i].str;
+    const std::string& value = fields.elements[i + 1].str;
+    if (name == "timestamp") {
+      absl::StatusOr<absl::Time> t = ParseRfc3339(value);
+      if (!t.ok())
+        return absl::InvalidArgumentError(absl::StrCat("timestamp: ", t.status().message()));
+      e.timestamp = *t;
+      has_timestamp = true;
+    } else if (name == "client_ip") {
+      e.client_ip = value;
+    } else if (name == "target_url") {
+      e.target_url = value;
+    } else if (name == "http_method") {
+      e.http_method = value;
+    } else if (name == "response_status") {
+      if (!absl::SimpleAtoi(value, &e.response_status)) {
+        return absl::InvalidArgumentError(absl::StrCat("response_status: not a number: ", value));
+      }
+    } else if (name == "latency_ms") {
+      if (!absl::SimpleAtoi(value, &e.latency_ms)) {
+        return absl::InvalidArgumentError(absl::StrCat("latency_ms: not a number: ", value));
+      }
+    } else if (name == "workload") {
+      e.workload = value;
+    } else if (name == "upstream") {
+      e.upstream = value;
+    }
   }
+  if (!has_timestamp) return absl::InvalidArgumentError("timestamp: missing");
   return e;
 }
 
@@ -150,7 +173,8 @@ void LogWriter::WriteBatch(std::vector<LogEntry>* batch) {
   cmds.reserve(batch->size());
   const std::string cap = absl::StrCat(options_.max_entries);
   for (const LogEntry& e : *batch) {
-    cmds.push_back({"XADD", kLogsKey, "MAXLEN", "~", cap, "*", "e", LogEntryToJson(e)});
+    RedisCommand& cmd = cmds.emplace_back(RedisCommand{"XADD", kLogsKey, "MAXLEN", "~", cap, "*"});
+    AppendLogEntryFields(e, &cmd);
   }
   absl::StatusOr<std::vector<RedisReply>> r = redis_->Pipeline(cmds);
   uint64_t ok = 0;
@@ -204,25 +228,20 @@ absl::StatusOr<LogPage> QueryLogs(Redis* redis, const LogFilter& f) {
     for (const RedisReply& item : r->elements) {
       if (item.elements.size() != 2) continue;
       last_id = item.elements[0].str;
-      const RedisReply& fields = item.elements[1];
-      for (size_t i = 0; i + 1 < fields.elements.size(); i += 2) {
-        if (fields.elements[i].str != "e") continue;
-        absl::StatusOr<LogEntry> e = LogEntryFromJson(fields.elements[i + 1].str);
-        if (!e.ok()) break;  // a foreign or corrupt entry: skip it
-        if (f.from && e->timestamp < *f.from - absl::Milliseconds(kWriteSlackMs)) return page;
-        if (f.from && e->timestamp < *f.from) break;
-        if (f.to && e->timestamp > *f.to) break;
-        if (!f.target.empty() && !absl::StrContains(e->target_url, f.target)) break;
-        if (skip > 0) {
-          skip--;
-          break;
-        }
-        page.entries.push_back(*std::move(e));
-        if (page.entries.size() >= f.limit) {
-          page.next_cursor = last_id;
-          return page;
-        }
-        break;
+      absl::StatusOr<LogEntry> e = LogEntryFromFields(item.elements[1]);
+      if (!e.ok()) continue;  // a foreign or corrupt entry: skip it
+      if (f.from && e->timestamp < *f.from - absl::Milliseconds(kWriteSlackMs)) return page;
+      if (f.from && e->timestamp < *f.from) continue;
+      if (f.to && e->timestamp > *f.to) continue;
+      if (!f.target.empty() && !absl::StrContains(e->target_url, f.target)) continue;
+      if (skip > 0) {
+        skip--;
+        continue;
+      }
+      page.entries.push_back(*std::move(e));
+      if (page.entries.size() >= f.limit) {
+        page.next_cursor = last_id;
+        return page;
       }
     }
     if (r->elements.size() < static_cast<size_t>(kScanChunk) || last_id.empty()) return page;

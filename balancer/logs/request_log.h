@@ -1,9 +1,11 @@
 // Request logs (seed 004's proxy_logs table) in a capped Redis stream,
-// `zeroscale:balancer:logs`: one entry per answered request, field `e` holding the JSON
-// {timestamp, client_ip, target_url, http_method, response_status, latency_ms, workload,
-// upstream}. `timestamp` is when the response ended (RFC 3339, ms); `target_url` is the
-// URL the client asked for (http://<Host><path and query>), which stays meaningful while
-// pods come and go; `upstream` is the pod's address ("" when none was picked).
+// `zeroscale:balancer:logs`: one entry per answered request whose stream fields are the
+// table's columns: timestamp, client_ip, target_url, http_method, response_status,
+// latency_ms, plus workload and upstream (native stream fields rather than a JSON blob:
+// nothing to encode on the write path, and readable with plain XRANGE). `timestamp` is when the
+// response ended (RFC 3339, ms); `target_url` is the URL the client asked for (http://<Host><path
+// and query>), which stays meaningful while pods come and go; `upstream` is the pod's address (""
+// when none was picked).
 //
 // LogWriter keeps logging off the data path: Append only queues (bounded; full means
 // dropped and counted) and one background thread with its own Redis connection writes
@@ -45,8 +47,13 @@ struct LogEntry {
   std::string upstream;
 };
 
+// The JSON the admin API serves for one entry (the same field names).
 std::string LogEntryToJson(const LogEntry& e);
-absl::StatusOr<LogEntry> LogEntryFromJson(absl::string_view json);
+// XADD arguments after the id: field, value, field, value...
+void AppendLogEntryFields(const LogEntry& e, RedisCommand* command);
+// An entry from a stream entry's field/value array; kInvalidArgument names what is
+// missing or malformed (foreign entries in the stream are skipped by readers).
+absl::StatusOr<LogEntry> LogEntryFromFields(const RedisReply& fields);
 
 struct LogWriterOptions {
   size_t max_entries = 100000;  // stream cap (approximate: MAXLEN ~)

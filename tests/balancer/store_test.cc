@@ -86,6 +86,40 @@ TEST_F(StoreTest, SettingsPutFailsClearlyWhenRedisIsDown) {
   EXPECT_EQ(store.Serving().policy, Policy::kRoundRobin);  // cache unchanged
 }
 
+TEST_F(StoreTest, LogEntriesAreStreamFieldsAndForeignEntriesAreSkipped) {
+  LogWriter writer(Connect(redis_.port()), {});
+  writer.Start();
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  writer.Append(Entry(t0, "http://a.local/first"));
+  writer.Flush();
+  // Readable with plain Redis tools: the table's columns are the stream's fields.
+  const std::string raw = redis_.Cli("XRANGE zeroscale:balancer:logs - +");
+  EXPECT_THAT(raw, HasSubstr("target_url"));
+  EXPECT_THAT(raw, HasSubstr("http://a.local/first"));
+  EXPECT_THAT(raw, HasSubstr("response_status"));
+  // Something else wrote to the stream: neither entry breaks reading.
+  redis_.Cli("XADD zeroscale:balancer:logs * foo bar");
+  redis_.Cli("XADD zeroscale:balancer:logs * timestamp yesterday target_url http://x/");
+  writer.Append(Entry(t0 + absl::Seconds(1), "http://a.local/second"));
+  writer.Flush();
+  LogReader reader(Connect(redis_.port()));
+  auto page = reader.Query(LogFilter{});
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->entries.size(), 2u);
+  EXPECT_EQ(page->entries[0].target_url, "http://a.local/second");
+  EXPECT_EQ(page->entries[1].target_url, "http://a.local/first");
+
+  RedisReply bad;
+  bad.type = RedisReply::Type::kArray;
+  for (const char* v : {"timestamp", "2026-11-25T06:00:00Z", "response_status", "two hundred"}) {
+    RedisReply r;
+    r.type = RedisReply::Type::kString;
+    r.str = v;
+    bad.elements.push_back(r);
+  }
+  EXPECT_THAT(LogEntryFromFields(bad).status().message(), HasSubstr("response_status"));
+}
+
 TEST_F(StoreTest, LogsFilterByTimeAndTargetAndPage) {
   LogWriter writer(Connect(redis_.port()), {});
   writer.Start();
