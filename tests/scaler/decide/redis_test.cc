@@ -139,13 +139,7 @@ TEST_F(DecideRedisTest, NewLeaderRebuildsFullWindowsFromRedis) {
   FakeSetter setter;
   RecordingSink sink;
   Decider decider(&clock_, &scheduler, &setter, &sink);
-  WorkloadSpec spec;
-  spec.workload = kWorkload;
-  spec.min_replicas = 1;
-  spec.max_replicas = 5;
-  spec.rules = {testing::Rule("busy", Action::kIncreaseInstances, MetricType::kInFlightRequests,
-                              Operator::kGreaterThan, 5)};
-  decider.Upsert(spec, 2);
+  decider.Upsert(testing::BusySpec(), 2);
   scheduler.RunPending();
   ASSERT_TRUE(decider.RebuildFromRedis(redis_.get()).ok());
   scheduler.RunPending();

@@ -83,13 +83,7 @@ TEST_F(SampleTailTest, SamplesStoredByAnotherReplicaReachTheDecider) {
   testing::FakeSetter setter;
   testing::RecordingSink sink;
   Decider decider(&clock_, &scheduler, &setter, &sink);
-  WorkloadSpec spec;
-  spec.workload = kWorkload;
-  spec.min_replicas = 1;
-  spec.max_replicas = 5;
-  spec.rules = {testing::Rule("busy", Action::kIncreaseInstances, MetricType::kInFlightRequests,
-                              Operator::kGreaterThan, 5)};
-  decider.Upsert(spec, 2);
+  decider.Upsert(testing::BusySpec(), 2);
   scheduler.RunPending();
   // The test thread is the scheduler's thread here, so the engine may be read directly.
   SampleTail tail(

@@ -79,6 +79,18 @@ inline ScalingRule Rule(const std::string& id, Action action, MetricType metric,
   return r;
 }
 
+// kWorkload at 1..5 replicas with one rule, "busy": one more replica while the mean
+// in-flight requests per pod exceed 5.
+inline WorkloadSpec BusySpec() {
+  WorkloadSpec spec;
+  spec.workload = kWorkload;
+  spec.min_replicas = 1;
+  spec.max_replicas = 5;
+  spec.rules = {Rule("busy", Action::kIncreaseInstances, MetricType::kInFlightRequests,
+                     Operator::kGreaterThan, 5)};
+  return spec;
+}
+
 }  // namespace zeroscale::decide::testing
 
 #endif  // ZEROSCALE_TESTS_SCALER_DECIDE_TEST_UTIL_H_
