@@ -50,12 +50,32 @@ RedisServer::~RedisServer() {
 std::string RedisServer::address() const { return absl::StrCat("127.0.0.1:", port_); }
 
 absl::Status RedisServer::Start() {
+  // The port was free when the constructor picked it, but another server of the test may
+  // have been handed it since (the kernel reuses freed ephemeral ports): on the first
+  // start, a redis-server that cannot bind is retried on a fresh port. A restart keeps
+  // its port, which the tests rely on.
+  const int attempts = started_ ? 1 : 5;
+  absl::Status s;
+  for (int i = 0; i < attempts; ++i) {
+    if (i > 0) port_ = FreePort();
+    s = StartOnce();
+    if (s.ok()) {
+      started_ = true;
+      return s;
+    }
+    if (s.code() != absl::StatusCode::kAborted) return s;
+  }
+  return s;
+}
+
+absl::Status RedisServer::StartOnce() {
   const std::string port = absl::StrCat(port_);
   pid_ = ::fork();
   if (pid_ == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     int devnull = ::open("/dev/null", O_WRONLY);
     ::dup2(devnull, STDOUT_FILENO);
+    ::dup2(devnull, STDERR_FILENO);
     if (dir_.empty()) {
       ::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
                "--save", "", "--appendonly", "no", static_cast<char*>(nullptr));
@@ -68,6 +88,15 @@ absl::Status RedisServer::Start() {
   }
   // Wait for PING to answer: the server is ready exactly then.
   for (int i = 0; i < 500; ++i) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+        return absl::InternalError("redis-server could not be started (is it installed?)");
+      }
+      return absl::AbortedError(
+          absl::StrCat("redis-server exited at start (port ", port_, " taken?)"));
+    }
     timeval tv{0, 100000};
     redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
     if (c != nullptr && c->err == 0) {
@@ -75,14 +104,11 @@ absl::Status RedisServer::Start() {
       const bool ok = reply != nullptr && reply->type == REDIS_REPLY_STATUS;
       if (reply != nullptr) freeReplyObject(reply);
       redisFree(c);
-      if (ok) return absl::OkStatus();
+      // Ours only if it is still running: a PONG may come from someone else's server on
+      // the port ours failed to bind.
+      if (ok && ::waitpid(pid_, &status, WNOHANG) == 0) return absl::OkStatus();
     } else if (c != nullptr) {
       redisFree(c);
-    }
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return absl::InternalError("redis-server exited at start (is it installed?)");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

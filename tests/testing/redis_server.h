@@ -39,8 +39,11 @@ class RedisServer {
   std::string Cli(const std::string& args) const;
 
  private:
+  absl::Status StartOnce();
+
   uint16_t port_;
-  std::string dir_;  // non-empty when persistent
+  bool started_ = false;  // once started, restarts keep the port
+  std::string dir_;       // non-empty when persistent
   pid_t pid_ = -1;
 };
 
