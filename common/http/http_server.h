@@ -81,20 +81,31 @@ struct ServerOptions {
 
 class Server {
  public:
+  // What listens and serves connections: plain HTTP here, TLS in tls_server.h (kept in
+  // its own library so programs without TLS do not link OpenSSL).
+  class Transport {
+   public:
+    virtual ~Transport() = default;
+    virtual absl::Status Start() = 0;
+    virtual void Stop() = 0;
+    virtual uint16_t port() const = 0;
+  };
+
+  // Plain HTTP.
   Server(ServerOptions options, Handler handler);
+  explicit Server(std::unique_ptr<Transport> transport);
   ~Server();  // stops
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
   // Binds and starts the I/O threads. kFailedPrecondition names the address when the
-  // port cannot be bound.
+  // port cannot be bound (and, for TLS, the file that cannot be used).
   absl::Status Start();
   void Stop();
   uint16_t port() const;
 
  private:
-  class Impl;
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<Transport> impl_;
 };
 
 // Percent-decodes a URL component ('+' becomes a space).
