@@ -34,6 +34,7 @@
 #include "scaler/rules/rules_service.h"
 #include "scaler/store/podmetric_store.h"
 #include "scaler/store/rule_store.h"
+#include "scaler/webhook/webhook_server.h"
 
 namespace zeroscale {
 namespace {
@@ -44,7 +45,7 @@ struct Flags {
   absl::Duration retention;
   bool leader_elect = true, dry_run = false;
   int64_t ingest_batch = 4096, ingest_queue = 200000;
-  std::string sidecar_bin, replica_log_dir;
+  std::string sidecar_bin, replica_log_dir, sidecar_image, sidecar_scaler_address;
   absl::Duration staleness;
   absl::Duration follow_interval;
 };
@@ -73,6 +74,11 @@ Flags ParseFlags(int argc, char** argv) {
   fs.Bool("dry-run", &f.dry_run, false, "Compute, explain and record decisions; apply none");
   fs.String("webhook-cert", &f.webhook_cert, "", "TLS certificate (PEM) of the webhook");
   fs.String("webhook-key", &f.webhook_key, "", "TLS private key (PEM) of the webhook");
+  fs.String("sidecar-image", &f.sidecar_image, webhook::DefaultSidecarImage(),
+            "Image of the sidecar the webhook injects");
+  fs.String("sidecar-scaler-address", &f.sidecar_scaler_address, "",
+            "--scaler of injected sidecars (default: zeroscale-scaler.<this namespace>.svc:"
+            "<gRPC port>)");
   fs.Int("ingest-batch", &f.ingest_batch, 4096, "Samples per Redis round trip", 1, 100000);
   fs.Int("ingest-queue", &f.ingest_queue, 200000,
          "Samples queued before streams are paused (backpressure)", 100, 100000000);
@@ -87,6 +93,10 @@ Flags ParseFlags(int argc, char** argv) {
               "Redis, so decisions hear every pod (0: never)");
   fs.Enum("log-level", &f.log_level, "info", log::LevelNames(), "Lowest level logged");
   fs.ParseOrExit(argc, argv);
+  if (f.webhook_cert.empty() != f.webhook_key.empty()) {
+    std::cerr << "zeroscale-scaler: --webhook-cert and --webhook-key go together\n";
+    std::exit(2);
+  }
   if (f.backend == "local" && f.workloads.empty()) {
     std::cerr << "zeroscale-scaler: --backend=local needs --workloads=FILE\n";
     std::exit(2);
@@ -150,6 +160,28 @@ std::string SidecarPath(const Flags& flags, const char* argv0) {
   return "zeroscale-sidecar";  // from PATH
 }
 
+// The admission webhook when it has a certificate; nullptr (said once) without one.
+absl::StatusOr<std::unique_ptr<webhook::WebhookServer>> StartWebhook(
+    const Flags& flags, const std::string& scaler_namespace, prometheus::Registry* registry) {
+  if (flags.webhook_cert.empty()) {
+    ZS_LOG(kInfo, "admission webhook off: no --webhook-cert and --webhook-key",
+           {"webhook_listen", flags.webhook_listen.ToString()});
+    return nullptr;
+  }
+  webhook::WebhookOptions options;
+  options.listen = flags.webhook_listen;
+  options.cert_file = flags.webhook_cert;
+  options.key_file = flags.webhook_key;
+  options.injector.sidecar_image = flags.sidecar_image;
+  options.injector.scaler_address = flags.sidecar_scaler_address;
+  if (options.injector.scaler_address.empty()) {
+    options.injector.scaler_address =
+        absl::StrCat("zeroscale-scaler.", scaler_namespace.empty() ? "default" : scaler_namespace,
+                     ".svc:", flags.grpc_listen.port);
+  }
+  return webhook::WebhookServer::Start(std::move(options), registry);
+}
+
 int Run(int argc, char** argv) {
   const Flags flags = ParseFlags(argc, argv);
   log::SetComponent("scaler");
@@ -189,6 +221,12 @@ int Run(int argc, char** argv) {
   const Clock* clock = RealClock::Get();
   auto registry = std::make_shared<prometheus::Registry>();
   ingest::IngestMetrics ingest_metrics(registry.get());
+  absl::StatusOr<std::unique_ptr<webhook::WebhookServer>> webhook_server =
+      StartWebhook(flags, cluster.ok() ? cluster->namespace_ : "", registry.get());
+  if (!webhook_server.ok()) {
+    std::cerr << "zeroscale-scaler: " << webhook_server.status().message() << "\n";
+    return 2;
+  }
 
   RedisOptions redis_options;
   redis_options.host = flags.redis.host;
@@ -356,6 +394,7 @@ int Run(int argc, char** argv) {
   const int sig = WaitForTerminationSignal();
   ZS_LOG(kInfo, "stopping", {"signal", absl::StrCat(sig)});
   http_server.Stop();
+  if (*webhook_server != nullptr) (*webhook_server)->Stop();
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (local_backend != nullptr) local_backend->Shutdown();
   tail.Stop();  // before the loop: each round asks the loop for the workloads

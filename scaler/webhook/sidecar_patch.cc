@@ -1,0 +1,343 @@
+#include "scaler/webhook/sidecar_patch.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/config/flags.h"
+#include "nlohmann/json.hpp"
+
+namespace zeroscale::webhook {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr char kInject[] = "zeroscale.io/inject";
+constexpr char kPort[] = "zeroscale.io/port";
+constexpr char kProxyPort[] = "zeroscale.io/proxy-port";
+constexpr char kSampleInterval[] = "zeroscale.io/sample-interval";
+constexpr char kDiskPaths[] = "zeroscale.io/disk-paths";
+constexpr char kReadinessPath[] = "zeroscale.io/readiness-path";
+constexpr char kWorkload[] = "zeroscale.io/workload";
+constexpr char kInjected[] = "zeroscale.io/injected";
+constexpr int kDefaultProxyPort = 8012;
+constexpr int kAdminPort = 8013;  // the sidecar's --admin-listen default
+
+// Skip reasons, the label values of zeroscale_webhook_skipped_total.
+constexpr char kOptedOut[] = "opted_out";
+constexpr char kNotRequested[] = "not_requested";
+constexpr char kAlreadyInjected[] = "already_injected";
+constexpr char kMissingPort[] = "missing_port";
+constexpr char kInvalidAnnotation[] = "invalid_annotation";
+constexpr char kPortConflict[] = "port_conflict";
+
+// Why the sidecar was not injected, worded for `kubectl` users who see the warning.
+std::string NotInjected(absl::string_view why) {
+  return absl::StrCat("zeroscale sidecar not injected: ", why);
+}
+
+std::string BadValue(absl::string_view key, absl::string_view value, absl::string_view expected) {
+  return NotInjected(absl::StrCat("annotation ", key, ": \"", value, "\" is not ", expected));
+}
+
+const json* Find(const json& j, const char* key) {
+  if (!j.is_object()) return nullptr;
+  auto it = j.find(key);
+  return it == j.end() ? nullptr : &*it;
+}
+
+std::string StringAt(const json& j, const char* key) {
+  const json* v = Find(j, key);
+  return v != nullptr && v->is_string() ? v->get<std::string>() : "";
+}
+
+// Collects the sidecar's settings from the annotations; the first bad one ends it.
+class Settings {
+ public:
+  Settings(const json& annotations, Injection* out) : annotations_(annotations), out_(out) {}
+
+  std::optional<std::string> Get(const char* key) const {
+    const json* v = Find(annotations_, key);
+    if (v == nullptr) return std::nullopt;
+    return v->is_string() ? v->get<std::string>() : v->dump();
+  }
+
+  bool Fail(std::string warning, const char* reason) {
+    out_->warnings.push_back(std::move(warning));
+    out_->skip_reason = reason;
+    return false;
+  }
+
+  bool Port(const char* key, int def, int* port) {
+    const std::optional<std::string> v = Get(key);
+    if (!v) {
+      *port = def;
+      return def > 0;
+    }
+    int p = 0;
+    if (!absl::SimpleAtoi(*v, &p) || p < 1 || p > 65535) {
+      return Fail(BadValue(key, *v, "a port number (1-65535)"), kInvalidAnnotation);
+    }
+    *port = p;
+    return true;
+  }
+
+  // A value checked by `valid`, or `def` when the annotation is absent.
+  bool Text(const char* key, const std::string& def, bool (*valid)(const std::string&),
+            absl::string_view expected, std::string* out) {
+    const std::optional<std::string> v = Get(key);
+    if (!v) {
+      *out = def;
+      return true;
+    }
+    if (!valid(*v)) return Fail(BadValue(key, *v, expected), kInvalidAnnotation);
+    *out = *v;
+    return true;
+  }
+
+ private:
+  const json& annotations_;
+  Injection* const out_;
+};
+
+bool ValidInterval(const std::string& v) {
+  absl::StatusOr<absl::Duration> d = config::ParseDuration(v);
+  return d.ok() && *d >= absl::Milliseconds(100);
+}
+
+bool ValidPathList(const std::string& v) {
+  if (v.empty()) return false;
+  for (absl::string_view p : absl::StrSplit(v, ',')) {
+    if (!absl::StartsWith(p, "/")) return false;
+  }
+  return true;
+}
+
+bool ValidHttpPath(const std::string& v) {
+  return absl::StartsWith(v, "/") && v.find_first_of(" \t\r\n") == std::string::npos;
+}
+
+bool ValidWorkload(const std::string& v) {
+  const std::vector<absl::string_view> parts = absl::StrSplit(v, '/');
+  if (parts.size() != 2 && parts.size() != 3) return false;
+  for (absl::string_view p : parts) {
+    if (p.empty()) return false;
+  }
+  return true;
+}
+
+// <namespace>/<Kind>/<name> of the pod's controller: a ReplicaSet named after its
+// Deployment plus "-<pod-template-hash>" stands for that Deployment.
+std::string WorkloadFromOwner(const json& metadata, const std::string& ns) {
+  const json* refs = Find(metadata, "ownerReferences");
+  if (refs == nullptr || !refs->is_array()) return "";
+  for (const json& ref : *refs) {
+    const json* controller = Find(ref, "controller");
+    if (controller == nullptr || !controller->is_boolean() || !controller->get<bool>()) continue;
+    std::string kind = StringAt(ref, "kind"), name = StringAt(ref, "name");
+    if (kind.empty() || name.empty()) return "";
+    const json* labels = Find(metadata, "labels");
+    const std::string hash = labels != nullptr ? StringAt(*labels, "pod-template-hash") : "";
+    if (kind == "ReplicaSet" && !hash.empty() && absl::EndsWith(name, absl::StrCat("-", hash)) &&
+        name.size() > hash.size() + 1) {
+      kind = "Deployment";
+      name.resize(name.size() - hash.size() - 1);
+    }
+    return absl::StrCat(ns, "/", kind, "/", name);
+  }
+  return "";
+}
+
+json EnvFrom(const char* name, const char* field) {
+  return {{"name", name}, {"valueFrom", {{"fieldRef", {{"fieldPath", field}}}}}};
+}
+
+json SidecarContainer(const InjectorOptions& o, const std::vector<std::string>& args,
+                      int proxy_port) {
+  return {
+      {"name", kSidecarName},
+      {"image", o.sidecar_image},
+      {"imagePullPolicy", "IfNotPresent"},
+      {"args", args},
+      {"env", json::array({EnvFrom("POD_NAME", "metadata.name"),
+                           EnvFrom("POD_NAMESPACE", "metadata.namespace"),
+                           EnvFrom("POD_IP", "status.podIP")})},
+      {"ports",
+       json::array(
+           {{{"name", "zeroscale"}, {"containerPort", proxy_port}, {"protocol", "TCP"}},
+            {{"name", "zeroscale-admin"}, {"containerPort", kAdminPort}, {"protocol", "TCP"}}})},
+      {"resources",
+       {{"requests", {{"cpu", o.cpu_request}, {"memory", o.memory_request}}},
+        {"limits", {{"memory", o.memory_limit}}}}},
+      {"livenessProbe",
+       {{"httpGet", {{"path", "/healthz"}, {"port", "zeroscale-admin"}}},
+        {"periodSeconds", 10},
+        {"failureThreshold", 3}}},
+      {"securityContext",
+       {{"runAsNonRoot", true},
+        {"runAsUser", o.run_as_user},
+        {"runAsGroup", o.run_as_user},
+        {"readOnlyRootFilesystem", true},
+        {"allowPrivilegeEscalation", false},
+        {"privileged", false},
+        {"capabilities", {{"drop", json::array({"ALL"})}}},
+        {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
+  };
+}
+
+// True when some container of the pod already declares `port`.
+bool PortTaken(const json& containers, int port) {
+  if (!containers.is_array()) return false;
+  for (const json& c : containers) {
+    const json* ports = Find(c, "ports");
+    if (ports == nullptr || !ports->is_array()) continue;
+    for (const json& p : *ports) {
+      const json* n = Find(p, "containerPort");
+      if (n != nullptr && n->is_number_integer() && n->get<int>() == port) return true;
+    }
+  }
+  return false;
+}
+
+// The JSON Patch adding `container` to the pod and marking it injected.
+std::string PatchAdding(const json& container, const json* spec, const json* containers) {
+  json patch = json::array();
+  if (containers != nullptr && containers->is_array()) {
+    patch.push_back({{"op", "add"}, {"path", "/spec/containers/-"}, {"value", container}});
+  } else if (spec != nullptr && spec->is_object()) {
+    patch.push_back(
+        {{"op", "add"}, {"path", "/spec/containers"}, {"value", json::array({container})}});
+  } else {
+    patch.push_back(
+        {{"op", "add"}, {"path", "/spec"}, {"value", {{"containers", json::array({container})}}}});
+  }
+  // The annotations map exists: it holds the required zeroscale.io/port.
+  patch.push_back({{"op", "add"},
+                   {"path", absl::StrCat("/metadata/annotations/", JsonPointerToken(kInjected))},
+                   {"value", "true"}});
+  return patch.dump();
+}
+
+}  // namespace
+
+std::string DefaultSidecarImage() {
+  return absl::StrCat("ghcr.io/zeroscale/zeroscale-sidecar:", ZS_VERSION);
+}
+
+std::string JsonPointerToken(const std::string& key) {
+  std::string out;
+  for (char c : key) {
+    if (c == '~') {
+      out += "~0";
+    } else if (c == '/') {
+      out += "~1";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+Injection PlanInjection(const json& pod, const std::string& pod_namespace,
+                        const InjectorOptions& options) {
+  Injection out;
+  static const json kEmpty = json::object();
+  const json* metadata = Find(pod, "metadata");
+  const json* annotations = metadata != nullptr ? Find(*metadata, "annotations") : nullptr;
+  const json& ann = annotations != nullptr && annotations->is_object() ? *annotations : kEmpty;
+  const json* spec = Find(pod, "spec");
+  const json* containers = spec != nullptr ? Find(*spec, "containers") : nullptr;
+  Settings settings(ann, &out);
+
+  const std::optional<std::string> inject = settings.Get(kInject);
+  if (inject && *inject == "false") {
+    out.skip_reason = kOptedOut;
+    return out;
+  }
+  if (inject && *inject != "true") {
+    settings.Fail(BadValue(kInject, *inject, "\"true\" or \"false\""), kInvalidAnnotation);
+    return out;
+  }
+  if (containers != nullptr && containers->is_array()) {
+    for (const json& c : *containers) {
+      if (StringAt(c, "name") == kSidecarName) {
+        out.skip_reason = kAlreadyInjected;
+        return out;
+      }
+    }
+  }
+  if (!settings.Get(kPort)) {
+    if (!inject) {
+      out.skip_reason = kNotRequested;
+      return out;
+    }
+    settings.Fail(NotInjected(absl::StrCat("annotation ", kPort, " (the app's port) is missing")),
+                  kMissingPort);
+    return out;
+  }
+  std::string ns = pod_namespace;
+  if (ns.empty() && metadata != nullptr) ns = StringAt(*metadata, "namespace");
+  if (ns.empty()) ns = "default";
+  int app_port = 0, proxy_port = 0;
+  std::string interval, disk_paths, readiness_path, workload;
+  if (!settings.Port(kPort, 0, &app_port) ||
+      !settings.Port(kProxyPort, kDefaultProxyPort, &proxy_port) ||
+      !settings.Text(kSampleInterval, "1s", ValidInterval, "a duration of at least 100ms",
+                     &interval) ||
+      !settings.Text(kDiskPaths, "", ValidPathList, "a comma-separated list of absolute paths",
+                     &disk_paths) ||
+      !settings.Text(kReadinessPath, "", ValidHttpPath, "an HTTP path starting with /",
+                     &readiness_path) ||
+      !settings.Text(kWorkload, "", ValidWorkload, "<namespace>/<Kind>/<name> or <Kind>/<name>",
+                     &workload)) {
+    return out;
+  }
+  if (proxy_port == app_port || proxy_port == kAdminPort || app_port == kAdminPort) {
+    settings.Fail(
+        NotInjected(absl::StrCat("the app's port ", app_port, " (", kPort, "), the proxy port ",
+                                 proxy_port, " (", kProxyPort, ") and the sidecar's admin port ",
+                                 kAdminPort, " must all differ")),
+        kPortConflict);
+    return out;
+  }
+  if (containers != nullptr && PortTaken(*containers, proxy_port)) {
+    settings.Fail(NotInjected(absl::StrCat("a container already uses port ", proxy_port,
+                                           "; choose another with ", kProxyPort)),
+                  kPortConflict);
+    return out;
+  }
+  if (workload.empty()) {
+    if (metadata != nullptr) workload = WorkloadFromOwner(*metadata, ns);
+  } else if (std::count(workload.begin(), workload.end(), '/') == 1) {
+    workload = absl::StrCat(ns, "/", workload);
+  }
+  out.workload = workload;
+
+  std::vector<std::string> args = {
+      absl::StrCat("--scaler=", options.scaler_address),
+      absl::StrCat("--app-port=", app_port),
+      absl::StrCat("--proxy-port=", proxy_port),
+      "--pod=$(POD_NAMESPACE)/$(POD_NAME)",
+      absl::StrCat("--sample-interval=", interval),
+      absl::StrCat("--advertise-address=$(POD_IP):", proxy_port),
+  };
+  if (!workload.empty()) {
+    args.push_back(absl::StrCat("--workload=", workload));
+  } else {
+    out.warnings.push_back(absl::StrCat(
+        "zeroscale sidecar injected without a workload: the pod has no controller owner; set "
+        "the annotation ",
+        kWorkload, " so its metrics drive a workload's scaling"));
+  }
+  if (!disk_paths.empty()) args.push_back(absl::StrCat("--disk-paths=", disk_paths));
+  if (!readiness_path.empty()) args.push_back(absl::StrCat("--readiness-path=", readiness_path));
+
+  out.patch = PatchAdding(SidecarContainer(options, args, proxy_port), spec, containers);
+  out.inject = true;
+  return out;
+}
+
+}  // namespace zeroscale::webhook

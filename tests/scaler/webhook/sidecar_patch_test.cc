@@ -1,0 +1,214 @@
+// The injection rule and the JSON Patch, checked by applying the patch to the pod with
+// nlohmann's RFC 6902 implementation.
+#include "scaler/webhook/sidecar_patch.h"
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace zeroscale::webhook {
+namespace {
+
+using json = nlohmann::json;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+InjectorOptions Options() {
+  InjectorOptions o;
+  o.sidecar_image = "registry.test/zeroscale-sidecar:1.2.3";
+  o.scaler_address = "zeroscale-scaler.zs.svc:9090";
+  return o;
+}
+
+// A pod as a Deployment's ReplicaSet creates it (generateName, no name yet).
+json DeploymentPod(json annotations) {
+  return {{"apiVersion", "v1"},
+          {"kind", "Pod"},
+          {"metadata",
+           {{"generateName", "llama-7d9f8c6b5d-"},
+            {"labels", {{"app", "llama"}, {"pod-template-hash", "7d9f8c6b5d"}}},
+            {"annotations", std::move(annotations)},
+            {"ownerReferences", json::array({{{"apiVersion", "apps/v1"},
+                                              {"kind", "ReplicaSet"},
+                                              {"name", "llama-7d9f8c6b5d"},
+                                              {"uid", "1"},
+                                              {"controller", true}}})}}},
+          {"spec",
+           {{"containers", json::array({{{"name", "model"},
+                                         {"image", "llama:1"},
+                                         {"ports", json::array({{{"containerPort", 8080}}})}}})}}}};
+}
+
+json Applied(const json& pod, const Injection& in) {
+  EXPECT_TRUE(in.inject) << in.skip_reason;
+  return pod.patch(json::parse(in.patch));
+}
+
+const json& Sidecar(const json& pod) { return pod["spec"]["containers"].back(); }
+
+TEST(SidecarPatchTest, DeploymentPodGetsTheSidecarWithDefaults) {
+  const json pod = DeploymentPod({{"zeroscale.io/inject", "true"}, {"zeroscale.io/port", "8080"}});
+  const Injection in = PlanInjection(pod, "ml", Options());
+  EXPECT_THAT(in.warnings, IsEmpty());
+  EXPECT_EQ(in.workload, "ml/Deployment/llama");
+  const json out = Applied(pod, in);
+  ASSERT_EQ(out["spec"]["containers"].size(), 2u);
+  EXPECT_EQ(out["spec"]["containers"][0]["name"], "model");  // the app is untouched
+  const json& c = Sidecar(out);
+  EXPECT_EQ(c["name"], "zeroscale-sidecar");
+  EXPECT_EQ(c["image"], "registry.test/zeroscale-sidecar:1.2.3");
+  EXPECT_EQ(c["args"], json::array({"--scaler=zeroscale-scaler.zs.svc:9090", "--app-port=8080",
+                                    "--proxy-port=8012", "--pod=$(POD_NAMESPACE)/$(POD_NAME)",
+                                    "--sample-interval=1s", "--advertise-address=$(POD_IP):8012",
+                                    "--workload=ml/Deployment/llama"}));
+  EXPECT_EQ(c["env"][0]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+  EXPECT_EQ(c["env"][1]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace");
+  EXPECT_EQ(c["env"][2]["name"], "POD_IP");
+  EXPECT_EQ(c["env"][2]["valueFrom"]["fieldRef"]["fieldPath"], "status.podIP");
+  EXPECT_EQ(c["ports"][0],
+            json({{"name", "zeroscale"}, {"containerPort", 8012}, {"protocol", "TCP"}}));
+  const json& sc = c["securityContext"];
+  EXPECT_EQ(sc["runAsNonRoot"], true);
+  EXPECT_EQ(sc["readOnlyRootFilesystem"], true);
+  EXPECT_EQ(sc["allowPrivilegeEscalation"], false);
+  EXPECT_EQ(sc["capabilities"]["drop"], json::array({"ALL"}));
+  EXPECT_TRUE(c["resources"]["requests"].contains("memory"));
+  EXPECT_TRUE(c["resources"]["limits"].contains("memory"));
+  EXPECT_FALSE(c.contains("volumeMounts"));
+  EXPECT_EQ(out["metadata"]["annotations"]["zeroscale.io/injected"], "true");
+}
+
+TEST(SidecarPatchTest, AnnotationsOverrideDefaults) {
+  const json pod = DeploymentPod({{"zeroscale.io/port", "9000"},
+                                  {"zeroscale.io/proxy-port", "9100"},
+                                  {"zeroscale.io/sample-interval", "250ms"},
+                                  {"zeroscale.io/disk-paths", "/models,/cache"},
+                                  {"zeroscale.io/readiness-path", "/v1/ready"},
+                                  {"zeroscale.io/workload", "Deployment/llama-big"}});
+  const json c = Sidecar(Applied(pod, PlanInjection(pod, "ml", Options())));
+  EXPECT_EQ(c["args"], json::array({"--scaler=zeroscale-scaler.zs.svc:9090", "--app-port=9000",
+                                    "--proxy-port=9100", "--pod=$(POD_NAMESPACE)/$(POD_NAME)",
+                                    "--sample-interval=250ms", "--advertise-address=$(POD_IP):9100",
+                                    "--workload=ml/Deployment/llama-big",
+                                    "--disk-paths=/models,/cache", "--readiness-path=/v1/ready"}));
+  EXPECT_EQ(c["ports"][0]["containerPort"], 9100);
+}
+
+TEST(SidecarPatchTest, AFullWorkloadAnnotationIsTakenAsItIs) {
+  const json pod = DeploymentPod(
+      {{"zeroscale.io/port", "8080"}, {"zeroscale.io/workload", "other/StatefulSet/db"}});
+  EXPECT_EQ(PlanInjection(pod, "ml", Options()).workload, "other/StatefulSet/db");
+}
+
+TEST(SidecarPatchTest, WorkloadFromOwnerReferences) {
+  json pod = DeploymentPod({{"zeroscale.io/port", "8080"}});
+  pod["metadata"]["ownerReferences"][0]["kind"] = "StatefulSet";
+  pod["metadata"]["ownerReferences"][0]["name"] = "whisper";
+  EXPECT_EQ(PlanInjection(pod, "ml", Options()).workload, "ml/StatefulSet/whisper");
+
+  // A bare ReplicaSet (no Deployment's pod-template-hash suffix) is its own workload.
+  pod = DeploymentPod({{"zeroscale.io/port", "8080"}});
+  pod["metadata"]["labels"].erase("pod-template-hash");
+  EXPECT_EQ(PlanInjection(pod, "ml", Options()).workload, "ml/ReplicaSet/llama-7d9f8c6b5d");
+
+  // Only the controller counts.
+  pod = DeploymentPod({{"zeroscale.io/port", "8080"}});
+  pod["metadata"]["ownerReferences"][0]["controller"] = false;
+  const Injection in = PlanInjection(pod, "ml", Options());
+  EXPECT_TRUE(in.inject);
+  EXPECT_EQ(in.workload, "");
+  EXPECT_THAT(in.warnings, ElementsAre(HasSubstr("zeroscale.io/workload")));
+  for (const json& arg : Sidecar(Applied(pod, in))["args"]) {
+    EXPECT_THAT(arg.get<std::string>(), ::testing::Not(HasSubstr("--workload")));
+  }
+}
+
+TEST(SidecarPatchTest, MissingOrInvalidPortInjectsNothingAndSaysWhy) {
+  json pod = DeploymentPod({{"zeroscale.io/inject", "true"}});
+  Injection in = PlanInjection(pod, "ml", Options());
+  EXPECT_FALSE(in.inject);
+  EXPECT_EQ(in.patch, "");
+  EXPECT_EQ(in.skip_reason, "missing_port");
+  EXPECT_THAT(in.warnings, ElementsAre(HasSubstr("zeroscale.io/port")));
+
+  for (const char* bad : {"http", "0", "70000", "-1", ""}) {
+    pod = DeploymentPod({{"zeroscale.io/inject", "true"}, {"zeroscale.io/port", bad}});
+    in = PlanInjection(pod, "ml", Options());
+    EXPECT_FALSE(in.inject) << bad;
+    EXPECT_EQ(in.skip_reason, "invalid_annotation");
+    EXPECT_THAT(in.warnings, ElementsAre(AllOf(HasSubstr("zeroscale.io/port"),
+                                               HasSubstr(absl::StrCat("\"", bad, "\"")))));
+  }
+  pod = DeploymentPod({{"zeroscale.io/port", "8080"}, {"zeroscale.io/sample-interval", "10ms"}});
+  in = PlanInjection(pod, "ml", Options());
+  EXPECT_FALSE(in.inject);
+  EXPECT_THAT(in.warnings, ElementsAre(HasSubstr("zeroscale.io/sample-interval: \"10ms\"")));
+  pod = DeploymentPod({{"zeroscale.io/port", "8080"}, {"zeroscale.io/proxy-port", "8080"}});
+  in = PlanInjection(pod, "ml", Options());
+  EXPECT_EQ(in.skip_reason, "port_conflict");
+  pod = DeploymentPod({{"zeroscale.io/port", "9000"}, {"zeroscale.io/proxy-port", "8080"}});
+  in = PlanInjection(pod, "ml", Options());  // the model container declares 8080
+  EXPECT_EQ(in.skip_reason, "port_conflict");
+}
+
+TEST(SidecarPatchTest, OptInAndOptOut) {
+  // Asked for nothing: the webhook was called (namespace selector) but the pod names no
+  // port: left alone without a warning.
+  Injection in = PlanInjection(DeploymentPod(json::object()), "ml", Options());
+  EXPECT_EQ(in.skip_reason, "not_requested");
+  EXPECT_THAT(in.warnings, IsEmpty());
+  in = PlanInjection(
+      DeploymentPod({{"zeroscale.io/inject", "false"}, {"zeroscale.io/port", "8080"}}), "ml",
+      Options());
+  EXPECT_EQ(in.skip_reason, "opted_out");
+  EXPECT_THAT(in.warnings, IsEmpty());
+  in = PlanInjection(DeploymentPod({{"zeroscale.io/inject", "yes"}, {"zeroscale.io/port", "8080"}}),
+                     "ml", Options());
+  EXPECT_EQ(in.skip_reason, "invalid_annotation");
+  EXPECT_THAT(in.warnings, ElementsAre(HasSubstr("zeroscale.io/inject: \"yes\"")));
+}
+
+TEST(SidecarPatchTest, AnInjectedPodIsLeftAlone) {
+  const json pod = DeploymentPod({{"zeroscale.io/inject", "true"}, {"zeroscale.io/port", "8080"}});
+  const json once = Applied(pod, PlanInjection(pod, "ml", Options()));
+  const Injection again = PlanInjection(once, "ml", Options());
+  EXPECT_FALSE(again.inject);
+  EXPECT_EQ(again.skip_reason, "already_injected");
+  EXPECT_THAT(again.warnings, IsEmpty());
+}
+
+TEST(SidecarPatchTest, CreatesTheContainersArrayWhenAbsent) {
+  const json pod = {
+      {"metadata",
+       {{"name", "p"}, {"namespace", "ml"}, {"annotations", {{"zeroscale.io/port", "8080"}}}}},
+      {"spec", json::object()}};
+  const json out = Applied(pod, PlanInjection(pod, "", Options()));
+  ASSERT_EQ(out["spec"]["containers"].size(), 1u);
+  EXPECT_EQ(out["spec"]["containers"][0]["name"], "zeroscale-sidecar");
+}
+
+TEST(SidecarPatchTest, TheInjectedAnnotationKeyIsEscapedInThePointer) {
+  const json pod = DeploymentPod({{"zeroscale.io/port", "8080"}});
+  const Injection in = PlanInjection(pod, "ml", Options());
+  EXPECT_THAT(json::parse(in.patch),
+              Contains(json({{"op", "add"},
+                             {"path", "/metadata/annotations/zeroscale.io~1injected"},
+                             {"value", "true"}})));
+  EXPECT_EQ(Applied(pod, in)["metadata"]["annotations"],
+            json({{"zeroscale.io/port", "8080"}, {"zeroscale.io/injected", "true"}}));
+}
+
+TEST(SidecarPatchTest, JsonPointerEscaping) {
+  EXPECT_EQ(JsonPointerToken("zeroscale.io/injected"), "zeroscale.io~1injected");
+  EXPECT_EQ(JsonPointerToken("a~b/c"), "a~0b~1c");
+  EXPECT_EQ(JsonPointerToken("plain"), "plain");
+  // The escaped token addresses the key nlohmann resolves.
+  const json doc = {{"a~b/c", 1}};
+  EXPECT_EQ(doc.at(json::json_pointer("/" + JsonPointerToken("a~b/c"))), 1);
+}
+
+}  // namespace
+}  // namespace zeroscale::webhook
