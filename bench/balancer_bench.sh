@@ -82,60 +82,8 @@ for _ in $(seq 100); do  # until the Watch announced the pod
   sleep 0.05
 done
 
-cat > "$TMP/pace.lua" <<'LUA'
-function delay() return 10 end
-LUA
-
-cpu_ticks() {  # utime+stime of the given pids and their children
-  local total=0 p
-  for p in "$@" $(for q in "$@"; do pgrep -P "$q" || true; done); do
-    [[ -r /proc/$p/stat ]] || continue
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-  done
-  echo "$total"
-}
-
-# run NAME PORT MODE(paced|sat) PIDS... -> "rps p50_ms p99_ms requests cpu_us_per_req"
-run() {
-  local name=$1 port=$2 mode=$3; shift 3
-  local args=(-t1 -d"${DURATION}s" --latency -H "Host: bench.local")
-  if [[ $mode == paced ]]; then args+=(-c10 -s "$TMP/pace.lua"); else args+=(-c"$CONNS_SAT"); fi
-  wrk -t1 -c4 -d1s -H "Host: bench.local" "http://127.0.0.1:$port/" >/dev/null  # warm up
-  local before after out
-  before=$(cpu_ticks "$@")
-  out=$(wrk "${args[@]}" "http://127.0.0.1:$port/")
-  after=$(cpu_ticks "$@")
-  echo "$out" > "$TMP/$name-$mode.txt"
-  if grep -q "Non-2xx" <<<"$out"; then echo "$name $mode: non-2xx answers" >&2; fi
-  wrk_summary "$out" "$before" "$after"
-}
-
-declare -A R
-for mode in paced sat; do
-  R[direct-$mode]=$(run direct "$BACKEND_PORT" "$mode")
-  R[balancer-$mode]=$(run balancer "$BAL_PORT" "$mode" "$BAL_PID")
-  R[nginx-$mode]=$(run nginx "$NGINX_PORT" "$mode" "$NGINX_MASTER")
-done
-
-printf '\n%-9s %-7s %10s %9s %9s %14s\n' target load "req/s" "p50 ms" "p99 ms" "CPU us/req"
-for mode in paced sat; do
-  for t in direct balancer nginx; do
-    read -r rps p50 p99 reqs cpu <<<"${R[$t-$mode]}"
-    [[ $t == direct ]] && cpu="-"
-    printf '%-9s %-7s %10s %9s %9s %14s\n' "$t" "$mode" "$rps" "$p50" "$p99" "$cpu"
-  done
-done
-python3 - "${R[direct-paced]}" "${R[balancer-paced]}" "${R[nginx-paced]}" \
-  "${R[direct-sat]}" "${R[balancer-sat]}" "${R[nginx-sat]}" <<'PY'
-import sys
-d, b, n, ds, bs, ns = [list(map(float, a.split())) for a in sys.argv[1:7]]
-print()
-print(f"paced ~1,000 req/s: balancer adds {b[1]-d[1]:+.3f} ms p50, {b[2]-d[2]:+.3f} ms p99; "
-      f"nginx adds {n[1]-d[1]:+.3f} / {n[2]-d[2]:+.3f} ms")
-print(f"saturation: balancer/nginx throughput {bs[0]/ns[0]:.2f}, balancer/direct {bs[0]/ds[0]:.2f}, "
-      f"nginx/direct {ns[0]/ds[0]:.2f}")
-print(f"CPU per request at saturation: balancer {bs[4]:.1f} us, nginx {ns[4]:.1f} us")
-PY
+WRK_EXTRA=(-H "Host: bench.local")
+compare_proxies balancer "$BAL_PORT" "$BAL_PID" "$BACKEND_PORT" "$NGINX_PORT" "$NGINX_MASTER"
 logs=$(redis-cli -p "$REDIS_PORT" XLEN zeroscale:balancer:logs)
 echo "request log entries in Redis after the run: $logs (capped at 100,000)"
 echo "balancer RSS after the run: $(awk '/VmRSS/{print $2, $3}' /proc/$BAL_PID/status)"

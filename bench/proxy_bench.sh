@@ -60,61 +60,8 @@ SIDECAR_PID=$!
 PIDS+=($SIDECAR_PID)
 wait_port "$BACKEND_PORT"; wait_port "$NGINX_PORT"; wait_port "$SIDECAR_PORT"
 
-# ~1,000 req/s: 10 connections, each pacing one request per 10 ms.
-cat > "$TMP/pace.lua" <<'LUA'
-function delay() return 10 end
-LUA
-
-cpu_ticks() {  # utime+stime of the given pids and their children
-  local total=0 p
-  for p in "$@" $(for q in "$@"; do pgrep -P "$q" || true; done); do
-    [[ -r /proc/$p/stat ]] || continue
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-  done
-  echo "$total"
-}
-
-# run NAME PORT MODE(paced|sat) PIDS... -> "rps p50_ms p99_ms requests cpu_us_per_req"
-run() {
-  local name=$1 port=$2 mode=$3; shift 3
-  local args=(-t1 -d"${DURATION}s" --latency)
-  if [[ $mode == paced ]]; then args+=(-c10 -s "$TMP/pace.lua"); else args+=(-c"$CONNS_SAT"); fi
-  wrk -t1 -c4 -d1s "http://127.0.0.1:$port/" >/dev/null  # warm up connections and pools
-  local before after out
-  before=$(cpu_ticks "$@")
-  out=$(wrk "${args[@]}" "http://127.0.0.1:$port/")
-  after=$(cpu_ticks "$@")
-  echo "$out" > "$TMP/$name-$mode.txt"
-  wrk_summary "$out" "$before" "$after"
-}
-
-declare -A R
-for mode in paced sat; do
-  R[direct-$mode]=$(run direct "$BACKEND_PORT" "$mode")
-  R[sidecar-$mode]=$(run sidecar "$SIDECAR_PORT" "$mode" "$SIDECAR_PID")
-  R[nginx-$mode]=$(run nginx "$NGINX_PORT" "$mode" "$NGINX_MASTER")
-done
-
-printf '\n%-8s %-7s %10s %9s %9s %14s\n' target load "req/s" "p50 ms" "p99 ms" "CPU us/req"
-for mode in paced sat; do
-  for t in direct sidecar nginx; do
-    read -r rps p50 p99 reqs cpu <<<"${R[$t-$mode]}"
-    [[ $t == direct ]] && cpu="-"
-    printf '%-8s %-7s %10s %9s %9s %14s\n' "$t" "$mode" "$rps" "$p50" "$p99" "$cpu"
-  done
-done
-
-python3 - "${R[direct-paced]}" "${R[sidecar-paced]}" "${R[nginx-paced]}" \
-  "${R[direct-sat]}" "${R[sidecar-sat]}" "${R[nginx-sat]}" <<'PY'
-import sys
-d, s, n, ds, ss, ns = [list(map(float, a.split())) for a in sys.argv[1:7]]
-print()
-print(f"paced ~1,000 req/s: sidecar adds {s[1]-d[1]:+.3f} ms p50 (target <= 0.2), "
-      f"{s[2]-d[2]:+.3f} ms p99 (target <= 1); nginx adds {n[1]-d[1]:+.3f} / {n[2]-d[2]:+.3f} ms")
-print(f"saturation: sidecar/nginx throughput {ss[0]/ns[0]:.2f} (target >= 1), "
-      f"sidecar/direct {ss[0]/ds[0]:.2f}, nginx/direct {ns[0]/ds[0]:.2f}")
-print(f"CPU per request at saturation: sidecar {ss[4]:.1f} us (target <= 25), nginx {ns[4]:.1f} us")
-PY
+compare_proxies sidecar "$SIDECAR_PORT" "$SIDECAR_PID" "$BACKEND_PORT" "$NGINX_PORT" \
+  "$NGINX_MASTER" targets
 echo "measured as the sidecar: $PROXY_BIN"
 echo "sidecar RSS after the run: $(awk '/VmRSS/{print $2, $3}' /proc/$SIDECAR_PID/status)" \
   "(peak $(awk '/VmHWM/{print $2, $3}' /proc/$SIDECAR_PID/status))"
