@@ -90,12 +90,17 @@ struct Recorder {
 
 constexpr char kLlama[] = "ml/Deployment/llama";
 
+// A route from the routes file, which CustomAutoscalers' routes must not displace.
+Route DemoFileRoute() {
+  Route r;
+  r.workload = "local/Deployment/demo";
+  r.host = "demo.local";
+  return r;
+}
+
 TEST(ClusterViewTest, RoutesComeFromTheFileAndCustomAutoscalers) {
   Recorder rec;
-  Route file_route;
-  file_route.workload = "local/Deployment/demo";
-  file_route.host = "demo.local";
-  ClusterView view({file_route}, rec.Sinks());
+  ClusterView view({DemoFileRoute()}, rec.Sinks());
 
   kube::CustomAutoscaler llama = Ca("llama", "llama.example.com", "/llama");
   llama.spec.route->activation_timeout_seconds = 600;
@@ -125,10 +130,7 @@ TEST(ClusterViewTest, RoutesComeFromTheFileAndCustomAutoscalers) {
 
 TEST(ClusterViewTest, AConflictingOrMalformedRouteIsRefusedAloneAndNamed) {
   Recorder rec;
-  Route file_route;
-  file_route.workload = "local/Deployment/demo";
-  file_route.host = "demo.local";
-  ClusterView view({file_route}, rec.Sinks());
+  ClusterView view({DemoFileRoute()}, rec.Sinks());
 
   view.OnCustomAutoscaler(WatchEventType::kAdded, Ca("llama", "llama.local"));
   view.OnCustomAutoscaler(WatchEventType::kAdded, Ca("thief", "demo.local"));
