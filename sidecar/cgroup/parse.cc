@@ -163,21 +163,36 @@ std::optional<IoBytes> SumBlkioServiceBytes(absl::string_view text) {
   return sum;
 }
 
-std::optional<uint64_t> ParseProcStatCpuTicks(absl::string_view text) {
+std::optional<ProcStatTimes> ParseProcStat(absl::string_view text) {
   size_t paren = text.rfind(')');
   if (paren == absl::string_view::npos) return std::nullopt;
   absl::string_view rest = text.substr(paren + 1);
-  // Tokens after ')' start at field 3 (state); utime..cstime are fields 14..17.
-  uint64_t total = 0;
-  for (int field = 3; field <= 17; ++field) {
+  // Tokens after ')' start at field 3 (state); utime..cstime are fields 14..17 and
+  // starttime is field 22.
+  ProcStatTimes times;
+  for (int field = 3; field <= 22; ++field) {
     absl::string_view token = NextToken(&rest);
-    if (token.empty()) return std::nullopt;
-    if (field < 14) continue;
+    // Every kernel prints all 52 fields; a line cut after the CPU times still has them.
+    if (token.empty()) return field > 17 ? std::optional<ProcStatTimes>(times) : std::nullopt;
+    if (field < 14 || (field > 17 && field < 22)) continue;
     int64_t v;
     if (!absl::SimpleAtoi(token, &v)) return std::nullopt;
-    if (v > 0) total += static_cast<uint64_t>(v);
+    const uint64_t ticks = v > 0 ? static_cast<uint64_t>(v) : 0;
+    if (field <= 15) {
+      times.own_ticks += ticks;
+    } else if (field <= 17) {
+      times.children_ticks += ticks;
+    } else {
+      times.start_time = ticks;
+    }
   }
-  return total;
+  return times;
+}
+
+std::optional<uint64_t> ParseProcStatCpuTicks(absl::string_view text) {
+  std::optional<ProcStatTimes> times = ParseProcStat(text);
+  if (!times) return std::nullopt;
+  return times->own_ticks + times->children_ticks;
 }
 
 std::optional<uint64_t> ParseStatmResidentPages(absl::string_view text) {

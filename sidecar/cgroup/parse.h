@@ -48,8 +48,18 @@ std::optional<IoBytes> SumIoStat(absl::string_view text);
 // `blkio.throttle.io_service_bytes[_recursive]` ("8:0 Read 4096").
 std::optional<IoBytes> SumBlkioServiceBytes(absl::string_view text);
 
-// utime + stime + cutime + cstime, in clock ticks, from /proc/<pid>/stat. The command name
-// may contain spaces and parentheses, so fields are counted from the last ')'.
+// CPU times and identity of one process from /proc/<pid>/stat, in clock ticks. The
+// command name may contain spaces and parentheses, so fields are counted from the last ')'.
+struct ProcStatTimes {
+  uint64_t own_ticks = 0;       // utime + stime: the process's threads
+  uint64_t children_ticks = 0;  // cutime + cstime: its reaped children
+  // Since boot (0 if the line ends before it); with the pid it identifies a process, so a
+  // reused pid reads as a new process.
+  uint64_t start_time = 0;
+};
+std::optional<ProcStatTimes> ParseProcStat(absl::string_view text);
+
+// utime + stime + cutime + cstime, in clock ticks, from /proc/<pid>/stat.
 std::optional<uint64_t> ParseProcStatCpuTicks(absl::string_view text);
 
 // Resident pages (second field) of /proc/<pid>/statm.

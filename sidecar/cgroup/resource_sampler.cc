@@ -21,6 +21,7 @@
 #include "common/log/log.h"
 #include "common/status/status_macros.h"
 #include "sidecar/cgroup/parse.h"
+#include "sidecar/cgroup/read_file.h"
 
 namespace zeroscale::sidecar {
 namespace {
@@ -64,8 +65,19 @@ absl::StatusOr<std::unique_ptr<ResourceSampler>> ResourceSampler::Create(Sampler
   while (options.proc_root.size() > 1 && options.proc_root.back() == '/') {
     options.proc_root.pop_back();
   }
-  ZS_ASSIGN_OR_RETURN(CgroupLayout layout,
-                      DetectCgroupLayout(options.cgroup_root, options.proc_root));
+  CgroupLayout layout;
+  std::unique_ptr<ProcessScanner> processes;
+  if (options.measure == Measure::kProcesses) {
+    if (options.fallback_pid != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--app-pid=", options.fallback_pid,
+                       " measures one process; it cannot be combined with --measure=processes"));
+    }
+    // The sidecar's own cgroup is not what is measured, so it is not even looked for.
+    ZS_ASSIGN_OR_RETURN(processes, ProcessScanner::Create(options.proc_root, options.self_pid));
+  } else {
+    ZS_ASSIGN_OR_RETURN(layout, DetectCgroupLayout(options.cgroup_root, options.proc_root));
+  }
   for (const std::string& path : options.disk_paths) {
     if (!StatDisk(path)) {
       return absl::FailedPreconditionError(
@@ -74,7 +86,7 @@ absl::StatusOr<std::unique_ptr<ResourceSampler>> ResourceSampler::Create(Sampler
     }
   }
   auto sampler = std::unique_ptr<ResourceSampler>(
-      new ResourceSampler(std::move(options), clock, std::move(layout)));
+      new ResourceSampler(std::move(options), clock, std::move(layout), std::move(processes)));
   const std::string meminfo = sampler->options_.proc_root + "/meminfo";
   std::optional<absl::string_view> text = sampler->Read(meminfo);
   std::optional<uint64_t> mem_total_kb =
@@ -86,12 +98,11 @@ absl::StatusOr<std::unique_ptr<ResourceSampler>> ResourceSampler::Create(Sampler
   sampler->host_memory_bytes_ = *mem_total_kb * 1024;
 
   // The baseline makes the first Sample() cover a real interval.
+  sampler->Scan();
   CpuReading cpu;
   if (!sampler->ReadCpu(&cpu)) {
     return absl::FailedPreconditionError(
-        absl::StrCat("cannot read CPU usage from ",
-                     sampler->cpu_usage_path_.empty() ? "cgroups" : sampler->cpu_usage_path_,
-                     " nor from ", sampler->proc_stat_path_));
+        absl::StrCat("cannot read CPU usage from ", sampler->CpuSources()));
   }
   sampler->last_cpu_ = cpu.usage_ns;
   sampler->ReadIo(&sampler->last_io_);
@@ -103,13 +114,15 @@ absl::StatusOr<std::unique_ptr<ResourceSampler>> ResourceSampler::Create(Sampler
   return sampler;
 }
 
-ResourceSampler::ResourceSampler(SamplerOptions options, const Clock* clock, CgroupLayout layout)
+ResourceSampler::ResourceSampler(SamplerOptions options, const Clock* clock, CgroupLayout layout,
+                                 std::unique_ptr<ProcessScanner> processes)
     : options_(std::move(options)),
       clock_(clock),
       layout_(std::move(layout)),
       ticks_per_second_(static_cast<double>(std::max(1L, ::sysconf(_SC_CLK_TCK)))),
       page_size_(static_cast<uint64_t>(std::max(1L, ::sysconf(_SC_PAGESIZE)))),
-      buffer_(new char[kBufferSize]) {
+      buffer_(new char[kBufferSize]),
+      processes_(std::move(processes)) {
   const bool v2 = layout_.version == CgroupVersion::kV2;
   auto in = [](const std::string& dir, absl::string_view file) {
     return dir.empty() ? std::string() : absl::StrCat(dir, "/", file);
@@ -143,30 +156,33 @@ ResourceSampler::~ResourceSampler() = default;
 
 std::optional<absl::string_view> ResourceSampler::Read(const std::string& path) {
   if (path.empty()) return std::nullopt;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  size_t size = 0;
-  bool ok = true;
-  for (;;) {
-    if (size == kBufferSize) {
-      ok = false;  // too large to parse safely
-      break;
-    }
-    ssize_t n = ::read(fd, buffer_.get() + size, kBufferSize - size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ok = false;
-      break;
-    }
-    if (n == 0) break;
-    size += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  if (!ok) return std::nullopt;
-  return absl::string_view(buffer_.get(), size);
+  return internal::ReadFileAt(AT_FDCWD, path.c_str(), buffer_.get(), kBufferSize);
+}
+
+void ResourceSampler::Scan() {
+  if (processes_ != nullptr) process_totals_ = processes_->Scan();
+}
+
+std::string ResourceSampler::CpuSources() const {
+  if (processes_ != nullptr) return absl::StrCat("the processes in ", options_.proc_root);
+  return absl::StrCat(cpu_usage_path_.empty() ? "cgroups" : cpu_usage_path_, " nor from ",
+                      proc_stat_path_);
+}
+
+std::string ResourceSampler::MemorySources() const {
+  if (processes_ != nullptr) return absl::StrCat("the processes in ", options_.proc_root);
+  return absl::StrCat(memory_usage_path_, " nor from ", proc_statm_path_);
 }
 
 bool ResourceSampler::ReadCpu(CpuReading* out) {
+  if (processes_ != nullptr) {
+    if (!process_totals_) return false;
+    out->usage_ns.origin = Origin::kProcesses;
+    out->usage_ns.value = static_cast<uint64_t>(static_cast<double>(process_totals_->cpu_ticks) *
+                                                1e9 / ticks_per_second_);
+    out->limit_cores = 0;
+    return true;
+  }
   const bool v2 = layout_.version == CgroupVersion::kV2;
   if (std::optional<absl::string_view> text = Read(cpu_usage_path_)) {
     std::optional<uint64_t> usage =
@@ -205,6 +221,13 @@ bool ResourceSampler::ReadCpu(CpuReading* out) {
 }
 
 bool ResourceSampler::ReadMemory(MemoryReading* out) {
+  if (processes_ != nullptr) {
+    if (!process_totals_) return false;
+    out->origin = Origin::kProcesses;
+    out->working_set = process_totals_->memory_bytes;
+    out->limit = 0;
+    return true;
+  }
   const bool v2 = layout_.version == CgroupVersion::kV2;
   std::optional<uint64_t> usage;
   if (std::optional<absl::string_view> text = Read(memory_usage_path_)) {
@@ -239,6 +262,15 @@ bool ResourceSampler::ReadMemory(MemoryReading* out) {
 }
 
 void ResourceSampler::ReadIo(IoReading* out) {
+  if (processes_ != nullptr) {
+    // No readable io file means unknown; Podmetric has no such value, so the rates are 0.
+    *out = IoReading{};
+    if (process_totals_ && process_totals_->io_known) {
+      out->read = Counter{Origin::kProcesses, process_totals_->read_bytes};
+      out->write = Counter{Origin::kProcesses, process_totals_->write_bytes};
+    }
+    return;
+  }
   std::optional<internal::IoBytes> bytes;
   if (std::optional<absl::string_view> text = Read(io_path_)) {
     bytes = layout_.version == CgroupVersion::kV2 ? internal::SumIoStat(*text)
@@ -266,26 +298,26 @@ void ResourceSampler::NoteOrigin(absl::string_view what, Origin* last, Origin no
   if (*last == now) return;
   const bool first = *last == Origin::kUnset;
   *last = now;
-  // Reading /proc from the start is expected when no cgroup was found (Create said so);
-  // anything else means cgroup files that should be there are not.
+  // Reading /proc from the start is expected when no cgroup was found or processes are
+  // measured (Create said so); anything else means files that should be there are not.
   if (first && (now == Origin::kCgroup || layout_.version == CgroupVersion::kNone)) return;
   ZS_LOG(kWarning, "resource sampler source changed", {"resource", std::string(what)},
-         {"source", now == Origin::kCgroup ? std::string(CgroupVersionName(layout_.version))
-                    : now == Origin::kProc ? std::string("proc")
-                                           : std::string("none")});
+         {"source", now == Origin::kCgroup      ? std::string(CgroupVersionName(layout_.version))
+                    : now == Origin::kProc      ? std::string("proc")
+                    : now == Origin::kProcesses ? std::string("processes")
+                                                : std::string("none")});
 }
 
 absl::StatusOr<ResourceSample> ResourceSampler::Sample() {
   const absl::Time now = clock_->Now();
+  Scan();
   CpuReading cpu;
   if (!ReadCpu(&cpu)) {
-    return absl::UnavailableError(absl::StrCat("cannot read CPU usage from ", cpu_usage_path_,
-                                               " nor from ", proc_stat_path_));
+    return absl::UnavailableError(absl::StrCat("cannot read CPU usage from ", CpuSources()));
   }
   MemoryReading memory;
   if (!ReadMemory(&memory)) {
-    return absl::UnavailableError(absl::StrCat("cannot read memory usage from ", memory_usage_path_,
-                                               " nor from ", proc_statm_path_));
+    return absl::UnavailableError(absl::StrCat("cannot read memory usage from ", MemorySources()));
   }
   IoReading io;
   ReadIo(&io);
@@ -317,11 +349,11 @@ absl::StatusOr<ResourceSample> ResourceSampler::Sample() {
     return after.value - before.value;
   };
   sample.cpu_cores = Rate(delta(last_cpu_, cpu.usage_ns), seconds) / 1e9;
-  sample.cpu_limit_cores = cpu.limit_cores;
+  sample.cpu_limit_cores = cpu.limit_cores > 0 ? cpu.limit_cores : options_.cpu_limit_cores;
   sample.cpu_usage_percent =
-      sample.cpu_cores / (cpu.limit_cores > 0 ? cpu.limit_cores : 1.0) * 100.0;
+      sample.cpu_cores / (sample.cpu_limit_cores > 0 ? sample.cpu_limit_cores : 1.0) * 100.0;
 
-  uint64_t memory_limit = memory.limit;
+  uint64_t memory_limit = memory.limit > 0 ? memory.limit : options_.memory_limit_bytes;
   if (memory_limit == 0 || memory_limit > host_memory_bytes_) memory_limit = host_memory_bytes_;
   sample.memory_bytes = static_cast<double>(memory.working_set);
   sample.memory_limit_bytes = static_cast<double>(memory_limit);
@@ -332,7 +364,9 @@ absl::StatusOr<ResourceSample> ResourceSampler::Sample() {
 
   const bool cpu_cgroup = cpu.usage_ns.origin == Origin::kCgroup;
   const bool memory_cgroup = memory.origin == Origin::kCgroup;
-  if (cpu_cgroup && memory_cgroup) {
+  if (processes_ != nullptr) {
+    sample.source = "processes";
+  } else if (cpu_cgroup && memory_cgroup) {
     sample.source = std::string(CgroupVersionName(layout_.version));
   } else if (cpu_cgroup || memory_cgroup) {
     sample.source = layout_.version == CgroupVersion::kV2 ? "cgroup2+proc" : "cgroup1+proc";

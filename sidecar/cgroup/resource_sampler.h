@@ -1,8 +1,10 @@
 // Samples the CPU, memory and disk use of the pod's container(s) for the Podmetric
 // (SPEC section 2): from cgroup v2 or v1, whichever the node has, falling back to /proc
-// per resource when cgroup files cannot be read. It runs every sample interval, so the
-// steady state does a handful of open/read/close calls into a buffer allocated once and
-// parses without allocating.
+// per resource when cgroup files cannot be read; or, with Measure::kProcesses, from the
+// processes the pod shares with the sidecar (see process_scan.h). It runs every sample
+// interval, so the steady state does a handful of open/read/close calls (three per
+// process when measuring processes) into buffers allocated once and parses without
+// allocating.
 //
 // Not thread-safe: one sampler is driven by one thread (the sidecar's sample loop).
 //
@@ -22,6 +24,7 @@
 #include "absl/time/time.h"
 #include "common/time/clock.h"
 #include "sidecar/cgroup/detect.h"
+#include "sidecar/cgroup/process_scan.h"
 
 namespace zeroscale::sidecar {
 
@@ -49,12 +52,22 @@ struct ResourceSample {
   double disk_read_bytes_per_second = 0;
   double disk_write_bytes_per_second = 0;
 
-  // Where CPU and memory came from: "cgroup2", "cgroup1", "proc", or "cgroup2+proc" /
-  // "cgroup1+proc" when one of them had to fall back to /proc.
+  // Where CPU and memory came from: "cgroup2", "cgroup1", "proc", "processes", or
+  // "cgroup2+proc" / "cgroup1+proc" when one of them had to fall back to /proc.
   std::string source;
 };
 
+enum class Measure {
+  // The sidecar's own cgroup (a pod-level one when cgroup_root points at it), or one
+  // process through /proc (fallback_pid).
+  kCgroup,
+  // Every process visible in proc_root but the sampler's own process and a pause PID 1:
+  // the app's, when the pod shares its process namespace.
+  kProcesses,
+};
+
 struct SamplerOptions {
+  Measure measure = Measure::kCgroup;
   // A v2 unified mount, a v1 root with controller subdirectories, or a pod-level cgroup
   // directory; empty reads /proc only.
   std::string cgroup_root = "/sys/fs/cgroup";
@@ -62,15 +75,24 @@ struct SamplerOptions {
   // Filesystems whose fullness is reported; each must exist at Create.
   std::vector<std::string> disk_paths = {"/"};
   // The process /proc fallback measures (its CPU, RSS and I/O); 0 means the sidecar
-  // itself, which is what a pod without a shared PID namespace can see.
+  // itself, which is what a pod without a shared PID namespace can see. Cannot be
+  // combined with Measure::kProcesses.
   int fallback_pid = 0;
+  // Measure::kProcesses: the process left out; 0: this one.
+  int self_pid = 0;
+  // The limits used when the measured source has none of its own (processes, /proc, a
+  // cgroup without a limit); 0: none, i.e. one core and the host's MemTotal. In
+  // Kubernetes they are the app container's limits, from the Downward API.
+  double cpu_limit_cores = 0;
+  uint64_t memory_limit_bytes = 0;
 };
 
 class ResourceSampler {
  public:
-  // Detects the cgroup layout and takes the baseline for the first interval.
-  // kFailedPrecondition for configuration that cannot work (missing cgroup root, disk
-  // path or <proc_root>/meminfo); the caller should refuse to start.
+  // Detects the cgroup layout (not with Measure::kProcesses) and takes the baseline for
+  // the first interval. kFailedPrecondition for configuration that cannot work (missing
+  // cgroup root, disk path or <proc_root>/meminfo, an unlistable proc_root when measuring
+  // processes, processes with a fallback_pid); the caller should refuse to start.
   static absl::StatusOr<std::unique_ptr<ResourceSampler>> Create(SamplerOptions options,
                                                                  const Clock* clock);
 
@@ -87,7 +109,7 @@ class ResourceSampler {
 
  private:
   // kUnset only marks "not sampled yet" in the *_origin_ trackers below.
-  enum class Origin { kNone, kCgroup, kProc, kUnset };
+  enum class Origin { kNone, kCgroup, kProc, kProcesses, kUnset };
   struct Counter {
     Origin origin = Origin::kNone;
     uint64_t value = 0;
@@ -106,10 +128,16 @@ class ResourceSampler {
     Counter write;
   };
 
-  ResourceSampler(SamplerOptions options, const Clock* clock, CgroupLayout layout);
+  ResourceSampler(SamplerOptions options, const Clock* clock, CgroupLayout layout,
+                  std::unique_ptr<ProcessScanner> processes);
 
   // Reads `path` into buffer_; returns a view of its content or nullopt if unreadable.
   std::optional<absl::string_view> Read(const std::string& path);
+  // Where CPU and memory are read from, for error messages.
+  std::string CpuSources() const;
+  std::string MemorySources() const;
+  // With a process scanner, Scan() first: the Read* calls report what it found.
+  void Scan();
   bool ReadCpu(CpuReading* out);
   bool ReadMemory(MemoryReading* out);
   void ReadIo(IoReading* out);
@@ -134,7 +162,9 @@ class ResourceSampler {
   std::string proc_io_path_;
 
   std::unique_ptr<char[]> buffer_;
-  uint64_t host_memory_bytes_ = 0;  // MemTotal, read once at Create
+  const std::unique_ptr<ProcessScanner> processes_;  // Measure::kProcesses only
+  std::optional<ProcessTotals> process_totals_;      // the last scan; nullopt: failed
+  uint64_t host_memory_bytes_ = 0;                   // MemTotal, read once at Create
 
   absl::Time last_time_;
   Counter last_cpu_;

@@ -77,6 +77,16 @@ TEST(ParseTest, ProcStatCountsFromLastParen) {
   EXPECT_EQ(ParseStatmResidentPages("100 42 3 1 0 5 0\n"), 42u);
 }
 
+TEST(ParseTest, ProcStatSeparatesOwnChildrenAndStartTime) {
+  std::optional<ProcStatTimes> t = ParseProcStat(
+      "9 (x) y) S 1 9 9 0 -1 0 0 0 0 0 100 20 7 3 20 0 1 0 4321 100000 50 18446744073709551615\n");
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->own_ticks, 120u);
+  EXPECT_EQ(t->children_ticks, 10u);
+  EXPECT_EQ(t->start_time, 4321u);
+  EXPECT_FALSE(ParseProcStat("9 (x) S 1 9 9 0 -1 0 0 0 0 0 100 20").has_value());
+}
+
 TEST(ParseTest, MountinfoKeepsCgroupMountsAndUnescapesPaths) {
   std::vector<CgroupMount> mounts = ParseCgroupMounts(
       "22 1 0:21 / / rw - overlay overlay rw\n"

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -361,6 +362,196 @@ TEST(ResourceSamplerProcTest, SwitchingSourceGivesZeroRateForThatInterval) {
   EXPECT_EQ(s.cpu_cores, 0);
 }
 
+// ---- processes (a pod with a shared process namespace) ----
+
+// One process of a fixture /proc tree.
+struct FakeProcess {
+  int pid;
+  std::string comm;
+  uint64_t start_time;
+  uint64_t utime, stime;
+  uint64_t rss_anon_kb, rss_shmem_kb;
+  // Negative: no io file, as when it belongs to another user.
+  int64_t read_bytes = -1, write_bytes = -1;
+};
+
+void WriteProcess(const FixtureTree& tree, const FakeProcess& p) {
+  const std::string dir = absl::StrCat("proc/", p.pid);
+  fs::create_directories(tree.path(dir));
+  tree.Write(dir + "/comm", p.comm + "\n");
+  // cutime/cstime (777 888) belong to reaped children, measured while they ran.
+  tree.Write(dir + "/stat",
+             absl::StrCat(p.pid, " (", p.comm, ") S 1 ", p.pid, " ", p.pid,
+                          " 0 -1 4194560 100 0 0 0 ", p.utime, " ", p.stime, " 777 888 20 0 1 0 ",
+                          p.start_time, " 100000000 5000 18446744073709551615 0 0 0\n"));
+  // RssFile is page cache the kernel can drop: not part of the working set.
+  tree.Write(dir + "/status",
+             absl::StrCat("Name:\t", p.comm, "\nState:\tS (sleeping)\nPid:\t", p.pid, "\nVmRSS:\t",
+                          p.rss_anon_kb + p.rss_shmem_kb + 5000, " kB\nRssAnon:\t", p.rss_anon_kb,
+                          " kB\nRssFile:\t    5000 kB\nRssShmem:\t", p.rss_shmem_kb,
+                          " kB\nThreads:\t4\n"));
+  if (p.read_bytes >= 0) {
+    tree.Write(dir + "/io",
+               absl::StrCat("rchar: 1\nwchar: 1\nsyscr: 1\nsyscw: 1\nread_bytes: ", p.read_bytes,
+                            "\nwrite_bytes: ", p.write_bytes, "\ncancelled_write_bytes: 0\n"));
+  }
+}
+
+constexpr int kSidecarPid = 30;
+
+// pid 1 pause, the model server and a worker, the sidecar, and a helper of another user.
+class ProcessesTest : public ::testing::Test {
+ protected:
+  ProcessesTest() : tree_("v2") {
+    WriteProcess(tree_, {1, "pause", 10, 3, 4, 200, 0, 0, 0});
+    WriteProcess(tree_, {7, "python3", 1000, 100, 50, 204800, 10240, 1000, 2000});
+    WriteProcess(tree_, {12, "worker", 1100, 40, 10, 102400, 0, 0, 0});
+    WriteProcess(tree_, {kSidecarPid, "zeroscale-sidec", 1200, 900, 900, 9000, 0, 0, 0});
+    WriteProcess(tree_, {31, "helper", 1300, 8, 2, 1024, 0});
+  }
+
+  SamplerOptions Options() const {
+    SamplerOptions options = tree_.Options();
+    options.measure = Measure::kProcesses;
+    options.cgroup_root = "/nonexistent";  // not looked at when measuring processes
+    options.self_pid = kSidecarPid;
+    return options;
+  }
+
+  const double tick_ = 1.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  FixtureTree tree_;
+  testing::FakeClock clock_;
+};
+
+TEST_F(ProcessesTest, SumsEveryProcessButPauseAndItself) {
+  auto sampler = MustCreate(Options(), &clock_);
+  ASSERT_NE(sampler, nullptr);
+  EXPECT_EQ(sampler->layout().version, CgroupVersion::kNone);
+  ResourceSample first = MustSample(*sampler);
+  EXPECT_EQ(first.source, "processes");
+  EXPECT_EQ(first.cpu_cores, 0);  // no time has passed since the baseline
+  // RssAnon + RssShmem of 7, 12 and 31: (204800 + 10240) + 102400 + 1024 kB.
+  EXPECT_EQ(first.memory_bytes, 318464.0 * 1024);
+  EXPECT_EQ(first.memory_limit_bytes, kHostMemory);
+  EXPECT_DOUBLE_EQ(first.memory_usage_percent, 318464.0 * 1024 / kHostMemory * 100);
+
+  clock_.Advance(absl::Seconds(2));
+  WriteProcess(tree_, {1, "pause", 10, 900, 900, 200, 0, 0, 0});                   // left out
+  WriteProcess(tree_, {7, "python3", 1000, 250, 100, 204800, 10240, 5000, 2400});  // +200
+  WriteProcess(tree_, {12, "worker", 1100, 60, 20, 102400, 0, 0, 0});              // +30
+  WriteProcess(tree_, {kSidecarPid, "zeroscale-sidec", 1200, 5000, 5000, 9000, 0, 0, 0});
+  WriteProcess(tree_, {31, "helper", 1300, 18, 2, 1024, 0});  // +10
+  ResourceSample s = MustSample(*sampler);
+  // 240 ticks over 2 s, of one core (no limit given).
+  EXPECT_THAT(s.cpu_cores, DoubleNear(240 * tick_ / 2, 1e-9));
+  EXPECT_THAT(s.cpu_usage_percent, DoubleNear(240 * tick_ / 2 * 100, 1e-7));
+  EXPECT_EQ(s.cpu_limit_cores, 0);
+  // Only 7 and 12 have readable io: (4000 + 0) / 2 s and (400 + 0) / 2 s.
+  EXPECT_DOUBLE_EQ(s.disk_read_bytes_per_second, 2000.0);
+  EXPECT_DOUBLE_EQ(s.disk_write_bytes_per_second, 200.0);
+}
+
+TEST_F(ProcessesTest, ExitsAndReusedPidsNeverTakeCpuBackwardsNorJump) {
+  auto sampler = MustCreate(Options(), &clock_);
+  ASSERT_NE(sampler, nullptr);
+
+  // 12 exits, 7 uses 100 ticks, and 40 appears having used 5000 ticks before it was seen.
+  clock_.Advance(absl::Seconds(1));
+  fs::remove_all(tree_.path("proc/12"));
+  WriteProcess(tree_, {7, "python3", 1000, 200, 50, 204800, 10240, 1000, 2000});
+  WriteProcess(tree_, {40, "spawned", 1400, 4000, 1000, 4096, 0, 50000, 0});
+  ResourceSample s = MustSample(*sampler);
+  EXPECT_THAT(s.cpu_cores, DoubleNear(100 * tick_, 1e-9));
+  EXPECT_EQ(s.memory_bytes, (204800.0 + 10240 + 1024 + 4096) * 1024);
+  EXPECT_EQ(s.disk_read_bytes_per_second, 0);  // 40's bytes predate its first sighting
+
+  // pid 12 comes back as another process (new start time) with fewer ticks than the old
+  // one had: it counts from here, and nothing goes negative.
+  clock_.Advance(absl::Seconds(1));
+  WriteProcess(tree_, {12, "reborn", 2000, 5, 0, 1024, 0, 0, 0});
+  WriteProcess(tree_, {40, "spawned", 1400, 4010, 1000, 4096, 0, 50800, 0});
+  s = MustSample(*sampler);
+  EXPECT_THAT(s.cpu_cores, DoubleNear(10 * tick_, 1e-9));
+  EXPECT_DOUBLE_EQ(s.disk_read_bytes_per_second, 800.0);
+
+  // The same pid reused again, this time with more ticks than before: still no jump.
+  clock_.Advance(absl::Seconds(1));
+  WriteProcess(tree_, {12, "again", 2100, 90000, 0, 1024, 0, 0, 0});
+  s = MustSample(*sampler);
+  EXPECT_EQ(s.cpu_cores, 0);
+
+  clock_.Advance(absl::Seconds(1));
+  WriteProcess(tree_, {12, "again", 2100, 90050, 0, 1024, 0, 0, 0});
+  s = MustSample(*sampler);
+  EXPECT_THAT(s.cpu_cores, DoubleNear(50 * tick_, 1e-9));
+}
+
+TEST_F(ProcessesTest, LimitsFromOptionsTurnCoresIntoPercent) {
+  SamplerOptions options = Options();
+  options.cpu_limit_cores = 0.5;                    // --cpu-limit-millicores=500
+  options.memory_limit_bytes = 1024 * 1024 * 1024;  // --memory-limit-bytes
+  auto sampler = MustCreate(options, &clock_);
+  ASSERT_NE(sampler, nullptr);
+  clock_.Advance(absl::Seconds(2));
+  WriteProcess(tree_, {7, "python3", 1000, 100 + 150, 50 + 50, 204800, 10240, 1000, 2000});
+  ResourceSample s = MustSample(*sampler);
+  EXPECT_EQ(s.cpu_limit_cores, 0.5);
+  EXPECT_THAT(s.cpu_usage_percent, DoubleNear(200 * tick_ / 2 / 0.5 * 100, 1e-7));
+  EXPECT_EQ(s.memory_limit_bytes, 1073741824.0);
+  EXPECT_DOUBLE_EQ(s.memory_usage_percent, 318464.0 * 1024 / 1073741824.0 * 100);
+
+  // A limit above the host's memory (the Downward API's node allocatable never is, but a
+  // flag can be) counts as the host's memory, as a cgroup limit would.
+  options.memory_limit_bytes = uint64_t{1} << 40;
+  sampler = MustCreate(options, &clock_);
+  ASSERT_NE(sampler, nullptr);
+  EXPECT_EQ(MustSample(*sampler).memory_limit_bytes, kHostMemory);
+}
+
+TEST_F(ProcessesTest, Pid1IsMeasuredUnlessItIsPause) {
+  WriteProcess(tree_, {1, "tini", 10, 3, 4, 200, 0, 0, 0});
+  auto sampler = MustCreate(Options(), &clock_);
+  ASSERT_NE(sampler, nullptr);
+  EXPECT_EQ(MustSample(*sampler).memory_bytes, (318464.0 + 200) * 1024);
+}
+
+TEST_F(ProcessesTest, NoReadableIoFileMeansZeroRates) {
+  fs::remove(tree_.path("proc/7/io"));
+  fs::remove(tree_.path("proc/12/io"));
+  auto sampler = MustCreate(Options(), &clock_);
+  ASSERT_NE(sampler, nullptr);
+  clock_.Advance(absl::Seconds(1));
+  ResourceSample s = MustSample(*sampler);
+  EXPECT_EQ(s.disk_read_bytes_per_second, 0);
+  EXPECT_EQ(s.disk_write_bytes_per_second, 0);
+}
+
+TEST_F(ProcessesTest, SteadyStateSamplingDoesNotAllocate) {
+  auto sampler = MustCreate(Options(), &clock_);
+  ASSERT_NE(sampler, nullptr);
+  ASSERT_TRUE(sampler->Sample().ok());  // settles the source trackers
+  const long before = g_allocations.load();
+  bool ok = true;
+  for (int i = 0; i < 100; ++i) ok = ok && sampler->Sample().ok();
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(g_allocations.load() - before, 0);
+}
+
+TEST_F(ProcessesTest, ConfigurationThatCannotWorkIsRefused) {
+  SamplerOptions options = Options();
+  options.fallback_pid = 7;
+  absl::StatusOr<std::unique_ptr<ResourceSampler>> sampler =
+      ResourceSampler::Create(options, &clock_);
+  EXPECT_EQ(sampler.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(sampler.status().message(), HasSubstr("--app-pid=7"));
+
+  options = Options();
+  options.proc_root = tree_.path("no/such/proc");
+  sampler = ResourceSampler::Create(options, &clock_);
+  EXPECT_EQ(sampler.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(sampler.status().message(), HasSubstr("no/such/proc"));
+}
+
 // ---- configuration errors ----
 
 TEST(ResourceSamplerConfigTest, MissingCgroupRootIsFailedPrecondition) {
@@ -463,6 +654,31 @@ TEST(ResourceSamplerLiveTest, SamplingIsCheap) {
               per_sample * 1e6, per_sample * 100);
   // The budget: 0.5% of one core at the default 1 s interval.
   EXPECT_LT(per_sample, 0.005);
+}
+
+TEST(ResourceSamplerLiveTest, ProcessesOfThisMachine) {
+  SamplerOptions options;
+  options.measure = Measure::kProcesses;
+  auto sampler = MustCreate(options, RealClock::Get());
+  ASSERT_NE(sampler, nullptr);
+  volatile double x = 0;
+  const double start = ProcessCpuSeconds();
+  while (ProcessCpuSeconds() - start < 0.05) x = x + std::sqrt(x + 1);
+  ResourceSample s = MustSample(*sampler);
+  EXPECT_EQ(s.source, "processes");
+  for (double v : {s.cpu_usage_percent, s.cpu_cores, s.memory_usage_percent, s.memory_bytes,
+                   s.disk_read_bytes_per_second, s.disk_write_bytes_per_second}) {
+    EXPECT_TRUE(std::isfinite(v)) << v;
+    EXPECT_GE(v, 0) << v;
+  }
+  EXPECT_GT(s.memory_bytes, 0);  // the test runner's parent, at least
+
+  constexpr int kSamples = 200;
+  const double begin = ProcessCpuSeconds();
+  for (int i = 0; i < kSamples; ++i) ASSERT_TRUE(sampler->Sample().ok());
+  const double per_sample = (ProcessCpuSeconds() - begin) / kSamples;
+  std::printf("processes: cpu=%.2f%% mem=%.0f B; one Sample(): %.1f us of CPU\n",
+              s.cpu_usage_percent, s.memory_bytes, per_sample * 1e6);
 }
 
 TEST(ResourceSamplerLiveTest, SteadyStateSamplingDoesNotAllocate) {
