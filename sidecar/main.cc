@@ -28,7 +28,9 @@ namespace {
 struct Flags {
   config::HostPort scaler, admin_listen;
   int64_t app_port = 0, proxy_port = 8012, buffer = 600, app_pid = 0;
+  int64_t cpu_limit_millicores = 0, memory_limit_bytes = 0;
   std::string pod, workload, cgroup_root, disk_paths, readiness_path, log_level, advertise;
+  std::string measure;
   absl::Duration sample_interval;
 };
 
@@ -55,6 +57,18 @@ Flags ParseFlags(int argc, char** argv) {
          "Measure this process through /proc instead of a cgroup (a replica of the local "
          "backend has no container of its own); 0: the cgroup",
          0, 4194304);
+  fs.Enum("measure", &f.measure, "cgroup", {"cgroup", "processes"},
+          "What is measured: this container's cgroup (or --app-pid), or every process this "
+          "sidecar can see but itself and a pause PID 1 (in Kubernetes the webhook sets "
+          "shareProcessNamespace so those are the app's)");
+  fs.Int("cpu-limit-millicores", &f.cpu_limit_millicores, 0,
+         "The app's CPU limit, the denominator of cpuUsage when what is measured has no limit "
+         "of its own (the webhook passes the app container's limits.cpu); 0: one core",
+         0, INT64_MAX);
+  fs.Int("memory-limit-bytes", &f.memory_limit_bytes, 0,
+         "The app's memory limit, the denominator of memoryUsage likewise (limits.memory); "
+         "0: the host's memory",
+         0, INT64_MAX);
   fs.String("disk-paths", &f.disk_paths, "/", "Comma-separated filesystems to watch");
   fs.String("readiness-path", &f.readiness_path, "",
             "The app's readiness path (HTTP GET, 2xx = ready); empty: TCP connect");
@@ -235,6 +249,9 @@ int Run(int argc, char** argv) {
     sampler_options.cgroup_root = "";
     sampler_options.fallback_pid = static_cast<int>(flags.app_pid);
   }
+  if (flags.measure == "processes") sampler_options.measure = Measure::kProcesses;
+  sampler_options.cpu_limit_cores = static_cast<double>(flags.cpu_limit_millicores) / 1000.0;
+  sampler_options.memory_limit_bytes = static_cast<uint64_t>(flags.memory_limit_bytes);
   sampler_options.disk_paths = absl::StrSplit(flags.disk_paths, ',', absl::SkipEmpty());
   absl::StatusOr<std::unique_ptr<ResourceSampler>> resources =
       ResourceSampler::Create(sampler_options, RealClock::Get());
@@ -274,7 +291,8 @@ int Run(int argc, char** argv) {
   ZS_LOG(kInfo, "sidecar started", {"pod", flags.pod}, {"workload", flags.workload},
          {"proxy", absl::StrCat(":", flags.proxy_port, " -> 127.0.0.1:", flags.app_port)},
          {"scaler", flags.scaler.ToString()},
-         {"resources", (*resources)->layout().version == CgroupVersion::kV2   ? "cgroup2"
+         {"resources", flags.measure == "processes"                           ? "processes"
+                       : (*resources)->layout().version == CgroupVersion::kV2 ? "cgroup2"
                        : (*resources)->layout().version == CgroupVersion::kV1 ? "cgroup1"
                                                                               : "proc"});
   const int sig = WaitForTerminationSignal();

@@ -108,6 +108,7 @@ absl::StatusOr<std::unique_ptr<ResourceSampler>> ResourceSampler::Create(Sampler
   sampler->ReadIo(&sampler->last_io_);
   sampler->last_time_ = clock->Now();
   ZS_LOG(kInfo, "resource sampler started",
+         {"measure", sampler->processes_ != nullptr ? "processes" : "cgroup"},
          {"cgroup", std::string(CgroupVersionName(sampler->layout_.version))},
          {"cpu_dir", sampler->layout_.cpuacct_dir}, {"memory_dir", sampler->layout_.memory_dir},
          {"io_dir", sampler->layout_.io_dir});
