@@ -22,6 +22,7 @@ constexpr char kSampleInterval[] = "zeroscale.io/sample-interval";
 constexpr char kDiskPaths[] = "zeroscale.io/disk-paths";
 constexpr char kReadinessPath[] = "zeroscale.io/readiness-path";
 constexpr char kWorkload[] = "zeroscale.io/workload";
+constexpr char kContainer[] = "zeroscale.io/container";
 constexpr char kInjected[] = "zeroscale.io/injected";
 constexpr int kDefaultProxyPort = 8012;
 constexpr int kAdminPort = 8013;  // the sidecar's --admin-listen default
@@ -33,6 +34,8 @@ constexpr char kAlreadyInjected[] = "already_injected";
 constexpr char kMissingPort[] = "missing_port";
 constexpr char kInvalidAnnotation[] = "invalid_annotation";
 constexpr char kPortConflict[] = "port_conflict";
+constexpr char kNotShared[] = "process_namespace_not_shared";
+constexpr char kHostPid[] = "host_pid";
 
 // Why the sidecar was not injected, worded for `kubectl` users who see the warning.
 std::string NotInjected(absl::string_view why) {
@@ -155,16 +158,35 @@ json EnvFrom(const char* name, const char* field) {
   return {{"name", name}, {"valueFrom", {{"fieldRef", {{"fieldPath", field}}}}}};
 }
 
+// A container's resource through the Downward API. Without a limit it yields the node's
+// allocatable, which is indeed all the app may use.
+json EnvFromResource(const char* name, const std::string& container, const char* resource,
+                     const char* divisor) {
+  return {{"name", name},
+          {"valueFrom",
+           {{"resourceFieldRef",
+             {{"containerName", container}, {"resource", resource}, {"divisor", divisor}}}}}};
+}
+
+// `app_container` is measured by the sidecar; "" when the pod has no container to name.
 json SidecarContainer(const InjectorOptions& o, const std::vector<std::string>& args,
-                      int proxy_port) {
+                      int proxy_port, const std::string& app_container) {
+  json env = json::array({EnvFrom("POD_NAME", "metadata.name"),
+                          EnvFrom("POD_NAMESPACE", "metadata.namespace"),
+                          EnvFrom("POD_IP", "status.podIP")});
+  if (!app_container.empty()) {
+    // Read by the sidecar as --cpu-limit-millicores and --memory-limit-bytes.
+    env.push_back(
+        EnvFromResource("ZEROSCALE_CPU_LIMIT_MILLICORES", app_container, "limits.cpu", "1m"));
+    env.push_back(
+        EnvFromResource("ZEROSCALE_MEMORY_LIMIT_BYTES", app_container, "limits.memory", "1"));
+  }
   return {
       {"name", kSidecarName},
       {"image", o.sidecar_image},
       {"imagePullPolicy", "IfNotPresent"},
       {"args", args},
-      {"env", json::array({EnvFrom("POD_NAME", "metadata.name"),
-                           EnvFrom("POD_NAMESPACE", "metadata.namespace"),
-                           EnvFrom("POD_IP", "status.podIP")})},
+      {"env", std::move(env)},
       {"ports",
        json::array(
            {{{"name", "zeroscale"}, {"containerPort", proxy_port}, {"protocol", "TCP"}},
@@ -188,21 +210,52 @@ json SidecarContainer(const InjectorOptions& o, const std::vector<std::string>& 
   };
 }
 
-// True when some container of the pod already declares `port`.
-bool PortTaken(const json& containers, int port) {
-  if (!containers.is_array()) return false;
-  for (const json& c : containers) {
-    const json* ports = Find(c, "ports");
-    if (ports == nullptr || !ports->is_array()) continue;
-    for (const json& p : *ports) {
-      const json* n = Find(p, "containerPort");
-      if (n != nullptr && n->is_number_integer() && n->get<int>() == port) return true;
-    }
+bool DeclaresPort(const json& container, int port) {
+  const json* ports = Find(container, "ports");
+  if (ports == nullptr || !ports->is_array()) return false;
+  for (const json& p : *ports) {
+    const json* n = Find(p, "containerPort");
+    if (n != nullptr && n->is_number_integer() && n->get<int>() == port) return true;
   }
   return false;
 }
 
-// The JSON Patch adding `container` to the pod and marking it injected.
+// True when some container of the pod already declares `port`.
+bool PortTaken(const json& containers, int port) {
+  if (!containers.is_array()) return false;
+  for (const json& c : containers) {
+    if (DeclaresPort(c, port)) return true;
+  }
+  return false;
+}
+
+// The container the sidecar measures: the one `zeroscale.io/container` names, else the
+// one that declares the app's port, else the first; "" when there is none.
+std::string AppContainer(const json* containers, int app_port,
+                         const std::optional<std::string>& named) {
+  if (named) return *named;
+  if (containers == nullptr || !containers->is_array() || containers->empty()) return "";
+  for (const json& c : *containers) {
+    if (DeclaresPort(c, app_port)) return StringAt(c, "name");
+  }
+  return StringAt(containers->front(), "name");
+}
+
+bool HasContainer(const json* containers, const std::string& name) {
+  if (containers == nullptr || !containers->is_array()) return false;
+  for (const json& c : *containers) {
+    if (StringAt(c, "name") == name) return true;
+  }
+  return false;
+}
+
+bool IsTrue(const json* spec, const char* key) {
+  const json* v = spec != nullptr ? Find(*spec, key) : nullptr;
+  return v != nullptr && v->is_boolean() && v->get<bool>();
+}
+
+// The JSON Patch adding `container` to the pod, sharing the pod's process namespace so
+// the sidecar sees the app's processes, and marking it injected.
 std::string PatchAdding(const json& container, const json* spec, const json* containers) {
   json patch = json::array();
   if (containers != nullptr && containers->is_array()) {
@@ -212,7 +265,12 @@ std::string PatchAdding(const json& container, const json* spec, const json* con
         {{"op", "add"}, {"path", "/spec/containers"}, {"value", json::array({container})}});
   } else {
     patch.push_back(
-        {{"op", "add"}, {"path", "/spec"}, {"value", {{"containers", json::array({container})}}}});
+        {{"op", "add"},
+         {"path", "/spec"},
+         {"value", {{"containers", json::array({container})}, {"shareProcessNamespace", true}}}});
+  }
+  if (spec != nullptr && spec->is_object() && !IsTrue(spec, "shareProcessNamespace")) {
+    patch.push_back({{"op", "add"}, {"path", "/spec/shareProcessNamespace"}, {"value", true}});
   }
   // The annotations map exists: it holds the required zeroscale.io/port.
   patch.push_back({{"op", "add"},
@@ -309,6 +367,26 @@ Injection PlanInjection(const json& pod, const std::string& pod_namespace,
                   kPortConflict);
     return out;
   }
+  const std::optional<std::string> named = settings.Get(kContainer);
+  if (named && !HasContainer(containers, *named)) {
+    settings.Fail(BadValue(kContainer, *named, "the name of one of the pod's containers"),
+                  kInvalidAnnotation);
+    return out;
+  }
+  // The sidecar measures the app through the pod's shared process namespace.
+  const json* share = spec != nullptr ? Find(*spec, "shareProcessNamespace") : nullptr;
+  if (share != nullptr && share->is_boolean() && !share->get<bool>()) {
+    settings.Fail(NotInjected("spec.shareProcessNamespace is false, and the sidecar measures the "
+                              "app's processes through the shared process namespace"),
+                  kNotShared);
+    return out;
+  }
+  if (IsTrue(spec, "hostPID")) {
+    settings.Fail(NotInjected("spec.hostPID is true, which Kubernetes does not allow together "
+                              "with the spec.shareProcessNamespace the sidecar needs"),
+                  kHostPid);
+    return out;
+  }
   if (workload.empty()) {
     if (metadata != nullptr) workload = WorkloadFromOwner(*metadata, ns);
   } else if (std::count(workload.begin(), workload.end(), '/') == 1) {
@@ -323,6 +401,7 @@ Injection PlanInjection(const json& pod, const std::string& pod_namespace,
       "--pod=$(POD_NAMESPACE)/$(POD_NAME)",
       absl::StrCat("--sample-interval=", interval),
       absl::StrCat("--advertise-address=$(POD_IP):", proxy_port),
+      "--measure=processes",
   };
   if (!workload.empty()) {
     args.push_back(absl::StrCat("--workload=", workload));
@@ -335,7 +414,9 @@ Injection PlanInjection(const json& pod, const std::string& pod_namespace,
   if (!disk_paths.empty()) args.push_back(absl::StrCat("--disk-paths=", disk_paths));
   if (!readiness_path.empty()) args.push_back(absl::StrCat("--readiness-path=", readiness_path));
 
-  out.patch = PatchAdding(SidecarContainer(options, args, proxy_port), spec, containers);
+  out.patch = PatchAdding(
+      SidecarContainer(options, args, proxy_port, AppContainer(containers, app_port, named)), spec,
+      containers);
   out.inject = true;
   return out;
 }

@@ -7,6 +7,11 @@
 //     webhook registration's namespaceSelector (`zeroscale.io/injection: enabled`) or
 //     objectSelector chose to call the webhook, and the port says which app to front;
 //   - a pod that already has a `zeroscale-sidecar` container is left alone.
+// The sidecar measures the app through the pod's shared process namespace: the patch sets
+// `spec.shareProcessNamespace: true`, and a pod that sets it false (or uses hostPID) is
+// not injected. The app container's CPU and memory limits reach the sidecar through the
+// Downward API; that container is the one `zeroscale.io/container` names, else the one
+// declaring the app's port, else the first.
 // A bad annotation value injects nothing and says why in a warning, so pod creation is
 // never blocked by a configuration mistake.
 //

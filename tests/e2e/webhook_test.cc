@@ -84,8 +84,11 @@ TEST_F(WebhookE2E, MutatesPodsOverHttps) {
   EXPECT_EQ(r["patchType"], "JSONPatch");
   std::string patch;
   ASSERT_TRUE(absl::Base64Unescape(r["patch"].get<std::string>(), &patch));
-  const json sidecar = pod.patch(json::parse(patch))["spec"]["containers"][1];
+  const json patched = pod.patch(json::parse(patch));
+  EXPECT_EQ(patched["spec"]["shareProcessNamespace"], true);
+  const json sidecar = patched["spec"]["containers"][1];
   EXPECT_EQ(sidecar["image"], "example.test/sidecar:e2e");
+  EXPECT_THAT(sidecar["args"], ::testing::Contains("--measure=processes"));
   EXPECT_THAT(sidecar["args"], ::testing::Contains("--scaler=scaler.e2e.svc:9090"));
   EXPECT_THAT(sidecar["args"], ::testing::Contains("--workload=ml/Deployment/llama"));
 

@@ -63,7 +63,7 @@ TEST(SidecarPatchTest, DeploymentPodGetsTheSidecarWithDefaults) {
   EXPECT_EQ(c["args"], json::array({"--scaler=zeroscale-scaler.zs.svc:9090", "--app-port=8080",
                                     "--proxy-port=8012", "--pod=$(POD_NAMESPACE)/$(POD_NAME)",
                                     "--sample-interval=1s", "--advertise-address=$(POD_IP):8012",
-                                    "--workload=ml/Deployment/llama"}));
+                                    "--measure=processes", "--workload=ml/Deployment/llama"}));
   EXPECT_EQ(c["env"][0]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
   EXPECT_EQ(c["env"][1]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace");
   EXPECT_EQ(c["env"][2]["name"], "POD_IP");
@@ -79,6 +79,99 @@ TEST(SidecarPatchTest, DeploymentPodGetsTheSidecarWithDefaults) {
   EXPECT_TRUE(c["resources"]["limits"].contains("memory"));
   EXPECT_FALSE(c.contains("volumeMounts"));
   EXPECT_EQ(out["metadata"]["annotations"]["zeroscale.io/injected"], "true");
+  EXPECT_EQ(out["spec"]["shareProcessNamespace"], true);
+}
+
+// The env var named `name` of the sidecar container `c`.
+json Env(const json& c, const std::string& name) {
+  for (const json& e : c["env"]) {
+    if (e["name"] == name) return e;
+  }
+  ADD_FAILURE() << "no env " << name;
+  return json();
+}
+
+TEST(SidecarPatchTest, TheAppContainersLimitsComeThroughTheDownwardApi) {
+  const json pod = DeploymentPod({{"zeroscale.io/port", "8080"}});
+  const json c = Sidecar(Applied(pod, PlanInjection(pod, "ml", Options())));
+  EXPECT_EQ(
+      Env(c, "ZEROSCALE_CPU_LIMIT_MILLICORES"),
+      json({{"name", "ZEROSCALE_CPU_LIMIT_MILLICORES"},
+            {"valueFrom",
+             {{"resourceFieldRef",
+               {{"containerName", "model"}, {"resource", "limits.cpu"}, {"divisor", "1m"}}}}}}));
+  EXPECT_EQ(
+      Env(c, "ZEROSCALE_MEMORY_LIMIT_BYTES"),
+      json({{"name", "ZEROSCALE_MEMORY_LIMIT_BYTES"},
+            {"valueFrom",
+             {{"resourceFieldRef",
+               {{"containerName", "model"}, {"resource", "limits.memory"}, {"divisor", "1"}}}}}}));
+}
+
+// A pod whose first container is a helper and whose second serves on `port`.
+json TwoContainerPod(json annotations) {
+  json pod = DeploymentPod(std::move(annotations));
+  pod["spec"]["containers"] = json::array(
+      {{{"name", "log-shipper"}, {"image", "fluent:1"}},
+       {{"name", "server"},
+        {"image", "llama:1"},
+        {"ports", json::array({{{"containerPort", 9000}}, {{"containerPort", 8080}}})}}});
+  return pod;
+}
+
+std::string MeasuredContainer(const json& pod) {
+  const Injection in = PlanInjection(pod, "ml", Options());
+  if (!in.inject) return "not injected: " + in.skip_reason;
+  return Env(Sidecar(Applied(pod, in)),
+             "ZEROSCALE_CPU_LIMIT_MILLICORES")["valueFrom"]["resourceFieldRef"]["containerName"];
+}
+
+TEST(SidecarPatchTest, TheMeasuredContainerIsTheOneWithTheAppsPort) {
+  // The port matches the second container's second port.
+  EXPECT_EQ(MeasuredContainer(TwoContainerPod({{"zeroscale.io/port", "8080"}})), "server");
+  // No container declares it: the first one.
+  EXPECT_EQ(MeasuredContainer(TwoContainerPod({{"zeroscale.io/port", "7000"}})), "log-shipper");
+  // The annotation wins over the port.
+  EXPECT_EQ(MeasuredContainer(TwoContainerPod(
+                {{"zeroscale.io/port", "8080"}, {"zeroscale.io/container", "log-shipper"}})),
+            "log-shipper");
+}
+
+TEST(SidecarPatchTest, AContainerAnnotationNamingNoContainerInjectsNothing) {
+  const json pod =
+      TwoContainerPod({{"zeroscale.io/port", "8080"}, {"zeroscale.io/container", "modle"}});
+  const Injection in = PlanInjection(pod, "ml", Options());
+  EXPECT_FALSE(in.inject);
+  EXPECT_EQ(in.skip_reason, "invalid_annotation");
+  EXPECT_THAT(in.warnings, ElementsAre(HasSubstr("zeroscale.io/container: \"modle\"")));
+}
+
+TEST(SidecarPatchTest, AnAlreadySharedProcessNamespaceIsLeftAsItIs) {
+  json pod = DeploymentPod({{"zeroscale.io/port", "8080"}});
+  pod["spec"]["shareProcessNamespace"] = true;
+  const Injection in = PlanInjection(pod, "ml", Options());
+  for (const json& op : json::parse(in.patch)) {
+    EXPECT_NE(op["path"], "/spec/shareProcessNamespace") << op;
+  }
+  EXPECT_EQ(Applied(pod, in)["spec"]["shareProcessNamespace"], true);
+}
+
+TEST(SidecarPatchTest, AnUnsharedProcessNamespaceIsNotInjectedAndSaysWhy) {
+  json pod = DeploymentPod({{"zeroscale.io/port", "8080"}});
+  pod["spec"]["shareProcessNamespace"] = false;
+  Injection in = PlanInjection(pod, "ml", Options());
+  EXPECT_FALSE(in.inject);
+  EXPECT_EQ(in.patch, "");
+  EXPECT_EQ(in.skip_reason, "process_namespace_not_shared");
+  EXPECT_THAT(in.warnings, ElementsAre(HasSubstr("spec.shareProcessNamespace")));
+
+  // hostPID cannot be combined with shareProcessNamespace: the pod would be refused.
+  pod = DeploymentPod({{"zeroscale.io/port", "8080"}});
+  pod["spec"]["hostPID"] = true;
+  in = PlanInjection(pod, "ml", Options());
+  EXPECT_FALSE(in.inject);
+  EXPECT_EQ(in.skip_reason, "host_pid");
+  EXPECT_THAT(in.warnings, ElementsAre(HasSubstr("spec.hostPID")));
 }
 
 TEST(SidecarPatchTest, AnnotationsOverrideDefaults) {
@@ -92,7 +185,7 @@ TEST(SidecarPatchTest, AnnotationsOverrideDefaults) {
   EXPECT_EQ(c["args"], json::array({"--scaler=zeroscale-scaler.zs.svc:9090", "--app-port=9000",
                                     "--proxy-port=9100", "--pod=$(POD_NAMESPACE)/$(POD_NAME)",
                                     "--sample-interval=250ms", "--advertise-address=$(POD_IP):9100",
-                                    "--workload=ml/Deployment/llama-big",
+                                    "--measure=processes", "--workload=ml/Deployment/llama-big",
                                     "--disk-paths=/models,/cache", "--readiness-path=/v1/ready"}));
   EXPECT_EQ(c["ports"][0]["containerPort"], 9100);
 }
@@ -188,6 +281,13 @@ TEST(SidecarPatchTest, CreatesTheContainersArrayWhenAbsent) {
   const json out = Applied(pod, PlanInjection(pod, "", Options()));
   ASSERT_EQ(out["spec"]["containers"].size(), 1u);
   EXPECT_EQ(out["spec"]["containers"][0]["name"], "zeroscale-sidecar");
+  EXPECT_EQ(out["spec"]["shareProcessNamespace"], true);
+  // No app container to take limits from.
+  EXPECT_EQ(out["spec"]["containers"][0]["env"].size(), 3u);
+
+  const json bare = {{"metadata", {{"annotations", {{"zeroscale.io/port", "8080"}}}}}};
+  EXPECT_EQ(Applied(bare, PlanInjection(bare, "ml", Options()))["spec"],
+            json({{"containers", json::array({Sidecar(out)})}, {"shareProcessNamespace", true}}));
 }
 
 TEST(SidecarPatchTest, TheInjectedAnnotationKeyIsEscapedInThePointer) {
