@@ -89,7 +89,7 @@ const ProcessScanner::Process* ProcessScanner::Previous(int pid) const {
   return it != last_.end() && it->pid == pid ? &*it : nullptr;
 }
 
-void ProcessScanner::Measure(int pid) {
+void ProcessScanner::MeasureProcess(int pid) {
   char path[48];
   std::optional<absl::string_view> text =
       internal::ReadFileAt(dir_fd_, PidPath(path, pid, "stat"), buffer_.get(), kBufferSize);
@@ -166,7 +166,7 @@ std::optional<ProcessTotals> ProcessScanner::Scan() {
       offset += entry->d_reclen;
       const int pid = PidOf(entry->d_name);
       if (pid == 0 || pid == self_pid_ || (pid == 1 && skip_pid1_)) continue;
-      Measure(pid);
+      MeasureProcess(pid);
     }
   }
   // /proc lists pids in order; other trees (test fixtures) may not.

@@ -67,7 +67,7 @@ class ProcessScanner {
   };
 
   ProcessScanner(std::string proc_root, int dir_fd, int self_pid, bool skip_pid1);
-  void Measure(int pid);
+  void MeasureProcess(int pid);
   const Process* Previous(int pid) const;
 
   const std::string proc_root_;

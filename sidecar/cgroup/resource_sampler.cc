@@ -104,6 +104,12 @@ absl::StatusOr<std::unique_ptr<ResourceSampler>> ResourceSampler::Create(Sampler
     return absl::FailedPreconditionError(
         absl::StrCat("cannot read CPU usage from ", sampler->CpuSources()));
   }
+  if (sampler->process_totals_ && sampler->process_totals_->processes == 0) {
+    // Not fatal: the app may not have started yet.
+    ZS_LOG(kWarning, "measuring processes, but no other process is visible yet",
+           {"proc", sampler->options_.proc_root},
+           {"hint", "in Kubernetes the pod needs spec.shareProcessNamespace: true"});
+  }
   sampler->last_cpu_ = cpu.usage_ns;
   sampler->ReadIo(&sampler->last_io_);
   sampler->last_time_ = clock->Now();
