@@ -31,24 +31,12 @@ ulimit -n 16384 2>/dev/null || true
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 
-BACKEND_PORT=$(free_port); NGINX_PORT=$(free_port); REDIS_PORT=$(free_port)
+BACKEND_PORT=$(free_port); NGINX_PORT=$(free_port)
 SCALER_PORT=$(free_port); BAL_PORT=$(free_port); ADMIN_PORT=$(free_port)
 
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >"$TMP/redis.log" 2>&1 &
-PIDS+=($!)
-
-nginx_conf backend "server { listen 127.0.0.1:$BACKEND_PORT; location / { return 200 'hello from the backend\n'; } }"
-"$NGINX" -c "$TMP/backend/nginx.conf" -p "$TMP/backend" 2>"$TMP/backend/stderr" &
-PIDS+=($!)
-
-nginx_conf proxy "upstream app { server 127.0.0.1:$BACKEND_PORT; keepalive 64; }
-  server { listen 127.0.0.1:$NGINX_PORT;
-    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection '';
-                 proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_buffering off; } }"
-"$NGINX" -c "$TMP/proxy/nginx.conf" -p "$TMP/proxy" 2>"$TMP/proxy/stderr" &
-NGINX_MASTER=$!
-PIDS+=($NGINX_MASTER)
+start_redis
+start_nginx_pair
 
 # The routes file is a workloads file (SPEC section 9); the balancer reads only routes.
 cat > "$TMP/routes.yaml" <<Y
@@ -70,7 +58,7 @@ Y
 "$HELPER" fake-scaler --listen=127.0.0.1:$SCALER_PORT --workload=local/Deployment/bench \
   --endpoint=127.0.0.1:$BACKEND_PORT 2>"$TMP/fake-scaler.log" &
 PIDS+=($!)
-wait_port "$SCALER_PORT"; wait_port "$REDIS_PORT"
+wait_port "$SCALER_PORT"
 "$BAL_BIN" --scaler=127.0.0.1:$SCALER_PORT --redis=127.0.0.1:$REDIS_PORT \
   --listen=127.0.0.1:$BAL_PORT --admin-listen=127.0.0.1:$ADMIN_PORT --routes="$TMP/routes.yaml" \
   --threads="$THREADS" --log-level=warning 2>"$TMP/balancer.log" &

@@ -57,6 +57,22 @@ http {
 CONF
 }
 
+# The two references of the proxy benchmarks, each nginx with one worker: a backend
+# answering a small fixed body on BACKEND_PORT, and a keep-alive reverse proxy to it on
+# NGINX_PORT (the comparison for our proxies). Sets NGINX_MASTER, whose CPU is measured.
+start_nginx_pair() {
+  nginx_conf backend "server { listen 127.0.0.1:$BACKEND_PORT; location / { return 200 'hello from the backend\n'; } }"
+  "$NGINX" -c "$TMP/backend/nginx.conf" -p "$TMP/backend" 2>"$TMP/backend/stderr" &
+  PIDS+=($!)
+  nginx_conf proxy "upstream app { server 127.0.0.1:$BACKEND_PORT; keepalive 64; }
+  server { listen 127.0.0.1:$NGINX_PORT;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection '';
+                 proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_buffering off; } }"
+  "$NGINX" -c "$TMP/proxy/nginx.conf" -p "$TMP/proxy" 2>"$TMP/proxy/stderr" &
+  NGINX_MASTER=$!
+  PIDS+=($NGINX_MASTER)
+}
+
 # One wrk run's figures as "req/s p50_ms p99_ms requests cpu_us_per_request", from its
 # output and the CPU ticks (utime+stime) of the measured processes before and after.
 wrk_summary() {  # wrk output, ticks before, ticks after

@@ -32,19 +32,7 @@ done
 BACKEND_PORT=$(free_port); NGINX_PORT=$(free_port); SIDECAR_PORT=$(free_port)
 
 
-# Backend: nginx answering a small fixed body, with its own worker.
-nginx_conf backend "server { listen 127.0.0.1:$BACKEND_PORT; location / { return 200 'hello from the backend\n'; } }"
-"$NGINX" -c "$TMP/backend/nginx.conf" -p "$TMP/backend" 2>"$TMP/backend/stderr" &
-PIDS+=($!)
-
-# nginx as a keep-alive reverse proxy, one worker.
-nginx_conf proxy "upstream app { server 127.0.0.1:$BACKEND_PORT; keepalive 64; }
-  server { listen 127.0.0.1:$NGINX_PORT;
-    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection '';
-                 proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_buffering off; } }"
-"$NGINX" -c "$TMP/proxy/nginx.conf" -p "$TMP/proxy" 2>"$TMP/proxy/stderr" &
-NGINX_MASTER=$!
-PIDS+=($NGINX_MASTER)
+start_nginx_pair
 
 if [[ -n $SIDECAR_BIN ]]; then
   # The whole sidecar: its sampler, readiness prober and stream run alongside the proxy,
