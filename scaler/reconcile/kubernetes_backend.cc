@@ -570,6 +570,16 @@ void KubernetesBackend::SetReplicas(const std::string& workload, int32_t n,
   });
 }
 
+absl::StatusOr<KubernetesBackend::Target> KubernetesBackend::TargetOf(
+    const std::string& workload) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto t = targets_.find(workload);
+  if (t == targets_.end()) {
+    return absl::NotFoundError(absl::StrCat("no CustomAutoscaler drives ", workload));
+  }
+  return t->second;
+}
+
 void KubernetesBackend::DoSet(uint64_t epoch, std::string workload, int32_t n,
                               std::function<void(absl::Status)> done, int attempt) {
   if (!Current(epoch)) {
@@ -580,18 +590,13 @@ void KubernetesBackend::DoSet(uint64_t epoch, std::string workload, int32_t n,
     done(NotLeading(workload));
     return;
   }
-  kube::WorkloadRef ref;
-  std::string rv;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto t = targets_.find(workload);
-    if (t == targets_.end()) {
-      done(absl::NotFoundError(absl::StrCat("no CustomAutoscaler drives ", workload)));
-      return;
-    }
-    ref = t->second.ref;
-    rv = t->second.resource_version;
+  absl::StatusOr<Target> target = TargetOf(workload);
+  if (!target.ok()) {
+    done(target.status());
+    return;
   }
+  const kube::WorkloadRef& ref = target->ref;
+  const std::string& rv = target->resource_version;
   if (rv.empty()) {
     // Never write unconditionally: that could apply a decision made on outdated replicas.
     done(absl::AbortedError(absl::StrCat("no resourceVersion known for ", workload)));
@@ -663,16 +668,12 @@ void KubernetesBackend::DoGet(uint64_t epoch, std::string workload,
     done(NotLeading(workload));
     return;
   }
-  kube::WorkloadRef ref;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto t = targets_.find(workload);
-    if (t == targets_.end()) {
-      done(absl::NotFoundError(absl::StrCat("no CustomAutoscaler drives ", workload)));
-      return;
-    }
-    ref = t->second.ref;
+  absl::StatusOr<Target> target = TargetOf(workload);
+  if (!target.ok()) {
+    done(target.status());
+    return;
   }
+  const kube::WorkloadRef& ref = target->ref;
   absl::StatusOr<kube::Scale> scale = client_->GetScale(ref);
   if (!scale.ok()) {
     if (std::optional<absl::Duration> delay = RetryDelay(scale.status(), attempt)) {

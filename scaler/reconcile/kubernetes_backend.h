@@ -198,6 +198,9 @@ class KubernetesBackend : public decide::ReplicaSetter, public decide::DecisionS
   // retrying or the attempts are used up.
   std::optional<absl::Duration> RetryDelay(const absl::Status& s, int attempt);
   absl::Duration NextDelay(const absl::Status& s, int attempt);
+  // A copy of the workload's target (kNotFound when no CustomAutoscaler drives it), so
+  // the API call that follows runs without the lock.
+  absl::StatusOr<Target> TargetOf(const std::string& workload) const;
   bool Current(uint64_t epoch) const { return leading_.load() && epoch_.load() == epoch; }
 
   // Reporter thread.
