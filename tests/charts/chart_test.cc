@@ -2,7 +2,6 @@
 // what Helm requires; every `.Values.…` a template reads exists in values.yaml (a typo
 // renders as an empty string, silently); every `--flag` a template passes to a program
 // is one the built program accepts (its --help lists it); template actions balance.
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -16,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/child_process.h"
 #include "yaml-cpp/yaml.h"
 
 namespace zeroscale {
@@ -36,17 +36,6 @@ std::vector<std::string> Templates() {
     const std::string ext = e.path().extension();
     if (ext == ".yaml" || ext == ".tpl" || ext == ".txt") out.push_back(e.path());
   }
-  return out;
-}
-
-std::string Help(const std::string& binary) {
-  std::string out;
-  FILE* p = ::popen((binary + " --help 2>&1").c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  ::pclose(p);
   return out;
 }
 
@@ -89,7 +78,7 @@ TEST(ChartTest, EveryFlagATemplatePassesIsAccepted) {
                                                        {"balancer.yaml", ZS_BALANCER_BIN}};
   const std::regex flag(R"(^\s*- --([a-z0-9-]+)=)", std::regex::multiline);
   for (const auto& [file, binary] : programs) {
-    const std::string help = Help(binary);
+    const std::string help = testing::Shell(binary + " --help");
     ASSERT_THAT(help, ::testing::HasSubstr("Flags:")) << binary;
     const std::string text = ReadFile(kChart + "/templates/" + file);
     int flags = 0;

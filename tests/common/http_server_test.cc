@@ -1,28 +1,18 @@
 // The admin HTTP server over real loopback sockets, driven with curl as a client.
 #include "common/http/http_server.h"
 
-#include <array>
-#include <cstdio>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/child_process.h"
 
 namespace zeroscale::http {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string Shell(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  ::pclose(p);
-  return out;
-}
+using zeroscale::testing::Shell;
 
 class HttpServerTest : public ::testing::Test {
  protected:
@@ -31,9 +21,8 @@ class HttpServerTest : public ::testing::Test {
       return Response::Text(200, absl::StrCat("hi ", r.QueryParam("name"), " from ", r.remote_ip,
                                               " ua=", r.Header("user-agent").substr(0, 4)));
     });
-    router_.HandleSync("POST", "/echo", [](const Request& r) {
-      return Response::Json(201, r.body);
-    });
+    router_.HandleSync("POST", "/echo",
+                       [](const Request& r) { return Response::Json(201, r.body); });
     // Answers from another thread, later, as ingest does after Redis stores a sample.
     router_.Handle("GET", "/later", [](Request&&, Responder respond) {
       std::thread([respond] { respond(Response::Text(202, "done")); }).detach();
@@ -41,9 +30,8 @@ class HttpServerTest : public ::testing::Test {
     ServerOptions o;
     o.listen = {"127.0.0.1", 0};
     o.max_body_bytes = 1024;
-    server_ = std::make_unique<Server>(o, [this](Request&& req, Responder r) {
-      router_.Dispatch(std::move(req), std::move(r));
-    });
+    server_ = std::make_unique<Server>(
+        o, [this](Request&& req, Responder r) { router_.Dispatch(std::move(req), std::move(r)); });
     ASSERT_TRUE(server_->Start().ok());
     base_ = absl::StrCat("http://127.0.0.1:", server_->port());
   }
@@ -74,8 +62,8 @@ TEST_F(HttpServerTest, UnknownPathAndWrongMethod) {
 
 TEST_F(HttpServerTest, OversizedBodyIs413) {
   EXPECT_THAT(Shell(absl::StrCat("head -c 5000 /dev/zero | curl -s -w ' %{http_code}' "
-                               "--data-binary @- ",
-                               base_, "/echo")),
+                                 "--data-binary @- ",
+                                 base_, "/echo")),
               HasSubstr("413"));
 }
 

@@ -1,6 +1,5 @@
 // The HTTP server over TLS on real loopback sockets, with curl as a client that verifies
 // the certificate: serving, bad files at start, and a certificate replaced in place.
-#include <cstdio>
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
@@ -8,6 +7,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/common/tls_testing.h"
+#include "tests/testing/child_process.h"
 
 namespace zeroscale::http {
 namespace {
@@ -74,11 +74,7 @@ TEST_F(TlsServerTest, PlainHttpToTheTlsPortFailsAndTheServerGoesOn) {
   ASSERT_TRUE(server->Start().ok());
   const std::string out = absl::StrCat("curl -s --max-time 10 -o /dev/null -w '%{http_code}' ",
                                        "http://127.0.0.1:", server->port(), "/echo");
-  FILE* p = ::popen(out.c_str(), "r");
-  char code[8] = {0};
-  ASSERT_NE(std::fgets(code, sizeof(code), p), nullptr);
-  ::pclose(p);
-  EXPECT_STREQ(code, "000");
+  EXPECT_EQ(zeroscale::testing::Shell(out), "000");
   EXPECT_EQ(HttpsPost(server->port(), "/echo", "{}", first_.cert).status, 200);
 }
 

@@ -20,19 +20,10 @@ namespace {
 using testing::ChildProcess;
 using testing::FreePort;
 using ::testing::HasSubstr;
+using testing::Shell;
 using testing::WaitFor;
 
 constexpr char kWorkload[] = "local/Deployment/m";
-
-std::string Shell(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(("(" + cmd + ") 2>&1").c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  ::pclose(p);
-  return out;
-}
 
 class LocalScaling : public ::testing::Test {
  protected:

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -124,6 +125,17 @@ absl::Status WaitForTcpPort(uint16_t port, absl::Duration timeout) {
   if (WaitFor([port] { return TcpPortOpen(port); }, timeout)) return absl::OkStatus();
   return absl::DeadlineExceededError(absl::StrCat("nothing listens on 127.0.0.1:", port, " after ",
                                                   absl::FormatDuration(timeout)));
+}
+
+std::string Shell(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen(("(" + cmd + ") 2>&1").c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  return out;
 }
 
 int HttpGetStatus(uint16_t port, const std::string& path) {

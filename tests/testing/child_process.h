@@ -56,6 +56,9 @@ absl::Status WaitForTcpPort(uint16_t port, absl::Duration timeout);
 // GET http://127.0.0.1:<port><path>; the status code, or -1 when nothing answers.
 int HttpGetStatus(uint16_t port, const std::string& path);
 
+// Runs `cmd` with /bin/sh and returns what it printed, stdout and stderr together.
+std::string Shell(const std::string& cmd);
+
 }  // namespace zeroscale::testing
 
 #endif  // ZEROSCALE_TESTS_TESTING_CHILD_PROCESS_H_

@@ -2,7 +2,6 @@
 // /metrics, RulesService, Prometheus text, and Redis dying mid-stream.
 #include <signal.h>
 
-#include <array>
 #include <atomic>
 #include <cstdio>
 #include <set>
@@ -25,17 +24,8 @@ namespace {
 using testing::ChildProcess;
 using testing::FreePort;
 using ::testing::HasSubstr;
+using testing::Shell;
 using testing::WaitFor;
-
-std::string Shell(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(("(" + cmd + ") 2>&1").c_str(), "r");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  ::pclose(p);
-  return out;
-}
 
 class ScalerE2E : public ::testing::Test {
  protected:

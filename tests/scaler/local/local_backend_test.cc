@@ -35,6 +35,7 @@ using zeroscale::testing::ChildProcess;
 using zeroscale::testing::FreePort;
 using zeroscale::testing::HttpGetStatus;
 using zeroscale::testing::RedisServer;
+using zeroscale::testing::Shell;
 using zeroscale::testing::WaitFor;
 
 constexpr char kWorkload[] = "local/Deployment/web";
@@ -74,16 +75,6 @@ std::vector<std::string> Cmdline(pid_t pid) {
   std::string s = buf.str();
   if (!s.empty() && s.back() == '\0') s.pop_back();
   return absl::StrSplit(s, '\0');
-}
-
-std::string Shell(const std::string& cmd) {
-  std::string out;
-  FILE* f = ::popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) out.append(buf, n);
-  ::pclose(f);
-  return out;
 }
 
 uint16_t PortOf(const std::string& address) {
