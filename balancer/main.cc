@@ -4,7 +4,6 @@
 #include <iostream>
 #include <memory>
 #include <optional>
-#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "balancer/activation/scaler_client.h"
@@ -143,7 +142,6 @@ int Run(int argc, char** argv) {
   metrics.routes().Set(static_cast<double>(routes->routes().size()));
 
   std::unique_ptr<KubeDiscovery> discovery;
-  std::set<std::string> refused;  // touched only by the sinks, which the view serialises
   if (cluster) {
     ClusterSinks sinks;
     sinks.routes = [&dispatcher, &metrics](RouteTable table) {
@@ -154,13 +152,8 @@ int Run(int argc, char** argv) {
                                     std::vector<std::string> withdrawn) {
       dispatcher.OnSliceEndpoints(workload, std::move(ready), std::move(withdrawn));
     };
-    sinks.refused = [&metrics, &refused](const std::string& ca, const std::string& reason) {
-      if (reason.empty()) {
-        refused.erase(ca);
-      } else {
-        refused.insert(ca);
-      }
-      metrics.routes_refused().Set(static_cast<double>(refused.size()));
+    sinks.refused = [&metrics](const std::string&, const std::string&, size_t refused_now) {
+      metrics.routes_refused().Set(static_cast<double>(refused_now));
     };
     absl::StatusOr<std::unique_ptr<KubeDiscovery>> created = KubeDiscovery::Create(
         *cluster, flags.namespace_, route_list, std::move(sinks),

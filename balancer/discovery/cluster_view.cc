@@ -115,14 +115,15 @@ void ClusterView::RebuildRoutesLocked() {
       ++it;
       continue;
     }
-    if (sinks_.refused) sinks_.refused(it->first, "");
+    const std::string key = it->first;
     it = refused_.erase(it);
+    if (sinks_.refused) sinks_.refused(key, "", refused_.size());
   }
   for (const auto& [key, r] : routed_) {
     absl::Status s = r.error.empty() ? table.Add(r.route) : absl::InvalidArgumentError(r.error);
     if (s.ok()) {
       sign(r.route);
-      if (refused_.erase(key) && sinks_.refused) sinks_.refused(key, "");
+      if (refused_.erase(key) && sinks_.refused) sinks_.refused(key, "", refused_.size());
       continue;
     }
     const std::string reason =
@@ -132,7 +133,7 @@ void ClusterView::RebuildRoutesLocked() {
     it->second = reason;
     ZS_LOG(kWarning, "ignoring a CustomAutoscaler's route", {"custom_autoscaler", key},
            {"reason", reason});
-    if (sinks_.refused) sinks_.refused(key, reason);
+    if (sinks_.refused) sinks_.refused(key, reason, refused_.size());
   }
   if (signature == last_routes_) return;
   last_routes_ = std::move(signature);

@@ -37,8 +37,11 @@ struct ClusterSinks {
                      std::vector<std::string> withdrawn)>
       endpoints;
   // A CustomAutoscaler ("namespace/name") whose route cannot be used, and why; called
-  // again with an empty reason once it can.
-  std::function<void(const std::string& custom_autoscaler, const std::string& reason)> refused;
+  // again with an empty reason once it can. `refused_now` counts the routes refused after
+  // this change (for a gauge).
+  std::function<void(const std::string& custom_autoscaler, const std::string& reason,
+                     size_t refused_now)>
+      refused;
 };
 
 class ClusterView {

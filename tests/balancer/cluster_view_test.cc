@@ -75,13 +75,14 @@ struct Recorder {
                          std::vector<std::string> withdrawn) {
       updates[w].push_back({std::move(ready), std::move(withdrawn)});
     };
-    s.refused = [this](const std::string& ca, const std::string& reason) {
+    s.refused = [this](const std::string& ca, const std::string& reason, size_t refused_now) {
       refused_calls++;
       if (reason.empty()) {
         refused.erase(ca);
       } else {
         refused[ca] = reason;
       }
+      EXPECT_EQ(refused_now, refused.size());
     };
     return s;
   }
