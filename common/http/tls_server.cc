@@ -4,14 +4,13 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <mutex>
-#include <sstream>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "boost/asio/ssl.hpp"
 #include "boost/beast/ssl.hpp"
+#include "common/file/read_file.h"
 #include "common/http/server_core.h"
 #include "common/log/log.h"
 #include "openssl/err.h"
@@ -66,17 +65,6 @@ FileStamp Stamp(const std::string& path) {
   return s;
 }
 
-absl::StatusOr<std::string> ReadPem(const std::string& what, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot read TLS ", what, " ", path, ": ", std::strerror(errno)));
-  }
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
 // OpenSSL's reasons for the last failure: asio reports the first queued error ("PEM lib"),
 // the more telling ones ("no start line", "bad base64 decode") are queued after it.
 std::string Reasons(const beast::error_code& ec) {
@@ -89,9 +77,9 @@ std::string Reasons(const beast::error_code& ec) {
 
 // A server context for one certificate and key pair; errors name the file at fault.
 absl::StatusOr<std::shared_ptr<ssl::context>> LoadContext(const TlsOptions& files) {
-  absl::StatusOr<std::string> cert = ReadPem("certificate", files.cert_file);
+  absl::StatusOr<std::string> cert = ReadFileToString(files.cert_file, "TLS certificate");
   if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadPem("key", files.key_file);
+  absl::StatusOr<std::string> key = ReadFileToString(files.key_file, "TLS key");
   if (!key.ok()) return key.status();
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |

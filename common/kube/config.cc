@@ -1,27 +1,17 @@
 #include "common/kube/config.h"
 
 #include <fstream>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/file/read_file.h"
 #include "yaml-cpp/yaml.h"
 
 namespace zeroscale::kube {
 namespace {
-
-absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::FailedPreconditionError(absl::StrCat("cannot read ", what, " ", path));
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::string Resolve(const std::string& base_dir, const std::string& path) {
   if (path.empty() || path[0] == '/' || base_dir.empty()) return path;
@@ -61,7 +51,7 @@ absl::StatusOr<std::string> PemField(const YAML::Node& map, const std::string& k
   }
   const std::string file = Str(map, key.c_str());
   if (file.empty()) return std::string();
-  return ReadFile(Resolve(base_dir, file), key);
+  return ReadFileToString(Resolve(base_dir, file), key);
 }
 
 }  // namespace
@@ -80,18 +70,18 @@ absl::StatusOr<ClusterConfig> LoadInClusterConfig(const InClusterPaths& paths,
   // An IPv6 service address needs brackets in a URL.
   const std::string h = absl::StrContains(*host, ':') ? absl::StrCat("[", *host, "]") : *host;
   c.server = absl::StrCat("https://", h, ":", *port);
-  auto token = ReadFile(paths.token, "service-account token");
+  auto token = ReadFileToString(paths.token, "service-account token");
   if (!token.ok()) return token.status();
   if (absl::StripAsciiWhitespace(*token).empty()) {
     return absl::FailedPreconditionError(
         absl::StrCat("service-account token ", paths.token, " is empty"));
   }
   c.token_file = paths.token;
-  auto ca = ReadFile(paths.ca, "cluster CA");
+  auto ca = ReadFileToString(paths.ca, "cluster CA");
   if (!ca.ok()) return ca.status();
   c.ca_pem = *std::move(ca);
   // The namespace file is optional; without it callers name namespaces explicitly.
-  auto ns = ReadFile(paths.namespace_file, "namespace file");
+  auto ns = ReadFileToString(paths.namespace_file, "namespace file");
   if (ns.ok()) c.namespace_ = std::string(absl::StripAsciiWhitespace(*ns));
   return c;
 }
@@ -176,7 +166,7 @@ absl::StatusOr<ClusterConfig> ParseKubeconfig(absl::string_view yaml, const std:
 }
 
 absl::StatusOr<ClusterConfig> LoadKubeconfig(const std::string& path, absl::string_view context) {
-  auto text = ReadFile(path, "kubeconfig");
+  auto text = ReadFileToString(path, "kubeconfig");
   if (!text.ok()) return text.status();
   auto c = ParseKubeconfig(*text, DirOf(path), context);
   if (!c.ok()) {

@@ -3,15 +3,14 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/file/read_file.h"
 #include "nlohmann/json.hpp"
 #include "yaml-cpp/yaml.h"
 
@@ -447,18 +446,9 @@ absl::StatusOr<std::vector<Workload>> ParseWorkloads(absl::string_view text,
 }
 
 absl::StatusOr<std::vector<Workload>> LoadWorkloadsFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot read the workloads file ", path, ": ", std::strerror(errno)));
-  }
-  std::stringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot read the workloads file ", path, ": ", std::strerror(errno)));
-  }
-  return ParseWorkloads(buf.str(), path);
+  absl::StatusOr<std::string> text = ReadFileToString(path, "the workloads file");
+  if (!text.ok()) return text.status();
+  return ParseWorkloads(*text, path);
 }
 
 const Workload* FindWorkload(const std::vector<Workload>& workloads, absl::string_view name_or_id) {
