@@ -18,7 +18,10 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 REDIS=$(free_port); GRPC=$(free_port); HTTP=$(free_port); BAL=$(free_port); ADMIN=$(free_port)
-redis-server --port "$REDIS" --bind 127.0.0.1 --save "" --appendonly no >"$LOGS/redis.log" 2>&1 &
+# The persistence the chart ships (append-only file, fsynced before every reply).
+mkdir -p "$LOGS/redis"
+redis-server charts/zeroscale/files/redis.conf --port "$REDIS" --bind 127.0.0.1 \
+  --dir "$LOGS/redis" >"$LOGS/redis.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do redis-cli -p "$REDIS" ping >/dev/null 2>&1 && break; sleep 0.1; done
 

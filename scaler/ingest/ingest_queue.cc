@@ -101,15 +101,16 @@ void IngestQueue::Run() {
       absl::Status s = store_->Ping();
       if (!s.ok()) metrics_->redis_errors.Increment();
       SetRedisUp(s.ok());
-      if (s.ok() && clock_->Now() - last_forget > options_.forget_interval) {
-        last_forget = clock_->Now();
-        if (absl::Status f = store_->ForgetVanishedPods(); !f.ok()) {
-          ZS_LOG(kWarning, "cannot forget vanished pods", {"error", std::string(f.message())});
-        }
-      }
-      continue;
+    } else {
+      WriteBatch(batch);
     }
-    WriteBatch(batch);
+    // Under load too: a writer that is never idle must still forget vanished pods.
+    if (redis_up_.load() && clock_->Now() - last_forget > options_.forget_interval) {
+      last_forget = clock_->Now();
+      if (absl::Status f = store_->ForgetVanishedPods(); !f.ok()) {
+        ZS_LOG(kWarning, "cannot forget vanished pods", {"error", std::string(f.message())});
+      }
+    }
   }
 }
 

@@ -4,6 +4,16 @@
 // high-water mark of stored sequence numbers (zeroscale:lastseq) makes replays after
 // a reconnect idempotent. Keys are trimmed to the retention as they are written.
 //
+// It also keeps the indexes a new leader reads windows through (zeroscale:workloads and
+// zeroscale:workload:<w>:pods), and keeps them true when Redis loses data: every Write
+// also sets this writer's marker key (zeroscale:writer:<id>, NX, expiring like a
+// podmetric key). Finding the marker missing means Redis came back empty or lost keys
+// (restarted without persistence, flushed, volume lost): the writer then indexes the
+// pods of that batch again at once, and every other pod it knows at that pod's next
+// sample. Each pod's entry is also rewritten whenever its key is trimmed (every
+// trim_interval), which repairs any other loss, and ForgetVanishedPods drops the entries
+// of pods whose samples are gone, so the indexes do not grow with pod churn.
+//
 // Not thread-safe: owned by the single ingest writer thread (reads may use their own
 // instance on another Redis connection).
 #ifndef ZEROSCALE_SCALER_STORE_PODMETRIC_STORE_H_
@@ -26,8 +36,9 @@ namespace zeroscale::store {
 
 inline constexpr char kLastSeqKey[] = "zeroscale:lastseq";
 
-std::string PodmetricKey(absl::string_view pod_id);       // podmetric:<id>
-std::string WorkloadPodsKey(absl::string_view workload);  // zeroscale:workload:<w>:pods
+std::string PodmetricKey(absl::string_view pod_id);        // podmetric:<id>
+std::string WorkloadPodsKey(absl::string_view workload);   // zeroscale:workload:<w>:pods
+std::string WriterMarkerKey(absl::string_view writer_id);  // zeroscale:writer:<id>
 inline constexpr char kWorkloadsKey[] = "zeroscale:workloads";
 
 // A sample with its Redis member already rendered. Encoding is the CPU-heavy part of a
@@ -42,6 +53,9 @@ EncodedPodmetric Encode(Podmetric sample);
 struct WriteResult {
   size_t stored = 0;
   size_t duplicates = 0;  // already stored earlier (seq at or below the high-water mark)
+  // This writer's marker was missing: Redis lost what it had written before, and the
+  // indexes of this batch's pods were written again.
+  bool reindexed = false;
   // Samples Redis refused for good (e.g. the key holds another type), by index.
   std::vector<std::pair<size_t, absl::Status>> failed;
 };
@@ -50,9 +64,15 @@ class PodmetricStore {
  public:
   struct Options {
     absl::Duration retention = absl::Minutes(15);
-    // How often each key is trimmed while it is written.
+    // How often each key is trimmed (and its pod's index entry rewritten) while it is
+    // written.
     absl::Duration trim_interval = absl::Seconds(30);
+    // Names this writer's marker key; empty: a random id (one per process).
+    std::string writer_id;
   };
+
+  // workload -> its pods, as the indexes hold them.
+  using IndexEntries = absl::flat_hash_map<std::string, absl::flat_hash_set<std::string>>;
 
   PodmetricStore(Redis* redis, const Clock* clock, Options options);
 
@@ -64,8 +84,10 @@ class PodmetricStore {
   absl::StatusOr<std::vector<Podmetric>> Range(absl::string_view pod_id, absl::Time start,
                                                absl::Time end);
 
-  // Drops sequence marks of pods that have no samples left (after a restart, pods
-  // never seen again would otherwise leave their mark forever). Cheap to call rarely.
+  // Drops the sequence marks and index entries of pods that have no samples left (pods
+  // never seen again would otherwise stay forever), and workloads left without pods.
+  // A pod that reports again is indexed again by whichever writer stores it (at once by
+  // this one, within trim_interval by another). O(indexed pods); call it rarely.
   absl::Status ForgetVanishedPods();
 
   absl::Status Ping();
@@ -76,10 +98,24 @@ class PodmetricStore {
 
  private:
   absl::Status LoadMarks(const std::vector<const EncodedPodmetric*>& samples);
+  // Queues the trim of every `touched` pod's key (pod -> workload) not trimmed for
+  // trim_interval, adding its index entry to `index`; returns the keys trimmed.
+  std::vector<std::string> QueueTrims(
+      const absl::flat_hash_map<absl::string_view, absl::string_view>& touched, absl::Time now,
+      const std::string& ttl, std::vector<RedisCommand>* cmds, IndexEntries* index);
+  // After the marker was found missing: forgets what this writer believed indexed or
+  // trimmed, and writes the entries of `batch` that the transaction did not (`written`)
+  // again, their keys expiring after `ttl` seconds.
+  void Reindex(const IndexEntries& batch, const IndexEntries& written, const std::string& ttl,
+               WriteResult* result);
+  absl::Status ForgetVanishedMarks();
+  absl::Status ForgetVanishedIndexEntries();
 
   Redis* const redis_;
   const Clock* const clock_;
   const Options options_;
+  const std::string marker_key_;
+  bool marker_written_ = false;  // a Write has set the marker before
   // Highest stored seq per pod, mirrored from zeroscale:lastseq.
   absl::flat_hash_map<std::string, uint64_t> last_seq_;
   absl::flat_hash_map<std::string, absl::Time> last_trim_;

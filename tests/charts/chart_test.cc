@@ -1,7 +1,8 @@
 // Checks the Helm chart without a helm binary: Chart.yaml and values.yaml parse and say
 // what Helm requires; every `.Values.…` a template reads exists in values.yaml (a typo
-// renders as an empty string, silently); every `--flag` a template passes to a program
-// is one the built program accepts (its --help lists it); template actions balance.
+// renders as an empty string, silently) and every value is read by a template; every
+// `--flag` a template passes to a program is one the built program accepts (its --help
+// lists it); template actions balance. chart_helm_test renders it with the real helm.
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -71,6 +72,45 @@ TEST(ChartTest, EveryValueATemplateReadsExists) {
     }
   }
   EXPECT_GT(refs, 30);
+}
+
+// Leaf keys of values.yaml, dotted ("scaler.resources.requests.cpu").
+void CollectLeaves(const YAML::Node& node, const std::string& prefix,
+                   std::vector<std::string>* out) {
+  if (!node.IsMap() || node.size() == 0) {
+    out->push_back(prefix);
+    return;
+  }
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    CollectLeaves(kv.second, prefix.empty() ? key : prefix + "." + key, out);
+  }
+}
+
+// The other direction: a value no template reads is a setting that silently does nothing
+// (metrics.serviceMonitor once was one). A key counts as read when a template names it or
+// a map above it (passed whole, as toYaml .Values.scaler.resources does).
+TEST(ChartTest, EveryValueIsReadByATemplate) {
+  const std::regex ref(R"(\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+))");
+  std::set<std::string> read;
+  for (const std::string& path : Templates()) {
+    const std::string text = ReadFile(path);
+    for (std::sregex_iterator it(text.begin(), text.end(), ref), end; it != end; ++it) {
+      read.insert((*it)[1].str().substr(1));
+    }
+  }
+  std::vector<std::string> leaves;
+  CollectLeaves(YAML::LoadFile(kChart + "/values.yaml"), "", &leaves);
+  EXPECT_GT(leaves.size(), 40u);
+  for (const std::string& leaf : leaves) {
+    bool found = false;
+    for (std::string prefix = leaf; !prefix.empty() && !found;) {
+      found = read.count(prefix) > 0;
+      const size_t dot = prefix.rfind('.');
+      prefix = dot == std::string::npos ? "" : prefix.substr(0, dot);
+    }
+    EXPECT_TRUE(found) << "values.yaml: " << leaf << " is read by no template";
+  }
 }
 
 TEST(ChartTest, EveryFlagATemplatePassesIsAccepted) {

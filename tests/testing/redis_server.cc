@@ -19,6 +19,8 @@
 
 namespace zeroscale::testing {
 
+const char kShippedRedisConf[] = ZS_REDIS_CONF;
+
 uint16_t FreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -80,9 +82,8 @@ absl::Status RedisServer::StartOnce() {
       ::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
                "--save", "", "--appendonly", "no", static_cast<char*>(nullptr));
     } else {
-      ::execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1",
-               "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir",
-               dir_.c_str(), static_cast<char*>(nullptr));
+      ::execlp("redis-server", "redis-server", kShippedRedisConf, "--port", port.c_str(), "--bind",
+               "127.0.0.1", "--dir", dir_.c_str(), static_cast<char*>(nullptr));
     }
     ::_exit(127);
   }

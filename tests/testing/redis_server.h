@@ -14,14 +14,19 @@
 
 namespace zeroscale::testing {
 
+// charts/zeroscale/files/redis.conf: the persistence settings the chart and the demo run
+// Redis with.
+extern const char kShippedRedisConf[];
+
 // A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
 uint16_t FreePort();
 
 class RedisServer {
  public:
-  // Picks a port; call Start(). A persistent server fsyncs every write to an
-  // append-only file in a temporary directory, so a SIGKILL loses nothing it
-  // acknowledged: what "nothing acknowledged is lost" tests rely on.
+  // Picks a port; call Start(). A persistent server runs with the persistence zeroscale
+  // ships (kShippedRedisConf: the chart's and the demo's), its append-only file in a
+  // temporary directory kept across Kill and Start: what "nothing acknowledged is lost"
+  // tests rely on. A non-persistent one comes back empty from a restart.
   explicit RedisServer(bool persistent = false);
   ~RedisServer();
 

@@ -7,18 +7,23 @@
 {{- end -}}
 {{- end -}}
 
-{{- define "zeroscale.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
-app.kubernetes.io/part-of: zeroscale
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-{{- end -}}
-
-{{/* Selector labels of one component: include with (list $ "scaler"). */}}
+{{/* Selector labels of one component (scaler, balancer, redis): what Services, PDBs,
+     NetworkPolicies and workload selectors match on. Include with (list $ "scaler").
+     They never change for a release: a workload's selector is immutable. */}}
 {{- define "zeroscale.selectorLabels" -}}
 app.kubernetes.io/name: {{ index . 1 }}
 app.kubernetes.io/instance: {{ (index . 0).Release.Name }}
+{{- end -}}
+
+{{/* Every label of an object belonging to one component: the selector labels once, and
+     the release's own. Include with (list $ "scaler"). */}}
+{{- define "zeroscale.labels" -}}
+{{- $root := index . 0 -}}
+{{ include "zeroscale.selectorLabels" . }}
+helm.sh/chart: {{ printf "%s-%s" $root.Chart.Name $root.Chart.Version | replace "+" "_" }}
+app.kubernetes.io/part-of: zeroscale
+app.kubernetes.io/version: {{ $root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ $root.Release.Service }}
 {{- end -}}
 
 {{- define "zeroscale.image" -}}
@@ -42,10 +47,31 @@ app.kubernetes.io/instance: {{ (index . 0).Release.Name }}
 {{- printf "%s-webhook-tls" (include "zeroscale.fullname" .) -}}
 {{- end -}}
 
+{{/* Prometheus scrape annotations of a pod, when metrics.podAnnotations: a mapping
+     (possibly empty). Include with (dict "root" $ "port" 8080). */}}
 {{- define "zeroscale.podAnnotations" -}}
 {{- if .root.Values.metrics.podAnnotations }}
 prometheus.io/scrape: "true"
 prometheus.io/port: {{ .port | quote }}
 prometheus.io/path: /metrics
 {{- end }}
+{{- end -}}
+
+{{/* The default affinity of a component with several replicas: spread over nodes when
+     the scheduler can, so one node going away never takes every replica. A component's
+     own affinity value replaces it. Include with (list $ "scaler" .Values.scaler.affinity). */}}
+{{- define "zeroscale.affinity" -}}
+{{- $affinity := index . 2 -}}
+{{- if $affinity -}}
+{{- toYaml $affinity -}}
+{{- else -}}
+podAntiAffinity:
+  preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      podAffinityTerm:
+        topologyKey: kubernetes.io/hostname
+        labelSelector:
+          matchLabels:
+            {{- include "zeroscale.selectorLabels" (list (index . 0) (index . 1)) | nindent 12 }}
+{{- end -}}
 {{- end -}}

@@ -7,6 +7,7 @@
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
 #include "tests/testing/child_process.h"
+#include "tests/testing/fake_clock.h"
 #include "tests/testing/redis_server.h"
 
 namespace zeroscale::ingest {
@@ -99,6 +100,51 @@ TEST_F(IngestQueueTest, SubmissionsCompleteInOrder) {
   ASSERT_EQ(last.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
   for (int i = 0; i < 20; ++i) EXPECT_EQ(order[i], i);
   EXPECT_EQ(Card("podmetric:ml/a"), 40);
+}
+
+// A writer that is never idle still forgets vanished pods every forget_interval: their
+// sequence marks and index entries would otherwise grow with every pod ever seen. The
+// health interval is made longer than the test, so the writer is never idle here.
+TEST(IngestQueueForgetTest, ForgetsVanishedPodsUnderLoad) {
+  testing::RedisServer server;
+  ASSERT_TRUE(server.Start().ok());
+  testing::FakeClock clock;
+  RedisOptions o;
+  o.port = server.port();
+  HiredisClient redis(o, &clock);
+  store::PodmetricStore store(&redis, &clock, {});
+  prometheus::Registry registry;
+  IngestMetrics metrics(&registry);
+  IngestQueue::Options qo;
+  qo.health_interval = absl::Hours(1);
+  qo.forget_interval = absl::Minutes(15);
+  IngestQueue queue(&store, &metrics, &clock, qo);
+  queue.Start();
+  const auto submit = [&](const std::string& pod, uint64_t seq) {
+    std::promise<void> done;
+    Podmetric m;
+    m.id = pod;
+    m.workload = "ml/Deployment/llama";
+    m.seq = seq;
+    m.received_at = clock.Now();
+    std::vector<store::EncodedPodmetric> batch;
+    batch.push_back(store::Encode(m));
+    queue.Submit(std::move(batch), false, [&](const Outcome&) { done.set_value(); });
+    return done.get_future().wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+  };
+  ASSERT_TRUE(submit("ml/gone", 1));
+  ASSERT_TRUE(submit("ml/a", 1));
+  server.Cli("DEL podmetric:ml/gone");
+  clock.Advance(absl::Minutes(16));
+  ASSERT_TRUE(submit("ml/a", 2));
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        return server.Cli("SMEMBERS zeroscale:workload:ml/Deployment/llama:pods") == "ml/a\n";
+      },
+      absl::Seconds(10)))
+      << server.Cli("SMEMBERS zeroscale:workload:ml/Deployment/llama:pods");
+  EXPECT_EQ(server.Cli("HKEYS zeroscale:lastseq"), "ml/a\n");
+  queue.Stop(absl::ZeroDuration());
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // PodmetricStore against a real redis-server: the seed's layout, dedup, retention.
 #include "scaler/store/podmetric_store.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -11,7 +13,11 @@
 namespace zeroscale::store {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+
+constexpr char kLlama[] = "ml/Deployment/llama";
+constexpr char kMistral[] = "ml/Deployment/mistral";
 
 class PodmetricStoreTest : public ::testing::Test {
  protected:
@@ -26,10 +32,11 @@ class PodmetricStoreTest : public ::testing::Test {
     store_ = std::make_unique<PodmetricStore>(redis_.get(), &clock_, so);
   }
 
-  Podmetric Sample(const std::string& id, uint64_t seq, double cpu = 10) {
+  Podmetric Sample(const std::string& id, uint64_t seq, double cpu = 10,
+                   const std::string& workload = "ml/Deployment/llama") {
     Podmetric m;
     m.id = id;
-    m.workload = "ml/Deployment/llama";
+    m.workload = workload;
     m.cpu_usage = cpu;
     m.seq = seq;
     m.received_at = clock_.Now();
@@ -37,16 +44,27 @@ class PodmetricStoreTest : public ::testing::Test {
   }
 
   absl::StatusOr<WriteResult> Write(const std::vector<Podmetric>& ms) {
+    return WriteWith(store_.get(), ms);
+  }
+  static absl::StatusOr<WriteResult> WriteWith(PodmetricStore* store,
+                                               const std::vector<Podmetric>& ms) {
     std::vector<EncodedPodmetric> encoded;
     for (const Podmetric& m : ms) encoded.push_back(Encode(m));
     std::vector<const EncodedPodmetric*> ptrs;
     for (const EncodedPodmetric& e : encoded) ptrs.push_back(&e);
-    return store_->Write(ptrs);
+    return store->Write(ptrs);
   }
 
-  int64_t Card(const std::string& key) {
-    return redis_->Command({"ZCARD", key})->integer;
+  // The members of a set, sorted.
+  std::vector<std::string> Members(const std::string& key) {
+    std::vector<std::string> out;
+    const absl::StatusOr<RedisReply> reply = redis_->Command({"SMEMBERS", key});
+    for (const RedisReply& e : reply->elements) out.push_back(e.str);
+    std::sort(out.begin(), out.end());
+    return out;
   }
+
+  int64_t Card(const std::string& key) { return redis_->Command({"ZCARD", key})->integer; }
 
   testing::RedisServer server_;
   testing::FakeClock clock_{absl::FromUnixSeconds(1'800'000'000)};
@@ -163,6 +181,114 @@ TEST_F(PodmetricStoreTest, ForgetsMarksOfPodsWithNoSamplesLeft) {
   auto fields = redis_->Command({"HKEYS", kLastSeqKey});
   ASSERT_EQ(fields->elements.size(), 1u);
   EXPECT_EQ(fields->elements[0].str, "ml/a");
+}
+
+// Redis came back empty (FLUSHALL here; a restart without persistence, a lost volume):
+// the next write finds this writer's marker missing and indexes its pods again, so a new
+// leader reading windows through the index finds them. Without the marker the writer's
+// cache of what it indexed would keep it from ever writing them again.
+TEST_F(PodmetricStoreTest, AnEmptiedRedisGetsTheIndexesBackFromTheNextWrites) {
+  ASSERT_TRUE(Write({Sample("ml/a", 1), Sample("ml/b", 1, 10, kMistral)}).ok());
+  auto again = Write({Sample("ml/a", 2)});
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->reindexed);
+  ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+
+  auto after = Write({Sample("ml/a", 3)});
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_TRUE(after->reindexed);
+  EXPECT_EQ(after->stored, 1u);
+  EXPECT_THAT(Members(WorkloadPodsKey(kLlama)), ElementsAre("ml/a"));
+  EXPECT_THAT(Members(kWorkloadsKey), ElementsAre(kLlama));
+  // Every other pod the writer knew is indexed at its next sample.
+  auto b = Write({Sample("ml/b", 2, 10, kMistral)});
+  ASSERT_TRUE(b.ok());
+  EXPECT_FALSE(b->reindexed);
+  EXPECT_THAT(Members(WorkloadPodsKey(kMistral)), ElementsAre("ml/b"));
+  EXPECT_THAT(Members(kWorkloadsKey), ElementsAre(kLlama, kMistral));
+  // The rewritten keys expire again as they should.
+  EXPECT_GT(redis_->Command({"TTL", "podmetric:ml/a"})->integer, 0);
+  EXPECT_GT(redis_->Command({"TTL", "podmetric:ml/b"})->integer, 0);
+}
+
+// The restart happens while the writer is idle: its next command is a health PING that
+// fails on the dead connection, and the write after it succeeds on a new one, so no
+// write ever failed. The marker still tells.
+TEST_F(PodmetricStoreTest, ARedisRestartedEmptyBetweenWritesGetsTheIndexesBack) {
+  ASSERT_TRUE(Write({Sample("ml/a", 1)}).ok());
+  ASSERT_TRUE(server_.Restart().ok());  // not persistent: empty
+  EXPECT_FALSE(store_->Ping().ok());
+  auto after = Write({Sample("ml/a", 2)});
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_TRUE(after->reindexed);
+  EXPECT_THAT(Members(WorkloadPodsKey(kLlama)), ElementsAre("ml/a"));
+  EXPECT_THAT(Members(kWorkloadsKey), ElementsAre(kLlama));
+}
+
+// Two scaler replicas write into one Redis: each notices the loss through its own marker
+// (one shared marker, set again by the first writer after the loss, would hide it from
+// the second).
+TEST_F(PodmetricStoreTest, EveryWriterRewritesWhatItIndexed) {
+  RedisOptions o;
+  o.port = server_.port();
+  HiredisClient other_redis(o, &clock_);
+  PodmetricStore other(&other_redis, &clock_, {});
+  ASSERT_TRUE(Write({Sample("ml/a", 1)}).ok());
+  ASSERT_TRUE(WriteWith(&other, {Sample("ml/b", 1)}).ok());
+  ASSERT_TRUE(redis_->Command({"FLUSHALL"}).ok());
+  ASSERT_TRUE(Write({Sample("ml/a", 2)}).ok());
+  auto b = WriteWith(&other, {Sample("ml/b", 2)});
+  ASSERT_TRUE(b.ok());
+  EXPECT_TRUE(b->reindexed);
+  EXPECT_THAT(Members(WorkloadPodsKey(kLlama)), ElementsAre("ml/a", "ml/b"));
+}
+
+TEST_F(PodmetricStoreTest, TheMarkerLivesAsLongAsAPodmetricKey) {
+  PodmetricStore::Options so;
+  so.writer_id = "replica-1";
+  PodmetricStore named(redis_.get(), &clock_, so);
+  ASSERT_TRUE(WriteWith(&named, {Sample("ml/a", 1)}).ok());
+  const int64_t ttl = redis_->Command({"TTL", WriterMarkerKey("replica-1")})->integer;
+  EXPECT_GT(ttl, 0);
+  EXPECT_LE(ttl, 15 * 60 + 31);
+}
+
+// Whatever else removes an entry (a pruning race with another replica, a hand-run SREM)
+// is repaired when the pod's key is next trimmed.
+TEST_F(PodmetricStoreTest, ARemovedIndexEntryComesBackWithinATrimInterval) {
+  ASSERT_TRUE(Write({Sample("ml/a", 1)}).ok());
+  ASSERT_TRUE(redis_->Command({"SREM", WorkloadPodsKey(kLlama), "ml/a"}).ok());
+  clock_.Advance(absl::Seconds(10));
+  ASSERT_TRUE(Write({Sample("ml/a", 2)}).ok());
+  EXPECT_THAT(Members(WorkloadPodsKey(kLlama)), ElementsAre());
+  clock_.Advance(absl::Seconds(25));
+  ASSERT_TRUE(Write({Sample("ml/a", 3)}).ok());
+  EXPECT_THAT(Members(WorkloadPodsKey(kLlama)), ElementsAre("ml/a"));
+}
+
+// Pod names change with every rollout: entries of pods whose samples are gone are
+// dropped, and so are workloads left without pods.
+TEST_F(PodmetricStoreTest, ForgetsIndexEntriesOfPodsWithNoSamplesLeft) {
+  ASSERT_TRUE(
+      Write({Sample("ml/a", 1), Sample("ml/old", 1), Sample("ml/m", 1, 10, kMistral)}).ok());
+  ASSERT_TRUE(redis_->Command({"DEL", "podmetric:ml/old", "podmetric:ml/m"}).ok());
+  ASSERT_TRUE(store_->ForgetVanishedPods().ok());
+  EXPECT_THAT(Members(WorkloadPodsKey(kLlama)), ElementsAre("ml/a"));
+  EXPECT_THAT(Members(WorkloadPodsKey(kMistral)), ElementsAre());
+  EXPECT_THAT(Members(kWorkloadsKey), ElementsAre(kLlama));
+  // A pod that reports again is indexed again at once.
+  ASSERT_TRUE(Write({Sample("ml/m", 2, 10, kMistral)}).ok());
+  EXPECT_THAT(Members(WorkloadPodsKey(kMistral)), ElementsAre("ml/m"));
+  EXPECT_THAT(Members(kWorkloadsKey), ElementsAre(kLlama, kMistral));
+}
+
+TEST_F(PodmetricStoreTest, ForgettingLeavesAnIndexOfAnotherTypeAlone) {
+  ASSERT_TRUE(Write({Sample("ml/a", 1)}).ok());
+  ASSERT_TRUE(redis_->Command({"SADD", kWorkloadsKey, "odd"}).ok());
+  ASSERT_TRUE(redis_->Command({"SET", WorkloadPodsKey("odd"), "x"}).ok());
+  EXPECT_TRUE(store_->ForgetVanishedPods().ok());
+  EXPECT_THAT(Members(kWorkloadsKey), ElementsAre(kLlama, "odd"));
+  EXPECT_THAT(Members(WorkloadPodsKey(kLlama)), ElementsAre("ml/a"));
 }
 
 }  // namespace

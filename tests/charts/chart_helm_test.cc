@@ -1,0 +1,357 @@
+// Checks the Helm chart as the real helm renders it (helm from ZEROSCALE_KUBE_ASSETS, the
+// directory the real-control-plane tests take their binaries from; skipped without it):
+// `helm lint --strict` and `helm template` for the default values and for each switch a
+// user may flip, and in every rendered object: no key emitted twice (a label block that
+// names app.kubernetes.io/instance twice), the release's labels, selectors that select
+// their own pods, non-root read-only containers with probes, Redis durable on a
+// PersistentVolumeClaim, the scaler's pod template free of anything random (so an upgrade
+// with the same values rolls nothing), kubeVersion, RBAC scoping and NOTES that match the
+// values. Installing, upgrading and uninstalling against a real API server is the
+// control-plane suite's job (tests/kube).
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/child_process.h"
+#include "yaml-cpp/yaml.h"
+
+namespace zeroscale {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+const std::string kChart = ZS_SOURCE_DIR "/charts/zeroscale";
+constexpr char kRelease[] = "zs";
+constexpr char kNamespace[] = "zeroscale";
+
+// Every switch a user may flip, each on its own; "" is the default values.
+const std::vector<std::string> kValueSets = {
+    "",
+    "--set redis.persistence.enabled=false",
+    "--set redis.persistence.storageClass=-",
+    "--set redis.enabled=false --set redis.externalAddress=redis.example:6379",
+    "--set redis.networkPolicy.enabled=false",
+    "--set webhook.onlyLabelledNamespaces=true",
+    "--set webhook.enabled=false",
+    "--set webhook.certManager.enabled=true",
+    "--set scaler.watchNamespace=ml --set balancer.watchNamespace=ml",
+    "--set balancer.enabled=false",
+    "--set scaler.replicas=1 --set balancer.replicas=1",
+    "--set metrics.serviceMonitor.enabled=true --set metrics.podAnnotations=false",
+    "--set balancer.service.type=LoadBalancer",
+};
+
+class ChartHelm : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* assets = std::getenv("ZEROSCALE_KUBE_ASSETS");
+    if (assets == nullptr || *assets == '\0') {
+      GTEST_SKIP() << "ZEROSCALE_KUBE_ASSETS is not set: it names the directory holding helm "
+                      "(and kube-apiserver, kube-controller-manager) for these checks";
+    }
+    helm_ = absl::StrCat(assets, "/helm");
+    ASSERT_TRUE(std::filesystem::exists(helm_)) << helm_ << " does not exist";
+    home_ = absl::StrCat(::testing::TempDir(), "/zs-helm-", ::getpid());
+    std::filesystem::create_directories(home_);
+  }
+
+  // Runs helm with its own config, cache and data directories; output and exit status.
+  std::pair<std::string, int> Helm(const std::string& args) {
+    const std::string out =
+        testing::Shell(absl::StrCat("HELM_CONFIG_HOME=", home_, "/config HELM_CACHE_HOME=", home_,
+                                    "/cache HELM_DATA_HOME=", home_, "/data KUBECONFIG=/dev/null ",
+                                    helm_, " ", args, " 2>&1; echo \"exit=$?\""));
+    const size_t at = out.rfind("exit=");
+    return {out.substr(0, at), std::atoi(out.c_str() + at + 5)};
+  }
+
+  std::string Render(const std::string& values, const std::string& chart = kChart,
+                     const std::string& extra = "") {
+    auto [out, rc] = Helm(absl::StrCat("template ", kRelease, " ", chart, " -n ", kNamespace, " ",
+                                       values, " ", extra));
+    EXPECT_EQ(rc, 0) << "helm template " << values << ":\n" << out;
+    return out;
+  }
+
+  std::vector<YAML::Node> Objects(const std::string& values) {
+    std::vector<YAML::Node> out;
+    for (const YAML::Node& doc : YAML::LoadAll(Render(values))) {
+      if (doc.IsMap()) out.push_back(doc);
+    }
+    return out;
+  }
+
+  static std::string Id(const YAML::Node& o) {
+    return absl::StrCat(o["kind"].as<std::string>(), "/", o["metadata"]["name"].as<std::string>());
+  }
+
+  static const YAML::Node* Find(const std::vector<YAML::Node>& objects, const std::string& kind,
+                                const std::string& name) {
+    for (const YAML::Node& o : objects) {
+      if (o["kind"].as<std::string>() == kind && o["metadata"]["name"].as<std::string>() == name)
+        return &o;
+    }
+    return nullptr;
+  }
+
+  // NOTES.txt as helm renders it for `values` (helm template leaves NOTES out: a copy of
+  // the chart renders it into a ConfigMap through tpl).
+  std::string Notes(const std::string& values, const std::string& kube_version = "") {
+    const std::string copy = absl::StrCat(home_, "/notes-chart");
+    std::filesystem::remove_all(copy);
+    std::filesystem::copy(kChart, copy, std::filesystem::copy_options::recursive);
+    std::filesystem::rename(copy + "/templates/NOTES.txt", copy + "/notes.txt");
+    std::ofstream(copy + "/templates/zz-notes.yaml")
+        << "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\n"
+           "data: {notes: {{ tpl (.Files.Get \"notes.txt\") . | toJson }}}\n";
+    const std::string out =
+        Render(values, copy,
+               absl::StrCat("--show-only templates/zz-notes.yaml",
+                            kube_version.empty() ? "" : " --kube-version " + kube_version));
+    return YAML::Load(out)["data"]["notes"].as<std::string>();
+  }
+
+  std::string helm_, home_;
+};
+
+// Every mapping's keys are distinct (yaml-cpp keeps a repeated key as a second entry).
+void ExpectNoDuplicateKeys(const YAML::Node& node, const std::string& where) {
+  if (node.IsMap()) {
+    std::set<std::string> keys;
+    for (const auto& kv : node) {
+      const std::string key = kv.first.as<std::string>();
+      EXPECT_TRUE(keys.insert(key).second) << where << ": key '" << key << "' appears twice";
+      ExpectNoDuplicateKeys(kv.second, absl::StrCat(where, ".", key));
+    }
+  } else if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) {
+      ExpectNoDuplicateKeys(node[i], absl::StrCat(where, "[", i, "]"));
+    }
+  }
+}
+
+// `selector` (a label map) selects `labels`.
+bool Selects(const YAML::Node& selector, const YAML::Node& labels) {
+  if (!selector.IsMap() || selector.size() == 0) return false;
+  for (const auto& kv : selector) {
+    const YAML::Node v = labels[kv.first.as<std::string>()];
+    if (!v || v.as<std::string>() != kv.second.as<std::string>()) return false;
+  }
+  return true;
+}
+
+bool IsWorkload(const YAML::Node& o) {
+  const std::string kind = o["kind"].as<std::string>();
+  return kind == "Deployment" || kind == "StatefulSet";
+}
+
+void ExpectHardenedPod(const YAML::Node& workload) {
+  const std::string id = workload["metadata"]["name"].as<std::string>();
+  const YAML::Node pod = workload["spec"]["template"]["spec"];
+  EXPECT_TRUE(pod["securityContext"]["runAsNonRoot"].as<bool>(false)) << id;
+  EXPECT_EQ(pod["securityContext"]["seccompProfile"]["type"].as<std::string>(""), "RuntimeDefault")
+      << id;
+  for (const YAML::Node& c : pod["containers"]) {
+    const std::string name = absl::StrCat(id, "/", c["name"].as<std::string>());
+    const YAML::Node sc = c["securityContext"];
+    EXPECT_TRUE(sc["readOnlyRootFilesystem"].as<bool>(false)) << name;
+    EXPECT_FALSE(sc["allowPrivilegeEscalation"].as<bool>(true)) << name;
+    bool drops_all = false;
+    for (const YAML::Node& d : sc["capabilities"]["drop"])
+      drops_all |= d.as<std::string>() == "ALL";
+    EXPECT_TRUE(drops_all) << name;
+    EXPECT_TRUE(c["readinessProbe"]) << name;
+    EXPECT_TRUE(c["livenessProbe"]) << name;
+    EXPECT_TRUE(c["resources"]["requests"]["memory"]) << name;
+    EXPECT_TRUE(c["resources"]["limits"]["memory"]) << name;
+  }
+}
+
+TEST_F(ChartHelm, LintsStrictForEveryValueSet) {
+  for (const std::string& values : kValueSets) {
+    auto [out, rc] = Helm(absl::StrCat("lint --strict ", kChart, " ", values));
+    EXPECT_EQ(rc, 0) << values << ":\n" << out;
+    EXPECT_THAT(out, HasSubstr("0 chart(s) failed")) << values;
+  }
+}
+
+TEST_F(ChartHelm, EveryRenderedObjectIsWellFormed) {
+  for (const std::string& values : kValueSets) {
+    SCOPED_TRACE(values.empty() ? "default values" : values);
+    const std::vector<YAML::Node> objects = Objects(values);
+    ASSERT_GT(objects.size(), 5u);
+    std::vector<const YAML::Node*> workloads;
+    for (const YAML::Node& o : objects) {
+      const std::string id = Id(o);
+      ExpectNoDuplicateKeys(o, id);
+      const YAML::Node labels = o["metadata"]["labels"];
+      EXPECT_EQ(labels["app.kubernetes.io/instance"].as<std::string>(""), kRelease) << id;
+      EXPECT_TRUE(labels["app.kubernetes.io/name"]) << id;
+      EXPECT_EQ(labels["app.kubernetes.io/part-of"].as<std::string>(""), "zeroscale") << id;
+      EXPECT_EQ(labels["app.kubernetes.io/managed-by"].as<std::string>(""), "Helm") << id;
+      if (IsWorkload(o)) {
+        workloads.push_back(&o);
+        EXPECT_TRUE(Selects(o["spec"]["selector"]["matchLabels"],
+                            o["spec"]["template"]["metadata"]["labels"]))
+            << id << ": its selector does not select its own pods";
+        ExpectHardenedPod(o);
+      }
+    }
+    // Services, disruption budgets and network policies each select exactly one workload's
+    // pods, and a Service's ports name ports those pods have.
+    const auto selector_of = [](const YAML::Node& o) -> YAML::Node {
+      const std::string kind = o["kind"].as<std::string>();
+      if (kind == "Service") return o["spec"]["selector"];
+      if (kind == "PodDisruptionBudget") return o["spec"]["selector"]["matchLabels"];
+      return o["spec"]["podSelector"]["matchLabels"];  // NetworkPolicy
+    };
+    for (const YAML::Node& o : objects) {
+      const std::string kind = o["kind"].as<std::string>();
+      if (kind != "Service" && kind != "PodDisruptionBudget" && kind != "NetworkPolicy") continue;
+      const YAML::Node selector = selector_of(o);
+      std::vector<const YAML::Node*> selected;
+      for (const YAML::Node* w : workloads) {
+        if (Selects(selector, (*w)["spec"]["template"]["metadata"]["labels"])) {
+          selected.push_back(w);
+        }
+      }
+      ASSERT_EQ(selected.size(), 1u) << Id(o) << " selects " << selected.size() << " workloads";
+      if (kind != "Service") continue;
+      std::set<std::string> ports;
+      for (const YAML::Node& c : (*selected[0])["spec"]["template"]["spec"]["containers"]) {
+        for (const YAML::Node& p : c["ports"]) ports.insert(p["name"].as<std::string>());
+      }
+      for (const YAML::Node& p : o["spec"]["ports"]) {
+        EXPECT_TRUE(ports.count(p["targetPort"].as<std::string>()))
+            << Id(o) << " targets port " << p["targetPort"] << ", which its pods do not name";
+      }
+    }
+  }
+}
+
+// The first `helm upgrade` used to roll the scaler for nothing: its pod template carried a
+// checksum of a second rendering of webhook.yaml, which generates a new CA every time.
+// Nothing random may reach a pod template: two renderings give the same workloads.
+TEST_F(ChartHelm, WorkloadsRenderTheSameEveryTime) {
+  {
+    const std::vector<YAML::Node> first = Objects("");
+    const std::vector<YAML::Node> second = Objects("");
+    int compared = 0;
+    for (const YAML::Node& o : first) {
+      if (!IsWorkload(o)) continue;
+      const YAML::Node* again =
+          Find(second, o["kind"].as<std::string>(), o["metadata"]["name"].as<std::string>());
+      ASSERT_NE(again, nullptr);
+      EXPECT_EQ(YAML::Dump(o), YAML::Dump(*again)) << Id(o) << " differs between renderings";
+      ++compared;
+    }
+    EXPECT_EQ(compared, 3);
+  }
+}
+
+TEST_F(ChartHelm, RedisIsDurable) {
+  std::ifstream conf_file(kChart + "/files/redis.conf");
+  std::stringstream conf;
+  conf << conf_file.rdbuf();
+  EXPECT_THAT(conf.str(), HasSubstr("\nappendonly yes\n"));
+  EXPECT_THAT(conf.str(), HasSubstr("\nappendfsync always\n"));
+
+  const std::vector<YAML::Node> objects = Objects("");
+  const YAML::Node* redis = Find(objects, "StatefulSet", "zs-zeroscale-redis");
+  ASSERT_NE(redis, nullptr) << "Redis runs as a StatefulSet";
+  const YAML::Node* config = Find(objects, "ConfigMap", "zs-zeroscale-redis");
+  ASSERT_NE(config, nullptr);
+  EXPECT_EQ((*config)["data"]["redis.conf"].as<std::string>() + "\n", conf.str());
+  const YAML::Node pod = (*redis)["spec"]["template"]["spec"];
+  EXPECT_FALSE(pod["automountServiceAccountToken"].as<bool>(true));
+  EXPECT_TRUE(pod["securityContext"]["fsGroup"]);
+  const std::string command = YAML::Dump(pod["containers"][0]["command"]);
+  EXPECT_THAT(command, HasSubstr("/etc/zeroscale/redis/redis.conf"));
+  EXPECT_THAT(command, HasSubstr("/data"));
+  EXPECT_TRUE(pod["containers"][0]["startupProbe"]);
+  // The data on a claim; no emptyDir unless asked for.
+  const YAML::Node claims = (*redis)["spec"]["volumeClaimTemplates"];
+  ASSERT_EQ(claims.size(), 1u);
+  EXPECT_EQ(claims[0]["metadata"]["name"].as<std::string>(), "data");
+  EXPECT_EQ(claims[0]["spec"]["resources"]["requests"]["storage"].as<std::string>(), "8Gi");
+  EXPECT_FALSE(claims[0]["spec"]["storageClassName"]);
+  EXPECT_THAT(YAML::Dump(pod["volumes"]), Not(HasSubstr("emptyDir")));
+  EXPECT_NE(Find(objects, "NetworkPolicy", "zs-zeroscale-redis"), nullptr);
+
+  const std::vector<YAML::Node> ephemeral = Objects("--set redis.persistence.enabled=false");
+  const YAML::Node* r2 = Find(ephemeral, "StatefulSet", "zs-zeroscale-redis");
+  ASSERT_NE(r2, nullptr);
+  EXPECT_FALSE((*r2)["spec"]["volumeClaimTemplates"]);
+  EXPECT_THAT(YAML::Dump((*r2)["spec"]["template"]["spec"]["volumes"]), HasSubstr("emptyDir"));
+
+  const std::vector<YAML::Node> no_class = Objects("--set redis.persistence.storageClass=-");
+  EXPECT_EQ(
+      (*Find(no_class, "StatefulSet",
+             "zs-zeroscale-redis"))["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"]
+          .as<std::string>("unset"),
+      "");
+}
+
+TEST_F(ChartHelm, KubeVersionIsWhatTheCrdNeeds) {
+  auto [old_out, old_rc] = Helm(absl::StrCat("template zs ", kChart, " --kube-version 1.23.9"));
+  EXPECT_NE(old_rc, 0);
+  EXPECT_THAT(old_out, HasSubstr("kubeVersion"));
+  EXPECT_EQ(Helm(absl::StrCat("template zs ", kChart, " --kube-version 1.24.0")).second, 0);
+  // On 1.24 the CRD's validation rules need a feature gate: NOTES says so, and only there.
+  EXPECT_THAT(Notes("", "1.24.0"), HasSubstr("CustomResourceValidationExpressions=true"));
+  EXPECT_THAT(Notes("", "1.25.0"), Not(HasSubstr("CustomResourceValidationExpressions")));
+}
+
+TEST_F(ChartHelm, NotesMatchTheValues) {
+  const std::string by_default = Notes("");
+  EXPECT_THAT(by_default, HasSubstr("zeroscale.io/inject: \"true\""));
+  EXPECT_THAT(by_default, HasSubstr("no namespace label is needed"));
+  EXPECT_THAT(by_default, Not(HasSubstr("kubectl label namespace")));
+  EXPECT_THAT(by_default, HasSubstr("data-zs-zeroscale-redis-0"));
+  const std::string labelled = Notes("--set webhook.onlyLabelledNamespaces=true");
+  EXPECT_THAT(labelled,
+              HasSubstr("kubectl label namespace <namespace> zeroscale.io/injection=enabled"));
+  EXPECT_THAT(Notes("--set webhook.enabled=false"), Not(HasSubstr("zeroscale.io/inject:")));
+  EXPECT_THAT(Notes("--set balancer.enabled=false"), Not(HasSubstr("port-forward")));
+  EXPECT_THAT(Notes("--set redis.persistence.enabled=false"), HasSubstr("emptyDir"));
+}
+
+TEST_F(ChartHelm, LeastPrivilege) {
+  const std::vector<YAML::Node> all_namespaces = Objects("");
+  EXPECT_NE(Find(all_namespaces, "ClusterRoleBinding", "zs-zeroscale-scaler"), nullptr);
+  // One watched namespace: the ClusterRoles are bound there only.
+  const std::vector<YAML::Node> one =
+      Objects("--set scaler.watchNamespace=ml --set balancer.watchNamespace=ml");
+  for (const char* component : {"zs-zeroscale-scaler", "zs-zeroscale-balancer"}) {
+    EXPECT_EQ(Find(one, "ClusterRoleBinding", component), nullptr) << component;
+    const YAML::Node* binding = Find(one, "RoleBinding", component);
+    ASSERT_NE(binding, nullptr) << component;
+    EXPECT_EQ((*binding)["metadata"]["namespace"].as<std::string>(), "ml");
+  }
+  // The balancer's admin API never rides on the data-plane Service (a LoadBalancer).
+  const std::vector<YAML::Node> lb = Objects("--set balancer.service.type=LoadBalancer");
+  const YAML::Node* data = Find(lb, "Service", "zs-zeroscale-balancer");
+  ASSERT_NE(data, nullptr);
+  EXPECT_THAT(YAML::Dump((*data)["spec"]["ports"]), Not(HasSubstr("admin")));
+  const YAML::Node* admin = Find(lb, "Service", "zs-zeroscale-balancer-admin");
+  ASSERT_NE(admin, nullptr);
+  EXPECT_EQ((*admin)["spec"]["type"].as<std::string>(), "ClusterIP");
+  // One scaler replica still takes the Lease: a rolling update runs two side by side.
+  const std::vector<YAML::Node> single = Objects("--set scaler.replicas=1");
+  EXPECT_THAT(YAML::Dump((*Find(single, "Deployment", "zs-zeroscale-scaler"))["spec"]),
+              HasSubstr("--leader-elect=true"));
+}
+
+}  // namespace
+}  // namespace zeroscale
