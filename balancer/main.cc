@@ -71,6 +71,27 @@ Flags ParseFlags(int argc, char** argv) {
   return f;
 }
 
+// Says where requests can be routed from, once it is known whether Kubernetes is watched.
+void LogRouteSources(const Flags& flags, size_t file_routes, bool kubernetes) {
+  if (kubernetes) {
+    ZS_LOG(kInfo, "routes from CustomAutoscalers' spec.route, pods from their EndpointSlices",
+           {"routes_file", flags.routes.empty() ? "(none)" : flags.routes},
+           {"file_routes", absl::StrCat(file_routes)});
+    return;
+  }
+  const char* why =
+      flags.discovery == "none" ? "--discovery=none" : "no cluster configuration found";
+  if (flags.routes.empty()) {
+    ZS_LOG(kWarning,
+           "no --routes file and no Kubernetes discovery: every request will be answered 404",
+           {"discovery", why});
+  } else {
+    ZS_LOG(kInfo, "routes from the routes file only, pods from the scaler",
+           {"routes_file", flags.routes}, {"routes", absl::StrCat(file_routes)},
+           {"discovery", why});
+  }
+}
+
 std::unique_ptr<HiredisClient> NewRedis(const config::HostPort& addr) {
   RedisOptions o;
   o.host = addr.host;
@@ -86,9 +107,7 @@ int Run(int argc, char** argv) {
   log::SetLevelByName(flags.log_level);
 
   std::vector<Route> route_list;
-  if (flags.routes.empty()) {
-    ZS_LOG(kWarning, "no --routes file: every request will be answered 404");
-  } else {
+  if (!flags.routes.empty()) {
     absl::StatusOr<std::vector<Route>> loaded = LoadRoutesFile(flags.routes);
     if (!loaded.ok()) {
       std::cerr << "zeroscale-balancer: " << loaded.status().message() << "\n";
@@ -118,6 +137,8 @@ int Run(int argc, char** argv) {
       return 2;
     }
   }
+  const bool watch_routes = cluster && flags.discovery != "none";
+  LogRouteSources(flags, route_list.size(), watch_routes);
   BlockTerminationSignals();
 
   const Clock* clock = RealClock::Get();
@@ -142,15 +163,18 @@ int Run(int argc, char** argv) {
   metrics.routes().Set(static_cast<double>(routes->routes().size()));
 
   std::unique_ptr<KubeDiscovery> discovery;
-  if (cluster) {
+  if (watch_routes) {
     ClusterSinks sinks;
     sinks.routes = [&dispatcher, &metrics](RouteTable table) {
       metrics.routes().Set(static_cast<double>(table.routes().size()));
       dispatcher.SetRoutes(std::move(table));
     };
-    sinks.endpoints = [&dispatcher](const std::string& workload, std::vector<std::string> ready,
-                                    std::vector<std::string> withdrawn) {
-      dispatcher.OnSliceEndpoints(workload, std::move(ready), std::move(withdrawn));
+    sinks.pods = [&dispatcher](const std::string& workload,
+                               std::optional<std::vector<ListedPod>> pods) {
+      dispatcher.OnListedPods(workload, std::move(pods));
+    };
+    sinks.ignored = [&metrics](size_t ignored_now) {
+      metrics.endpointslices_ignored().Set(static_cast<double>(ignored_now));
     };
     sinks.refused = [&metrics](const std::string&, const std::string&, size_t refused_now) {
       metrics.routes_refused().Set(static_cast<double>(refused_now));
@@ -170,10 +194,8 @@ int Run(int argc, char** argv) {
     if (!discovery->WaitForSync(absl::Seconds(10))) {
       ZS_LOG(kWarning, "serving before the first list of CustomAutoscalers and EndpointSlices");
     }
-    ZS_LOG(kInfo, "routes and pods from Kubernetes", {"cluster", cluster->source},
+    ZS_LOG(kInfo, "watching CustomAutoscalers and EndpointSlices", {"cluster", cluster->source},
            {"namespace", flags.namespace_.empty() ? "(all)" : flags.namespace_});
-  } else if (flags.discovery == "auto") {
-    ZS_LOG(kInfo, "no cluster configuration: routes from the routes file, pods from the scaler");
   }
 
   LogWriterOptions log_options;

@@ -95,6 +95,13 @@ BalancerMetrics::BalancerMetrics(prometheus::Registry* r)
                             .Help("Kubernetes list/watch failures (retried with backoff)")
                             .Register(*r)
                             .Add({});
+  endpointslices_ignored_ = &BuildGauge()
+                                 .Name("zeroscale_balancer_endpointslices_ignored")
+                                 .Help(
+                                     "EndpointSlices ignored because their addressType is not "
+                                     "IPv4 or IPv6 (FQDN): the proxy connects to IP addresses")
+                                 .Register(*r)
+                                 .Add({});
   traffic_reports_failed_ = &BuildCounter()
                                  .Name("zeroscale_balancer_traffic_report_failures_total")
                                  .Help("ReportTraffic streams that broke or failed to open")

@@ -51,6 +51,7 @@ class BalancerMetrics {
   prometheus::Gauge& routes() { return *routes_; }
   prometheus::Gauge& routes_refused() { return *routes_refused_; }
   prometheus::Counter& kube_watch_errors() { return *kube_watch_errors_; }
+  prometheus::Gauge& endpointslices_ignored() { return *endpointslices_ignored_; }
 
  private:
   prometheus::Family<prometheus::Counter>& requests_;
@@ -72,6 +73,7 @@ class BalancerMetrics {
   prometheus::Gauge* routes_;
   prometheus::Gauge* routes_refused_;
   prometheus::Counter* kube_watch_errors_;
+  prometheus::Gauge* endpointslices_ignored_;
 
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<WorkloadMetrics>> workloads_;
