@@ -10,6 +10,7 @@
 #include "balancer/admin/admin_api.h"
 #include "balancer/discovery/kube_discovery.h"
 #include "balancer/dispatch/dispatcher.h"
+#include "balancer/leader/lease_follower.h"
 #include "balancer/logs/request_log.h"
 #include "balancer/metrics/balancer_metrics.h"
 #include "balancer/policy/settings_store.h"
@@ -29,6 +30,7 @@ namespace {
 struct Flags {
   config::HostPort scaler, redis, listen, admin_listen;
   std::string routes, environment, log_level, admin_token, discovery, kubeconfig, namespace_;
+  std::string scaler_lease, lease_namespace, lease_name;  // the last two parsed from the first
   absl::Duration default_activation_timeout, connect_timeout, settings_refresh;
   int64_t threads = 2, max_queue = 10000, log_cap = 100000;
 };
@@ -38,7 +40,13 @@ Flags ParseFlags(int argc, char** argv) {
   config::FlagSet fs("zeroscale-balancer",
                      "Load balancer and activator in front of workloads: routes requests to "
                      "ready pods by policy, holds them while a workload wakes from zero.");
-  fs.Address("scaler", &f.scaler, "127.0.0.1:9090", "The scaler's gRPC ActivationService");
+  fs.Address("scaler", &f.scaler, "127.0.0.1:9090",
+             "The scaler's gRPC ActivationService (with --scaler-lease: while no leader is "
+             "known)");
+  fs.String("scaler-lease", &f.scaler_lease, "",
+            "NAMESPACE/NAME of the scaler's Lease: ActivationService calls go to the address "
+            "its holder publishes (annotation zeroscale.io/grpc-address); empty: always "
+            "--scaler");
   fs.Address("redis", &f.redis, "127.0.0.1:6379", "Redis: settings and request logs");
   fs.Address("listen", &f.listen, "0.0.0.0:8000", "Data plane (HTTP/1.1)");
   fs.Address("admin-listen", &f.admin_listen, "0.0.0.0:8001",
@@ -68,6 +76,13 @@ Flags ParseFlags(int argc, char** argv) {
             "When set, PUT /loadbalancer/settings requires 'Authorization: Bearer <token>'");
   fs.Enum("log-level", &f.log_level, "info", log::LevelNames(), "Lowest level logged");
   fs.ParseOrExit(argc, argv);
+  if (!f.scaler_lease.empty()) {
+    if (absl::Status s = ParseLeaseRef(f.scaler_lease, &f.lease_namespace, &f.lease_name);
+        !s.ok()) {
+      std::cerr << "zeroscale-balancer: " << s.message() << "\n";
+      std::exit(2);
+    }
+  }
   return f;
 }
 
@@ -126,14 +141,16 @@ int Run(int argc, char** argv) {
     return 2;
   }
   std::optional<kube::ClusterConfig> cluster;
-  if (flags.discovery != "none") {
+  if (flags.discovery != "none" || !flags.scaler_lease.empty()) {
     absl::StatusOr<kube::ClusterConfig> found =
         kube::LoadDefaultConfig(flags.kubeconfig, config::ProcessEnv());
     if (found.ok()) {
       cluster = *std::move(found);
-    } else if (flags.discovery == "kubernetes") {
-      std::cerr << "zeroscale-balancer: --discovery=kubernetes: " << found.status().message()
-                << "\n";
+    } else if (flags.discovery == "kubernetes" || !flags.scaler_lease.empty()) {
+      std::cerr << "zeroscale-balancer: "
+                << (flags.discovery == "kubernetes" ? "--discovery=kubernetes: "
+                                                    : "--scaler-lease needs a cluster: ")
+                << found.status().message() << "\n";
       return 2;
     }
   }
@@ -198,6 +215,42 @@ int Run(int argc, char** argv) {
            {"namespace", flags.namespace_.empty() ? "(all)" : flags.namespace_});
   }
 
+  // The scaler's leader, when asked to follow it: the client starts pointed at it.
+  std::unique_ptr<kube::KubeClient> lease_client;
+  std::unique_ptr<LeaseFollower> leader;
+  if (!flags.scaler_lease.empty()) {
+    absl::StatusOr<std::unique_ptr<kube::KubeClient>> client = kube::KubeClient::Create(*cluster);
+    if (!client.ok()) {
+      std::cerr << "zeroscale-balancer: " << cluster->source << ": " << client.status().message()
+                << "\n";
+      return 2;
+    }
+    lease_client = *std::move(client);
+    LeaseFollowerOptions lease_options;
+    lease_options.namespace_ = flags.lease_namespace;
+    lease_options.name = flags.lease_name;
+    lease_options.watch.on_error = [&metrics](const absl::Status&) {
+      metrics.kube_watch_errors().Increment();
+    };
+    leader = std::make_unique<LeaseFollower>(
+        lease_client.get(), lease_options,
+        [&scaler, &dispatcher, &metrics,
+         fallback = flags.scaler.ToString()](const std::string& address) {
+          metrics.scaler_leader_known().Set(address.empty() ? 0 : 1);
+          const std::string target = address.empty() ? fallback : address;
+          if (target == scaler.target()) return;
+          scaler.SetTarget(target);
+          metrics.scaler_switches().Increment();
+          dispatcher.OnScalerChanged();
+        });
+    scaler.OnNotLeader([&leader](const std::string&) { leader->Reread(); });
+    leader->Start();
+    if (!leader->WaitForSync(absl::Seconds(5))) {
+      ZS_LOG(kWarning, "the scaler's Lease could not be read yet; calling --scaler meanwhile",
+             {"lease", flags.scaler_lease}, {"scaler", flags.scaler.ToString()});
+    }
+  }
+
   LogWriterOptions log_options;
   log_options.max_entries = static_cast<size_t>(flags.log_cap);
   LogWriter log_writer(
@@ -250,13 +303,14 @@ int Run(int argc, char** argv) {
   }
   settings.StartRefreshLoop(flags.settings_refresh);
   ZS_LOG(kInfo, "balancer started", {"listen", flags.listen.ToString()},
-         {"admin", flags.admin_listen.ToString()}, {"scaler", flags.scaler.ToString()},
+         {"admin", flags.admin_listen.ToString()}, {"scaler", scaler.target()},
          {"redis", flags.redis.ToString()}, {"routes", absl::StrCat(routes->routes().size())},
          {"environment", flags.environment});
 
   const int sig = WaitForTerminationSignal();
   ZS_LOG(kInfo, "shutting down", {"signal", absl::StrCat(sig)});
   admin.Stop();
+  if (leader) leader->Stop();
   if (discovery) discovery->Stop();
   settings.Stop();
   // Held requests are answered before the engine stops (no PickDone may outlive it).

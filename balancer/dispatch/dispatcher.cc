@@ -224,6 +224,22 @@ void Dispatcher::OnListedPods(const std::string& workload,
   Run(&actions);
 }
 
+void Dispatcher::OnScalerChanged() {
+  Actions actions;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const absl::Time now = clock_->Now();
+    for (auto& [id, w] : workloads_) {
+      if (w->queue.empty() || !w->ready.empty()) continue;
+      w->accepted = false;
+      w->next_attempt = absl::InfinitePast();
+      w->backoff = options_.activate_backoff_initial;
+      MaybeActivateLocked(w.get(), now, &actions);
+    }
+  }
+  Run(&actions);
+}
+
 void Dispatcher::OnActivateDone(const std::string& workload, absl::StatusOr<WorkloadState> result) {
   Actions actions;
   {

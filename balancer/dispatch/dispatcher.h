@@ -105,6 +105,10 @@ class Dispatcher : public proxy::UpstreamPicker, public proxy::ProxyObserver {
   // A workload's pods as its EndpointSlices list them, replacing what they said before;
   // nullopt when Kubernetes no longer lists them (the announcements alone decide again).
   void OnListedPods(const std::string& workload, std::optional<std::vector<ListedPod>> pods);
+  // The balancer now talks to another scaler (the leader changed): every workload with
+  // held requests and no ready pod asks it for a wake at once, since a wake the previous
+  // scaler accepted may have died with it.
+  void OnScalerChanged();
   // Requests since the last call and held/in-flight counts per workload with traffic
   // (and once more after traffic stops, so the scaler sees it reach zero).
   std::vector<TrafficSample> TakeTraffic();

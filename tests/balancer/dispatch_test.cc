@@ -460,6 +460,24 @@ TEST_F(DispatchTest, AStaleAnnouncementOfADeletedPodHoldsAndWakesInsteadOf502) {
   EXPECT_EQ(scaler_.activate_calls()[0].workload, kWorkload);
 }
 
+TEST_F(DispatchTest, AChangeOfScalerAsksTheNewOneToWakeHeldWorkloads) {
+  RecordingBackend pod("pod");
+  Balancer bal(&scaler_, {});
+  std::thread held([&] { EXPECT_EQ(Get(bal.port(), "/model/held").status, 200); });
+  ASSERT_TRUE(bal.WaitForHeld(1));
+  // The (old) scaler accepted the wake; then it is replaced before the pod comes up.
+  ASSERT_TRUE(WaitFor([&] { return scaler_.activate_calls().size() == 1; }, absl::Seconds(10)));
+  ASSERT_TRUE(WaitFor([&] { return bal.status().activating; }, absl::Seconds(10)));
+  bal.dispatcher().OnScalerChanged();
+  ASSERT_TRUE(WaitFor([&] { return scaler_.activate_calls().size() == 2; }, absl::Seconds(10)));
+  scaler_.Push(kWorkload, {{"ml/p-1", pod.address()}});
+  held.join();
+  // A workload with a ready pod (or nothing held) asks nothing.
+  bal.dispatcher().OnScalerChanged();
+  EXPECT_EQ(Get(bal.port(), "/model/after").status, 200);
+  EXPECT_EQ(scaler_.activate_calls().size(), 2u);
+}
+
 TEST_F(DispatchTest, RoutesReplacedAtRunTime) {
   RecordingBackend pod("pod");
   Balancer bal(&scaler_, {});

@@ -6,7 +6,7 @@
 // pod; a terminating pod stops taking traffic; a route edited in the cluster applies; a
 // pod the scaler still announces after Kubernetes deleted it takes no traffic (the wake
 // path runs instead of a 502); FQDN slices are ignored; the log says where routes come
-// from.
+// from; with --scaler-lease the calls follow the Lease holder across a switch.
 #include <unistd.h>
 
 #include <memory>
@@ -261,7 +261,9 @@ TEST_F(BalancerKubeTest, AfterScaleToZeroAStaleAnnouncementWakesInsteadOf502) {
   ASSERT_TRUE(server_.Create(kSlices, SliceJson("canary-a", "canary", canary.port(), true)).ok());
   ASSERT_TRUE(WaitFor([&] { return Get("/canary/x") == "canary /canary/x"; }, absl::Seconds(20)));
   // The woken pod: Kubernetes lists it (not ready yet) and its sidecar announces ready.
-  scaler_.OnActivate([&](const auto&) {
+  scaler_.OnActivate([&](const testing::ActivateCall& call) {
+    // (A wake of the canary may reach the scaler only now.)
+    if (call.workload != "ml/Deployment/llama") return;
     ASSERT_TRUE(server_.Create(kSlices, SliceJson("llama-b", "llama", fresh.port(), false)).ok());
     scaler_.Push("ml/Deployment/llama",
                  {{"ml/llama-a-pod", old_address}, {"ml/llama-b-pod", fresh.address()}});
@@ -319,6 +321,66 @@ TEST_F(BalancerKubeTest, TheLogSaysWhereRoutesComeFrom) {
   EXPECT_THAT(log, ::testing::HasSubstr(
                        "no --routes file and no Kubernetes discovery: every request will be "
                        "answered 404"));
+}
+
+constexpr char kLeases[] = "/apis/coordination.k8s.io/v1/namespaces/zs/leases";
+
+std::string LeaseJson(const std::string& holder, const std::string& address) {
+  json lease = {{"apiVersion", "coordination.k8s.io/v1"},
+                {"kind", "Lease"},
+                {"metadata",
+                 {{"name", "zeroscale-scaler"},
+                  {"namespace", "zs"},
+                  {"annotations", {{"zeroscale.io/grpc-address", address}}}}},
+                {"spec",
+                 {{"holderIdentity", holder},
+                  {"leaseDurationSeconds", 15},
+                  {"renewTime",
+                   absl::FormatTime("%Y-%m-%d%ET%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone())}}}};
+  return lease.dump();
+}
+
+// Two scalers; the Lease names the leader. The first leader loses the Lease while a
+// request waits for a wake (it answers FAILED_PRECONDITION from then on): the balancer
+// re-reads the Lease instead of hammering it, follows the new holder, and the held
+// request is answered after the new leader's wake.
+TEST_F(BalancerKubeTest, CallsFollowTheScalersLeaderAndAHeldRequestSurvivesTheSwitch) {
+  FakeScaler first, second;
+  ASSERT_TRUE(first.Start().ok());
+  ASSERT_TRUE(second.Start().ok());
+  RecordingBackend pod("qwen");
+  ASSERT_TRUE(server_.Create(kLeases, LeaseJson("scaler-0", first.address())).ok());
+  ASSERT_TRUE(server_.Create(kCrs, CrJson("qwen", "/qwen")).ok());
+  // --scaler is the fallback while no holder is known: here nothing listens there.
+  balancer_ =
+      NewBalancer({absl::StrCat("--scaler=127.0.0.1:", FreePort()), "--discovery=kubernetes",
+                   "--namespace=ml", "--scaler-lease=zs/zeroscale-scaler"});
+  StartBalancer();
+  WaitForRoutes(1);
+  ASSERT_TRUE(first.WaitForWatchers(1, absl::Seconds(20)));
+  EXPECT_TRUE(MetricsHave("zeroscale_balancer_scaler_leader_known 1"));
+
+  first.SetNotLeader(true);
+  second.OnActivate([&](const auto&) {
+    ASSERT_TRUE(server_.Create(kSlices, SliceJson("qwen-1", "qwen", pod.port(), false)).ok());
+    second.Push("ml/Deployment/qwen", {{"ml/qwen-1-pod", pod.address()}});
+  });
+  std::optional<std::string> body;
+  std::thread client([&] { body = Get("/qwen/0"); });
+  // The refusal makes the balancer read the Lease again; it still names the first.
+  ASSERT_TRUE(WaitFor([&] { return first.not_leader_answers() > 0; }, absl::Seconds(20)));
+  ASSERT_TRUE(WaitFor([&] { return server_.CountRequests("GET", "/leases/zeroscale-scaler") > 0; },
+                      absl::Seconds(20)));
+  // The new leader takes the Lease and publishes its address.
+  ASSERT_TRUE(server_.Apply(kLeases, LeaseJson("scaler-1", second.address())).ok());
+  client.join();
+  ASSERT_TRUE(body.has_value());
+  EXPECT_EQ(*body, "qwen /qwen/0");
+  EXPECT_FALSE(second.activate_calls().empty());
+  EXPECT_EQ(second.activate_calls()[0].workload, "ml/Deployment/qwen");
+  EXPECT_TRUE(MetricsHave("zeroscale_balancer_scaler_switches_total 2"));  // to first, second
+  // Re-reads are rate-limited: far fewer than the refusals the streams got.
+  EXPECT_LE(server_.CountRequests("GET", "/leases/zeroscale-scaler"), 20);
 }
 
 }  // namespace
