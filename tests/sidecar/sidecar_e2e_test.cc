@@ -258,12 +258,13 @@ class SidecarTest : public ::testing::Test {
     return MetricValue(r->body, name);
   }
 
-  // drain_app.py on app_port_: /slow takes `seconds` and touches `started` first.
-  void StartDrainApp(const std::string& started, double seconds) {
+  // ready_server.py on app_port_: /slow takes `seconds` and touches `flag`.slow-started
+  // first.
+  void StartSlowApp(const std::string& flag, double seconds) {
     app_ = std::make_unique<ChildProcess>(std::vector<std::string>{
-        "python3", ZS_DRAIN_APP_PY, absl::StrCat(app_port_), started, absl::StrCat(seconds)});
+        "python3", ZS_READY_SERVER_PY, absl::StrCat(app_port_), flag, absl::StrCat(seconds)});
     ASSERT_TRUE(app_->Start().ok());
-    ASSERT_TRUE(WaitFor([&] { return HttpGetStatus(app_port_, "/") == 200; }, kStartTimeout));
+    ASSERT_TRUE(WaitFor([&] { return HttpGetStatus(app_port_, "/ok") == 200; }, kStartTimeout));
   }
 
   // Waits for the sidecar to exit by itself and returns its exit status.
@@ -446,8 +447,8 @@ TEST_F(SidecarTest, ReadinessFlipSendsASampleAtOnce) {
 // request in flight at SIGTERM finish, and only then exits.
 TEST_F(SidecarTest, SigtermAnnouncesNotReadyDrainsAndFinishesRequestsInFlight) {
   TempDir dir;
-  const std::string started = dir.path() + "/started";
-  StartDrainApp(started, /*seconds=*/3);
+  const std::string started = dir.path() + "/flag.slow-started";
+  StartSlowApp(dir.path() + "/flag", /*seconds=*/3);
   const std::string pod = "e2e/drain-1";
   // No periodic samples during the test: each one stored is an announcement.
   StartSidecar(pod, {"--sample-interval=1h", "--drain-timeout=2s"});
@@ -466,7 +467,7 @@ TEST_F(SidecarTest, SigtermAnnouncesNotReadyDrainsAndFinishesRequestsInFlight) {
   EXPECT_EQ(SidecarMetric("zeroscale_sidecar_app_ready"), 0.0);
   // Draining: not ready to its probe, yet still proxying new requests.
   EXPECT_EQ(HttpGetStatus(admin_port_, "/readyz"), 503);
-  std::optional<HttpResponse> during = HttpGet(proxy_port_, "/during-drain");
+  std::optional<HttpResponse> during = HttpGet(proxy_port_, "/ok");
   ASSERT_TRUE(during.has_value());
   EXPECT_EQ(during->status, 200);
   EXPECT_EQ(during->body, "ok\n");
@@ -493,7 +494,7 @@ TEST_F(SidecarTest, SigtermAnnouncesNotReadyDrainsAndFinishesRequestsInFlight) {
 
 TEST_F(SidecarTest, TheDrainEndsWhenTheAppStopsAcceptingConnections) {
   TempDir dir;
-  StartDrainApp(dir.path() + "/started", 0);
+  StartSlowApp(dir.path() + "/flag", 0);
   const std::string pod = "e2e/drain-2";
   StartSidecar(pod, {"--sample-interval=1h", "--drain-timeout=1h"});
   ASSERT_TRUE(WaitFor([&] { return LastSample(pod).value("ready", false); }, kStartTimeout));
@@ -509,7 +510,7 @@ TEST_F(SidecarTest, TheDrainEndsWhenTheAppStopsAcceptingConnections) {
 
 TEST_F(SidecarTest, ASecondSignalCutsTheDrainShort) {
   TempDir dir;
-  StartDrainApp(dir.path() + "/started", 0);
+  StartSlowApp(dir.path() + "/flag", 0);
   StartSidecar("e2e/drain-3", {"--drain-timeout=1h"});
   sidecar_->Signal(SIGTERM);
   ASSERT_TRUE(WaitFor([&] { return HttpGetStatus(admin_port_, "/readyz") == 503; }, kStartTimeout));
