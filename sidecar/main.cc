@@ -42,9 +42,11 @@ struct Flags {
 // How long a drain may be asked to last; past this, a value is a mistake (Kubernetes
 // kills the pod after its terminationGracePeriodSeconds anyway).
 constexpr absl::Duration kMaxDrain = absl::Hours(1);
-// How long the not-ready announcement waits for its acknowledgement at least, even with
-// --drain-timeout=0: the scaler must hear it before the process is gone.
+// How long the not-ready announcement waits for its acknowledgement: at least 1 s even
+// with --drain-timeout=0 (the scaler must hear it before the process is gone), at most 2 s
+// (a scaler that is away, or stopping itself, must not hold the drain up).
 constexpr absl::Duration kMinAckWait = absl::Seconds(1);
+constexpr absl::Duration kMaxAckWait = absl::Seconds(2);
 
 [[noreturn]] void Refuse(const std::string& message) {
   std::cerr << "zeroscale-sidecar: " << message << "\n";
@@ -316,7 +318,8 @@ void Drain(const Flags& flags, Sampler* sampler, MetricsStream* stream, SidecarP
          {"drain_timeout", absl::FormatDuration(flags.drain_timeout)},
          {"in_flight", absl::StrCat(proxy->in_flight())});
   if (seq.ok() && *seq != 0) {
-    absl::Status acked = stream->WaitForAck(*seq, std::max(flags.drain_timeout, kMinAckWait));
+    absl::Status acked =
+        stream->WaitForAck(*seq, std::clamp(flags.drain_timeout, kMinAckWait, kMaxAckWait));
     if (acked.ok()) {
       ZS_LOG(kInfo, "the scaler has the not-ready announcement",
              {"after", absl::FormatDuration(absl::Now() - start)});
