@@ -208,7 +208,6 @@ class ScalerClient::Impl {
     bool again = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      activate_ctxs_.erase(std::find(activate_ctxs_.begin(), activate_ctxs_.end(), &call->ctx));
       // Cancelled by a switch of scaler: the same wish goes to the new one.
       again = !stopping_ && s.error_code() == grpc::StatusCode::CANCELLED &&
               call->generation != generation_;
@@ -226,11 +225,12 @@ class ScalerClient::Impl {
       call->done(absl::Status(st.code(), absl::StrCat("scaler at ", call->target,
                                                       ": Activate failed: ", st.message())));
     }
+    // Only now: Stop waits for this, and `done` reaches into the caller.
     std::lock_guard<std::mutex> lock(mu_);
+    activate_ctxs_.erase(std::find(activate_ctxs_.begin(), activate_ctxs_.end(), &call->ctx));
     if (activate_ctxs_.empty()) cv_.notify_all();
   }
 
- private:
   // Full jitter: uniform in [backoff/2, backoff], so a fleet of balancers does not
   // reconnect in lockstep yet each retries promptly.
   // Also ends early when the target changes (`generation` is the one the failed call used).
