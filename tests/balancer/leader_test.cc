@@ -259,5 +259,24 @@ TEST_F(LeaseFollowerTest, ARereadIsOneGetAndNotMoreOftenThanAllowed) {
   ASSERT_TRUE(testing::WaitFor([&] { return LeaseGets() == 2; }, absl::Seconds(20)));
 }
 
+TEST_F(LeaseFollowerTest, AFailedRereadChangesNothingAndANotFoundOneForgetsTheHolder) {
+  testing::FakeClock clock(absl::Now());
+  ASSERT_TRUE(server_.Create(kLeases, LeaseJson("scaler-0", "10.1.0.7:9090", clock.Now())).ok());
+  auto follower = Follow(&clock, absl::Seconds(1));
+  ASSERT_TRUE(follower->WaitForSync(absl::Seconds(20)));
+  ASSERT_TRUE(server_.WaitForWatches(1, absl::Seconds(20)));
+  // The API server fails the GET: what was known stands.
+  server_.FailNext(1, 500, -1, "/leases/zeroscale-scaler");
+  follower->Reread();
+  ASSERT_TRUE(testing::WaitFor([&] { return LeaseGets() == 1; }, absl::Seconds(20)));
+  // The GET says the Lease is gone (the watch has not said so yet): no holder.
+  clock.Advance(absl::Seconds(1));
+  server_.FailNext(1, 404, -1, "/leases/zeroscale-scaler");
+  follower->Reread();
+  ASSERT_TRUE(published_.WaitFor(2));
+  EXPECT_THAT(published_.seen(), ElementsAre("10.1.0.7:9090", ""));
+  EXPECT_EQ(LeaseGets(), 2);
+}
+
 }  // namespace
 }  // namespace zeroscale::balancer

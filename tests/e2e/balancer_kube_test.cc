@@ -7,6 +7,7 @@
 // pod the scaler still announces after Kubernetes deleted it takes no traffic (the wake
 // path runs instead of a 502); FQDN slices are ignored; the log says where routes come
 // from; with --scaler-lease the calls follow the Lease holder across a switch.
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <memory>
@@ -321,6 +322,24 @@ TEST_F(BalancerKubeTest, TheLogSaysWhereRoutesComeFrom) {
   EXPECT_THAT(log, ::testing::HasSubstr(
                        "no --routes file and no Kubernetes discovery: every request will be "
                        "answered 404"));
+}
+
+TEST_F(BalancerKubeTest, AnUnusableScalerLeaseIsRefusedWithExitCode2) {
+  for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--scaler-lease=zeroscale"}, "invalid value 'zeroscale' for --scaler-lease"},
+           {{"--scaler-lease=zs/Bad_Name"}, "'Bad_Name' is not a Lease name"},
+           // Without a cluster configuration there is no Lease to follow.
+           {{"--scaler-lease=zs/zeroscale-scaler", "--kubeconfig=/nonexistent/kubeconfig",
+             "--discovery=none"},
+            "--scaler-lease needs a cluster"}}) {
+    ::unlink((dir_ + "/balancer.log").c_str());
+    balancer_ = NewBalancer(args);
+    ASSERT_TRUE(balancer_->Start().ok());
+    const std::optional<int> status = balancer_->WaitForExit(absl::Seconds(20));
+    ASSERT_TRUE(status.has_value()) << message;
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2) << *status;
+    EXPECT_THAT(balancer_->ReadLog(), ::testing::HasSubstr(message));
+  }
 }
 
 constexpr char kLeases[] = "/apis/coordination.k8s.io/v1/namespaces/zs/leases";

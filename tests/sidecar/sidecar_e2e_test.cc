@@ -174,14 +174,6 @@ class TempDir {
   std::string path_;
 };
 
-// True once `pid` has exited but is not yet reaped, so its exit status is still there.
-bool IsZombie(pid_t pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  const size_t paren = content.rfind(')');
-  return paren != std::string::npos && content.size() > paren + 2 && content[paren + 2] == 'Z';
-}
-
 class SidecarTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -265,12 +257,6 @@ class SidecarTest : public ::testing::Test {
         "python3", ZS_READY_SERVER_PY, absl::StrCat(app_port_), flag, absl::StrCat(seconds)});
     ASSERT_TRUE(app_->Start().ok());
     ASSERT_TRUE(WaitFor([&] { return HttpGetStatus(app_port_, "/ok") == 200; }, kStartTimeout));
-  }
-
-  // Waits for the sidecar to exit by itself and returns its exit status.
-  std::optional<int> WaitForSidecarExit(absl::Duration timeout) {
-    if (!WaitFor([&] { return IsZombie(sidecar_->pid()); }, timeout)) return std::nullopt;
-    return sidecar_->Stop();
   }
 
   // The sample with the highest seq, or an empty object.
@@ -463,7 +449,7 @@ TEST_F(SidecarTest, SigtermAnnouncesNotReadyDrainsAndFinishesRequestsInFlight) {
 
   // The not-ready announcement is stored while the sidecar still runs.
   ASSERT_TRUE(WaitFor([&] { return !LastSample(pod).value("ready", true); }, kStartTimeout));
-  EXPECT_FALSE(IsZombie(sidecar_->pid()));
+  EXPECT_TRUE(sidecar_->running());
   EXPECT_EQ(SidecarMetric("zeroscale_sidecar_app_ready"), 0.0);
   // Draining: not ready to its probe, yet still proxying new requests.
   EXPECT_EQ(HttpGetStatus(admin_port_, "/readyz"), 503);
@@ -477,7 +463,7 @@ TEST_F(SidecarTest, SigtermAnnouncesNotReadyDrainsAndFinishesRequestsInFlight) {
   ASSERT_TRUE(slow.has_value());
   EXPECT_EQ(slow->status, 200);
   EXPECT_EQ(slow->body, "slow done\n");
-  const std::optional<int> status = WaitForSidecarExit(kStartTimeout);
+  const std::optional<int> status = sidecar_->WaitForExit(kStartTimeout);
   ASSERT_TRUE(status.has_value()) << "the sidecar did not exit after its drain";
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
   EXPECT_GE(absl::Now() - term, absl::Seconds(2));  // it drained, not cut short
@@ -502,10 +488,24 @@ TEST_F(SidecarTest, TheDrainEndsWhenTheAppStopsAcceptingConnections) {
   ASSERT_TRUE(WaitFor([&] { return !LastSample(pod).value("ready", true); }, kStartTimeout));
   // New requests could only fail now: no point in waiting out the hour.
   app_->Kill();
-  const std::optional<int> status = WaitForSidecarExit(kStartTimeout);
+  const std::optional<int> status = sidecar_->WaitForExit(kStartTimeout);
   ASSERT_TRUE(status.has_value()) << sidecar_->ReadLog();
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
   EXPECT_THAT(sidecar_->ReadLog(), HasSubstr("drain ends early"));
+}
+
+TEST_F(SidecarTest, WithTheScalerAwayTheDrainStillEnds) {
+  TempDir dir;
+  StartSlowApp(dir.path() + "/flag", 0);
+  StartSidecar("e2e/drain-4", {"--drain-timeout=1s"});
+  scaler_->Kill();
+  sidecar_->Signal(SIGTERM);
+  const std::optional<int> status = sidecar_->WaitForExit(kStartTimeout);
+  ASSERT_TRUE(status.has_value()) << sidecar_->ReadLog();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  const std::string log = sidecar_->ReadLog();
+  EXPECT_THAT(log, HasSubstr("the not-ready announcement was not acknowledged"));
+  EXPECT_THAT(log, HasSubstr("drained"));
 }
 
 TEST_F(SidecarTest, ASecondSignalCutsTheDrainShort) {
@@ -517,7 +517,7 @@ TEST_F(SidecarTest, ASecondSignalCutsTheDrainShort) {
   ASSERT_TRUE(WaitFor([&] { return absl::StrContains(sidecar_->ReadLog(), "announcement"); },
                       kStartTimeout));
   sidecar_->Signal(SIGINT);
-  const std::optional<int> status = WaitForSidecarExit(kStartTimeout);
+  const std::optional<int> status = sidecar_->WaitForExit(kStartTimeout);
   ASSERT_TRUE(status.has_value()) << sidecar_->ReadLog();
   EXPECT_THAT(sidecar_->ReadLog(), HasSubstr("second signal"));
 }
@@ -535,12 +535,10 @@ TEST_P(SidecarConfigTest, RefusedWithExitCode2NamingTheValue) {
   argv.insert(argv.end(), GetParam().args.begin(), GetParam().args.end());
   ChildProcess sidecar(argv);
   ASSERT_TRUE(sidecar.Start().ok());
-  // Waits for the exit without reaping, so Stop() still gets the status.
-  ASSERT_TRUE(WaitFor([&] { return IsZombie(sidecar.pid()); }, absl::Seconds(10)))
-      << "the sidecar did not refuse to start: " << sidecar.ReadLog();
-  const int status = sidecar.Stop();
-  ASSERT_TRUE(WIFEXITED(status)) << status;
-  EXPECT_EQ(WEXITSTATUS(status), 2);
+  const std::optional<int> status = sidecar.WaitForExit(absl::Seconds(10));
+  ASSERT_TRUE(status.has_value()) << "the sidecar did not refuse to start: " << sidecar.ReadLog();
+  ASSERT_TRUE(WIFEXITED(*status)) << *status;
+  EXPECT_EQ(WEXITSTATUS(*status), 2);
   const std::string log = sidecar.ReadLog();
   for (const std::string& part : GetParam().message) EXPECT_THAT(log, HasSubstr(part));
 }
