@@ -10,6 +10,7 @@
 #include "balancer/admin/admin_api.h"
 #include "balancer/discovery/kube_discovery.h"
 #include "balancer/dispatch/dispatcher.h"
+#include "balancer/leader/lease_follower.h"
 #include "balancer/logs/request_log.h"
 #include "balancer/metrics/balancer_metrics.h"
 #include "balancer/policy/settings_store.h"
@@ -29,6 +30,7 @@ namespace {
 struct Flags {
   config::HostPort scaler, redis, listen, admin_listen;
   std::string routes, environment, log_level, admin_token, discovery, kubeconfig, namespace_;
+  std::string scaler_lease, lease_namespace, lease_name;  // the last two parsed from the first
   absl::Duration default_activation_timeout, connect_timeout, settings_refresh;
   int64_t threads = 2, max_queue = 10000, log_cap = 100000;
 };
@@ -38,7 +40,13 @@ Flags ParseFlags(int argc, char** argv) {
   config::FlagSet fs("zeroscale-balancer",
                      "Load balancer and activator in front of workloads: routes requests to "
                      "ready pods by policy, holds them while a workload wakes from zero.");
-  fs.Address("scaler", &f.scaler, "127.0.0.1:9090", "The scaler's gRPC ActivationService");
+  fs.Address("scaler", &f.scaler, "127.0.0.1:9090",
+             "The scaler's gRPC ActivationService (with --scaler-lease: while no leader is "
+             "known)");
+  fs.String("scaler-lease", &f.scaler_lease, "",
+            "NAMESPACE/NAME of the scaler's Lease: ActivationService calls go to the address "
+            "its holder publishes (annotation zeroscale.io/grpc-address); empty: always "
+            "--scaler");
   fs.Address("redis", &f.redis, "127.0.0.1:6379", "Redis: settings and request logs");
   fs.Address("listen", &f.listen, "0.0.0.0:8000", "Data plane (HTTP/1.1)");
   fs.Address("admin-listen", &f.admin_listen, "0.0.0.0:8001",
@@ -68,7 +76,35 @@ Flags ParseFlags(int argc, char** argv) {
             "When set, PUT /loadbalancer/settings requires 'Authorization: Bearer <token>'");
   fs.Enum("log-level", &f.log_level, "info", log::LevelNames(), "Lowest level logged");
   fs.ParseOrExit(argc, argv);
+  if (!f.scaler_lease.empty()) {
+    if (absl::Status s = ParseLeaseRef(f.scaler_lease, &f.lease_namespace, &f.lease_name);
+        !s.ok()) {
+      std::cerr << "zeroscale-balancer: " << s.message() << "\n";
+      std::exit(2);
+    }
+  }
   return f;
+}
+
+// Says where requests can be routed from, once it is known whether Kubernetes is watched.
+void LogRouteSources(const Flags& flags, size_t file_routes, bool kubernetes) {
+  if (kubernetes) {
+    ZS_LOG(kInfo, "routes from CustomAutoscalers' spec.route, pods from their EndpointSlices",
+           {"routes_file", flags.routes.empty() ? "(none)" : flags.routes},
+           {"file_routes", absl::StrCat(file_routes)});
+    return;
+  }
+  const char* why =
+      flags.discovery == "none" ? "--discovery=none" : "no cluster configuration found";
+  if (flags.routes.empty()) {
+    ZS_LOG(kWarning,
+           "no --routes file and no Kubernetes discovery: every request will be answered 404",
+           {"discovery", why});
+  } else {
+    ZS_LOG(kInfo, "routes from the routes file only, pods from the scaler",
+           {"routes_file", flags.routes}, {"routes", absl::StrCat(file_routes)},
+           {"discovery", why});
+  }
 }
 
 std::unique_ptr<HiredisClient> NewRedis(const config::HostPort& addr) {
@@ -86,9 +122,7 @@ int Run(int argc, char** argv) {
   log::SetLevelByName(flags.log_level);
 
   std::vector<Route> route_list;
-  if (flags.routes.empty()) {
-    ZS_LOG(kWarning, "no --routes file: every request will be answered 404");
-  } else {
+  if (!flags.routes.empty()) {
     absl::StatusOr<std::vector<Route>> loaded = LoadRoutesFile(flags.routes);
     if (!loaded.ok()) {
       std::cerr << "zeroscale-balancer: " << loaded.status().message() << "\n";
@@ -107,17 +141,21 @@ int Run(int argc, char** argv) {
     return 2;
   }
   std::optional<kube::ClusterConfig> cluster;
-  if (flags.discovery != "none") {
+  if (flags.discovery != "none" || !flags.scaler_lease.empty()) {
     absl::StatusOr<kube::ClusterConfig> found =
         kube::LoadDefaultConfig(flags.kubeconfig, config::ProcessEnv());
     if (found.ok()) {
       cluster = *std::move(found);
-    } else if (flags.discovery == "kubernetes") {
-      std::cerr << "zeroscale-balancer: --discovery=kubernetes: " << found.status().message()
-                << "\n";
+    } else if (flags.discovery == "kubernetes" || !flags.scaler_lease.empty()) {
+      std::cerr << "zeroscale-balancer: "
+                << (flags.discovery == "kubernetes" ? "--discovery=kubernetes: "
+                                                    : "--scaler-lease needs a cluster: ")
+                << found.status().message() << "\n";
       return 2;
     }
   }
+  const bool watch_routes = cluster && flags.discovery != "none";
+  LogRouteSources(flags, route_list.size(), watch_routes);
   BlockTerminationSignals();
 
   const Clock* clock = RealClock::Get();
@@ -142,15 +180,18 @@ int Run(int argc, char** argv) {
   metrics.routes().Set(static_cast<double>(routes->routes().size()));
 
   std::unique_ptr<KubeDiscovery> discovery;
-  if (cluster) {
+  if (watch_routes) {
     ClusterSinks sinks;
     sinks.routes = [&dispatcher, &metrics](RouteTable table) {
       metrics.routes().Set(static_cast<double>(table.routes().size()));
       dispatcher.SetRoutes(std::move(table));
     };
-    sinks.endpoints = [&dispatcher](const std::string& workload, std::vector<std::string> ready,
-                                    std::vector<std::string> withdrawn) {
-      dispatcher.OnSliceEndpoints(workload, std::move(ready), std::move(withdrawn));
+    sinks.pods = [&dispatcher](const std::string& workload,
+                               std::optional<std::vector<ListedPod>> pods) {
+      dispatcher.OnListedPods(workload, std::move(pods));
+    };
+    sinks.ignored = [&metrics](size_t ignored_now) {
+      metrics.endpointslices_ignored().Set(static_cast<double>(ignored_now));
     };
     sinks.refused = [&metrics](const std::string&, const std::string&, size_t refused_now) {
       metrics.routes_refused().Set(static_cast<double>(refused_now));
@@ -170,10 +211,44 @@ int Run(int argc, char** argv) {
     if (!discovery->WaitForSync(absl::Seconds(10))) {
       ZS_LOG(kWarning, "serving before the first list of CustomAutoscalers and EndpointSlices");
     }
-    ZS_LOG(kInfo, "routes and pods from Kubernetes", {"cluster", cluster->source},
+    ZS_LOG(kInfo, "watching CustomAutoscalers and EndpointSlices", {"cluster", cluster->source},
            {"namespace", flags.namespace_.empty() ? "(all)" : flags.namespace_});
-  } else if (flags.discovery == "auto") {
-    ZS_LOG(kInfo, "no cluster configuration: routes from the routes file, pods from the scaler");
+  }
+
+  // The scaler's leader, when asked to follow it: the client starts pointed at it.
+  std::unique_ptr<kube::KubeClient> lease_client;
+  std::unique_ptr<LeaseFollower> leader;
+  if (!flags.scaler_lease.empty()) {
+    absl::StatusOr<std::unique_ptr<kube::KubeClient>> client = kube::KubeClient::Create(*cluster);
+    if (!client.ok()) {
+      std::cerr << "zeroscale-balancer: " << cluster->source << ": " << client.status().message()
+                << "\n";
+      return 2;
+    }
+    lease_client = *std::move(client);
+    LeaseFollowerOptions lease_options;
+    lease_options.namespace_ = flags.lease_namespace;
+    lease_options.name = flags.lease_name;
+    lease_options.watch.on_error = [&metrics](const absl::Status&) {
+      metrics.kube_watch_errors().Increment();
+    };
+    leader = std::make_unique<LeaseFollower>(
+        lease_client.get(), lease_options,
+        [&scaler, &dispatcher, &metrics,
+         fallback = flags.scaler.ToString()](const std::string& address) {
+          metrics.scaler_leader_known().Set(address.empty() ? 0 : 1);
+          const std::string target = address.empty() ? fallback : address;
+          if (target == scaler.target()) return;
+          scaler.SetTarget(target);
+          metrics.scaler_switches().Increment();
+          dispatcher.OnScalerChanged();
+        });
+    scaler.OnNotLeader([&leader](const std::string&) { leader->Reread(); });
+    leader->Start();
+    if (!leader->WaitForSync(absl::Seconds(5))) {
+      ZS_LOG(kWarning, "the scaler's Lease could not be read yet; calling --scaler meanwhile",
+             {"lease", flags.scaler_lease}, {"scaler", flags.scaler.ToString()});
+    }
   }
 
   LogWriterOptions log_options;
@@ -228,13 +303,14 @@ int Run(int argc, char** argv) {
   }
   settings.StartRefreshLoop(flags.settings_refresh);
   ZS_LOG(kInfo, "balancer started", {"listen", flags.listen.ToString()},
-         {"admin", flags.admin_listen.ToString()}, {"scaler", flags.scaler.ToString()},
+         {"admin", flags.admin_listen.ToString()}, {"scaler", scaler.target()},
          {"redis", flags.redis.ToString()}, {"routes", absl::StrCat(routes->routes().size())},
          {"environment", flags.environment});
 
   const int sig = WaitForTerminationSignal();
   ZS_LOG(kInfo, "shutting down", {"signal", absl::StrCat(sig)});
   admin.Stop();
+  if (leader) leader->Stop();
   if (discovery) discovery->Stop();
   settings.Stop();
   // Held requests are answered before the engine stops (no PickDone may outlive it).

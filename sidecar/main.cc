@@ -1,9 +1,14 @@
 // zeroscale-sidecar: wires the resource sampler, the latency-measuring proxy, the
-// readiness prober and the metrics stream together, and runs the sample loop.
+// readiness prober and the metrics stream together, runs the sample loop, and drains on
+// SIGTERM: it announces not-ready at once, keeps proxying for --drain-timeout while the
+// balancer and Kubernetes take the pod out of rotation, lets requests in flight finish,
+// then stops.
+#include <algorithm>
 #include <condition_variable>
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -31,8 +36,17 @@ struct Flags {
   int64_t cpu_limit_millicores = 0, memory_limit_bytes = 0;
   std::string pod, workload, cgroup_root, disk_paths, readiness_path, log_level, advertise;
   std::string measure;
-  absl::Duration sample_interval;
+  absl::Duration sample_interval, drain_timeout;
 };
+
+// How long a drain may be asked to last; past this, a value is a mistake (Kubernetes
+// kills the pod after its terminationGracePeriodSeconds anyway).
+constexpr absl::Duration kMaxDrain = absl::Hours(1);
+// How long the not-ready announcement waits for its acknowledgement: at least 1 s even
+// with --drain-timeout=0 (the scaler must hear it before the process is gone), at most 2 s
+// (a scaler that is away, or stopping itself, must not hold the drain up).
+constexpr absl::Duration kMinAckWait = absl::Seconds(1);
+constexpr absl::Duration kMaxAckWait = absl::Seconds(2);
 
 [[noreturn]] void Refuse(const std::string& message) {
   std::cerr << "zeroscale-sidecar: " << message << "\n";
@@ -78,6 +92,12 @@ Flags ParseFlags(int argc, char** argv) {
   fs.Address("admin-listen", &f.admin_listen, "0.0.0.0:8013",
              "HTTP: GET /metrics (Prometheus) and /healthz of the sidecar itself");
   fs.Int("buffer", &f.buffer, 600, "Unacknowledged samples kept for replay", 1, 1000000);
+  fs.Duration("drain-timeout", &f.drain_timeout, absl::Seconds(5),
+              "On SIGTERM: how long the proxy keeps taking new requests after announcing "
+              "not-ready (while the balancer and Kubernetes take the pod out of rotation); "
+              "ends early when the app stops accepting connections. Requests in flight then "
+              "finish before the sidecar exits. Keep it under the pod's "
+              "terminationGracePeriodSeconds");
   fs.Enum("log-level", &f.log_level, "info", log::LevelNames(), "Lowest level logged");
   fs.ParseOrExit(argc, argv);
   if (f.app_port == 0) Refuse("--app-port is required (the app's port on localhost)");
@@ -99,10 +119,16 @@ Flags ParseFlags(int argc, char** argv) {
     Refuse(absl::StrCat("invalid value '", absl::FormatDuration(f.sample_interval),
                         "' for --sample-interval: must be at least 100ms"));
   }
+  if (f.drain_timeout < absl::ZeroDuration() || f.drain_timeout > kMaxDrain) {
+    Refuse(absl::StrCat("invalid value '", absl::FormatDuration(f.drain_timeout),
+                        "' for --drain-timeout: must be between 0s and ",
+                        absl::FormatDuration(kMaxDrain)));
+  }
   return f;
 }
 
-// The sample loop: one sample per interval, and one more at once when readiness flips.
+// The sample loop: one sample per interval, and one more at once when readiness flips or
+// a drain begins. While draining every sample says not ready, whatever the app says.
 class Sampler {
  public:
   Sampler(const Flags& flags, ResourceSampler* resources, SidecarProxy* proxy,
@@ -127,7 +153,8 @@ class Sampler {
                              .Register(*registry)),
         ready_gauge_(prometheus::BuildGauge()
                          .Name("zeroscale_sidecar_app_ready")
-                         .Help("1 when the app's readiness probe passes")
+                         .Help("1 when the app's readiness probe passes and the sidecar is "
+                               "not draining (what the samples announce)")
                          .Register(*registry)
                          .Add({})) {}
 
@@ -135,6 +162,8 @@ class Sampler {
     thread_ = std::thread([this] { Run(); });
   }
 
+  // Stops the loop after one last sample, so requests served since the previous one are
+  // reported too.
   void Stop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -142,6 +171,33 @@ class Sampler {
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
+  }
+
+  // From now on the pod reports not ready. Sends that sample at once and returns its
+  // sequence number, for the caller to wait for its acknowledgement.
+  absl::StatusOr<uint64_t> BeginDrain() {
+    std::unique_lock<std::mutex> lock(mu_);
+    draining_ = true;
+    urgent_ = true;
+    cv_.notify_all();
+    // The loop's thread samples (the samplers are not thread-safe); it answers at once.
+    cv_.wait(lock, [this] { return drain_seq_.has_value() || !thread_.joinable(); });
+    if (!drain_seq_) return absl::FailedPreconditionError("the sample loop is not running");
+    return *drain_seq_;
+  }
+
+  // The pod's readiness as announced: the app's, unless draining.
+  bool ready() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ready_ && !draining_;
+  }
+  bool draining() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return draining_;
+  }
+  bool app_ready() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ready_;
   }
 
   void OnReadiness(bool ready) {
@@ -158,23 +214,32 @@ class Sampler {
   void Run() {
     absl::Time next = absl::Now() + flags_.sample_interval;
     for (;;) {
-      bool urgent = false, ready = false;
+      bool urgent = false, ready = false, stopping = false, draining = false;
       {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait_until(lock, absl::ToChronoTime(next), [this] { return stopping_ || urgent_; });
-        if (stopping_) return;
+        stopping = stopping_;
         urgent = urgent_;
         urgent_ = false;
-        ready = ready_;
+        ready = ready_ && !draining_;
+        draining = draining_;
       }
       const absl::Time now = absl::Now();
       if (!urgent) next += flags_.sample_interval;
       if (next < now) next = now + flags_.sample_interval;  // fell behind: don't burst
-      SendSample(now, ready, urgent);
+      absl::StatusOr<uint64_t> seq = SendSample(now, ready, urgent || stopping);
+      if (draining) {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!drain_seq_) {
+          drain_seq_ = seq.ok() ? *seq : 0;
+          cv_.notify_all();
+        }
+      }
+      if (stopping) return;
     }
   }
 
-  void SendSample(absl::Time now, bool ready, bool urgent) {
+  absl::StatusOr<uint64_t> SendSample(absl::Time now, bool ready, bool urgent) {
     absl::StatusOr<ResourceSample> rs = resources_->Sample();
     if (rs.ok()) {
       last_resources_ = *rs;
@@ -217,6 +282,7 @@ class Sampler {
     if (!seq.ok()) {
       ZS_LOG(kWarning, "sample not queued", {"error", std::string(seq.status().message())});
     }
+    return seq;
   }
 
   const Flags& flags_;
@@ -228,13 +294,61 @@ class Sampler {
   prometheus::Family<prometheus::Counter>& upstream_errors_;
   prometheus::Gauge& ready_gauge_;
   ResourceSample last_resources_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
   bool urgent_ = false;
-  bool ready_ = false;
+  bool ready_ = false;                 // the app's, from the prober
+  bool draining_ = false;              // SIGTERM received: announce not ready
+  std::optional<uint64_t> drain_seq_;  // the first not-ready sample of the drain (0: not queued)
   std::thread thread_;
 };
+
+// After SIGTERM: announce not-ready and wait (briefly) until the scaler has it, keep
+// proxying for the drain period unless the app stops accepting connections (then new
+// requests could only fail) or a second signal says to hurry, then let requests in
+// flight finish. Kubernetes sends SIGTERM to every container at once and the app may
+// still be serving; the balancer drops the pod on the announcement, Kubernetes on the
+// pod's deletion, and other clients of its Service need a moment to follow.
+void Drain(const Flags& flags, Sampler* sampler, MetricsStream* stream, SidecarProxy* proxy) {
+  const absl::Time start = absl::Now();
+  const absl::Time end = start + flags.drain_timeout;
+  absl::StatusOr<uint64_t> seq = sampler->BeginDrain();
+  ZS_LOG(kInfo, "draining: announced not ready; still proxying",
+         {"drain_timeout", absl::FormatDuration(flags.drain_timeout)},
+         {"in_flight", absl::StrCat(proxy->in_flight())});
+  if (seq.ok() && *seq != 0) {
+    absl::Status acked =
+        stream->WaitForAck(*seq, std::clamp(flags.drain_timeout, kMinAckWait, kMaxAckWait));
+    if (acked.ok()) {
+      ZS_LOG(kInfo, "the scaler has the not-ready announcement",
+             {"after", absl::FormatDuration(absl::Now() - start)});
+    } else {
+      ZS_LOG(kWarning, "the not-ready announcement was not acknowledged",
+             {"error", std::string(acked.message())});
+    }
+  }
+  // Polled in short slices: the same wait watches the clock, the app and a second signal.
+  constexpr absl::Duration kSlice = absl::Milliseconds(50);
+  for (absl::Time now = absl::Now(); now < end; now = absl::Now()) {
+    if (!sampler->app_ready()) {
+      ZS_LOG(kInfo, "the app no longer accepts connections: drain ends early");
+      break;
+    }
+    if (const int sig = WaitForTerminationSignalFor(std::min(kSlice, end - now)); sig != 0) {
+      ZS_LOG(kWarning, "second signal: drain cut short", {"signal", absl::StrCat(sig)});
+      return;
+    }
+  }
+  while (proxy->in_flight() > 0) {
+    if (const int sig = WaitForTerminationSignalFor(kSlice); sig != 0) {
+      ZS_LOG(kWarning, "second signal: requests in flight are cut",
+             {"in_flight", absl::StrCat(proxy->in_flight())}, {"signal", absl::StrCat(sig)});
+      return;
+    }
+  }
+  ZS_LOG(kInfo, "drained", {"after", absl::FormatDuration(absl::Now() - start)});
+}
 
 int Run(int argc, char** argv) {
   const Flags flags = ParseFlags(argc, argv);
@@ -283,6 +397,12 @@ int Run(int argc, char** argv) {
   router.HandleSync("GET", "/metrics", metrics::ExpositionHandler(registry.get()));
   router.HandleSync("GET", "/healthz",
                     [](const http::Request&) { return http::Response::Text(200, "ok\n"); });
+  // Ready for traffic: the app is, and the sidecar is not draining.
+  router.HandleSync("GET", "/readyz", [&sampler](const http::Request&) {
+    if (sampler.draining()) return http::Response::Text(503, "draining\n");
+    return sampler.ready() ? http::Response::Text(200, "ready\n")
+                           : http::Response::Text(503, "app not ready\n");
+  });
   http::ServerOptions admin_options;
   admin_options.listen = flags.admin_listen;
   http::Server admin(admin_options, router.AsHandler());
@@ -297,9 +417,10 @@ int Run(int argc, char** argv) {
                                                                               : "proc"});
   const int sig = WaitForTerminationSignal();
   ZS_LOG(kInfo, "stopping", {"signal", absl::StrCat(sig)});
-  readiness.Stop();
-  sampler.Stop();
+  Drain(flags, &sampler, &stream, &proxy);
   proxy.Stop();
+  sampler.Stop();
+  readiness.Stop();
   admin.Stop();
   (void)stream.Stop(absl::Seconds(2));
   return 0;

@@ -57,16 +57,8 @@ absl::Status SplitAddress(const std::string& address, std::string* host, uint16_
 class ScalerClient::Impl {
  public:
   explicit Impl(ScalerClientOptions o) : options_(std::move(o)) {
-    grpc::ChannelArguments args;
-    // gRPC's own reconnect backoff grows to two minutes by default; a restarted scaler
-    // must be found within our backoff instead, or held requests time out needlessly.
-    const int max_ms = static_cast<int>(absl::ToInt64Milliseconds(options_.max_backoff));
-    const int init_ms = static_cast<int>(absl::ToInt64Milliseconds(options_.initial_backoff));
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::max(init_ms, 1));
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, std::max(init_ms, 1));
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, std::max(max_ms, 1));
-    channel_ = grpc::CreateCustomChannel(options_.target, grpc::InsecureChannelCredentials(), args);
-    stub_ = v1::ActivationService::NewStub(channel_);
+    target_ = options_.target;
+    stub_ = NewStub(target_);
   }
 
   ~Impl() { Stop(); }
@@ -89,9 +81,7 @@ class ScalerClient::Impl {
       std::lock_guard<std::mutex> lock(mu_);
       if (stopping_) return;
       stopping_ = true;
-      if (watch_ctx_) watch_ctx_->TryCancel();
-      if (report_ctx_) report_ctx_->TryCancel();
-      for (grpc::ClientContext* c : activate_ctxs_) c->TryCancel();
+      CancelAllLocked();
     }
     cv_.notify_all();
     if (watch_thread_.joinable()) watch_thread_.join();
@@ -101,39 +91,37 @@ class ScalerClient::Impl {
     cv_.wait(lock, [this] { return activate_ctxs_.empty(); });
   }
 
+  void SetTarget(const std::string& target) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_ || target == target_) return;
+      ZS_LOG(kInfo, "ActivationService calls go to another scaler", {"from", target_},
+             {"to", target});
+      target_ = target;
+      stub_ = NewStub(target_);
+      ++generation_;
+      // Streams reopen on the new stub, and Activate calls in flight are sent again.
+      CancelAllLocked();
+    }
+    cv_.notify_all();
+  }
+
+  std::string target() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return target_;
+  }
+
+  void OnNotLeader(NotLeaderCallback fn) {
+    std::lock_guard<std::mutex> lock(mu_);
+    on_not_leader_ = std::move(fn);
+  }
+
   void Activate(const std::string& workload, uint32_t held, ActivateDone done) {
-    struct Call {
-      grpc::ClientContext ctx;
-      v1::ActivateRequest req;
-      v1::WorkloadState resp;
-      ActivateDone done;
-    };
-    auto* call = new Call;
+    auto call = std::make_unique<ActivateCall>();
     call->req.set_workload(workload);
     call->req.set_held_requests(held);
     call->done = std::move(done);
-    call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.activate_timeout));
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_) {
-        delete call;
-        return;
-      }
-      activate_ctxs_.push_back(&call->ctx);
-    }
-    stub_->async()->Activate(&call->ctx, &call->req, &call->resp, [this, call](grpc::Status s) {
-      std::unique_ptr<Call> owned(call);
-      if (s.ok()) {
-        owned->done(FromProto(owned->resp));
-      } else {
-        absl::Status st = FromGrpcStatus(s);
-        owned->done(absl::Status(st.code(), absl::StrCat("scaler at ", options_.target,
-                                                         ": Activate failed: ", st.message())));
-      }
-      std::lock_guard<std::mutex> lock(mu_);
-      activate_ctxs_.erase(std::find(activate_ctxs_.begin(), activate_ctxs_.end(), &owned->ctx));
-      if (activate_ctxs_.empty()) cv_.notify_all();
-    });
+    StartActivate(std::move(call));
   }
 
   bool watch_connected() const { return watch_connected_.load(); }
@@ -141,9 +129,112 @@ class ScalerClient::Impl {
   uint64_t report_failures() const { return report_failures_.load(); }
 
  private:
+  struct ActivateCall {
+    grpc::ClientContext ctx;
+    v1::ActivateRequest req;
+    v1::WorkloadState resp;
+    ActivateDone done;
+    uint64_t generation = 0;
+    std::string target;
+    std::shared_ptr<v1::ActivationService::Stub> stub;  // kept alive for the call
+  };
+
+  // What a call is made with: the stub of the current target, and which target it is.
+  struct Line {
+    std::shared_ptr<v1::ActivationService::Stub> stub;
+    std::string target;
+    uint64_t generation = 0;
+  };
+
+  std::shared_ptr<v1::ActivationService::Stub> NewStub(const std::string& target) const {
+    grpc::ChannelArguments args;
+    // gRPC's own reconnect backoff grows to two minutes by default; a restarted scaler
+    // must be found within our backoff instead, or held requests time out needlessly.
+    const int max_ms = static_cast<int>(absl::ToInt64Milliseconds(options_.max_backoff));
+    const int init_ms = static_cast<int>(absl::ToInt64Milliseconds(options_.initial_backoff));
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::max(init_ms, 1));
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, std::max(init_ms, 1));
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, std::max(max_ms, 1));
+    return v1::ActivationService::NewStub(
+        grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
+  }
+
+  Line CurrentLineLocked() const { return Line{stub_, target_, generation_}; }
+
+  void CancelAllLocked() {
+    if (watch_ctx_) watch_ctx_->TryCancel();
+    if (report_ctx_) report_ctx_->TryCancel();
+    for (grpc::ClientContext* c : activate_ctxs_) c->TryCancel();
+  }
+
+  // True when the target changed since `generation`: a stream that ended for that
+  // reason reopens at once rather than after a backoff.
+  bool Retargeted(uint64_t generation) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return generation != generation_;
+  }
+
+  // Tells whoever follows the leader that `target` says it is not the leader.
+  void NotLeader(const grpc::Status& s, const std::string& target) {
+    if (s.error_code() != grpc::StatusCode::FAILED_PRECONDITION) return;
+    NotLeaderCallback fn;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      fn = on_not_leader_;
+    }
+    ZS_LOG(kDebug, "the scaler is not the leader", {"scaler", target},
+           {"error", s.error_message()});
+    if (fn) fn(target);
+  }
+
+  void StartActivate(std::unique_ptr<ActivateCall> call) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+      const Line line = CurrentLineLocked();
+      call->stub = line.stub;
+      call->target = line.target;
+      call->generation = line.generation;
+      activate_ctxs_.push_back(&call->ctx);
+    }
+    call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.activate_timeout));
+    ActivateCall* raw = call.release();
+    raw->stub->async()->Activate(&raw->ctx, &raw->req, &raw->resp,
+                                 [this, raw](grpc::Status s) { OnActivateDone(raw, s); });
+  }
+
+  void OnActivateDone(ActivateCall* raw, const grpc::Status& s) {
+    std::unique_ptr<ActivateCall> call(raw);
+    bool again = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      // Cancelled by a switch of scaler: the same wish goes to the new one.
+      again = !stopping_ && s.error_code() == grpc::StatusCode::CANCELLED &&
+              call->generation != generation_;
+    }
+    if (again) {
+      auto next = std::make_unique<ActivateCall>();
+      next->req = call->req;
+      next->done = std::move(call->done);
+      StartActivate(std::move(next));
+    } else if (s.ok()) {
+      call->done(FromProto(call->resp));
+    } else {
+      NotLeader(s, call->target);
+      absl::Status st = FromGrpcStatus(s);
+      call->done(absl::Status(st.code(), absl::StrCat("scaler at ", call->target,
+                                                      ": Activate failed: ", st.message())));
+    }
+    // Only now: Stop waits for this, and `done` reaches into the caller.
+    std::lock_guard<std::mutex> lock(mu_);
+    activate_ctxs_.erase(std::find(activate_ctxs_.begin(), activate_ctxs_.end(), &call->ctx));
+    if (activate_ctxs_.empty()) cv_.notify_all();
+  }
+
   // Full jitter: uniform in [backoff/2, backoff], so a fleet of balancers does not
   // reconnect in lockstep yet each retries promptly.
-  bool SleepBackoff(absl::Duration* backoff) {
+  // Also ends early when the target changes (`generation` is the one the failed call used).
+  bool SleepBackoff(absl::Duration* backoff, uint64_t generation) {
     std::uniform_real_distribution<double> jitter(0.5, 1.0);
     absl::Duration d;
     {
@@ -152,24 +243,28 @@ class ScalerClient::Impl {
     }
     *backoff = std::min(*backoff * 2, options_.max_backoff);
     std::unique_lock<std::mutex> lock(mu_);
-    return !cv_.wait_for(lock, absl::ToChronoNanoseconds(d), [this] { return stopping_; });
+    cv_.wait_for(lock, absl::ToChronoNanoseconds(d),
+                 [&] { return stopping_ || generation != generation_; });
+    return !stopping_;
   }
 
   void WatchLoop() {
     absl::Duration backoff = options_.initial_backoff;
     while (true) {
       grpc::ClientContext ctx;
+      Line line;
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (stopping_) return;
         watch_ctx_ = &ctx;
+        line = CurrentLineLocked();
       }
       v1::WatchRequest req;  // all workloads
-      std::unique_ptr<grpc::ClientReader<v1::WorkloadState>> reader = stub_->Watch(&ctx, req);
+      std::unique_ptr<grpc::ClientReader<v1::WorkloadState>> reader = line.stub->Watch(&ctx, req);
       v1::WorkloadState msg;
       while (reader->Read(&msg)) {
         if (!watch_connected_.exchange(true)) {
-          ZS_LOG(kInfo, "watching the scaler's workloads", {"scaler", options_.target});
+          ZS_LOG(kInfo, "watching the scaler's workloads", {"scaler", line.target});
           if (on_connection_) on_connection_(true);
         }
         backoff = options_.initial_backoff;
@@ -182,12 +277,20 @@ class ScalerClient::Impl {
         if (stopping_) return;
       }
       watch_failures_++;
+      const bool retargeted = Retargeted(line.generation);
       if (watch_connected_.exchange(false)) {
-        ZS_LOG(kWarning, "Watch stream to the scaler broke; routing to known-ready pods",
-               {"scaler", options_.target}, {"error", st.error_message()});
+        if (!retargeted) {
+          ZS_LOG(kWarning, "Watch stream to the scaler broke; routing to known-ready pods",
+                 {"scaler", line.target}, {"error", st.error_message()});
+        }
         if (on_connection_) on_connection_(false);
       }
-      if (!SleepBackoff(&backoff)) return;
+      if (retargeted) {
+        backoff = options_.initial_backoff;
+        continue;
+      }
+      NotLeader(st, line.target);
+      if (!SleepBackoff(&backoff, line.generation)) return;
     }
   }
 
@@ -195,14 +298,16 @@ class ScalerClient::Impl {
     absl::Duration backoff = options_.initial_backoff;
     while (true) {
       grpc::ClientContext ctx;
+      Line line;
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (stopping_) return;
         report_ctx_ = &ctx;
+        line = CurrentLineLocked();
       }
       v1::TrafficAck ack;
       std::unique_ptr<grpc::ClientWriter<v1::TrafficReport>> writer =
-          stub_->ReportTraffic(&ctx, &ack);
+          line.stub->ReportTraffic(&ctx, &ack);
       bool broken = false;
       while (!broken) {
         {
@@ -233,15 +338,22 @@ class ScalerClient::Impl {
       }
       report_failures_++;
       ZS_LOG(kDebug, "ReportTraffic stream broke", {"error", st.error_message()});
-      if (!SleepBackoff(&backoff)) return;
+      if (Retargeted(line.generation)) {
+        backoff = options_.initial_backoff;
+        continue;
+      }
+      NotLeader(st, line.target);
+      if (!SleepBackoff(&backoff, line.generation)) return;
     }
   }
 
   const ScalerClientOptions options_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::ActivationService::Stub> stub_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
+  std::string target_;
+  std::shared_ptr<v1::ActivationService::Stub> stub_;
+  uint64_t generation_ = 0;  // bumped by every SetTarget
+  NotLeaderCallback on_not_leader_;
   std::condition_variable cv_;
   bool started_ = false;
   bool stopping_ = false;
@@ -271,6 +383,9 @@ void ScalerClient::Stop() { impl_->Stop(); }
 void ScalerClient::Activate(const std::string& workload, uint32_t held, ActivateDone done) {
   impl_->Activate(workload, held, std::move(done));
 }
+void ScalerClient::SetTarget(const std::string& target) { impl_->SetTarget(target); }
+std::string ScalerClient::target() const { return impl_->target(); }
+void ScalerClient::OnNotLeader(NotLeaderCallback fn) { impl_->OnNotLeader(std::move(fn)); }
 bool ScalerClient::watch_connected() const { return impl_->watch_connected(); }
 uint64_t ScalerClient::watch_failures() const { return impl_->watch_failures(); }
 uint64_t ScalerClient::report_failures() const { return impl_->report_failures(); }

@@ -3,7 +3,11 @@
 // ReportTraffic tells the scaler which workloads receive requests. The Watch stream and
 // the traffic stream reconnect with jittered exponential backoff whenever the scaler
 // goes away; what was learnt last stays in force meanwhile (the dispatcher keeps routing
-// to known-ready pods). gRPC stays out of this header.
+// to known-ready pods). The target can change at run time (SetTarget: the scaler's
+// leader moved): streams reopen there at once and Activate calls in flight are sent
+// there again, so no wake is lost in the switch. A scaler that answers
+// FAILED_PRECONDITION is not the leader; the client says so (OnNotLeader) so that the
+// target can be looked up again. gRPC stays out of this header.
 //
 // Thread-safety: all methods may be called from any thread. Callbacks run on the
 // client's own threads (Watch, traffic) or gRPC's (Activate), never with a caller's lock.
@@ -65,6 +69,8 @@ class ScalerClient : public Activator {
   using ConnectionCallback = std::function<void(bool connected)>;
   using TrafficSource = std::function<std::vector<TrafficSample>()>;
 
+  using NotLeaderCallback = std::function<void(const std::string& target)>;
+
   explicit ScalerClient(ScalerClientOptions options);
   ~ScalerClient() override;  // stops
   ScalerClient(const ScalerClient&) = delete;
@@ -80,6 +86,13 @@ class ScalerClient : public Activator {
   void Stop();
 
   void Activate(const std::string& workload, uint32_t held_requests, ActivateDone done) override;
+
+  // Sends every call to `target` (host:port) from now on. No-op when it is the current one.
+  void SetTarget(const std::string& target);
+  std::string target() const;
+  // `fn` hears the target that answered FAILED_PRECONDITION ("not the leader"), on a
+  // client thread; set before Start.
+  void OnNotLeader(NotLeaderCallback fn);
 
   bool watch_connected() const;
   uint64_t watch_failures() const;

@@ -34,9 +34,30 @@ bool ResolvePort(const kube::EndpointSlice& slice, const std::string& want, int3
   return false;
 }
 
-void SortUnique(std::vector<std::string>* v) {
-  std::sort(v->begin(), v->end());
-  v->erase(std::unique(v->begin(), v->end()), v->end());
+// "namespace/name" of the pod behind an endpoint, as the scaler names pods; "" when the
+// endpoint is not a pod.
+std::string PodOf(const kube::SliceEndpoint& ep, const std::string& slice_namespace) {
+  const kube::ObjectReference& ref = ep.target_ref;
+  if (ref.name.empty() || (!ref.kind.empty() && ref.kind != "Pod")) return "";
+  return absl::StrCat(ref.namespace_.empty() ? slice_namespace : ref.namespace_, "/", ref.name);
+}
+
+// Ranks a pod listed twice (an endpoint moving between slices of one Service): being
+// taken out of service wins, then ready.
+int Rank(ListedState s) {
+  switch (s) {
+    case ListedState::kWithdrawn:
+      return 2;
+    case ListedState::kReady:
+      return 1;
+    case ListedState::kStarting:
+      return 0;
+  }
+  return 0;
+}
+
+bool IsIpSlice(const kube::EndpointSlice& s) {
+  return s.address_type == "IPv4" || s.address_type == "IPv6";
 }
 
 std::string SliceKey(const kube::EndpointSlice& s) { return s.namespace_ + "/" + s.name; }
@@ -82,16 +103,33 @@ void ClusterView::OnEndpointSlice(kube::WatchEventType type, const kube::Endpoin
   const std::string key = SliceKey(slice);
   std::set<std::string> services;  // before and after: a slice may change its service label
   if (auto it = slices_.find(key); it != slices_.end()) services.insert(ServiceKey(it->second));
+  const size_t ignored_before = ignored_.size();
+  slices_.erase(key);
   if (type == kube::WatchEventType::kDeleted) {
-    slices_.erase(key);
-  } else {
+    ignored_.erase(key);
+  } else if (IsIpSlice(slice)) {
+    ignored_.erase(key);
     slices_[key] = slice;
     services.insert(ServiceKey(slice));
+  } else if (ignored_.insert(key).second) {
+    // The proxy connects to IP literals only; names would need resolving on the data path.
+    ZS_LOG(kWarning, "ignoring an EndpointSlice whose addressType is not IPv4 or IPv6",
+           {"slice", key}, {"service", slice.service_name}, {"address_type", slice.address_type});
   }
+  if (ignored_.size() != ignored_before && sinks_.ignored) sinks_.ignored(ignored_.size());
   std::set<std::string> workloads;
   for (const auto& [ca, r] : routed_) {
     if (services.count(r.service)) workloads.insert(r.workload);
   }
+  for (const std::string& w : workloads) RecomputeLocked(w);
+}
+
+void ClusterView::OnEndpointSlicesSynced() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (slices_synced_) return;
+  slices_synced_ = true;
+  std::set<std::string> workloads;
+  for (const auto& [ca, r] : routed_) workloads.insert(r.workload);
   for (const std::string& w : workloads) RecomputeLocked(w);
 }
 
@@ -141,6 +179,46 @@ void ClusterView::RebuildRoutesLocked() {
   if (sinks_.routes) sinks_.routes(std::move(table));
 }
 
+std::vector<ListedPod> ClusterView::ListLocked(const Routed& routed,
+                                               std::set<std::string>* seen) const {
+  std::map<std::string, ListedPod> now;  // by address
+  for (const auto& [key, slice] : slices_) {
+    if (ServiceKey(slice) != routed.service) continue;
+    int32_t port = 0;
+    if (!ResolvePort(slice, routed.port, &port)) {
+      ZS_LOG(kDebug, "EndpointSlice has no usable port for the route", {"slice", key},
+             {"workload", routed.workload}, {"port", routed.port});
+      continue;
+    }
+    for (const kube::SliceEndpoint& ep : slice.endpoints) {
+      // Addresses of one endpoint are fungible (the API lets consumers use the first).
+      if (ep.addresses.empty()) continue;
+      ListedPod p;
+      p.ip = CanonicalIp(ep.addresses.front());
+      if (p.ip.empty()) continue;  // the API server validates; a stranger is skipped
+      p.pod = PodOf(ep, slice.namespace_);
+      p.address = Address(p.ip, port);
+      if (ep.ready && !ep.terminating) {
+        p.state = ListedState::kReady;
+        seen->insert(p.address);
+      } else if (ep.terminating || seen->count(p.address)) {
+        p.state = ListedState::kWithdrawn;
+      } else {
+        p.state = ListedState::kStarting;
+      }
+      auto [it, inserted] = now.try_emplace(p.address, p);
+      if (!inserted && Rank(p.state) > Rank(it->second.state)) it->second = p;
+    }
+  }
+  for (auto it = seen->begin(); it != seen->end();) {
+    it = now.count(*it) ? std::next(it) : seen->erase(it);
+  }
+  std::vector<ListedPod> pods;
+  pods.reserve(now.size());
+  for (auto& [address, p] : now) pods.push_back(std::move(p));
+  return pods;
+}
+
 void ClusterView::RecomputeLocked(const std::string& workload) {
   const Routed* routed = nullptr;
   for (const auto& [key, r] : routed_) {
@@ -150,49 +228,18 @@ void ClusterView::RecomputeLocked(const std::string& workload) {
     }
   }
   if (routed == nullptr) return ForgetWorkloadLocked(workload);
+  if (!slices_synced_) return;  // not knowing the slices is not knowing that none exist
 
-  Emitted now;
-  std::set<std::string>& seen = seen_ready_[workload];
-  std::set<std::string> present;
-  for (const auto& [key, slice] : slices_) {
-    if (ServiceKey(slice) != routed->service) continue;
-    int32_t port = 0;
-    if (!ResolvePort(slice, routed->port, &port)) {
-      ZS_LOG(kDebug, "EndpointSlice has no usable port for the route", {"slice", key},
-             {"workload", workload}, {"port", routed->port});
-      continue;
-    }
-    for (const kube::SliceEndpoint& ep : slice.endpoints) {
-      // Addresses of one endpoint are fungible (the API lets consumers use the first).
-      if (ep.addresses.empty()) continue;
-      const std::string a = Address(ep.addresses.front(), port);
-      present.insert(a);
-      if (ep.ready && !ep.terminating) {
-        now.ready.push_back(a);
-        seen.insert(a);
-      } else if (ep.terminating || seen.count(a)) {
-        now.withdrawn.push_back(a);
-      }
-    }
-  }
-  for (auto it = seen.begin(); it != seen.end();) {
-    it = present.count(*it) ? std::next(it) : seen.erase(it);
-  }
-  SortUnique(&now.ready);
-  SortUnique(&now.withdrawn);
-  Emitted& last = emitted_[workload];
-  if (now.ready == last.ready && now.withdrawn == last.withdrawn) return;
-  last = now;
-  if (sinks_.endpoints) sinks_.endpoints(workload, std::move(now.ready), std::move(now.withdrawn));
+  std::vector<ListedPod> pods = ListLocked(*routed, &seen_ready_[workload]);
+  auto [last, first] = emitted_.try_emplace(workload);
+  if (!first && last->second == pods) return;
+  last->second = pods;
+  if (sinks_.pods) sinks_.pods(workload, std::move(pods));
 }
 
 void ClusterView::ForgetWorkloadLocked(const std::string& workload) {
   seen_ready_.erase(workload);
-  auto it = emitted_.find(workload);
-  if (it == emitted_.end()) return;
-  const bool had_any = !it->second.ready.empty() || !it->second.withdrawn.empty();
-  emitted_.erase(it);
-  if (had_any && sinks_.endpoints) sinks_.endpoints(workload, {}, {});
+  if (emitted_.erase(workload) > 0 && sinks_.pods) sinks_.pods(workload, std::nullopt);
 }
 
 }  // namespace zeroscale::balancer

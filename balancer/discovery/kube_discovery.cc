@@ -28,6 +28,7 @@ KubeDiscovery::KubeDiscovery(std::unique_ptr<kube::KubeClient> client, const std
   // Only slices that belong to a Service: routes name Services.
   kube::WatcherOptions slice_options = options;
   slice_options.label_selector = kube::kServiceNameLabel;
+  slice_options.on_synced = [this] { view_.OnEndpointSlicesSynced(); };
   slices_ = std::make_unique<kube::EndpointSliceWatcher>(
       client_.get(), slice_options,
       [this](kube::WatchEventType type, const kube::EndpointSlice& s) {

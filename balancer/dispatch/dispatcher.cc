@@ -152,43 +152,37 @@ void Dispatcher::MaybeActivateLocked(Workload* w, absl::Time now, Actions* actio
 
 void Dispatcher::ApplyStateLocked(Workload* w, const WorkloadState& state, bool from_activate,
                                   absl::Time now, Actions* actions) {
-  std::vector<std::string> ready;
-  for (const EndpointInfo& e : state.endpoints) {
-    if (e.ready && !e.address.empty()) ready.push_back(e.address);
-  }
   // An Activate answer was computed before the call returned; a Watch update may have
   // overtaken it, so it may only add pods to a workload that has none, never remove any.
-  if (from_activate && (ready.empty() || !w->ready.empty())) return;
-  w->scaler_ready = std::move(ready);
+  if (from_activate &&
+      (!w->ready.empty() ||
+       RoutableAddresses(state.endpoints, w->listed ? &*w->listed : nullptr).empty())) {
+    return;
+  }
+  w->announced = state.endpoints;
   RebuildReadyLocked(w, now, actions);
 }
 
 void Dispatcher::RebuildReadyLocked(Workload* w, absl::Time now, Actions* actions) {
   std::vector<std::shared_ptr<Endpoint>> ready;
-  auto add = [&](const std::string& address) {
-    const auto same = [&](const auto& ep) { return ep->address == address; };
-    if (std::find_if(ready.begin(), ready.end(), same) != ready.end()) return;
-    if (std::find(w->slice_withdrawn.begin(), w->slice_withdrawn.end(), address) !=
-        w->slice_withdrawn.end()) {
-      return;
-    }
+  for (const std::string& address :
+       RoutableAddresses(w->announced, w->listed ? &*w->listed : nullptr)) {
     // Endpoints keep their identity (and connection counts) across updates.
+    const auto same = [&](const auto& ep) { return ep->address == address; };
     auto existing = std::find_if(w->ready.begin(), w->ready.end(), same);
     if (existing != w->ready.end()) {
       ready.push_back(*existing);
-      return;
+      continue;
     }
     auto ep = std::make_shared<Endpoint>();
     if (absl::Status s = SplitAddress(address, &ep->upstream.host, &ep->upstream.port); !s.ok()) {
       ZS_LOG(kWarning, "ignoring an endpoint with a bad address", {"workload", w->id},
              {"error", std::string(s.message())});
-      return;
+      continue;
     }
     ep->address = address;
     ready.push_back(std::move(ep));
-  };
-  for (const std::string& a : w->scaler_ready) add(a);
-  for (const std::string& a : w->slice_ready) add(a);
+  }
   const bool was_empty = w->ready.empty();
   w->ready = std::move(ready);
   w->metrics->ready_endpoints->Set(static_cast<double>(w->ready.size()));
@@ -218,15 +212,30 @@ void Dispatcher::OnWorkloadState(const WorkloadState& state) {
   Run(&actions);
 }
 
-void Dispatcher::OnSliceEndpoints(const std::string& workload, std::vector<std::string> ready,
-                                  std::vector<std::string> withdrawn) {
+void Dispatcher::OnListedPods(const std::string& workload,
+                              std::optional<std::vector<ListedPod>> pods) {
   Actions actions;
   {
     std::lock_guard<std::mutex> lock(mu_);
     Workload* w = WorkloadLocked(workload, nullptr);
-    w->slice_ready = std::move(ready);
-    w->slice_withdrawn = std::move(withdrawn);
+    w->listed = std::move(pods);
     RebuildReadyLocked(w, clock_->Now(), &actions);
+  }
+  Run(&actions);
+}
+
+void Dispatcher::OnScalerChanged() {
+  Actions actions;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const absl::Time now = clock_->Now();
+    for (auto& [id, w] : workloads_) {
+      if (w->queue.empty() || !w->ready.empty()) continue;
+      w->accepted = false;
+      w->next_attempt = absl::InfinitePast();
+      w->backoff = options_.activate_backoff_initial;
+      MaybeActivateLocked(w.get(), now, &actions);
+    }
   }
   Run(&actions);
 }

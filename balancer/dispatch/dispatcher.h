@@ -2,11 +2,11 @@
 // UpstreamPicker (where each request goes) and ProxyObserver (when it is done).
 //
 // A request is routed to its workload (RouteTable, replaceable at run time as
-// CustomAutoscalers change). A workload's ready pods are the union of two sources: the
-// scaler's readiness announcements (a woken pod takes traffic the moment its sidecar
-// reports ready) and, in Kubernetes, its EndpointSlices, which also withdraw pods that
-// Kubernetes takes out of service (terminating, or no longer ready) even while the
-// scaler still lists them. When the workload has a ready pod
+// CustomAutoscalers change). A workload's ready pods come from the scaler's readiness
+// announcements (a woken pod takes traffic the moment its sidecar reports ready) and, in
+// Kubernetes, from the pods its EndpointSlices list, which decide which pods exist: an
+// announcement counts only for a pod Kubernetes still lists and is not taking out of
+// service (balancer/pods has the rule). When the workload has a ready pod
 // and a free connection slot (max_connections per workload) the pick is answered at
 // once by the current policy. Otherwise the request waits in the workload's FIFO queue
 // (bounded by max_queue; full means 503): while no pod is ready, the scaler is asked
@@ -33,6 +33,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -43,6 +44,7 @@
 #include "balancer/activation/scaler_client.h"
 #include "balancer/logs/request_log.h"
 #include "balancer/metrics/balancer_metrics.h"
+#include "balancer/pods/pod_set.h"
 #include "balancer/policy/policy.h"
 #include "balancer/policy/settings.h"
 #include "balancer/routing/routes.h"
@@ -100,11 +102,13 @@ class Dispatcher : public proxy::UpstreamPicker, public proxy::ProxyObserver {
   void SetRoutes(RouteTable routes);
   // A workload's state from the scaler (Watch or Activate).
   void OnWorkloadState(const WorkloadState& state);
-  // A workload's endpoints as its EndpointSlices show them ("host:port" each): `ready`
-  // take traffic, `withdrawn` take none even if the scaler lists them. Replaces what
-  // the slices said before; both empty when the workload has no slices.
-  void OnSliceEndpoints(const std::string& workload, std::vector<std::string> ready,
-                        std::vector<std::string> withdrawn);
+  // A workload's pods as its EndpointSlices list them, replacing what they said before;
+  // nullopt when Kubernetes no longer lists them (the announcements alone decide again).
+  void OnListedPods(const std::string& workload, std::optional<std::vector<ListedPod>> pods);
+  // The balancer now talks to another scaler (the leader changed): every workload with
+  // held requests and no ready pod asks it for a wake at once, since a wake the previous
+  // scaler accepted may have died with it.
+  void OnScalerChanged();
   // Requests since the last call and held/in-flight counts per workload with traffic
   // (and once more after traffic stops, so the scaler sees it reach zero).
   std::vector<TrafficSample> TakeTraffic();
@@ -133,10 +137,10 @@ class Dispatcher : public proxy::UpstreamPicker, public proxy::ProxyObserver {
     std::string id;
     absl::Duration activation_timeout;
     WorkloadMetrics* metrics = nullptr;
-    // Sources of `ready` (addresses), merged by RebuildReadyLocked.
-    std::vector<std::string> scaler_ready;
-    std::vector<std::string> slice_ready;
-    std::vector<std::string> slice_withdrawn;
+    // Sources of `ready`, merged by RebuildReadyLocked: the scaler's announcements, and
+    // the pods Kubernetes lists (nullopt: it lists none for the balancer).
+    std::vector<EndpointInfo> announced;
+    std::optional<std::vector<ListedPod>> listed;
     std::vector<std::shared_ptr<Endpoint>> ready;
     int active = 0;
     std::deque<Waiter> queue;

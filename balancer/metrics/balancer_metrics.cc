@@ -95,6 +95,27 @@ BalancerMetrics::BalancerMetrics(prometheus::Registry* r)
                             .Help("Kubernetes list/watch failures (retried with backoff)")
                             .Register(*r)
                             .Add({});
+  endpointslices_ignored_ = &BuildGauge()
+                                 .Name("zeroscale_balancer_endpointslices_ignored")
+                                 .Help(
+                                     "EndpointSlices ignored because their addressType is not "
+                                     "IPv4 or IPv6 (FQDN): the proxy connects to IP addresses")
+                                 .Register(*r)
+                                 .Add({});
+  scaler_leader_known_ = &BuildGauge()
+                              .Name("zeroscale_balancer_scaler_leader_known")
+                              .Help(
+                                  "1 while the ActivationService calls go to the holder of the "
+                                  "scaler's Lease (--scaler-lease), 0 while they go to --scaler")
+                              .Register(*r)
+                              .Add({});
+  scaler_switches_ = &BuildCounter()
+                          .Name("zeroscale_balancer_scaler_switches_total")
+                          .Help(
+                              "Times the balancer pointed its ActivationService calls at "
+                              "another scaler (the Lease holder changed)")
+                          .Register(*r)
+                          .Add({});
   traffic_reports_failed_ = &BuildCounter()
                                  .Name("zeroscale_balancer_traffic_report_failures_total")
                                  .Help("ReportTraffic streams that broke or failed to open")

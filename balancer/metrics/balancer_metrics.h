@@ -51,6 +51,9 @@ class BalancerMetrics {
   prometheus::Gauge& routes() { return *routes_; }
   prometheus::Gauge& routes_refused() { return *routes_refused_; }
   prometheus::Counter& kube_watch_errors() { return *kube_watch_errors_; }
+  prometheus::Gauge& endpointslices_ignored() { return *endpointslices_ignored_; }
+  prometheus::Gauge& scaler_leader_known() { return *scaler_leader_known_; }
+  prometheus::Counter& scaler_switches() { return *scaler_switches_; }
 
  private:
   prometheus::Family<prometheus::Counter>& requests_;
@@ -72,6 +75,9 @@ class BalancerMetrics {
   prometheus::Gauge* routes_;
   prometheus::Gauge* routes_refused_;
   prometheus::Counter* kube_watch_errors_;
+  prometheus::Gauge* endpointslices_ignored_;
+  prometheus::Gauge* scaler_leader_known_;
+  prometheus::Counter* scaler_switches_;
 
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<WorkloadMetrics>> workloads_;

@@ -69,10 +69,13 @@ using CollectionPath = std::string (*)(absl::string_view ns);
 template <typename T>
 absl::StatusOr<ObjectList<T>> ListObjects(KubeClient& client, CollectionPath path,
                                           absl::string_view ns, absl::string_view label_selector,
+                                          absl::string_view field_selector,
                                           internal::ObjectDecoder<T> decode) {
   ZS_RETURN_IF_ERROR(CheckNamespace(ns));
-  ZS_ASSIGN_OR_RETURN(const std::string body,
-                      client.Call("GET", KubeClient::CollectionTarget(path(ns), label_selector)));
+  ZS_ASSIGN_OR_RETURN(
+      const std::string body,
+      client.Call("GET", KubeClient::CollectionTarget(path(ns), label_selector, /*watch=*/false, "",
+                                                      absl::ZeroDuration(), field_selector)));
   json list = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (list.is_discarded()) return absl::InvalidArgumentError("response is not valid JSON");
   return internal::ObjectListFromObject(list, decode);
@@ -83,14 +86,15 @@ absl::StatusOr<ObjectList<T>> ListObjects(KubeClient& client, CollectionPath pat
 // returns false to end the watch or an error to fail it.
 absl::Status WatchCollection(
     Transport& transport, absl::string_view collection, absl::string_view label_selector,
-    absl::string_view resource_version, absl::Duration timeout,
+    absl::string_view field_selector, absl::string_view resource_version, absl::Duration timeout,
     const std::function<absl::StatusOr<bool>(const std::string& type, const json& object)>&
         on_event,
     CancelToken* cancel) {
   const int64_t timeout_s = std::max<int64_t>(1, absl::ToInt64Seconds(timeout));
   HttpRequest req;
-  req.target = KubeClient::CollectionTarget(collection, label_selector, /*watch=*/true,
-                                            resource_version, absl::Seconds(timeout_s));
+  req.target =
+      KubeClient::CollectionTarget(collection, label_selector, /*watch=*/true, resource_version,
+                                   absl::Seconds(timeout_s), field_selector);
   // The server may stay silent for the whole watch; give it a margin past its timeout.
   req.timeout = absl::Seconds(timeout_s + 30);
   const std::string what = absl::StrCat("watch ", collection);
@@ -142,14 +146,14 @@ absl::Status WatchCollection(
 // The one watch code path, typed: each event's object parsed with `decode`.
 template <typename T>
 absl::Status WatchObjects(Transport& transport, CollectionPath path, absl::string_view ns,
-                          absl::string_view label_selector, absl::string_view resource_version,
-                          absl::Duration timeout,
+                          absl::string_view label_selector, absl::string_view field_selector,
+                          absl::string_view resource_version, absl::Duration timeout,
                           const std::function<bool(const WatchEvent<T>&)>& on_event,
                           CancelToken* cancel, internal::ObjectDecoder<T> decode) {
   using Type = typename WatchEvent<T>::Type;
   ZS_RETURN_IF_ERROR(CheckNamespace(ns));
   return WatchCollection(
-      transport, path(ns), label_selector, resource_version, timeout,
+      transport, path(ns), label_selector, field_selector, resource_version, timeout,
       [&](const std::string& type, const json& obj) -> absl::StatusOr<bool> {
         WatchEvent<T> out;
         if (type == "ADDED") {
@@ -305,8 +309,8 @@ absl::StatusOr<Scale> KubeClient::PatchScale(const WorkloadRef& target, int32_t 
 
 std::string KubeClient::CollectionTarget(absl::string_view collection,
                                          absl::string_view label_selector, bool watch,
-                                         absl::string_view resource_version,
-                                         absl::Duration timeout) {
+                                         absl::string_view resource_version, absl::Duration timeout,
+                                         absl::string_view field_selector) {
   std::string target(collection);
   char sep = '?';
   auto add = [&](absl::string_view name, absl::string_view value) {
@@ -320,21 +324,23 @@ std::string KubeClient::CollectionTarget(absl::string_view collection,
     if (!resource_version.empty()) add("resourceVersion", QueryEscape(resource_version));
   }
   if (!label_selector.empty()) add("labelSelector", QueryEscape(label_selector));
+  if (!field_selector.empty()) add("fieldSelector", QueryEscape(field_selector));
   return target;
 }
 
 absl::StatusOr<CustomAutoscalerList> KubeClient::ListCustomAutoscalers(
-    absl::string_view ns, absl::string_view label_selector) {
-  return ListObjects(*this, &CustomAutoscalersPath, ns, label_selector,
+    absl::string_view ns, absl::string_view label_selector, absl::string_view field_selector) {
+  return ListObjects(*this, &CustomAutoscalersPath, ns, label_selector, field_selector,
                      &internal::CustomAutoscalerFromObject);
 }
 
 absl::Status KubeClient::WatchCustomAutoscalers(
     absl::string_view ns, absl::string_view resource_version, absl::Duration timeout,
     const std::function<bool(const CustomAutoscalerWatchEvent&)>& on_event, CancelToken* cancel,
-    absl::string_view label_selector) {
-  return WatchObjects(*transport_, &CustomAutoscalersPath, ns, label_selector, resource_version,
-                      timeout, on_event, cancel, &internal::CustomAutoscalerFromObject);
+    absl::string_view label_selector, absl::string_view field_selector) {
+  return WatchObjects(*transport_, &CustomAutoscalersPath, ns, label_selector, field_selector,
+                      resource_version, timeout, on_event, cancel,
+                      &internal::CustomAutoscalerFromObject);
 }
 
 std::string KubeClient::EndpointSlicesPath(absl::string_view ns) {
@@ -343,17 +349,40 @@ std::string KubeClient::EndpointSlicesPath(absl::string_view ns) {
 }
 
 absl::StatusOr<EndpointSliceList> KubeClient::ListEndpointSlices(absl::string_view ns,
-                                                                 absl::string_view label_selector) {
-  return ListObjects(*this, &EndpointSlicesPath, ns, label_selector,
+                                                                 absl::string_view label_selector,
+                                                                 absl::string_view field_selector) {
+  return ListObjects(*this, &EndpointSlicesPath, ns, label_selector, field_selector,
                      &internal::EndpointSliceFromObject);
 }
 
 absl::Status KubeClient::WatchEndpointSlices(
     absl::string_view ns, absl::string_view resource_version, absl::Duration timeout,
     const std::function<bool(const EndpointSliceWatchEvent&)>& on_event, CancelToken* cancel,
-    absl::string_view label_selector) {
-  return WatchObjects(*transport_, &EndpointSlicesPath, ns, label_selector, resource_version,
-                      timeout, on_event, cancel, &internal::EndpointSliceFromObject);
+    absl::string_view label_selector, absl::string_view field_selector) {
+  return WatchObjects(*transport_, &EndpointSlicesPath, ns, label_selector, field_selector,
+                      resource_version, timeout, on_event, cancel,
+                      &internal::EndpointSliceFromObject);
+}
+
+std::string KubeClient::LeasesPath(absl::string_view ns) {
+  return absl::StrCat("/apis/coordination.k8s.io/v1", ns.empty() ? "" : "/namespaces/", ns,
+                      "/leases");
+}
+
+absl::StatusOr<LeaseList> KubeClient::ListLeases(absl::string_view ns,
+                                                 absl::string_view label_selector,
+                                                 absl::string_view field_selector) {
+  return ListObjects(*this, &LeasesPath, ns, label_selector, field_selector,
+                     &internal::LeaseFromObject);
+}
+
+absl::Status KubeClient::WatchLeases(absl::string_view ns, absl::string_view resource_version,
+                                     absl::Duration timeout,
+                                     const std::function<bool(const LeaseWatchEvent&)>& on_event,
+                                     CancelToken* cancel, absl::string_view label_selector,
+                                     absl::string_view field_selector) {
+  return WatchObjects(*transport_, &LeasesPath, ns, label_selector, field_selector,
+                      resource_version, timeout, on_event, cancel, &internal::LeaseFromObject);
 }
 
 absl::StatusOr<CustomAutoscaler> KubeClient::PatchCustomAutoscalerStatus(

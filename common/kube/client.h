@@ -1,8 +1,9 @@
 // A small Kubernetes API client for what the scaler and the balancer need: the Scale
 // subresource of Deployments and StatefulSets, list/watch and status of
 // CustomAutoscalers, Leases and Events. Every resource's list and watch go through one
-// code path (a collection path plus an optional labelSelector); the typed methods are
-// thin wrappers over it. Errors are absl::Status with codes chosen by what the caller should do:
+// code path (a collection path plus an optional labelSelector and fieldSelector); the
+// typed methods are thin wrappers over it. Errors are absl::Status with codes chosen by what the
+// caller should do:
 //   kUnavailable       retry with backoff (5xx, 429 with RetryAfterOf(), network)
 //   kAborted           409 Conflict: the object changed (or already exists); re-read
 //                      and re-decide, never re-apply blindly
@@ -46,6 +47,7 @@ struct WatchEvent {
 };
 using CustomAutoscalerWatchEvent = WatchEvent<CustomAutoscaler>;
 using EndpointSliceWatchEvent = WatchEvent<EndpointSlice>;
+using LeaseWatchEvent = WatchEvent<Lease>;
 
 class KubeClient {
  public:
@@ -64,7 +66,9 @@ class KubeClient {
 
   // --- Lists and watches, the same for every resource. `ns` empty means all
   // namespaces; `label_selector` empty means every object, else it is sent as the
-  // labelSelector query parameter ("app=llama,tier", as kubectl's -l).
+  // labelSelector query parameter ("app=llama,tier", as kubectl's -l); likewise
+  // `field_selector` ("metadata.name=zeroscale-scaler", as kubectl's --field-selector:
+  // RBAC lets a list or watch selecting one name through with a grant for that name only).
   //
   // A list returns the objects and the resourceVersion to watch from.
   //
@@ -75,18 +79,20 @@ class KubeClient {
 
   // --- CustomAutoscalers.
   absl::StatusOr<CustomAutoscalerList> ListCustomAutoscalers(absl::string_view ns,
-                                                             absl::string_view label_selector = "");
+                                                             absl::string_view label_selector = "",
+                                                             absl::string_view field_selector = "");
   absl::Status WatchCustomAutoscalers(
       absl::string_view ns, absl::string_view resource_version, absl::Duration timeout,
       const std::function<bool(const CustomAutoscalerWatchEvent&)>& on_event, CancelToken* cancel,
-      absl::string_view label_selector = "");
+      absl::string_view label_selector = "", absl::string_view field_selector = "");
   // --- discovery.k8s.io/v1 EndpointSlices.
   absl::StatusOr<EndpointSliceList> ListEndpointSlices(absl::string_view ns,
-                                                       absl::string_view label_selector = "");
+                                                       absl::string_view label_selector = "",
+                                                       absl::string_view field_selector = "");
   absl::Status WatchEndpointSlices(
       absl::string_view ns, absl::string_view resource_version, absl::Duration timeout,
       const std::function<bool(const EndpointSliceWatchEvent&)>& on_event, CancelToken* cancel,
-      absl::string_view label_selector = "");
+      absl::string_view label_selector = "", absl::string_view field_selector = "");
 
   // Merge-patches a CustomAutoscaler's status subresource.
   absl::StatusOr<CustomAutoscaler> PatchCustomAutoscalerStatus(
@@ -98,6 +104,14 @@ class KubeClient {
   absl::StatusOr<Lease> CreateLease(const Lease& lease);
   // PUT with lease.resource_version: kAborted when another holder wrote it meanwhile.
   absl::StatusOr<Lease> UpdateLease(const Lease& lease);
+  // Lists and watches, as above (the balancer follows the scaler's Lease by name).
+  absl::StatusOr<LeaseList> ListLeases(absl::string_view ns, absl::string_view label_selector = "",
+                                       absl::string_view field_selector = "");
+  absl::Status WatchLeases(absl::string_view ns, absl::string_view resource_version,
+                           absl::Duration timeout,
+                           const std::function<bool(const LeaseWatchEvent&)>& on_event,
+                           CancelToken* cancel, absl::string_view label_selector = "",
+                           absl::string_view field_selector = "");
 
   // --- core/v1 Events, in the involved object's namespace.
   absl::StatusOr<Event> CreateEvent(const Event& event);
@@ -114,13 +128,15 @@ class KubeClient {
   static absl::StatusOr<std::string> ScalePath(const WorkloadRef& target);
   static std::string CustomAutoscalersPath(absl::string_view ns);
   static std::string EndpointSlicesPath(absl::string_view ns);
+  static std::string LeasesPath(absl::string_view ns);
   // `collection` with the query of a list (watch false) or of a watch from
-  // `resource_version` that the server ends after `timeout`; the label selector is
+  // `resource_version` that the server ends after `timeout`; the selectors are
   // percent-encoded.
   static std::string CollectionTarget(absl::string_view collection,
                                       absl::string_view label_selector, bool watch = false,
                                       absl::string_view resource_version = "",
-                                      absl::Duration timeout = absl::ZeroDuration());
+                                      absl::Duration timeout = absl::ZeroDuration(),
+                                      absl::string_view field_selector = "");
 
  private:
   KubeClient(ClusterConfig config, std::unique_ptr<Transport> transport);

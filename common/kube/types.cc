@@ -455,16 +455,25 @@ absl::StatusOr<EndpointSliceList> EndpointSliceListFromJson(absl::string_view te
   return ListFromText(text, &internal::EndpointSliceFromObject);
 }
 
-absl::StatusOr<Lease> LeaseFromJson(absl::string_view text) {
-  auto j = Parse(text);
-  if (!j.ok()) return j.status();
-  auto meta = ParseMeta(*j);
+absl::StatusOr<Lease> internal::LeaseFromObject(const json& obj) {
+  auto meta = ParseMeta(obj);
   if (!meta.ok()) return meta.status();
   Lease l;
   l.namespace_ = meta->namespace_;
   l.name = meta->name;
   l.resource_version = meta->resource_version;
-  const json& spec = Obj(*j, "spec");
+  const json& m = Obj(obj, "metadata");
+  auto annotations = m.find("annotations");
+  if (annotations != m.end() && !annotations->is_null()) {
+    if (!annotations->is_object()) return FieldError("metadata.annotations", "must be an object");
+    for (const auto& [key, value] : annotations->items()) {
+      if (!value.is_string()) {
+        return FieldError(absl::StrCat("metadata.annotations.", key), "must be a string");
+      }
+      l.annotations[key] = value.get<std::string>();
+    }
+  }
+  const json& spec = Obj(obj, "spec");
   ZS_KUBE_RETURN_IF_ERROR(GetString(spec, "holderIdentity", "spec.", &l.holder_identity));
   ZS_KUBE_RETURN_IF_ERROR(
       GetInt32(spec, "leaseDurationSeconds", "spec.", 0, &l.lease_duration_seconds));
@@ -474,9 +483,19 @@ absl::StatusOr<Lease> LeaseFromJson(absl::string_view text) {
   return l;
 }
 
+absl::StatusOr<Lease> LeaseFromJson(absl::string_view text) {
+  return ObjectFromText(text, &internal::LeaseFromObject);
+}
+
+absl::StatusOr<LeaseList> LeaseListFromJson(absl::string_view text) {
+  return ListFromText(text, &internal::LeaseFromObject);
+}
+
 std::string LeaseToJson(const Lease& l) {
   json meta = {{"name", l.name}, {"namespace", l.namespace_}};
   if (!l.resource_version.empty()) meta["resourceVersion"] = l.resource_version;
+  // An update replaces the object: annotations read are written back, not dropped.
+  if (!l.annotations.empty()) meta["annotations"] = l.annotations;
   json spec = json::object();
   if (!l.holder_identity.empty()) spec["holderIdentity"] = l.holder_identity;
   if (l.lease_duration_seconds > 0) spec["leaseDurationSeconds"] = l.lease_duration_seconds;

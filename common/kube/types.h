@@ -8,6 +8,7 @@
 #define ZEROSCALE_COMMON_KUBE_TYPES_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -138,12 +139,21 @@ struct Lease {
   std::string namespace_;
   std::string name;
   std::string resource_version;
+  // metadata.annotations; the leading scaler publishes its gRPC address here
+  // (kScalerGrpcAddressAnnotation).
+  std::map<std::string, std::string> annotations;
   std::string holder_identity;
   int32_t lease_duration_seconds = 0;
   absl::Time acquire_time = absl::InfinitePast();
   absl::Time renew_time = absl::InfinitePast();
   int32_t lease_transitions = 0;
+
+  std::string Key() const { return namespace_ + "/" + name; }
 };
+using LeaseList = ObjectList<Lease>;
+
+// The annotation on the scaler's Lease that names the holder's gRPC address, HOST:PORT.
+inline constexpr char kScalerGrpcAddressAnnotation[] = "zeroscale.io/grpc-address";
 
 struct ObjectReference {
   std::string api_version;
@@ -217,6 +227,7 @@ std::string CustomAutoscalerStatusPatch(const CustomAutoscalerStatus& status);
 absl::StatusOr<EndpointSlice> EndpointSliceFromJson(absl::string_view json);
 absl::StatusOr<EndpointSliceList> EndpointSliceListFromJson(absl::string_view json);
 absl::StatusOr<Lease> LeaseFromJson(absl::string_view json);
+absl::StatusOr<LeaseList> LeaseListFromJson(absl::string_view json);
 std::string LeaseToJson(const Lease& lease);
 absl::StatusOr<Event> EventFromJson(absl::string_view json);
 std::string EventToJson(const Event& event);

@@ -106,8 +106,8 @@ bool Informer<Traits>::WaitAfter(const absl::Status& error) {
 
 template <typename Traits>
 absl::Status Informer<Traits>::List() {
-  absl::StatusOr<ObjectList<Object>> list =
-      (client_->*Traits::kList)(options_.namespace_, options_.label_selector);
+  absl::StatusOr<ObjectList<Object>> list = (client_->*Traits::kList)(
+      options_.namespace_, options_.label_selector, options_.field_selector);
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.lists;
@@ -135,6 +135,13 @@ absl::Status Informer<Traits>::List() {
     resource_version_ = list->resource_version;
   }
   for (const auto& [type, object] : changes) handler_(type, object);
+  bool first = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    first = !synced_;
+  }
+  // Before WaitForSync returns, so that a caller waiting for it sees on_synced's effects.
+  if (first && options_.on_synced) options_.on_synced();
   {
     std::lock_guard<std::mutex> lock(mu_);
     synced_ = true;
@@ -200,8 +207,9 @@ absl::Status Informer<Traits>::Watch() {
         backoff_.Reset();
         return !cancel_.cancelled();
       };
-  absl::Status s = (client_->*Traits::kWatch)(options_.namespace_, rv, options_.watch_timeout,
-                                              on_event, &cancel_, options_.label_selector);
+  absl::Status s =
+      (client_->*Traits::kWatch)(options_.namespace_, rv, options_.watch_timeout, on_event,
+                                 &cancel_, options_.label_selector, options_.field_selector);
   if (s.ok() && events == 0 && !cancel_.cancelled()) {
     // A watch that ends at once without news would otherwise spin against the server.
     // The pause stays short: a quiet cluster is not an error.
@@ -212,5 +220,6 @@ absl::Status Informer<Traits>::Watch() {
 
 template class Informer<CustomAutoscalerTraits>;
 template class Informer<EndpointSliceTraits>;
+template class Informer<LeaseTraits>;
 
 }  // namespace zeroscale::kube

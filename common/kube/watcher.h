@@ -37,6 +37,8 @@ struct WatcherOptions {
   std::string namespace_;  // "" watches all namespaces
   // Only objects whose labels match ("app=llama,tier"); "" for all.
   std::string label_selector;
+  // Only objects whose fields match ("metadata.name=zeroscale-scaler"); "" for all.
+  std::string field_selector;
   // Servers end watches after this; client-go picks 5-10 minutes.
   absl::Duration watch_timeout = absl::Minutes(5);
   BackoffOptions backoff;
@@ -44,6 +46,9 @@ struct WatcherOptions {
   // Called on the informer's thread with each failure that leads to a wait (to count
   // it in a metric); may be empty.
   std::function<void(const absl::Status&)> on_error;
+  // Called on the informer's thread once, after the handler has seen the first list:
+  // from then on the handler's view is the server's, absences included. May be empty.
+  std::function<void()> on_synced;
 };
 
 struct WatcherStats {
@@ -57,9 +62,11 @@ struct WatcherStats {
 //   using Object = ...;                      // the domain type, with resource_version
 //                                            // and Key() (unique within the informer)
 //   static constexpr char kKind[] = "...";   // for logs
-//   static constexpr auto kList = &KubeClient::List...;    // (ns, label_selector)
+//   static constexpr auto kList = &KubeClient::List...;    // (ns, label_selector,
+//                                                          //  field_selector)
 //   static constexpr auto kWatch = &KubeClient::Watch...;  // (ns, rv, timeout, on_event,
-//                                                          //  cancel, label_selector)
+//                                                          //  cancel, label_selector,
+//                                                          //  field_selector)
 // Informer<Traits> is instantiated in watcher.cc for the traits below.
 template <typename Traits>
 class Informer {
@@ -126,6 +133,16 @@ extern template class Informer<EndpointSliceTraits>;
 // Every EndpointSlice of options.namespace_ ("" for all) matching options.label_selector
 // (e.g. "kubernetes.io/service-name=llama" for one Service's).
 using EndpointSliceWatcher = Informer<EndpointSliceTraits>;
+
+struct LeaseTraits {
+  using Object = Lease;
+  static constexpr char kKind[] = "Lease";
+  static constexpr auto kList = &KubeClient::ListLeases;
+  static constexpr auto kWatch = &KubeClient::WatchLeases;
+};
+extern template class Informer<LeaseTraits>;
+// Leases of options.namespace_; options.field_selector "metadata.name=NAME" for one.
+using LeaseWatcher = Informer<LeaseTraits>;
 
 }  // namespace zeroscale::kube
 

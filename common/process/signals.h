@@ -4,11 +4,16 @@
 #ifndef ZEROSCALE_COMMON_PROCESS_SIGNALS_H_
 #define ZEROSCALE_COMMON_PROCESS_SIGNALS_H_
 
+#include "absl/time/time.h"
+
 namespace zeroscale {
 
 void BlockTerminationSignals();
 // Returns the signal number received.
 int WaitForTerminationSignal();
+// As above, for at most `timeout`: the signal number, or 0 when none arrived (e.g. a
+// second SIGTERM that cuts a graceful shutdown short).
+int WaitForTerminationSignalFor(absl::Duration timeout);
 
 }  // namespace zeroscale
 

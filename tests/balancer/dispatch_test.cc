@@ -3,6 +3,7 @@
 // ActivationService, and recording backends as pods.
 #include <atomic>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -376,37 +377,105 @@ TEST_F(DispatchTest, TimeoutSecondsChangedAtRunTimeAppliesToTheNextRequest) {
   release.join();
 }
 
-TEST_F(DispatchTest, SliceEndpointsAddToTheScalersAndWithdrawPodsKubernetesTookOut) {
+ListedPod Listed(const std::string& pod, const RecordingBackend& backend, ListedState state) {
+  ListedPod p;
+  p.pod = pod;
+  p.ip = "127.0.0.1";
+  p.address = backend.address();
+  p.state = state;
+  return p;
+}
+
+TEST_F(DispatchTest, KubernetesListedPodsDecideWhichAnnouncedPodsTakeTraffic) {
   RecordingBackend a("a"), b("b");
   Balancer bal(&scaler_, {});
-  // At zero, a request is held until either source shows a ready pod: here the slices.
+  // At zero, a request is held until a pod is ready: here Kubernetes lists a ready one
+  // that no sidecar announces.
   std::thread held([&] { EXPECT_EQ(Get(bal.port(), "/model/held").status, 200); });
   ASSERT_TRUE(bal.WaitForHeld(1));
-  bal.dispatcher().OnSliceEndpoints(kWorkload, {a.address()}, {});
+  bal.dispatcher().OnListedPods(kWorkload,
+                                std::vector<ListedPod>{Listed("ml/p-a", a, ListedState::kReady)});
   held.join();
   EXPECT_EQ(a.count(), 1u);
 
-  // The scaler announces b before the slices catch up: both take traffic.
-  scaler_.Push(kWorkload, {{"p-b", b.address()}});
+  // b's sidecar reports ready before Kubernetes does (b listed, not ready yet): b takes
+  // traffic at once, the fast path of a wake.
+  bal.dispatcher().OnListedPods(
+      kWorkload, std::vector<ListedPod>{Listed("ml/p-a", a, ListedState::kReady),
+                                        Listed("ml/p-b", b, ListedState::kStarting)});
+  EXPECT_EQ(bal.status().ready, 1u);
+  scaler_.Push(kWorkload, {{"ml/p-b", b.address()}});
   ASSERT_TRUE(WaitFor([&] { return bal.status().ready == 2; }, absl::Seconds(10)));
-  // The same pod from both sources counts once.
-  bal.dispatcher().OnSliceEndpoints(kWorkload, {a.address(), b.address()}, {});
-  EXPECT_EQ(bal.status().ready, 2u);
 
-  // Kubernetes withdraws b (terminating) while the scaler still lists it: no more traffic.
-  bal.dispatcher().OnSliceEndpoints(kWorkload, {a.address()}, {b.address()});
+  // Kubernetes withdraws b (terminating) while the scaler still announces it: no more
+  // traffic to b.
+  bal.dispatcher().OnListedPods(
+      kWorkload, std::vector<ListedPod>{Listed("ml/p-a", a, ListedState::kReady),
+                                        Listed("ml/p-b", b, ListedState::kWithdrawn)});
   EXPECT_EQ(bal.status().ready, 1u);
   const size_t b_before = b.count();
   for (int i = 0; i < 4; ++i) EXPECT_EQ(Get(bal.port(), "/model/after").status, 200);
   EXPECT_EQ(b.count(), b_before);
   EXPECT_EQ(a.count(), 5u);
 
-  // Slices gone (workload deleted from the cluster view): the scaler's b alone is not
-  // withdrawn any more.
-  bal.dispatcher().OnSliceEndpoints(kWorkload, {}, {});
+  // The workload no longer listed by Kubernetes (its CustomAutoscaler deleted): the
+  // scaler's announcements alone decide again, and b is announced.
+  bal.dispatcher().OnListedPods(kWorkload, std::nullopt);
   EXPECT_EQ(bal.status().ready, 1u);
   EXPECT_EQ(Get(bal.port(), "/model/last").status, 200);
   EXPECT_EQ(b.count(), b_before + 1);
+}
+
+// After a scale to zero Kubernetes has deleted every pod, but the scaler still announces
+// one (it had not heard the pod go): the request must wait for a wake, not be sent to
+// the dead pod's address (which answered "502 upstream unavailable" within milliseconds).
+TEST_F(DispatchTest, AStaleAnnouncementOfADeletedPodHoldsAndWakesInsteadOf502) {
+  Balancer bal(&scaler_, {});
+  uint16_t dead_port = 0;
+  {
+    RecordingBackend gone("gone");
+    dead_port = gone.port();
+    scaler_.Push(kWorkload, {{"ml/p-gone", gone.address()}});
+    bal.dispatcher().OnListedPods(
+        kWorkload, std::vector<ListedPod>{Listed("ml/p-gone", gone, ListedState::kReady)});
+    ASSERT_TRUE(WaitFor([&] { return bal.status().ready == 1; }, absl::Seconds(10)));
+    EXPECT_EQ(Get(bal.port(), "/model/before").status, 200);
+  }
+  // The pod is gone from the slices; the announcement stays.
+  bal.dispatcher().OnListedPods(kWorkload, std::vector<ListedPod>{});
+  EXPECT_EQ(bal.status().ready, 0u);
+
+  RecordingBackend fresh("fresh");
+  scaler_.OnActivate([&](const auto&) {
+    // The woken pod: listed by Kubernetes (not ready yet) and announced ready.
+    bal.dispatcher().OnListedPods(
+        kWorkload, std::vector<ListedPod>{Listed("ml/p-fresh", fresh, ListedState::kStarting)});
+    scaler_.Push(kWorkload, {{"ml/p-gone", absl::StrCat("127.0.0.1:", dead_port)},
+                             {"ml/p-fresh", fresh.address()}});
+  });
+  testing::SimpleResponse r = Get(bal.port(), "/model/after");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, "fresh /model/after");
+  ASSERT_EQ(scaler_.activate_calls().size(), 1u);
+  EXPECT_EQ(scaler_.activate_calls()[0].workload, kWorkload);
+}
+
+TEST_F(DispatchTest, AChangeOfScalerAsksTheNewOneToWakeHeldWorkloads) {
+  RecordingBackend pod("pod");
+  Balancer bal(&scaler_, {});
+  std::thread held([&] { EXPECT_EQ(Get(bal.port(), "/model/held").status, 200); });
+  ASSERT_TRUE(bal.WaitForHeld(1));
+  // The (old) scaler accepted the wake; then it is replaced before the pod comes up.
+  ASSERT_TRUE(WaitFor([&] { return scaler_.activate_calls().size() == 1; }, absl::Seconds(10)));
+  ASSERT_TRUE(WaitFor([&] { return bal.status().activating; }, absl::Seconds(10)));
+  bal.dispatcher().OnScalerChanged();
+  ASSERT_TRUE(WaitFor([&] { return scaler_.activate_calls().size() == 2; }, absl::Seconds(10)));
+  scaler_.Push(kWorkload, {{"ml/p-1", pod.address()}});
+  held.join();
+  // A workload with a ready pod (or nothing held) asks nothing.
+  bal.dispatcher().OnScalerChanged();
+  EXPECT_EQ(Get(bal.port(), "/model/after").status, 200);
+  EXPECT_EQ(scaler_.activate_calls().size(), 2u);
 }
 
 TEST_F(DispatchTest, RoutesReplacedAtRunTime) {

@@ -44,6 +44,11 @@ class FakeScaler::Impl : public v1::ActivationService::Service {
     }
   }
 
+  static grpc::Status NotLeaderStatus() {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "this scaler does not hold the Lease");
+  }
+
   grpc::Status Activate(grpc::ServerContext*, const v1::ActivateRequest* req,
                         v1::WorkloadState* resp) override {
     ActivateCall call{req->workload(), req->held_requests()};
@@ -51,6 +56,10 @@ class FakeScaler::Impl : public v1::ActivationService::Service {
     {
       std::lock_guard<std::mutex> lock(mu_);
       calls_.push_back(call);
+      if (not_leader_) {
+        not_leader_answers_++;
+        return NotLeaderStatus();
+      }
       hook = hook_;
     }
     if (hook) hook(call);
@@ -68,11 +77,20 @@ class FakeScaler::Impl : public v1::ActivationService::Service {
                      grpc::ServerWriter<v1::WorkloadState>* writer) override {
     std::deque<v1::WorkloadState> queue;
     std::unique_lock<std::mutex> lock(mu_);
+    if (not_leader_) {
+      not_leader_answers_++;
+      return NotLeaderStatus();
+    }
     for (const auto& [w, s] : states_) queue.push_back(s);
     watchers_.insert(&queue);
     watch_opened_++;
     cv_.notify_all();
     while (!stopping_ && !ctx->IsCancelled()) {
+      if (not_leader_) {
+        watchers_.erase(&queue);
+        not_leader_answers_++;
+        return NotLeaderStatus();
+      }
       while (!queue.empty()) {
         v1::WorkloadState s = std::move(queue.front());
         queue.pop_front();
@@ -92,6 +110,13 @@ class FakeScaler::Impl : public v1::ActivationService::Service {
 
   grpc::Status ReportTraffic(grpc::ServerContext*, grpc::ServerReader<v1::TrafficReport>* reader,
                              v1::TrafficAck*) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (not_leader_) {
+        not_leader_answers_++;
+        return NotLeaderStatus();
+      }
+    }
     v1::TrafficReport r;
     while (reader->Read(&r)) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -131,6 +156,8 @@ class FakeScaler::Impl : public v1::ActivationService::Service {
   std::vector<TrafficRecord> traffic_;
   std::function<void(const ActivateCall&)> hook_;
   int watch_opened_ = 0;
+  bool not_leader_ = false;
+  int not_leader_answers_ = 0;
 };
 
 FakeScaler::FakeScaler(uint16_t port) : impl_(std::make_unique<Impl>(port)) {}
@@ -149,6 +176,15 @@ void FakeScaler::Push(const std::string& workload, std::vector<FakeEndpoint> end
 void FakeScaler::OnActivate(std::function<void(const ActivateCall&)> hook) {
   std::lock_guard<std::mutex> lock(impl_->mu_);
   impl_->hook_ = std::move(hook);
+}
+void FakeScaler::SetNotLeader(bool not_leader) {
+  std::lock_guard<std::mutex> lock(impl_->mu_);
+  impl_->not_leader_ = not_leader;
+  impl_->cv_.notify_all();
+}
+int FakeScaler::not_leader_answers() const {
+  std::lock_guard<std::mutex> lock(impl_->mu_);
+  return impl_->not_leader_answers_;
 }
 std::vector<ActivateCall> FakeScaler::activate_calls() const {
   std::lock_guard<std::mutex> lock(impl_->mu_);

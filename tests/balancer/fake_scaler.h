@@ -50,6 +50,11 @@ class FakeScaler {
             uint32_t replicas = 0);
   // Runs on every Activate, after it is recorded and before it is answered.
   void OnActivate(std::function<void(const ActivateCall&)> hook);
+  // While set, every call is answered FAILED_PRECONDITION, as a scaler that does not hold
+  // the Lease answers (open Watch streams end so too); Activate calls are still recorded.
+  void SetNotLeader(bool not_leader);
+  // Calls answered FAILED_PRECONDITION so far.
+  int not_leader_answers() const;
 
   std::vector<ActivateCall> activate_calls() const;
   std::vector<TrafficRecord> traffic() const;

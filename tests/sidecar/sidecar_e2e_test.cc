@@ -21,6 +21,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -173,14 +174,6 @@ class TempDir {
   std::string path_;
 };
 
-// True once `pid` has exited but is not yet reaped, so its exit status is still there.
-bool IsZombie(pid_t pid) {
-  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  const size_t paren = content.rfind(')');
-  return paren != std::string::npos && content.size() > paren + 2 && content[paren + 2] == 'Z';
-}
-
 class SidecarTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -222,14 +215,13 @@ class SidecarTest : public ::testing::Test {
   }
 
   void StartSidecar(const std::string& pod, std::vector<std::string> extra) {
-    std::vector<std::string> argv = {ZS_SIDECAR_BIN,
-                                     absl::StrCat("--scaler=127.0.0.1:", scaler_grpc_),
-                                     absl::StrCat("--app-port=", app_port_),
-                                     absl::StrCat("--proxy-port=", proxy_port_),
-                                     absl::StrCat("--admin-listen=127.0.0.1:", admin_port_),
-                                     absl::StrCat("--pod=", pod),
-                                     "--workload=e2e/Deployment/model",
-                                     "--log-level=debug"};
+    std::vector<std::string> argv = {
+        ZS_SIDECAR_BIN, absl::StrCat("--scaler=127.0.0.1:", scaler_grpc_),
+        absl::StrCat("--app-port=", app_port_), absl::StrCat("--proxy-port=", proxy_port_),
+        absl::StrCat("--admin-listen=127.0.0.1:", admin_port_), absl::StrCat("--pod=", pod),
+        "--workload=e2e/Deployment/model", "--log-level=debug",
+        // Tests that drain say so; the others stop at once.
+        "--drain-timeout=0s"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     sidecar_ = std::make_unique<ChildProcess>(std::move(argv));
     ASSERT_TRUE(sidecar_->Start().ok());
@@ -256,6 +248,21 @@ class SidecarTest : public ::testing::Test {
     std::optional<HttpResponse> r = HttpGet(admin_port_, "/metrics");
     if (!r || r->status != 200) return std::nullopt;
     return MetricValue(r->body, name);
+  }
+
+  // ready_server.py on app_port_: /slow takes `seconds` and touches `flag`.slow-started
+  // first.
+  void StartSlowApp(const std::string& flag, double seconds) {
+    app_ = std::make_unique<ChildProcess>(std::vector<std::string>{
+        "python3", ZS_READY_SERVER_PY, absl::StrCat(app_port_), flag, absl::StrCat(seconds)});
+    ASSERT_TRUE(app_->Start().ok());
+    ASSERT_TRUE(WaitFor([&] { return HttpGetStatus(app_port_, "/ok") == 200; }, kStartTimeout));
+  }
+
+  // The sample with the highest seq, or an empty object.
+  json LastSample(const std::string& pod) {
+    std::map<uint64_t, json> s = Samples(pod);
+    return s.empty() ? json::object() : s.rbegin()->second;
   }
 
   RedisServer redis_;
@@ -421,6 +428,100 @@ TEST_F(SidecarTest, ReadinessFlipSendsASampleAtOnce) {
   EXPECT_FALSE(Samples(pod).rbegin()->second.value("ready", true));
 }
 
+// A sidecar told to stop announces not-ready at once (the scaler stores that sample
+// while the sidecar is still running), keeps proxying for --drain-timeout, lets the
+// request in flight at SIGTERM finish, and only then exits.
+TEST_F(SidecarTest, SigtermAnnouncesNotReadyDrainsAndFinishesRequestsInFlight) {
+  TempDir dir;
+  const std::string started = dir.path() + "/flag.slow-started";
+  StartSlowApp(dir.path() + "/flag", /*seconds=*/3);
+  const std::string pod = "e2e/drain-1";
+  // No periodic samples during the test: each one stored is an announcement.
+  StartSidecar(pod, {"--sample-interval=1h", "--drain-timeout=2s"});
+  ASSERT_TRUE(WaitFor([&] { return LastSample(pod).value("ready", false); }, kStartTimeout));
+  EXPECT_EQ(HttpGetStatus(admin_port_, "/readyz"), 200);
+
+  std::optional<HttpResponse> slow;
+  std::thread client([&] { slow = HttpGet(proxy_port_, "/slow"); });
+  ASSERT_TRUE(WaitFor([&] { return ::access(started.c_str(), F_OK) == 0; }, kStartTimeout));
+  const absl::Time term = absl::Now();
+  sidecar_->Signal(SIGTERM);
+
+  // The not-ready announcement is stored while the sidecar still runs.
+  ASSERT_TRUE(WaitFor([&] { return !LastSample(pod).value("ready", true); }, kStartTimeout));
+  EXPECT_TRUE(sidecar_->running());
+  EXPECT_EQ(SidecarMetric("zeroscale_sidecar_app_ready"), 0.0);
+  // Draining: not ready to its probe, yet still proxying new requests.
+  EXPECT_EQ(HttpGetStatus(admin_port_, "/readyz"), 503);
+  std::optional<HttpResponse> during = HttpGet(proxy_port_, "/ok");
+  ASSERT_TRUE(during.has_value());
+  EXPECT_EQ(during->status, 200);
+  EXPECT_EQ(during->body, "ok\n");
+
+  // The request in flight at SIGTERM completes, in full.
+  client.join();
+  ASSERT_TRUE(slow.has_value());
+  EXPECT_EQ(slow->status, 200);
+  EXPECT_EQ(slow->body, "slow done\n");
+  const std::optional<int> status = sidecar_->WaitForExit(kStartTimeout);
+  ASSERT_TRUE(status.has_value()) << "the sidecar did not exit after its drain";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  EXPECT_GE(absl::Now() - term, absl::Seconds(2));  // it drained, not cut short
+  const std::string log = sidecar_->ReadLog();
+  EXPECT_THAT(log, HasSubstr("the scaler has the not-ready announcement"));
+  EXPECT_THAT(log, HasSubstr("drained"));
+  // Every sample since SIGTERM said not ready; the last one also counts the requests
+  // served while draining.
+  EXPECT_FALSE(LastSample(pod).value("ready", true));
+  uint64_t requests = 0;
+  for (const auto& [seq, m] : Samples(pod)) requests += m.value("requestCount", uint64_t{0});
+  EXPECT_EQ(requests, 2u);
+}
+
+TEST_F(SidecarTest, TheDrainEndsWhenTheAppStopsAcceptingConnections) {
+  TempDir dir;
+  StartSlowApp(dir.path() + "/flag", 0);
+  const std::string pod = "e2e/drain-2";
+  StartSidecar(pod, {"--sample-interval=1h", "--drain-timeout=1h"});
+  ASSERT_TRUE(WaitFor([&] { return LastSample(pod).value("ready", false); }, kStartTimeout));
+  sidecar_->Signal(SIGTERM);
+  ASSERT_TRUE(WaitFor([&] { return !LastSample(pod).value("ready", true); }, kStartTimeout));
+  // New requests could only fail now: no point in waiting out the hour.
+  app_->Kill();
+  const std::optional<int> status = sidecar_->WaitForExit(kStartTimeout);
+  ASSERT_TRUE(status.has_value()) << sidecar_->ReadLog();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  EXPECT_THAT(sidecar_->ReadLog(), HasSubstr("drain ends early"));
+}
+
+TEST_F(SidecarTest, WithTheScalerAwayTheDrainStillEnds) {
+  TempDir dir;
+  StartSlowApp(dir.path() + "/flag", 0);
+  StartSidecar("e2e/drain-4", {"--drain-timeout=1s"});
+  scaler_->Kill();
+  sidecar_->Signal(SIGTERM);
+  const std::optional<int> status = sidecar_->WaitForExit(kStartTimeout);
+  ASSERT_TRUE(status.has_value()) << sidecar_->ReadLog();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  const std::string log = sidecar_->ReadLog();
+  EXPECT_THAT(log, HasSubstr("the not-ready announcement was not acknowledged"));
+  EXPECT_THAT(log, HasSubstr("drained"));
+}
+
+TEST_F(SidecarTest, ASecondSignalCutsTheDrainShort) {
+  TempDir dir;
+  StartSlowApp(dir.path() + "/flag", 0);
+  StartSidecar("e2e/drain-3", {"--drain-timeout=1h"});
+  sidecar_->Signal(SIGTERM);
+  ASSERT_TRUE(WaitFor([&] { return HttpGetStatus(admin_port_, "/readyz") == 503; }, kStartTimeout));
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(sidecar_->ReadLog(), "announcement"); },
+                      kStartTimeout));
+  sidecar_->Signal(SIGINT);
+  const std::optional<int> status = sidecar_->WaitForExit(kStartTimeout);
+  ASSERT_TRUE(status.has_value()) << sidecar_->ReadLog();
+  EXPECT_THAT(sidecar_->ReadLog(), HasSubstr("second signal"));
+}
+
 struct BadConfig {
   std::string name;
   std::vector<std::string> args;
@@ -434,12 +535,10 @@ TEST_P(SidecarConfigTest, RefusedWithExitCode2NamingTheValue) {
   argv.insert(argv.end(), GetParam().args.begin(), GetParam().args.end());
   ChildProcess sidecar(argv);
   ASSERT_TRUE(sidecar.Start().ok());
-  // Waits for the exit without reaping, so Stop() still gets the status.
-  ASSERT_TRUE(WaitFor([&] { return IsZombie(sidecar.pid()); }, absl::Seconds(10)))
-      << "the sidecar did not refuse to start: " << sidecar.ReadLog();
-  const int status = sidecar.Stop();
-  ASSERT_TRUE(WIFEXITED(status)) << status;
-  EXPECT_EQ(WEXITSTATUS(status), 2);
+  const std::optional<int> status = sidecar.WaitForExit(absl::Seconds(10));
+  ASSERT_TRUE(status.has_value()) << "the sidecar did not refuse to start: " << sidecar.ReadLog();
+  ASSERT_TRUE(WIFEXITED(*status)) << *status;
+  EXPECT_EQ(WEXITSTATUS(*status), 2);
   const std::string log = sidecar.ReadLog();
   for (const std::string& part : GetParam().message) EXPECT_THAT(log, HasSubstr(part));
 }
@@ -464,6 +563,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"AdvertiseAddressWithoutPort",
                   {"--app-port=9000", "--pod=ns/p", "--advertise-address=10.0.0.7"},
                   {"10.0.0.7", "advertise-address"}},
+        BadConfig{"DrainTimeoutNegative",
+                  {"--app-port=9000", "--pod=ns/p", "--drain-timeout=-1s"},
+                  {"-1s", "--drain-timeout"}},
+        BadConfig{"DrainTimeoutTooLong",
+                  {"--app-port=9000", "--pod=ns/p", "--drain-timeout=2h"},
+                  {"2h", "--drain-timeout", "between 0s and 1h"}},
         BadConfig{"UnknownFlag", {"--app-port=9000", "--pod=ns/p", "--colour=red"}, {"colour"}}),
     [](const ::testing::TestParamInfo<BadConfig>& info) { return info.param.name; });
 

@@ -75,6 +75,20 @@ bool ChildProcess::running() {
   return true;
 }
 
+std::optional<int> ChildProcess::WaitForExit(absl::Duration timeout) {
+  if (pid_ <= 0) return std::nullopt;
+  const absl::Time deadline = absl::Now() + timeout;
+  do {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return status;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  } while (absl::Now() < deadline);
+  return std::nullopt;
+}
+
 int ChildProcess::Stop(absl::Duration grace) {
   if (pid_ <= 0) return -1;
   ::kill(pid_, SIGTERM);

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,9 @@ class ChildProcess {
   }
   // SIGTERM, then SIGKILL after `grace`; returns the exit status from waitpid.
   int Stop(absl::Duration grace = absl::Seconds(5));
+  // Waits for the child to exit by itself (sending nothing); its waitpid status, or
+  // nullopt when it still runs after `timeout` (or was never started).
+  std::optional<int> WaitForExit(absl::Duration timeout);
   bool running();
   pid_t pid() const { return pid_; }
   const std::string& log_path() const { return log_path_; }
