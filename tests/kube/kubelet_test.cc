@@ -23,7 +23,7 @@ using ::testing::Not;
 // A Deployment of the test app (and a Service selecting it), `replicas` pods, ready when
 // GET /ready answers.
 std::string WebApp(const std::string& name, int replicas, const std::string& app_args = "[]",
-                   int grace = 30) {
+                   int grace = 30, const std::string& lifecycle = "{}") {
   return absl::StrReplaceAll(R"(
 apiVersion: apps/v1
 kind: Deployment
@@ -39,6 +39,7 @@ spec:
         - name: app
           image: zeroscale.test/app:1
           args: ARGS
+          lifecycle: LIFECYCLE
           ports: [{name: http, containerPort: 8080}]
           readinessProbe:
             httpGet: {path: /ready, port: http}
@@ -55,7 +56,8 @@ spec:
                              {{"NAME", name},
                               {"REPLICAS", absl::StrCat(replicas)},
                               {"ARGS", app_args},
-                              {"GRACE", absl::StrCat(grace)}});
+                              {"GRACE", absl::StrCat(grace)},
+                              {"LIFECYCLE", lifecycle}});
 }
 
 json Body(const absl::StatusOr<kube::HttpResponse>& r) {
@@ -165,9 +167,12 @@ TEST_F(KubeletTest, ScaleToZeroSendsSigtermWaitsTheGracePeriodThenKills) {
   EXPECT_THAT(kubelet_log, HasSubstr("container app exited with 137"));
 }
 
-// A process that finishes its work within the grace period is left to finish it.
-TEST_F(KubeletTest, ScaleToZeroLetsAProcessFinishWithinTheGracePeriod) {
-  ZS_ASSERT_OK(Apply(WebApp("polite", 1, "[--on-sigterm=exit-after=1s]", /*grace=*/60)));
+// The preStop hook runs first, inside the container; then SIGTERM, and a process that
+// finishes its work within the grace period is left to finish it.
+TEST_F(KubeletTest, ScaleToZeroRunsPreStopAndLetsAProcessFinishWithinTheGracePeriod) {
+  ZS_ASSERT_OK(Apply(WebApp("polite", 1, "[--on-sigterm=exit-after=1s]", /*grace=*/60,
+                            "{preStop: {exec: {command: [curl, -fsS, -X, POST, "
+                            "'http://127.0.0.1:8080/ready?ready=false']}}}")));
   ZS_ASSERT_OK_AND_ASSIGN(std::vector<json> pods, WaitForReadyPods("app=polite", 1));
   const std::string name = NameOf(pods[0]);
   ZS_ASSERT_OK(api().Scale(DeploymentRef(ns(), "polite"), 0));
@@ -176,8 +181,13 @@ TEST_F(KubeletTest, ScaleToZeroLetsAProcessFinishWithinTheGracePeriod) {
   EXPECT_THAT(log, HasSubstr("SIGTERM received"));
   EXPECT_THAT(log, HasSubstr("exiting after the delay"));
   EXPECT_THAT(log, HasSubstr("stopped"));
-  EXPECT_THAT(kubelet().Logs(ns()), HasSubstr("container app exited with 0"));
-  EXPECT_THAT(kubelet().Logs(ns()), Not(HasSubstr("SIGKILL")));
+  // The hook reached the app (over the pod's localhost) before SIGTERM did.
+  EXPECT_LT(log.find("readiness set to false"), log.find("SIGTERM received")) << log;
+  const std::string kubelet_log = kubelet().Logs(ns());
+  EXPECT_LT(kubelet_log.find("preStop of app done"), kubelet_log.find("SIGTERM to app"))
+      << kubelet_log;
+  EXPECT_THAT(kubelet_log, HasSubstr("container app exited with 0"));
+  EXPECT_THAT(kubelet_log, Not(HasSubstr("SIGKILL")));
 }
 
 // A replica that does not fit stays Pending, Unschedulable, as with the real scheduler;

@@ -50,6 +50,7 @@ TEST_F(SidecarInjectionTest, RunsTheSidecarAsTheRealWebhookInjectsIt) {
        "--webhook-key=" + cert.key, "--sidecar-image=ghcr.io/zeroscale/zeroscale-sidecar:test",
        absl::StrCat("--sidecar-scaler-address=", kHostAddress, ":", grpc_port)},
       cluster().work_dir() + "/" + ns() + "-scaler.log");
+  PrintOnFailure("the scaler", scaler.log_path());
   ZS_ASSERT_OK(scaler.Start());
   ZS_ASSERT_OK(WaitForTcpPort(webhook_port, absl::Seconds(30)));
 
@@ -92,7 +93,7 @@ spec:
   absl::StatusOr<std::vector<json>> ready = WaitForReadyPods("app=model", 1);
   (void)api().Delete(
       {"admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration", "", webhook_name});
-  ASSERT_TRUE(ready.ok()) << ready.status() << "\n" << scaler.ReadLog();
+  ZS_ASSERT_OK(ready);
   const json& pod = (*ready)[0];
   ASSERT_EQ(pod["spec"]["containers"].size(), 2u) << pod["spec"].dump();
   EXPECT_EQ(pod["spec"]["containers"][1]["name"], "zeroscale-sidecar");
@@ -125,7 +126,7 @@ spec:
     if (metrics.ok()) stored = Counter(metrics->body, "zeroscale_ingest_samples_stored_total");
     if (stored <= 0) absl::SleepFor(absl::Milliseconds(100));
   }
-  EXPECT_GT(stored, 0) << scaler.ReadLog();
+  EXPECT_GT(stored, 0);
 }
 
 }  // namespace

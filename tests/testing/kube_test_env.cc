@@ -158,7 +158,12 @@ void KubeTest::TearDown() {
   if (env_ == nullptr) return;
   if (HasFailure()) {
     for (const std::string& n : namespaces_) std::cerr << Diagnostics(n);
+    for (const auto& [title, path] : failure_files_) {
+      std::cerr << "\n######## " << title << " (" << path << ") ########\n"
+                << ReadFileOrEmpty(path);
+    }
   }
+  failure_files_.clear();
   for (const std::string& n : namespaces_) {
     // Terminating first, so no controller makes new pods; then every pod removed at
     // once, so their processes stop now rather than after their grace periods.
@@ -265,6 +270,10 @@ std::string KubeTest::Diagnostics(absl::string_view ns) {
   }
   absl::StrAppend(&out, kubelet().Logs(ns));
   return out;
+}
+
+void KubeTest::PrintOnFailure(std::string title, std::string path) {
+  failure_files_.emplace_back(std::move(title), std::move(path));
 }
 
 std::string PodIP(const json& pod) {

@@ -100,7 +100,8 @@ class KubeEnvironment {
 // A test with a namespace of its own ("<test-name>-<random>", the default
 // ServiceAccount and kube-root-ca.crt in place). On failure, TearDown prints the
 // namespace's pods, Events and container logs. The namespace is deleted afterwards and
-// its pods' processes killed at once.
+// its pods' processes killed at once; cluster-scoped objects a test makes (webhook
+// configurations, ClusterRoles, CRDs) are its own to delete.
 class KubeTest : public ::testing::Test {
  protected:
   void SetUp() override;
@@ -139,11 +140,15 @@ class KubeTest : public ::testing::Test {
   }
   // The namespace's pods, Events and container logs, for failure messages.
   std::string Diagnostics(absl::string_view ns = "");
+  // Prints the file (e.g. a ChildProcess's log_path() of a program under test) with the
+  // diagnostics if the test fails; read at TearDown, so it may outlive its process.
+  void PrintOnFailure(std::string title, std::string path);
 
  private:
   KubeEnvironment* env_ = nullptr;
   std::string ns_;
   std::vector<std::string> namespaces_;
+  std::vector<std::pair<std::string, std::string>> failure_files_;
 };
 
 // status.podIP of a Pod.
