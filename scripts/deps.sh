@@ -9,6 +9,7 @@ PACKAGES=(
   libboost-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev
   libc-ares-dev libre2-dev zlib1g-dev
   redis-server redis-tools wrk nginx-light
+  etcd-server iproute2 openssl xz-utils util-linux
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -21,5 +22,9 @@ echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-# nginx-light's package starts a system nginx on :80; benchmarks run their own.
-$SUDO systemctl disable --now nginx >/dev/null 2>&1 || $SUDO service nginx stop >/dev/null 2>&1 || true
+# nginx-light's package starts a system nginx on :80, etcd-server a system etcd on
+# :2379; benchmarks and tests run their own.
+for service in nginx etcd; do
+  $SUDO systemctl disable --now "$service" >/dev/null 2>&1 ||
+    $SUDO service "$service" stop >/dev/null 2>&1 || true
+done
