@@ -163,10 +163,10 @@ TEST(WorkloadsTest, ErrorsNameFileWorkloadAndField) {
       {"    rules: {id: x}\n", "rules must be a list"},
       {"    rules: [{id: r, action: GROW, thresholds: [{metricType: CPU_USAGE, operator: "
        "LESS_THAN, value: 1}]}]\n",
-       "workloads[0] (m): rules[0].action: unknown action 'GROW'"},
+       "workloads[0] (m): rules[0].action: unknown action \"GROW\""},
       {"    rules: [{id: r, action: INCREASE_INSTANCES, thresholds: [{metricType: CPU, "
        "operator: LESS_THAN, value: 1}]}]\n",
-       "rules[0].thresholds[0].metricType: unknown metric type 'CPU'"},
+       "rules[0].thresholds[0].metricType: unknown metric type \"CPU\""},
       {"    rules: [{id: r, action: INCREASE_INSTANCES, thresholds: [{metricType: CPU_USAGE, "
        "operator: LESS_THAN, value: high}]}]\n",
        "rules[0].thresholds[0].value: must be a number"},
