@@ -9,6 +9,7 @@ PACKAGES=(
   libboost-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev
   libc-ares-dev libre2-dev zlib1g-dev
   redis-server redis-tools wrk nginx-light
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
