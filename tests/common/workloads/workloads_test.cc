@@ -189,6 +189,19 @@ TEST(WorkloadsTest, ErrorsNameFileWorkloadAndField) {
   }
 }
 
+// Found by fuzzing (fuzz/corpus/workloads_yaml/repro_rule_not_utf8): a rule whose text
+// was not UTF-8 ended the program with an uncaught nlohmann::type_error.
+TEST(WorkloadsTest, ARuleThatIsNotUtf8IsAnErrorNotACrash) {
+  const std::string bad =
+      "workloads:\n  - name: m\n    command: [x]\n    maxReplicas: 1\n    rules:\n"
+      "      - {id: r\xaa, action: INCREASE_INSTANCES, thresholds: [{metricType: "
+      "CPU_USAGE, operator: LESS_THAN, value: 1}]}\n";
+  absl::StatusOr<std::vector<Workload>> w = ParseWorkloads(bad, "w.yaml");
+  ASSERT_FALSE(w.ok());
+  EXPECT_THAT(std::string(w.status().message()),
+              HasSubstr("rules[0] holds text that is not valid UTF-8"));
+}
+
 TEST(WorkloadsTest, CommandErrors) {
   EXPECT_THAT(ParseError("workloads:\n  - name: m\n").message(),
               HasSubstr("workloads[0] (m): command is required"));
