@@ -14,6 +14,7 @@
 #include "tests/common/proxy/test_backend.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/fd_exhaustion.h"
+#include "tests/testing/request_head_cases.h"
 
 namespace zeroscale::proxy {
 namespace {
@@ -271,30 +272,8 @@ std::string ExchangeAndClose(uint16_t port, const std::string& raw) {
 // Request smuggling and Host rules (RFC 9112): refused by the proxy, never forwarded.
 TEST_F(ProxyTest, RequestHeadsTheNextHopCouldReadDifferentlyAreRefused) {
   StartProxy();
-  struct Case {
-    std::string head;
-    std::string status;
-    std::string why;
-  };
-  const std::vector<Case> cases = {
-      {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n", "501",
-       "\"xchunked\" is not implemented"},
-      {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity, chunked\r\n", "501",
-       "\"identity\" is not implemented"},
-      {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n", "501", "\"gzip\""},
-      {"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: "
-       "chunked\r\n",
-       "501", "\"gzip\""},
-      {"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n", "400", "HTTP/1.0"},
-      {"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6\r\n", "400", "Content-Length"},
-      {"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n", "400",
-       "Content-Length"},
-      {"GET /echo HTTP/1.1\r\n", "400", "needs a Host field"},
-      {"GET /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n", "400", "more than one Host"},
-      {"GET /echo HTTP/1.1\r\nHost: a b\r\n", "400", "not a host[:port]"},
-      {"GET /echo HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n", "400", "obsolete line folding"},
-  };
-  for (const Case& c : cases) {
+  const std::vector<testing::RefusedHead> cases = testing::RefusedHeads("/echo");
+  for (const testing::RefusedHead& c : cases) {
     const std::string reply = ExchangeAndClose(proxy_->port(), c.head + "\r\n0\r\n\r\n");
     EXPECT_THAT(reply, StartsWith("HTTP/1.1 " + c.status)) << c.head;
     EXPECT_THAT(reply, HasSubstr(c.why)) << c.head;
