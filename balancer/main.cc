@@ -19,6 +19,7 @@
 #include "common/http/http_server.h"
 #include "common/kube/config.h"
 #include "common/log/log.h"
+#include "common/metrics/listener_metrics.h"
 #include "common/process/signals.h"
 #include "common/proxy/proxy.h"
 #include "common/redis/redis.h"
@@ -33,6 +34,7 @@ struct Flags {
   std::string scaler_lease, lease_namespace, lease_name;  // the last two parsed from the first
   absl::Duration default_activation_timeout, connect_timeout, settings_refresh;
   int64_t threads = 2, max_queue = 10000, log_cap = 100000;
+  int64_t max_connections = 16384, admin_max_connections = 256;
 };
 
 Flags ParseFlags(int argc, char** argv) {
@@ -69,6 +71,13 @@ Flags ParseFlags(int argc, char** argv) {
   fs.Int("max-queue", &f.max_queue, 10000,
          "Requests waiting per workload (for a pod or a connection slot) before 503", 1, 10000000);
   fs.Int("log-cap", &f.log_cap, 100000, "Request log entries kept in Redis", 100, 100000000);
+  fs.Int("max-connections", &f.max_connections, 16384,
+         "Client connections the data plane keeps open at once; more wait in the backlog "
+         "(0: no cap)",
+         0, 10000000);
+  fs.Int("admin-max-connections", &f.admin_max_connections, 256,
+         "Connections the admin port keeps open at once; more wait in the backlog (0: no cap)", 0,
+         10000000);
   fs.Duration("connect-timeout", &f.connect_timeout, absl::Seconds(5), "Upstream connect timeout");
   fs.Duration("settings-refresh", &f.settings_refresh, absl::Seconds(5),
               "How often settings are re-read from Redis (other replicas' changes)");
@@ -277,6 +286,9 @@ int Run(int argc, char** argv) {
   proxy_options.listen = flags.listen;
   proxy_options.threads = static_cast<int>(flags.threads);
   proxy_options.connect_timeout = flags.connect_timeout;
+  metrics::ListenerMetrics listener_metrics(registry.get());
+  proxy_options.max_connections = flags.max_connections;
+  proxy_options.observer = &listener_metrics;
   // Each pick carries timeout_seconds as set at that moment; this is only the fallback.
   proxy_options.upstream_timeout = absl::Seconds(settings.Serving().timeout_seconds);
   proxy::Proxy proxy(proxy_options, &dispatcher, &dispatcher);
@@ -296,6 +308,9 @@ int Run(int argc, char** argv) {
   http::ServerOptions admin_options;
   admin_options.listen = flags.admin_listen;
   admin_options.threads = 1;
+  admin_options.max_connections = flags.admin_max_connections;
+  admin_options.name = "admin";
+  admin_options.observer = &listener_metrics;
   http::Server admin(admin_options, router.AsHandler());
   if (absl::Status s = admin.Start(); !s.ok()) {
     std::cerr << "zeroscale-balancer: " << s.message() << "\n";

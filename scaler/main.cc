@@ -9,6 +9,7 @@
 #include "common/kube/config.h"
 #include "common/log/log.h"
 #include "common/metrics/exposition.h"
+#include "common/metrics/listener_metrics.h"
 #include "common/process/signals.h"
 #include "common/redis/redis.h"
 #include "common/workloads/workloads.h"
@@ -45,6 +46,10 @@ struct Flags {
   absl::Duration retention;
   bool leader_elect = true, dry_run = false;
   int64_t ingest_batch = 4096, ingest_queue = 200000;
+  int64_t http_max_body_bytes = 1 << 20, ingest_max_items = 1000;
+  int64_t http_max_connections = 1024, webhook_max_connections = 256;
+  int64_t grpc_max_message_bytes = 4 << 20, grpc_max_samples_per_message = 1024,
+          grpc_max_pods_per_stream = 16;
   std::string sidecar_bin, replica_log_dir, sidecar_image, sidecar_scaler_address;
   absl::Duration staleness;
   absl::Duration follow_interval;
@@ -82,6 +87,27 @@ Flags ParseFlags(int argc, char** argv) {
   fs.Int("ingest-batch", &f.ingest_batch, 4096, "Samples per Redis round trip", 1, 100000);
   fs.Int("ingest-queue", &f.ingest_queue, 200000,
          "Samples queued before streams are paused (backpressure)", 100, 100000000);
+  fs.Int("http-max-body-bytes", &f.http_max_body_bytes, 1 << 20,
+         "Largest request body on --http-listen (POST /metrics); larger is a 413", 1024, 1 << 30);
+  fs.Int("http-max-connections", &f.http_max_connections, 1024,
+         "Connections --http-listen keeps open at once; more wait in the backlog (0: no cap)", 0,
+         10000000);
+  fs.Int("webhook-max-connections", &f.webhook_max_connections, 256,
+         "Connections --webhook-listen keeps open at once; more wait in the backlog (0: no cap)", 0,
+         10000000);
+  fs.Int("ingest-max-items", &f.ingest_max_items, 1000,
+         "Most samples in one POST /metrics body; more is a 413", 1, 1000000);
+  fs.Int("grpc-max-message-bytes", &f.grpc_max_message_bytes, 4 << 20,
+         "Largest gRPC message received; larger ends the call with RESOURCE_EXHAUSTED", 1024,
+         1 << 30);
+  fs.Int("grpc-max-samples-per-message", &f.grpc_max_samples_per_message, 1024,
+         "Most samples in one MetricsService.Stream message (the sidecar sends at most 64); "
+         "more ends the stream with RESOURCE_EXHAUSTED",
+         1, 1000000);
+  fs.Int("grpc-max-pods-per-stream", &f.grpc_max_pods_per_stream, 16,
+         "Most distinct pod ids one MetricsService stream may report (a sidecar reports its "
+         "own pod); samples of further pods are rejected",
+         1, 1000000);
   fs.String("sidecar-bin", &f.sidecar_bin, "",
             "zeroscale-sidecar executable for local replicas (default: next to this binary)");
   fs.String("replica-log-dir", &f.replica_log_dir, "",
@@ -162,7 +188,8 @@ std::string SidecarPath(const Flags& flags, const char* argv0) {
 
 // The admission webhook when it has a certificate; nullptr (said once) without one.
 absl::StatusOr<std::unique_ptr<webhook::WebhookServer>> StartWebhook(
-    const Flags& flags, const std::string& scaler_namespace, prometheus::Registry* registry) {
+    const Flags& flags, const std::string& scaler_namespace, prometheus::Registry* registry,
+    net::ListenerObserver* observer) {
   if (flags.webhook_cert.empty()) {
     ZS_LOG(kInfo, "admission webhook off: no --webhook-cert and --webhook-key",
            {"webhook_listen", flags.webhook_listen.ToString()});
@@ -172,6 +199,8 @@ absl::StatusOr<std::unique_ptr<webhook::WebhookServer>> StartWebhook(
   options.listen = flags.webhook_listen;
   options.cert_file = flags.webhook_cert;
   options.key_file = flags.webhook_key;
+  options.max_connections = flags.webhook_max_connections;
+  options.observer = observer;
   options.injector.sidecar_image = flags.sidecar_image;
   options.injector.scaler_address = flags.sidecar_scaler_address;
   if (options.injector.scaler_address.empty()) {
@@ -221,8 +250,9 @@ int Run(int argc, char** argv) {
   const Clock* clock = RealClock::Get();
   auto registry = std::make_shared<prometheus::Registry>();
   ingest::IngestMetrics ingest_metrics(registry.get());
-  absl::StatusOr<std::unique_ptr<webhook::WebhookServer>> webhook_server =
-      StartWebhook(flags, cluster.ok() ? cluster->namespace_ : "", registry.get());
+  metrics::ListenerMetrics listener_metrics(registry.get());
+  absl::StatusOr<std::unique_ptr<webhook::WebhookServer>> webhook_server = StartWebhook(
+      flags, cluster.ok() ? cluster->namespace_ : "", registry.get(), &listener_metrics);
   if (!webhook_server.ok()) {
     std::cerr << "zeroscale-scaler: " << webhook_server.status().message() << "\n";
     return 2;
@@ -317,7 +347,10 @@ int Run(int argc, char** argv) {
 
   store::RuleStore rule_store(&api_redis);
   rules::RulesServiceImpl rules_service(&rule_store);
-  ingest::MetricsServiceImpl metrics_service(&queue, &ingest_metrics, clock, &feed);
+  ingest::StreamLimits stream_limits;
+  stream_limits.max_samples_per_message = static_cast<size_t>(flags.grpc_max_samples_per_message);
+  stream_limits.max_pods_per_stream = static_cast<size_t>(flags.grpc_max_pods_per_stream);
+  ingest::MetricsServiceImpl metrics_service(&queue, &ingest_metrics, clock, &feed, stream_limits);
   activation::ActivationServiceImpl activation_service(&decider, &endpoints, clock);
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -326,6 +359,7 @@ int Run(int argc, char** argv) {
   int grpc_port = 0;
   builder.AddListeningPort(flags.grpc_listen.ToString(), grpc::InsecureServerCredentials(),
                            &grpc_port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(flags.grpc_max_message_bytes));
   builder.RegisterService(&metrics_service);
   builder.RegisterService(&rules_service);
   builder.RegisterService(&activation_service);
@@ -338,7 +372,8 @@ int Run(int argc, char** argv) {
 
   http::Router router;
   router.Handle("POST", "/metrics",
-                ingest::HttpIngestHandler(&queue, &ingest_metrics, clock, &feed));
+                ingest::HttpIngestHandler(&queue, &ingest_metrics, clock, &feed,
+                                          {static_cast<size_t>(flags.ingest_max_items)}));
   router.HandleSync("GET", "/metrics", metrics::ExpositionHandler(registry.get()));
   router.HandleSync("GET", "/healthz",
                     [](const http::Request&) { return http::Response::Text(200, "ok\n"); });
@@ -351,6 +386,9 @@ int Run(int argc, char** argv) {
   http::ServerOptions http_options;
   http_options.listen = flags.http_listen;
   http_options.threads = 2;
+  http_options.max_body_bytes = static_cast<size_t>(flags.http_max_body_bytes);
+  http_options.max_connections = flags.http_max_connections;
+  http_options.observer = &listener_metrics;
   http::Server http_server(http_options, router.AsHandler());
   if (absl::Status s = http_server.Start(); !s.ok()) {
     std::cerr << "zeroscale-scaler: " << s.message() << "\n";

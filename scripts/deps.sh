@@ -10,6 +10,7 @@ PACKAGES=(
   libc-ares-dev libre2-dev zlib1g-dev
   redis-server redis-tools wrk nginx-light
   etcd-server iproute2 openssl xz-utils util-linux
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -17,6 +17,7 @@
 #include "common/http/http_server.h"
 #include "common/log/log.h"
 #include "common/metrics/exposition.h"
+#include "common/metrics/listener_metrics.h"
 #include "common/model/podmetric.h"
 #include "common/process/signals.h"
 #include "prometheus/counter.h"
@@ -34,6 +35,7 @@ struct Flags {
   config::HostPort scaler, admin_listen;
   int64_t app_port = 0, proxy_port = 8012, buffer = 600, app_pid = 0;
   int64_t cpu_limit_millicores = 0, memory_limit_bytes = 0;
+  int64_t max_connections = 4096, admin_max_connections = 64;
   std::string pod, workload, cgroup_root, disk_paths, readiness_path, log_level, advertise;
   std::string measure;
   absl::Duration sample_interval, drain_timeout;
@@ -98,6 +100,13 @@ Flags ParseFlags(int argc, char** argv) {
               "ends early when the app stops accepting connections. Requests in flight then "
               "finish before the sidecar exits. Keep it under the pod's "
               "terminationGracePeriodSeconds");
+  fs.Int("max-connections", &f.max_connections, 4096,
+         "Client connections the proxy keeps open at once; more wait in the backlog (0: no "
+         "cap)",
+         0, 10000000);
+  fs.Int("admin-max-connections", &f.admin_max_connections, 64,
+         "Connections the admin port keeps open at once; more wait in the backlog (0: no cap)", 0,
+         10000000);
   fs.Enum("log-level", &f.log_level, "info", log::LevelNames(), "Lowest level logged");
   fs.ParseOrExit(argc, argv);
   if (f.app_port == 0) Refuse("--app-port is required (the app's port on localhost)");
@@ -381,6 +390,9 @@ int Run(int argc, char** argv) {
   SidecarProxyOptions proxy_options;
   proxy_options.listen = {"0.0.0.0", static_cast<uint16_t>(flags.proxy_port)};
   proxy_options.app_port = static_cast<uint16_t>(flags.app_port);
+  metrics::ListenerMetrics listener_metrics(registry.get());
+  proxy_options.engine.max_connections = flags.max_connections;
+  proxy_options.engine.observer = &listener_metrics;
   SidecarProxy proxy(proxy_options);
   if (absl::Status s = proxy.Start(); !s.ok()) Refuse(std::string(s.message()));
 
@@ -405,6 +417,9 @@ int Run(int argc, char** argv) {
   });
   http::ServerOptions admin_options;
   admin_options.listen = flags.admin_listen;
+  admin_options.max_connections = flags.admin_max_connections;
+  admin_options.name = "admin";
+  admin_options.observer = &listener_metrics;
   http::Server admin(admin_options, router.AsHandler());
   if (absl::Status s = admin.Start(); !s.ok()) Refuse(std::string(s.message()));
 

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
 #include "common/metrics/exposition.h"
+#include "common/status/quote.h"
 #include "common/time/clock.h"
 #include "nlohmann/json.hpp"
 
@@ -20,6 +21,8 @@ int HttpStatusFor(const absl::Status& s) {
       return 401;
     case absl::StatusCode::kNotFound:
       return 404;
+    case absl::StatusCode::kResourceExhausted:
+      return 413;
     case absl::StatusCode::kUnavailable:
       return 503;
     default:
@@ -45,7 +48,7 @@ absl::StatusOr<size_t> ParseCount(const http::Request& req, absl::string_view na
   uint64_t n = 0;
   if (!absl::SimpleAtoi(v, &n) || n < min || n > max) {
     return absl::InvalidArgumentError(
-        absl::StrCat(name, ": must be an integer from ", min, " to ", max, ", got \"", v, "\""));
+        absl::StrCat(name, ": must be an integer from ", min, " to ", max, ", got ", Quote(v)));
   }
   return static_cast<size_t>(n);
 }
@@ -59,8 +62,8 @@ absl::StatusOr<LogFilter> ParseLogFilter(const http::Request& req) {
     absl::StatusOr<absl::Time> t = ParseRfc3339(req.QueryParam(name));
     if (!t.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat(name, ": must be an RFC 3339 time such as 2026-01-02T15:04:05Z, got \"",
-                       req.QueryParam(name), "\""));
+          absl::StrCat(name, ": must be an RFC 3339 time such as 2026-01-02T15:04:05Z, got ",
+                       Quote(req.QueryParam(name))));
     }
     (name == "from" ? f.from : f.to) = *t;
   }
@@ -95,18 +98,15 @@ void RegisterAdminRoutes(const AdminApiDeps& deps, http::Router* router) {
     if (!token.empty() && req.Header("Authorization") != absl::StrCat("Bearer ", token)) {
       return http::Response::Error(401, "a bearer token is required to change settings");
     }
+    absl::StatusOr<SettingsPatch> patch = ParseSettingsPatch(req.body);
+    if (!patch.ok()) return ErrorResponse(patch.status());
     // The environment comes from the body when given, else the query, else the served one.
-    absl::StatusOr<std::string> env = EnvironmentOf(req, *settings);
+    absl::StatusOr<std::string> env =
+        patch->environment ? *patch->environment : EnvironmentOf(req, *settings);
     if (!env.ok()) return ErrorResponse(env.status());
-    const json body = json::parse(req.body, nullptr, false);
-    if (body.is_object() && body.contains("environment") && body["environment"].is_string()) {
-      env = body["environment"].get<std::string>();
-      if (absl::Status s = ValidateEnvironment(*env); !s.ok()) return ErrorResponse(s);
-    }
     absl::StatusOr<Settings> current = settings->Get(*env);
     if (!current.ok()) return ErrorResponse(current.status());
-    absl::StatusOr<Settings> next = ApplySettingsJson(req.body, *current);
-    if (!next.ok()) return ErrorResponse(next.status());
+    const absl::StatusOr<Settings> next = ApplySettingsPatch(*patch, *current);
     absl::StatusOr<Settings> stored = settings->Put(*next);
     if (!stored.ok()) return ErrorResponse(stored.status());
     ZS_LOG(kInfo, "balancer settings changed", {"environment", stored->environment},

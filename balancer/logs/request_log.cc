@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/log/log.h"
+#include "common/status/quote.h"
 #include "common/time/clock.h"
 #include "nlohmann/json.hpp"
 
@@ -207,7 +208,7 @@ absl::StatusOr<LogPage> QueryLogs(Redis* redis, const LogFilter& f) {
   if (!f.cursor.empty()) {
     StreamId id;
     if (!ParseStreamId(f.cursor, &id)) {
-      return absl::InvalidArgumentError(absl::StrCat("cursor: malformed \"", f.cursor, "\""));
+      return absl::InvalidArgumentError(absl::StrCat("cursor: malformed ", Quote(f.cursor)));
     }
     std::string pred = Predecessor(id);
     if (pred.empty()) return LogPage{};

@@ -5,6 +5,7 @@
 #define ZEROSCALE_BALANCER_POLICY_SETTINGS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -38,6 +39,23 @@ std::string SettingsToJson(const Settings& s);
 // Validates an environment name: 1..50 characters (the table's VARCHAR(50)) of
 // [A-Za-z0-9._-], since it becomes part of a Redis key.
 absl::Status ValidateEnvironment(absl::string_view environment);
+
+// A PUT body: the fields it sets, each validated.
+struct SettingsPatch {
+  std::optional<std::string> environment;
+  std::optional<Policy> policy;
+  std::optional<int64_t> max_connections;
+  std::optional<int64_t> timeout_seconds;
+};
+
+// Parses a PUT body (a JSON object within common/json's limits for small documents).
+// Errors are kInvalidArgument with a message that starts with the offending field's name
+// ("policy: ...", "max_connections: ...", "body: ..."); an oversized body is
+// kResourceExhausted.
+absl::StatusOr<SettingsPatch> ParseSettingsPatch(absl::string_view body);
+
+// `current` with the fields `patch` sets replaced.
+Settings ApplySettingsPatch(const SettingsPatch& patch, const Settings& current);
 
 // Applies a PUT body to `current`: fields present replace the current values, absent
 // ones keep them; `updated_at` in the body is ignored (the server sets it). Errors are

@@ -119,6 +119,7 @@ struct Transport<beast::tcp_stream> {
     beast::error_code ec;
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
+  static bool Truncated(const beast::error_code&) { return false; }
 };
 
 }  // namespace internal
@@ -130,15 +131,16 @@ class PlainTransport : public Server::Transport {
   PlainTransport(ServerOptions options, Handler handler)
       : options_(std::move(options)),
         handler_(std::move(handler)),
-        listener_(options_, [this](tcp::socket s) {
+        listener_(options_, [this](tcp::socket s, net::ConnectionSlot slot) {
           std::make_shared<internal::Session<beast::tcp_stream>>(options_, handler_, nullptr,
-                                                                 std::move(s))
+                                                                 std::move(slot), std::move(s))
               ->Start();
         }) {}
 
   absl::Status Start() override { return listener_.Start(); }
   void Stop() override { listener_.Stop(); }
   uint16_t port() const override { return listener_.port(); }
+  net::ListenerStats stats() const override { return listener_.stats(); }
 
  private:
   const ServerOptions options_;
@@ -155,5 +157,6 @@ Server::~Server() { impl_->Stop(); }
 absl::Status Server::Start() { return impl_->Start(); }
 void Server::Stop() { impl_->Stop(); }
 uint16_t Server::port() const { return impl_->port(); }
+net::ListenerStats Server::stats() const { return impl_->stats(); }
 
 }  // namespace zeroscale::http

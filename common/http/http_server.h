@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "common/config/flags.h"
+#include "common/net/accept_control.h"
 
 namespace zeroscale::http {
 
@@ -77,6 +78,12 @@ struct ServerOptions {
   int threads = 1;
   size_t max_body_bytes = 16 << 20;
   std::string server_name = "zeroscale";
+  // Connections open at once (0: no cap); beyond it new ones wait in the backlog. See
+  // common/net/accept_control.h, also for the backoff after a failed accept.
+  int64_t max_connections = 1024;
+  // Names this listener in logs and metrics.
+  std::string name = "http";
+  net::ListenerObserver* observer = nullptr;  // not owned; may be null
 };
 
 class Server {
@@ -89,6 +96,7 @@ class Server {
     virtual absl::Status Start() = 0;
     virtual void Stop() = 0;
     virtual uint16_t port() const = 0;
+    virtual net::ListenerStats stats() const = 0;
   };
 
   // Plain HTTP.
@@ -103,6 +111,7 @@ class Server {
   absl::Status Start();
   void Stop();
   uint16_t port() const;
+  net::ListenerStats stats() const;
 
  private:
   std::unique_ptr<Transport> impl_;

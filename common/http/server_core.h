@@ -22,10 +22,14 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/steady_timer.hpp"
 #include "boost/asio/strand.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
+#include "common/http/head_checks.h"
 #include "common/http/http_server.h"
+#include "common/net/accept_control.h"
+#include "common/time/clock.h"
 
 namespace zeroscale::http::internal {
 
@@ -38,6 +42,7 @@ using tcp = asio::ip::tcp;
 // Session<Stream>:
 //   static void Handshake(Stream&, std::function<void(beast::error_code)> done);
 //   static void Shutdown(Stream&, std::shared_ptr<void> keep_alive);
+//   static bool Truncated(const beast::error_code&);  // the peer closed without notice
 template <class Stream>
 struct Transport;
 
@@ -49,8 +54,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   // `hold` keeps alive what the stream refers to (the TLS context it was made with).
   template <class... StreamArgs>
   Session(const ServerOptions& options, const Handler& handler, std::shared_ptr<void> hold,
-          StreamArgs&&... stream_args)
+          net::ConnectionSlot slot, StreamArgs&&... stream_args)
       : hold_(std::move(hold)),
+        slot_(std::move(slot)),
         stream_(std::forward<StreamArgs>(stream_args)...),
         options_(options),
         handler_(handler) {}
@@ -74,6 +80,55 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_.emplace();
     parser_->body_limit(options_.max_body_bytes);
     tcp().expires_after(std::chrono::seconds(120));
+    ReadHead();
+  }
+
+  // The head is parsed from the buffer with Beast's parser (not eager, so it takes the
+  // head alone once all of it is there, within its header limit) rather than by
+  // async_read, so that the head's bytes can be checked before they are consumed.
+  void ReadHead() {
+    if (buffer_.size() > 0) {
+      beast::error_code ec;
+      const char* head = static_cast<const char*>(buffer_.data().data());
+      const size_t used = parser_->put(buffer_.data(), ec);
+      if (ec == bhttp::error::need_more) ec = {};
+      if (!ec && parser_->is_header_done()) {
+        const int status = CheckHead(absl::string_view(head, used));
+        buffer_.consume(used);
+        return OnHead(status);
+      }
+      buffer_.consume(used);
+      if (ec) return OnRead(ec);
+    }
+    stream_.async_read_some(
+        buffer_.prepare(4096), [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+          self->buffer_.commit(n);
+          if (ec == asio::error::eof || Transport<Stream>::Truncated(ec)) {
+            ec = self->parser_->got_some() ? beast::error_code(bhttp::error::partial_message)
+                                           : beast::error_code(bhttp::error::end_of_stream);
+          }
+          if (ec) return self->OnRead(ec);
+          self->ReadHead();
+        });
+  }
+
+  // 0, or the status the head is refused with (head_error_ says why).
+  int CheckHead(absl::string_view raw_head) {
+    const auto& msg = parser_->get();
+    RequestHeadCheck check(msg.version());
+    for (const auto& f : msg) {
+      check.Field(absl::string_view(f.name_string().data(), f.name_string().size()),
+                  absl::string_view(f.value().data(), f.value().size()));
+    }
+    return check.Verdict(raw_head, &head_error_);
+  }
+
+  void OnHead(int refused) {
+    if (refused != 0) {
+      keep_alive_ = false;
+      version_ = parser_->get().version();
+      return Write(Response::Error(refused, absl::StrCat("bad request: ", head_error_)), false);
+    }
     bhttp::async_read(
         stream_, buffer_, *parser_,
         [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
@@ -146,25 +201,32 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void Close() { Transport<Stream>::Shutdown(stream_, this->shared_from_this()); }
 
   const std::shared_ptr<void> hold_;  // first: outlives the stream
+  net::ConnectionSlot slot_;          // freed with the session, after the stream closes
   Stream stream_;
   const ServerOptions& options_;
   const Handler& handler_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::string head_error_;
   bool keep_alive_ = true;
   bool head_ = false;
   unsigned version_ = 11;
 };
 
 // The listening socket and the I/O threads; each accepted socket goes to `on_accept`
-// (on an I/O thread, with its own strand).
+// (on an I/O thread, with its own strand) with the slot it holds under
+// ServerOptions::max_connections.
 class Listener {
  public:
-  Listener(const ServerOptions& options, std::function<void(tcp::socket)> on_accept)
+  using OnAccept = std::function<void(tcp::socket, net::ConnectionSlot)>;
+
+  Listener(const ServerOptions& options, OnAccept on_accept)
       : options_(options),
         on_accept_(std::move(on_accept)),
+        control_(options.name, Limits(options), RealClock::Get(), options.observer),
         ioc_(options.threads),
-        acceptor_(asio::make_strand(ioc_)) {}
+        acceptor_(asio::make_strand(ioc_)),
+        retry_timer_(acceptor_.get_executor()) {}
 
   // kFailedPrecondition names the address when it cannot be bound.
   absl::Status Start() {
@@ -193,9 +255,11 @@ class Listener {
 
   void Stop() {
     if (stopped_.exchange(true)) return;
+    control_.Close();
     asio::post(acceptor_.get_executor(), [this] {
       beast::error_code ec;
       acceptor_.close(ec);
+      retry_timer_.cancel();
     });
     ioc_.stop();
     for (std::thread& t : threads_) t.join();
@@ -203,23 +267,47 @@ class Listener {
   }
 
   uint16_t port() const { return port_; }
+  net::ListenerStats stats() const { return control_.stats(); }
 
  private:
+  static net::ListenerLimits Limits(const ServerOptions& options) {
+    net::ListenerLimits limits;
+    limits.max_connections = options.max_connections;
+    return limits;
+  }
+
+  // On the acceptor's strand.
   void Accept() {
+    if (stopped_) return;
+    const bool may = control_.MayAccept([this] {
+      // A connection closed: accept again (on the acceptor's strand).
+      asio::post(acceptor_.get_executor(), [this] { Accept(); });
+    });
+    if (!may) return;  // at the cap: new connections wait in the backlog
     acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket s) {
-      if (ec == asio::error::operation_aborted) return;
-      if (!ec) {
-        s.set_option(tcp::no_delay(true), ec);
-        on_accept_(std::move(s));
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+      if (ec) {
+        // Out of file descriptors (or buffers): the connection stays in the backlog, and
+        // accepting again at once would spin. Wait, then try again.
+        retry_timer_.expires_after(absl::ToChronoNanoseconds(control_.OnAcceptError(ec.message())));
+        retry_timer_.async_wait([this](beast::error_code tec) {
+          if (!tec) Accept();
+        });
+        return;
       }
+      control_.OnAccepted();
+      s.set_option(tcp::no_delay(true), ec);
+      on_accept_(std::move(s), net::ConnectionSlot(&control_));
       Accept();
     });
   }
 
   const ServerOptions& options_;
-  const std::function<void(tcp::socket)> on_accept_;
+  const OnAccept on_accept_;
+  net::AcceptControl control_;  // before ioc_: sessions destroyed with it release slots
   asio::io_context ioc_;
   tcp::acceptor acceptor_;
+  asio::steady_timer retry_timer_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stopped_{false};
   uint16_t port_ = 0;

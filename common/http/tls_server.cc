@@ -35,6 +35,7 @@ struct Transport<SslStream> {
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
     stream.async_shutdown([keep_alive = std::move(keep_alive)](beast::error_code) {});
   }
+  static bool Truncated(const beast::error_code& ec) { return ec == ssl::error::stream_truncated; }
 };
 
 }  // namespace internal
@@ -158,10 +159,10 @@ class TlsTransport : public Server::Transport {
       : options_(std::move(options)),
         handler_(std::move(handler)),
         certs_(std::move(tls)),
-        listener_(options_, [this](tcp::socket s) {
+        listener_(options_, [this](tcp::socket s, net::ConnectionSlot slot) {
           std::shared_ptr<ssl::context> ctx = certs_.Current();
-          std::make_shared<internal::Session<SslStream>>(options_, handler_, ctx, std::move(s),
-                                                         *ctx)
+          std::make_shared<internal::Session<SslStream>>(options_, handler_, ctx, std::move(slot),
+                                                         std::move(s), *ctx)
               ->Start();
         }) {}
 
@@ -171,6 +172,7 @@ class TlsTransport : public Server::Transport {
   }
   void Stop() override { listener_.Stop(); }
   uint16_t port() const override { return listener_.port(); }
+  net::ListenerStats stats() const override { return listener_.stats(); }
 
  private:
   const ServerOptions options_;

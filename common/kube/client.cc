@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/json/bounded_json.h"
 #include "common/kube/json_internal.h"
 #include "common/status/status_macros.h"
 #include "nlohmann/json.hpp"
@@ -76,8 +77,9 @@ absl::StatusOr<ObjectList<T>> ListObjects(KubeClient& client, CollectionPath pat
       const std::string body,
       client.Call("GET", KubeClient::CollectionTarget(path(ns), label_selector, /*watch=*/false, "",
                                                       absl::ZeroDuration(), field_selector)));
-  json list = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (list.is_discarded()) return absl::InvalidArgumentError("response is not valid JSON");
+  json list;
+  ZS_RETURN_IF_ERROR(
+      zeroscale::json::ParseJson(body, zeroscale::json::kKubernetesDocument, &list, "response"));
   return internal::ObjectListFromObject(list, decode);
 }
 
@@ -109,8 +111,9 @@ absl::Status WatchCollection(
       absl::string_view line =
           absl::StripAsciiWhitespace(absl::string_view(pending).substr(start, nl - start));
       if (line.empty()) continue;
-      json ev = json::parse(line.begin(), line.end(), nullptr, false);
-      if (ev.is_discarded() || !ev.is_object() || !ev.contains("type") || !ev["type"].is_string()) {
+      json ev;
+      if (!zeroscale::json::ParseJson(line, zeroscale::json::kKubernetesDocument, &ev).ok() ||
+          !ev.is_object() || !ev.contains("type") || !ev["type"].is_string()) {
         event_error = absl::InvalidArgumentError(
             absl::StrCat("watch event is not valid JSON: ", line.substr(0, 200)));
         return false;
@@ -190,8 +193,9 @@ absl::Status StatusFromHttp(int http_status, absl::string_view body,
                             absl::string_view retry_after_header, absl::string_view what) {
   // The API server answers errors with a metav1.Status whose message says it best.
   std::string message;
-  json j = json::parse(body.begin(), body.end(), nullptr, false);
-  if (!j.is_discarded() && j.is_object() && j.contains("message") && j["message"].is_string()) {
+  json j;
+  if (zeroscale::json::ParseJson(body, zeroscale::json::kKubernetesDocument, &j).ok() &&
+      j.is_object() && j.contains("message") && j["message"].is_string()) {
     message = j["message"].get<std::string>();
   } else {
     message = std::string(body.substr(0, 200));

@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/json/bounded_json.h"
 #include "common/kube/json_internal.h"
 #include "common/status/status_macros.h"
 #include "common/time/clock.h"
@@ -22,8 +23,9 @@ absl::Status FieldError(absl::string_view field, absl::string_view what) {
 }
 
 absl::StatusOr<json> Parse(absl::string_view text) {
-  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return absl::InvalidArgumentError("response is not valid JSON");
+  json j;
+  ZS_RETURN_IF_ERROR(
+      zeroscale::json::ParseJson(text, zeroscale::json::kKubernetesDocument, &j, "response"));
   if (!j.is_object()) return absl::InvalidArgumentError("response is not a JSON object");
   return j;
 }

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/json/bounded_json.h"
 #include "nlohmann/json.hpp"
 
 namespace zeroscale::json_fields {
@@ -64,21 +65,10 @@ inline absl::Status GetBool(const nlohmann::json& obj, const std::string& field,
   return absl::OkStatus();
 }
 
-// Parses text into JSON without throwing; the error quotes the parser's position.
+// Parses a Podmetric or ScalingRule document without throwing, within the limits of
+// small documents (common/json); the error quotes the parser's position.
 inline absl::Status Parse(absl::string_view text, nlohmann::json* out) {
-  *out = nlohmann::json::parse(text.begin(), text.end(), nullptr,
-                               /*allow_exceptions=*/false);
-  if (out->is_discarded()) {
-    // Re-run with exceptions only on the error path, for the position message.
-    try {
-      nlohmann::json ignored = nlohmann::json::parse(text.begin(), text.end());
-      (void)ignored;
-    } catch (const nlohmann::json::exception& e) {
-      return absl::InvalidArgumentError(absl::StrCat("body is not valid JSON: ", e.what()));
-    }
-    return absl::InvalidArgumentError("body is not valid JSON");
-  }
-  return absl::OkStatus();
+  return json::ParseJson(text, json::kSmallDocument, out);
 }
 
 }  // namespace zeroscale::json_fields

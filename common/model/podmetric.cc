@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/model/json_fields.h"
+#include "common/status/quote.h"
 #include "common/status/status_macros.h"
 #include "common/time/clock.h"
 #include "nlohmann/json.hpp"
@@ -53,8 +54,8 @@ absl::Status ValidatePodmetric(const Podmetric& m, absl::Time now) {
   ZS_RETURN_IF_ERROR(CheckName("id", m.id, kMaxPodIdLength));
   ZS_RETURN_IF_ERROR(CheckName("workload", m.workload, 2 * kMaxPodIdLength));
   if (!m.workload.empty() && std::count(m.workload.begin(), m.workload.end(), '/') != 2) {
-    return FieldError("workload", absl::StrCat("must look like <namespace>/<kind>/<name>, got '",
-                                               m.workload, "'"));
+    return FieldError("workload", absl::StrCat("must look like <namespace>/<kind>/<name>, got ",
+                                               Quote(m.workload)));
   }
   ZS_RETURN_IF_ERROR(CheckValue("cpuUsage", m.cpu_usage));
   ZS_RETURN_IF_ERROR(CheckValue("memoryUsage", m.memory_usage));
@@ -74,7 +75,8 @@ absl::Status ValidatePodmetric(const Podmetric& m, absl::Time now) {
     if (colon == std::string::npos || colon == 0 ||
         !absl::SimpleAtoi(absl::string_view(m.address).substr(colon + 1), &port) || port < 1 ||
         port > 65535 || m.address.size() > 262) {
-      return FieldError("address", absl::StrCat("must look like HOST:PORT, got '", m.address, "'"));
+      return FieldError("address",
+                        absl::StrCat("must look like HOST:PORT, got ", Quote(m.address)));
     }
     ZS_RETURN_IF_ERROR(CheckName("address", m.address, 262));
   }
@@ -179,10 +181,16 @@ absl::StatusOr<Podmetric> PodmetricFromJson(absl::string_view json) {
   return FromObject(j);
 }
 
-absl::StatusOr<std::vector<Podmetric>> PodmetricsFromJsonBody(absl::string_view body) {
+absl::StatusOr<std::vector<Podmetric>> PodmetricsFromJsonBody(absl::string_view body,
+                                                              size_t max_items) {
   nlohmann::json j;
   ZS_RETURN_IF_ERROR(json_fields::Parse(body, &j));
   std::vector<Podmetric> out;
+  if (j.is_array() && j.size() > max_items) {
+    return absl::ResourceExhaustedError(absl::StrCat("body: an array of ", j.size(),
+                                                     " samples, more than the limit of ", max_items,
+                                                     " per request"));
+  }
   if (!j.is_array()) {
     ZS_ASSIGN_OR_RETURN(Podmetric m, FromObject(j));
     out.push_back(std::move(m));

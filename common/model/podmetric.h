@@ -5,6 +5,7 @@
 #define ZEROSCALE_COMMON_MODEL_PODMETRIC_H_
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -63,8 +64,10 @@ std::string PodmetricToJson(const Podmetric& m);
 absl::StatusOr<Podmetric> PodmetricFromJson(absl::string_view json);
 
 // Parses a POST /metrics body: one object or an array of them. Fails on the first
-// malformed item, naming its index.
-absl::StatusOr<std::vector<Podmetric>> PodmetricsFromJsonBody(absl::string_view body);
+// malformed item, naming its index; an array of more than `max_items` is
+// kResourceExhausted before any item is converted.
+absl::StatusOr<std::vector<Podmetric>> PodmetricsFromJsonBody(
+    absl::string_view body, size_t max_items = std::numeric_limits<size_t>::max());
 
 }  // namespace zeroscale
 

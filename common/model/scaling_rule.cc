@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/model/json_fields.h"
+#include "common/status/quote.h"
 #include "common/status/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -82,8 +83,8 @@ absl::Status ValidateScalingRule(const ScalingRule& rule) {
     }
   }
   if (!rule.target.empty() && std::count(rule.target.begin(), rule.target.end(), '/') != 2) {
-    return FieldError("target", absl::StrCat("must look like <namespace>/<kind>/<name>, got '",
-                                             rule.target, "'"));
+    return FieldError("target", absl::StrCat("must look like <namespace>/<kind>/<name>, got ",
+                                             Quote(rule.target)));
   }
   if (rule.thresholds.empty()) return FieldError("thresholds", "must hold at least one threshold");
   for (size_t i = 0; i < rule.thresholds.size(); ++i) {
@@ -130,7 +131,7 @@ absl::StatusOr<ScalingRule> ScalingRuleFromJson(absl::string_view json) {
   if (std::optional<Action> a = ParseAction(action)) {
     rule.action = *a;
   } else {
-    return FieldError("action", absl::StrCat("unknown action '", action, "', expected one of ",
+    return FieldError("action", absl::StrCat("unknown action ", Quote(action), ", expected one of ",
                                              Choices(kActionNames)));
   }
   auto th = j.find("thresholds");
@@ -148,7 +149,7 @@ absl::StatusOr<ScalingRule> ScalingRuleFromJson(absl::string_view json) {
         t.metric_type = *mt;
       } else {
         return FieldError(prefix + ".metricType",
-                          absl::StrCat("unknown metric type '", metric, "', expected one of ",
+                          absl::StrCat("unknown metric type ", Quote(metric), ", expected one of ",
                                        Choices(kMetricTypeNames)));
       }
       s = json_fields::GetString(tj, "operator", &op);
@@ -157,7 +158,7 @@ absl::StatusOr<ScalingRule> ScalingRuleFromJson(absl::string_view json) {
         t.op = *o;
       } else {
         return FieldError(prefix + ".operator",
-                          absl::StrCat("unknown operator '", op, "', expected one of ",
+                          absl::StrCat("unknown operator ", Quote(op), ", expected one of ",
                                        Choices(kOperatorNames)));
       }
       auto v = tj.find("value");

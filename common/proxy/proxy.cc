@@ -19,7 +19,9 @@
 #include "boost/asio/steady_timer.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
+#include "common/http/head_checks.h"
 #include "common/log/log.h"
+#include "common/time/clock.h"
 
 namespace zeroscale::proxy {
 namespace asio = boost::asio;
@@ -186,7 +188,7 @@ SteadyClock::duration ToSteady(absl::Duration d) {
 
 struct Counters {
   std::atomic<uint64_t> requests{0}, in_flight{0}, accepted{0}, connects{0}, reuses{0}, retries{0},
-      rejected{0}, bad_gateway{0}, gateway_timeout{0}, client_gone{0};
+      rejected{0}, bad_gateway{0}, gateway_timeout{0}, client_gone{0}, bad_request{0};
 };
 
 // An upstream connection. Shared so that a pending operation keeps its socket and
@@ -402,9 +404,17 @@ void MapEof(Parser& p, beast::error_code& ec) {
 class Session;
 
 struct ProxyShared {
+  explicit ProxyShared(const ProxyOptions& o)
+      : options(o), accept(o.name, Limits(o), RealClock::Get(), o.observer) {}
+  static net::ListenerLimits Limits(const ProxyOptions& o) {
+    net::ListenerLimits limits;
+    limits.max_connections = o.max_connections;
+    return limits;
+  }
   ProxyOptions options;
-  UpstreamPicker* picker;
-  ProxyObserver* observer;
+  UpstreamPicker* picker = nullptr;
+  ProxyObserver* observer = nullptr;
+  net::AcceptControl accept;  // shared by the workers' acceptors
   Counters counters;
   std::atomic<uint64_t> next_id{1};
   SteadyClock::duration connect_timeout, upstream_timeout, client_timeout, idle_timeout,
@@ -421,6 +431,7 @@ struct Worker {
   asio::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::optional<tcp::acceptor> acceptor;
   std::optional<asio::steady_timer> ticker;
+  std::optional<asio::steady_timer> accept_retry;  // backoff after a failed accept
   std::map<tcp::endpoint, std::vector<std::shared_ptr<UpConn>>> idle;
   std::thread thread;
 };
@@ -437,9 +448,10 @@ enum class Phase {
 
 class Session : public internal::PickSink, public std::enable_shared_from_this<Session> {
  public:
-  Session(Worker& w, tcp::socket socket)
+  Session(Worker& w, tcp::socket socket, net::ConnectionSlot slot)
       : w_(w),
         sh_(w.shared),
+        slot_(std::move(slot)),
         client_(std::move(socket)),
         req_buf_(new char[sh_.options.body_buffer_bytes]),
         res_buf_(new char[sh_.options.body_buffer_bytes]) {
@@ -505,6 +517,8 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
 
   void ReadRequest() {
     phase_ = Phase::kIdle;
+    head_status_ = 0;
+    repeated_content_length_ = false;
     finished_ = true;
     early_done_ = false;
     header_seen_ = false;
@@ -543,6 +557,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
     if (phase_ == Phase::kClosed || phase_ == Phase::kReplying) return;
     waiting_on_client_ = false;
     MapEof(*req_, ec);
+    if (!ec && !header_seen_ && !req_->is_header_done()) ParseHead(ec);
     if (!ec) ParseBuffered(*req_, cbuf_, ec);
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) {
@@ -550,6 +565,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
         if (req_->got_some() && ec != bhttp::error::end_of_stream &&
             ec != asio::error::connection_reset && ec != asio::error::operation_aborted) {
           const int status = ec == bhttp::error::header_limit ? 431 : 400;
+          sh_.counters.bad_request.fetch_add(1, std::memory_order_relaxed);
           return ReplyAndClose(status, absl::StrCat("bad request: ", ec.message(), "\n"));
         }
         return CloseAll();
@@ -562,6 +578,10 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
     }
     if (!header_seen_) {
       if (!req_->is_header_done()) return ReadClient(false);
+      if (head_status_ != 0) {
+        sh_.counters.bad_request.fetch_add(1, std::memory_order_relaxed);
+        return ReplyAndClose(head_status_, absl::StrCat("bad request: ", head_error_, "\n"));
+      }
       return OnRequestHeader();
     }
     // More request body for the upstream.
@@ -572,6 +592,27 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
     up_out_.Clear();
     up_out_.AppendBody(req_buf_.get(), n, req_->is_done(), req_chunked_);
     WriteUpstream();
+  }
+
+  // Parses the request head from what is buffered (Beast's parser, not eager, takes the
+  // head alone once all of it is there) and checks it while its bytes are still at hand:
+  // head_status_ is then the answer to refuse it with, or 0.
+  void ParseHead(beast::error_code& ec) {
+    if (cbuf_.size() == 0) return;
+    const char* head = static_cast<const char*>(cbuf_.data().data());
+    const size_t used = req_->put(cbuf_.data(), ec);
+    if (ec == bhttp::error::need_more) ec = {};
+    if (!ec && req_->is_header_done()) {
+      const auto& msg = req_->get();
+      http::RequestHeadCheck check(msg.version());
+      for (const auto& f : msg) {
+        check.Field(absl::string_view(f.name_string().data(), f.name_string().size()),
+                    absl::string_view(f.value().data(), f.value().size()));
+      }
+      head_status_ = check.Verdict(absl::string_view(head, used), &head_error_);
+      repeated_content_length_ = check.repeated_content_length();
+    }
+    cbuf_.consume(used);
   }
 
   void OnRequestHeader() {
@@ -621,6 +662,12 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
       // We answer 100 Continue ourselves, so the upstream must not wait for it either.
       msg.erase(bhttp::field::expect);
       expect_continue_pending_ = !req_->is_done();
+    }
+    if (repeated_content_length_) {
+      // "5, 5" or the field twice (equal, or Beast would have refused it): one value.
+      const auto length = req_->content_length();  // the header's value
+      msg.erase(bhttp::field::content_length);
+      if (length) msg.content_length(*length);
     }
     const std::optional<absl::string_view> xff = StripHopByHop(msg);
     if (sh_.options.add_x_forwarded_for && !head_.client_ip.empty()) {
@@ -1054,6 +1101,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
   ProxyShared& sh_;
   Session* prev_ = nullptr;
   Session* next_ = nullptr;
+  net::ConnectionSlot slot_;  // freed with the session, after the socket closes
   tcp::socket client_;
   beast::flat_buffer cbuf_;
   std::unique_ptr<char[]> req_buf_;
@@ -1076,6 +1124,9 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
   uint64_t req_body_bytes_ = 0;
   uint64_t res_body_bytes_ = 0;
   int status_ = 0;
+  int head_status_ = 0;     // non-zero: the request head is refused with this status
+  std::string head_error_;  // and this reason
+  bool repeated_content_length_ = false;
   unsigned client_version_ = 11;
   bool header_seen_ = false;
   bool finished_ = true;
@@ -1103,8 +1154,7 @@ class Session : public internal::PickSink, public std::enable_shared_from_this<S
 
 class Proxy::Impl {
  public:
-  Impl(ProxyOptions options, UpstreamPicker* picker, ProxyObserver* observer) {
-    shared_.options = std::move(options);
+  Impl(ProxyOptions options, UpstreamPicker* picker, ProxyObserver* observer) : shared_(options) {
     shared_.picker = picker;
     shared_.observer = observer;
     const ProxyOptions& o = shared_.options;
@@ -1151,6 +1201,7 @@ class Proxy::Impl {
     }
     port_ = port;
     for (auto& w : workers_) {
+      w->accept_retry.emplace(w->ioc);
       Accept(*w);
       w->ticker.emplace(w->ioc);
       Tick(*w);
@@ -1161,6 +1212,7 @@ class Proxy::Impl {
 
   void Stop() {
     if (stopped_.exchange(true)) return;
+    shared_.accept.Close();
     for (auto& w : workers_) w->ioc.stop();
     for (auto& w : workers_) {
       if (w->thread.joinable()) w->thread.join();
@@ -1168,6 +1220,7 @@ class Proxy::Impl {
     for (auto& w : workers_) {
       w->idle.clear();
       w->ticker.reset();
+      w->accept_retry.reset();
       w->acceptor.reset();
     }
     workers_.clear();
@@ -1188,19 +1241,35 @@ class Proxy::Impl {
     s.bad_gateway = c.bad_gateway.load();
     s.gateway_timeout = c.gateway_timeout.load();
     s.client_gone = c.client_gone.load();
+    s.bad_request = c.bad_request.load();
+    s.listener = shared_.accept.stats();
     return s;
   }
 
  private:
+  // On w's thread.
   void Accept(Worker& w) {
+    if (stopped_) return;
+    const bool may = shared_.accept.MayAccept([this, &w] {
+      // A connection closed (on any worker): accept again on this one.
+      asio::post(w.ioc, [this, &w] { Accept(w); });
+    });
+    if (!may) return;  // at the cap: new connections wait in the backlog
     w.acceptor->async_accept([this, &w](beast::error_code ec, tcp::socket s) {
       if (ec == asio::error::operation_aborted) return;
-      if (!ec) {
-        shared_.counters.accepted.fetch_add(1, std::memory_order_relaxed);
-        std::make_shared<Session>(w, std::move(s))->Start();
-      } else {
-        ZS_LOG(kWarning, "accept failed", {"error", ec.message()});
+      if (ec) {
+        // Out of file descriptors (or buffers): the connection stays in the backlog, and
+        // accepting again at once would spin. Wait, then try again.
+        w.accept_retry->expires_after(
+            absl::ToChronoNanoseconds(shared_.accept.OnAcceptError(ec.message())));
+        w.accept_retry->async_wait([this, &w](beast::error_code tec) {
+          if (!tec) Accept(w);
+        });
+        return;
       }
+      shared_.accept.OnAccepted();
+      shared_.counters.accepted.fetch_add(1, std::memory_order_relaxed);
+      std::make_shared<Session>(w, std::move(s), net::ConnectionSlot(&shared_.accept))->Start();
       Accept(w);
     });
   }

@@ -23,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/config/flags.h"
+#include "common/net/accept_control.h"
 
 namespace zeroscale::proxy {
 
@@ -170,6 +171,12 @@ struct ProxyOptions {
   bool add_x_forwarded_for = true;
   // Granularity of timeouts; each worker checks deadlines this often.
   absl::Duration timer_tick = absl::Milliseconds(50);
+  // Client connections open at once, over all workers (0: no cap); beyond it new ones
+  // wait in the backlog. See common/net/accept_control.h, also for the backoff after a
+  // failed accept (out of file descriptors).
+  int64_t max_connections = 10000;
+  std::string name = "proxy";                 // in logs and metrics
+  net::ListenerObserver* observer = nullptr;  // not owned; may be null
 };
 
 struct ProxyStats {
@@ -183,6 +190,8 @@ struct ProxyStats {
   uint64_t bad_gateway = 0;
   uint64_t gateway_timeout = 0;
   uint64_t client_gone = 0;
+  uint64_t bad_request = 0;  // request heads refused (400, 431, 501)
+  net::ListenerStats listener;
 };
 
 class Proxy {

@@ -177,7 +177,14 @@ absl::StatusOr<ScalingRule> ParseRule(const Context& ctx, const YAML::Node& node
   }
   // The JSON mapping owns the field names and their checks, so a rule reads the same here
   // as in Redis or over gRPC.
-  absl::StatusOr<ScalingRule> rule = ScalingRuleFromJson(ToJson(node).dump());
+  std::string rule_json;
+  try {
+    rule_json = ToJson(node).dump();
+  } catch (const nlohmann::json::exception&) {
+    // YAML scalars may hold any bytes; JSON text must be UTF-8 (found by fuzzing).
+    return ctx.Error(field, "holds text that is not valid UTF-8", node);
+  }
+  absl::StatusOr<ScalingRule> rule = ScalingRuleFromJson(rule_json);
   if (!rule.ok()) return ctx.Error(absl::StrCat(field, "."), rule.status().message(), node);
   if (rule->target.empty()) rule->target = workload_id;
   if (rule->target != workload_id) {

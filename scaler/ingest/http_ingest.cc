@@ -16,13 +16,15 @@ std::string ReasonOf(const absl::Status& s) {
 }  // namespace
 
 http::Handler HttpIngestHandler(IngestQueue* queue, IngestMetrics* metrics, const Clock* clock,
-                                SampleListener* listener) {
+                                SampleListener* listener, HttpIngestLimits limits) {
   return [=](http::Request&& req, http::Responder respond) {
-    absl::StatusOr<std::vector<Podmetric>> parsed = PodmetricsFromJsonBody(req.body);
+    absl::StatusOr<std::vector<Podmetric>> parsed =
+        PodmetricsFromJsonBody(req.body, limits.max_items);
     if (!parsed.ok()) {
       metrics->received_http.Increment();
-      metrics->Rejected(ReasonOf(parsed.status()));
-      return respond(http::Response::Error(400, parsed.status().message()));
+      const bool too_large = parsed.status().code() == absl::StatusCode::kResourceExhausted;
+      metrics->Rejected(too_large ? "size" : ReasonOf(parsed.status()));
+      return respond(http::Response::Error(too_large ? 413 : 400, parsed.status().message()));
     }
     std::vector<Podmetric>& samples = *parsed;
     metrics->received_http.Increment(static_cast<double>(samples.size()));

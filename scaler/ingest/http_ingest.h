@@ -1,7 +1,9 @@
 // POST /metrics: seed 004's sidecar API. Takes one Podmetric JSON object or an array;
 // a batch is all-or-nothing: any invalid item gets a 400 naming its index and field,
-// and nothing of that body is stored. 200 means stored in Redis. While Redis is down
-// it answers 503 with Retry-After at once rather than holding the client.
+// and nothing of that body is stored. 200 means stored in Redis. While Redis is down, or
+// the ingest queue is above its high-water mark, it answers 503 with Retry-After at once
+// rather than holding the client or buffering; a body of more samples than the limit is
+// a 413 naming it.
 // Thread-safe.
 #ifndef ZEROSCALE_SCALER_INGEST_HTTP_INGEST_H_
 #define ZEROSCALE_SCALER_INGEST_HTTP_INGEST_H_
@@ -14,9 +16,14 @@
 
 namespace zeroscale::ingest {
 
+struct HttpIngestLimits {
+  // Samples in one body; more is a 413 (the body's size is the HTTP server's limit).
+  size_t max_items = 1000;
+};
+
 // `listener` (may be null) hears every accepted sample.
 http::Handler HttpIngestHandler(IngestQueue* queue, IngestMetrics* metrics, const Clock* clock,
-                                SampleListener* listener = nullptr);
+                                SampleListener* listener = nullptr, HttpIngestLimits limits = {});
 
 }  // namespace zeroscale::ingest
 

@@ -5,24 +5,13 @@
 namespace zeroscale::ingest {
 namespace {
 
-constexpr absl::string_view kReasons[] = {"id",
-                                          "workload",
-                                          "cpuUsage",
-                                          "memoryUsage",
-                                          "diskUsage",
-                                          "averageResponseTime",
-                                          "requestRate",
-                                          "inFlight",
-                                          "p99ResponseTime",
-                                          "cpuCores",
-                                          "memoryBytes",
-                                          "diskBytes",
-                                          "diskReadBytesPerSecond",
-                                          "diskWriteBytesPerSecond",
-                                          "sampledAt",
-                                          "seq",
-                                          "json",
-                                          "redis"};
+constexpr absl::string_view kReasons[] = {
+    "id", "workload", "cpuUsage", "memoryUsage", "diskUsage", "averageResponseTime", "requestRate",
+    "inFlight", "p99ResponseTime", "cpuCores", "memoryBytes", "diskBytes", "diskReadBytesPerSecond",
+    "diskWriteBytesPerSecond", "sampledAt", "seq", "json", "redis",
+    // Limits: a body or message too large, one that
+    // is not a StreamRequest.
+    "size", "samples", "message"};
 
 prometheus::Family<prometheus::Counter>& Received(prometheus::Registry* r) {
   return prometheus::BuildCounter()

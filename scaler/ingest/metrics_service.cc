@@ -1,5 +1,6 @@
 #include "scaler/ingest/metrics_service.h"
 
+#include <algorithm>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -11,7 +12,7 @@
 namespace zeroscale::ingest {
 namespace {
 
-using Reactor = grpc::ServerBidiReactor<v1::StreamRequest, v1::StreamResponse>;
+using Reactor = grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>;
 
 class StreamReactor;
 
@@ -24,17 +25,18 @@ struct Shared {
 class StreamReactor : public Reactor {
  public:
   StreamReactor(IngestQueue* queue, IngestMetrics* metrics, const Clock* clock,
-                SampleListener* listener)
+                SampleListener* listener, const StreamLimits& limits)
       : queue_(queue),
         metrics_(metrics),
         clock_(clock),
         listener_(listener),
+        limits_(limits),
         shared_(std::make_shared<Shared>()) {
     shared_->reactor = this;
     metrics_->active_streams.Increment();
     std::lock_guard<std::recursive_mutex> lock(shared_->mu);
     reading_ = true;
-    StartRead(&request_);
+    StartRead(&request_bytes_);
   }
 
   void OnReadDone(bool ok) override {
@@ -45,6 +47,22 @@ class StreamReactor : public Reactor {
       read_closed_ = true;
       MaybeFinishLocked();
       return;
+    }
+    // Parsed here rather than by gRPC, which reports a message it cannot parse as the
+    // end of the stream, and the sender would never learn why its samples went unheard.
+    if (!grpc::SerializationTraits<v1::StreamRequest>::Deserialize(&request_bytes_, &request_)
+             .ok()) {
+      return FailLocked(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                     "the message is not a zeroscale.v1.StreamRequest"),
+                        "message");
+    }
+    if (static_cast<size_t>(request_.samples_size()) > limits_.max_samples_per_message) {
+      return FailLocked(
+          grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                       absl::StrCat("a StreamRequest of ", request_.samples_size(),
+                                    " samples; at most ", limits_.max_samples_per_message,
+                                    " are taken per message (--grpc-max-samples-per-message)")),
+          "samples");
     }
     const absl::Time now = clock_->Now();
     std::vector<store::EncodedPodmetric> valid;
@@ -57,6 +75,12 @@ class StreamReactor : public Reactor {
       if (s.ok()) {
         m->received_at = now;
         s = ValidatePodmetric(*m, now);
+      }
+      if (s.ok() && !seen_pods_.contains(m->id) &&
+          seen_pods_.size() >= limits_.max_pods_per_stream) {
+        s = absl::InvalidArgumentError(
+            absl::StrCat("id: this stream already carried samples of ", seen_pods_.size(),
+                         " pods, the most one stream may (--grpc-max-pods-per-stream)"));
       }
       if (s.ok() && p.seq() != 0) {
         if (p.seq() <= last_seq_) {
@@ -98,7 +122,7 @@ class StreamReactor : public Reactor {
     MaybeWriteLocked();
     if (queue_->HasSpace()) {
       reading_ = true;
-      StartRead(&request_);
+      StartRead(&request_bytes_);
     } else {
       // Resume reading once the writer catches up; gRPC flow control holds senders.
       queue_->NotifyWhenSpace([keep] {
@@ -164,14 +188,25 @@ class StreamReactor : public Reactor {
   }
 
   void ResumeReadLocked() {
-    if (reading_ || read_closed_ || finished_ || broken_) return;
+    if (reading_ || read_closed_ || finished_ || broken_ || failed_) return;
     reading_ = true;
-    StartRead(&request_);
+    StartRead(&request_bytes_);
   }
 
+  // Ends the stream with `status` once the write in flight is done; reads stop. Samples
+  // already queued are still stored; unacknowledged, they are replayed by the sender.
+  void FailLocked(grpc::Status status, const std::string& reason) {
+    metrics_->Rejected(reason);
+    failed_ = true;
+    fail_status_ = std::move(status);
+    MaybeFinishLocked();
+  }
+
+  // Cumulative: a rejected sample whose seq is below one already acknowledged (it came
+  // out of order) must not take the acknowledgement back below what is stored.
   void AdvanceAckLocked() {
     while (!pending_.empty() && pending_.front().done) {
-      if (pending_.front().seq != 0) acked_ = pending_.front().seq;
+      acked_ = std::max(acked_, pending_.front().seq);
       pending_.pop_front();
     }
   }
@@ -183,8 +218,15 @@ class StreamReactor : public Reactor {
     response_.set_acked_seq(acked_);
     response_.mutable_rejections()->Swap(&rejections_);
     sent_ack_ = acked_;
+    bool own = false;
+    response_bytes_.Clear();
+    if (!grpc::SerializationTraits<v1::StreamResponse>::Serialize(response_, &response_bytes_, &own)
+             .ok()) {
+      broken_ = true;
+      return;
+    }
     writing_ = true;
-    StartWrite(&response_);
+    StartWrite(&response_bytes_);
   }
 
   void MaybeFinishLocked() {
@@ -192,6 +234,11 @@ class StreamReactor : public Reactor {
     if (broken_) {
       finished_ = true;
       Finish(grpc::Status::CANCELLED);
+      return;
+    }
+    if (failed_ && !reading_) {
+      finished_ = true;
+      Finish(fail_status_);
       return;
     }
     if (read_closed_ && submitted_.empty() && pending_.empty() && acked_ == sent_ack_ &&
@@ -205,10 +252,14 @@ class StreamReactor : public Reactor {
   IngestMetrics* const metrics_;
   const Clock* const clock_;
   SampleListener* const listener_;
+  const StreamLimits limits_;
   std::shared_ptr<Shared> shared_;
 
+  grpc::ByteBuffer request_bytes_;
+  grpc::ByteBuffer response_bytes_;
   v1::StreamRequest request_;
   v1::StreamResponse response_;
+  grpc::Status fail_status_;
   google::protobuf::RepeatedPtrField<v1::Rejection> rejections_;
   std::deque<Pending> pending_;
   absl::flat_hash_set<std::string> seen_pods_;
@@ -220,14 +271,15 @@ class StreamReactor : public Reactor {
   bool writing_ = false;
   bool read_closed_ = false;
   bool broken_ = false;
+  bool failed_ = false;  // fail_status_ ends the stream
   bool finished_ = false;
 };
 
 }  // namespace
 
-grpc::ServerBidiReactor<v1::StreamRequest, v1::StreamResponse>* MetricsServiceImpl::Stream(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* MetricsServiceImpl::Stream(
     grpc::CallbackServerContext* context) {
-  return new StreamReactor(queue_, metrics_, clock_, listener_);
+  return new StreamReactor(queue_, metrics_, clock_, listener_, limits_);
 }
 
 }  // namespace zeroscale::ingest

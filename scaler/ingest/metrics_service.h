@@ -4,7 +4,11 @@
 // sequence number once stored. Invalid samples are acknowledged with a Rejection that
 // names the field; the stream goes on. When the queue is full the reactor stops
 // reading, so gRPC flow control slows the senders instead of the scaler buffering
-// without bound.
+// without bound. Messages arrive as bytes and are parsed here, so a message that is not
+// a StreamRequest ends the stream with INVALID_ARGUMENT (gRPC's own parsing would end it
+// as if the sender had closed it); one with more samples than a sidecar ever batches ends
+// it with RESOURCE_EXHAUSTED, and samples naming more distinct pods than one stream
+// carries are rejected by field.
 //
 // Thread-safe: gRPC and the writer thread call into reactors concurrently; each
 // reactor serialises under its own lock.
@@ -19,14 +23,22 @@
 
 namespace zeroscale::ingest {
 
-class MetricsServiceImpl : public v1::MetricsService::CallbackService {
+struct StreamLimits {
+  // Samples in one StreamRequest; the sidecar sends at most 64.
+  size_t max_samples_per_message = 1024;
+  // Distinct pod ids in one stream; a sidecar streams its own pod.
+  size_t max_pods_per_stream = 16;
+};
+
+class MetricsServiceImpl
+    : public v1::MetricsService::WithRawCallbackMethod_Stream<v1::MetricsService::Service> {
  public:
   // `listener` (may be null) hears every accepted sample.
   MetricsServiceImpl(IngestQueue* queue, IngestMetrics* metrics, const Clock* clock,
-                     SampleListener* listener = nullptr)
-      : queue_(queue), metrics_(metrics), clock_(clock), listener_(listener) {}
+                     SampleListener* listener = nullptr, StreamLimits limits = {})
+      : queue_(queue), metrics_(metrics), clock_(clock), listener_(listener), limits_(limits) {}
 
-  grpc::ServerBidiReactor<v1::StreamRequest, v1::StreamResponse>* Stream(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Stream(
       grpc::CallbackServerContext* context) override;
 
  private:
@@ -34,6 +46,7 @@ class MetricsServiceImpl : public v1::MetricsService::CallbackService {
   IngestMetrics* const metrics_;
   const Clock* const clock_;
   SampleListener* const listener_;
+  const StreamLimits limits_;
 };
 
 }  // namespace zeroscale::ingest

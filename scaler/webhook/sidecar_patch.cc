@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/config/flags.h"
+#include "common/status/quote.h"
 #include "nlohmann/json.hpp"
 
 namespace zeroscale::webhook {
@@ -43,7 +44,7 @@ std::string NotInjected(absl::string_view why) {
 }
 
 std::string BadValue(absl::string_view key, absl::string_view value, absl::string_view expected) {
-  return NotInjected(absl::StrCat("annotation ", key, ": \"", value, "\" is not ", expected));
+  return NotInjected(absl::StrCat("annotation ", key, ": ", Quote(value), " is not ", expected));
 }
 
 const json* Find(const json& j, const char* key) {
@@ -62,10 +63,27 @@ class Settings {
  public:
   Settings(const json& annotations, Injection* out) : annotations_(annotations), out_(out) {}
 
+  // Annotations are strings (CheckTypes() refused the rest).
   std::optional<std::string> Get(const char* key) const {
     const json* v = Find(annotations_, key);
-    if (v == nullptr) return std::nullopt;
-    return v->is_string() ? v->get<std::string>() : v->dump();
+    if (v == nullptr || !v->is_string()) return std::nullopt;
+    return v->get<std::string>();
+  }
+
+  // Kubernetes only has string annotations; any other JSON value under one of ours (its
+  // nesting bounded by the parser, its size by the request) is refused by name, never
+  // rendered back.
+  bool CheckTypes() {
+    for (const char* key : {kInject, kPort, kProxyPort, kSampleInterval, kDiskPaths, kReadinessPath,
+                            kWorkload, kContainer}) {
+      const json* v = Find(annotations_, key);
+      if (v != nullptr && !v->is_string()) {
+        return Fail(NotInjected(absl::StrCat("annotation ", key, ": is a JSON ", v->type_name(),
+                                             ", not a string")),
+                    kInvalidAnnotation);
+      }
+    }
+    return true;
   }
 
   bool Fail(std::string warning, const char* reason) {
@@ -309,6 +327,7 @@ Injection PlanInjection(const json& pod, const std::string& pod_namespace,
   const json* spec = Find(pod, "spec");
   const json* containers = spec != nullptr ? Find(*spec, "containers") : nullptr;
   Settings settings(ann, &out);
+  if (!settings.CheckTypes()) return out;
 
   const std::optional<std::string> inject = settings.Get(kInject);
   if (inject && *inject == "false") {

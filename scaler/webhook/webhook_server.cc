@@ -61,6 +61,9 @@ WebhookServer::WebhookServer(WebhookOptions options, prometheus::Registry* regis
   server_options.threads = 1;
   // AdmissionReviews carry one pod; the API server's own request limit is 3 MiB.
   server_options.max_body_bytes = 4 << 20;
+  server_options.max_connections = options_.max_connections;
+  server_options.name = "webhook";
+  server_options.observer = options_.observer;
   http::TlsOptions tls;
   tls.cert_file = options_.cert_file;
   tls.key_file = options_.key_file;

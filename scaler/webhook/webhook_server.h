@@ -52,6 +52,8 @@ struct WebhookOptions {
   std::string key_file;
   absl::Duration cert_reload_check = absl::Seconds(5);
   InjectorOptions injector;
+  int64_t max_connections = 256;              // more wait in the backlog
+  net::ListenerObserver* observer = nullptr;  // not owned; may be null
 };
 
 class WebhookServer {

@@ -124,6 +124,33 @@ TEST(SettingsTest, ValidationNamesTheField) {
   EXPECT_THAT(msg("[1]"), StartsWith("body:"));
 }
 
+// Reproducer of a remote crash (issue 10): the value was rendered back into the error
+// with a recursive dump(), and 100,000 levels overflowed the stack.
+TEST(SettingsTest, ADeeplyNestedValueIsRefusedWithoutRecursion) {
+  const std::string body =
+      R"({"max_connections": )" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  absl::StatusOr<Settings> s = ApplySettingsJson(body, Settings());
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.status().message()),
+              StartsWith("body: nested deeper than 8 levels (the limit)"));
+  // Within the limit: named by type, not rendered.
+  s = ApplySettingsJson(R"({"max_connections": [[[[1]]]]})", Settings());
+  EXPECT_EQ(s.status().message(),
+            "max_connections: must be a positive integer up to 1000000, got a JSON array");
+}
+
+TEST(SettingsTest, ErrorsNeverEchoALongValue) {
+  const std::string huge(1 << 20, 'x');
+  for (const std::string& body : {R"({"policy":")" + huge + R"("})", R"({")" + huge + R"(":1})",
+                                  R"({"environment":")" + huge + R"("})"}) {
+    absl::StatusOr<Settings> s = ApplySettingsJson(body, Settings());
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_LT(s.status().message().size(), 300u) << s.status().message().substr(0, 300);
+  }
+  EXPECT_EQ(ApplySettingsJson(std::string(5 << 20, ' '), Settings()).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
 TEST(SettingsTest, PartialBodiesKeepOtherFields) {
   Settings cur;
   cur.max_connections = 7;

@@ -7,6 +7,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/child_process.h"
+#include "tests/testing/fd_exhaustion.h"
+#include "tests/testing/request_head_cases.h"
 
 namespace zeroscale::http {
 namespace {
@@ -71,6 +73,76 @@ TEST_F(HttpServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
   const std::string out =
       Shell(absl::StrCat("curl -sv ", base_, "/hello ", base_, "/hello ", base_, "/hello"));
   EXPECT_THAT(out, HasSubstr("Re-using existing connection"));
+}
+
+// RFC 9112's rules for a request head (common/http/head_checks.h), as the proxy applies
+// them: a request the next hop could frame differently is refused.
+TEST_F(HttpServerTest, RequestHeadsAreCheckedBeyondTheirSyntax) {
+  const std::vector<testing::RefusedHead> cases = testing::RefusedHeads("/echo");
+  for (const testing::RefusedHead& c : cases) {
+    testing::RawClient client;
+    ASSERT_TRUE(client.Connect(server_->port()));
+    ASSERT_TRUE(client.Write(c.head + "\r\n0\r\n\r\n"));
+    const std::string reply = client.ReadUntil("\x01never");
+    // An HTTP/1.0 request is answered in HTTP/1.0.
+    EXPECT_THAT(reply, ::testing::ContainsRegex("^HTTP/1\\.[01] " + c.status)) << c.head;
+    EXPECT_THAT(reply, HasSubstr(c.why)) << c.head;
+  }
+  // Equal repeated lengths are one length.
+  testing::RawClient client;
+  ASSERT_TRUE(client.Connect(server_->port()));
+  ASSERT_TRUE(client.Write("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2, 2\r\n\r\nhi"));
+  EXPECT_THAT(client.ReadUntil("hi"), ::testing::StartsWith("HTTP/1.1 201"));
+}
+
+// Issue 10: out of file descriptors, the accept loop spun a core and logged 20 MB/s.
+// Now it backs off (10 ms doubling to 1 s), logs once per interval, and recovers.
+TEST(HttpServerLimits, OutOfFileDescriptorsBacksOffAndRecovers) {
+  Router router;
+  router.HandleSync("GET", "/hello", [](const Request&) { return Response::Text(200, "hi"); });
+  ServerOptions o;
+  o.listen = {"127.0.0.1", 0};
+  Server server(o, router.AsHandler());
+  ASSERT_TRUE(server.Start().ok());
+  testing::RawClient client;  // its socket exists before the descriptors run out
+  testing::FdExhaustion exhausted;
+  ASSERT_GT(exhausted.used(), 0u);
+  const absl::Duration cpu_before = testing::ProcessCpuTime();
+  ASSERT_TRUE(client.Connect(server.port()));  // into the backlog; accept fails (EMFILE)
+  absl::SleepFor(absl::Seconds(2));
+  const absl::Duration cpu = testing::ProcessCpuTime() - cpu_before;
+  const net::ListenerStats during = server.stats();
+  exhausted.Free();
+  // A spinning loop uses the whole 2 s; a backing-off one a few accept calls.
+  EXPECT_LT(cpu, absl::Milliseconds(300));
+  EXPECT_GE(during.accept_errors, 1u);
+  EXPECT_LE(during.accept_errors, 12u);
+  EXPECT_EQ(during.log_lines, 1u);
+  ASSERT_TRUE(client.Write("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_THAT(client.ReadUntil("hi"), ::testing::StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(server.stats().accepted, 1u);
+}
+
+TEST(HttpServerLimits, BeyondMaxConnectionsNewOnesWaitUntilOneCloses) {
+  Router router;
+  router.HandleSync("GET", "/hello", [](const Request&) { return Response::Text(200, "hi"); });
+  ServerOptions o;
+  o.listen = {"127.0.0.1", 0};
+  o.max_connections = 2;
+  Server server(o, router.AsHandler());
+  ASSERT_TRUE(server.Start().ok());
+  auto first = std::make_unique<testing::RawClient>();
+  testing::RawClient second, third;
+  ASSERT_TRUE(first->Connect(server.port()));
+  ASSERT_TRUE(second.Connect(server.port()));
+  ASSERT_TRUE(testing::WaitFor([&] { return server.stats().open == 2; }, absl::Seconds(10)));
+  ASSERT_TRUE(third.Connect(server.port()));  // completes into the backlog
+  ASSERT_TRUE(third.Write("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_GE(server.stats().at_capacity, 1u);
+  EXPECT_EQ(server.stats().accepted, 2u);
+  first.reset();  // frees a slot: the third is accepted and answered
+  EXPECT_THAT(third.ReadUntil("hi"), ::testing::StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(server.stats().accepted, 3u);
 }
 
 TEST(HttpServer, BusyPortIsAFailedPreconditionNamingTheAddress) {

@@ -54,7 +54,7 @@ TEST(ScalingRuleJson, SeedRuleGetsDefaults) {
 TEST(ScalingRuleJson, UnknownNamesAreErrorsNamingTheField) {
   auto r = ScalingRuleFromJson(R"({"id":"x","action":"EXPLODE","thresholds":[]})");
   ASSERT_FALSE(r.ok());
-  EXPECT_THAT(std::string(r.status().message()), StartsWith("action: unknown action 'EXPLODE'"));
+  EXPECT_THAT(std::string(r.status().message()), StartsWith("action: unknown action \"EXPLODE\""));
 
   r = ScalingRuleFromJson(
       R"({"id":"x","action":"INCREASE_INSTANCES",
@@ -66,7 +66,8 @@ TEST(ScalingRuleJson, UnknownNamesAreErrorsNamingTheField) {
       R"({"id":"x","action":"INCREASE_INSTANCES",
           "thresholds":[{"metricType":"CPU_USAGE","value":1,"operator":"ABOUT"}]})");
   ASSERT_FALSE(r.ok());
-  EXPECT_THAT(std::string(r.status().message()), StartsWith("thresholds[0].operator: unknown operator 'ABOUT'"));
+  EXPECT_THAT(std::string(r.status().message()),
+              StartsWith("thresholds[0].operator: unknown operator \"ABOUT\""));
 
   r = ScalingRuleFromJson(
       R"({"id":"x","action":"INCREASE_INSTANCES",

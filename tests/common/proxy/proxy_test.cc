@@ -12,12 +12,16 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/common/proxy/test_backend.h"
+#include "tests/testing/child_process.h"
+#include "tests/testing/fd_exhaustion.h"
+#include "tests/testing/request_head_cases.h"
 
 namespace zeroscale::proxy {
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ::testing::StartsWith;
 using zeroscale::testing::TestBackend;
 using zeroscale::testing::TestClient;
 
@@ -256,6 +260,93 @@ std::string ReadUntil(TestClient& client, const std::string& last) {
     got += piece;
   }
   return got;
+}
+
+// Sends `raw` on a new connection and reads until the proxy closes it.
+std::string ExchangeAndClose(uint16_t port, const std::string& raw) {
+  TestClient client(port);
+  client.WriteRaw(raw);
+  return ReadUntil(client, "\x01never");
+}
+
+// Request smuggling and Host rules (RFC 9112): refused by the proxy, never forwarded.
+TEST_F(ProxyTest, RequestHeadsTheNextHopCouldReadDifferentlyAreRefused) {
+  StartProxy();
+  const std::vector<testing::RefusedHead> cases = testing::RefusedHeads("/echo");
+  for (const testing::RefusedHead& c : cases) {
+    const std::string reply = ExchangeAndClose(proxy_->port(), c.head + "\r\n0\r\n\r\n");
+    EXPECT_THAT(reply, StartsWith("HTTP/1.1 " + c.status)) << c.head;
+    EXPECT_THAT(reply, HasSubstr(c.why)) << c.head;
+    EXPECT_THAT(reply, Not(HasSubstr("X-Backend"))) << c.head;  // never reached the backend
+  }
+  EXPECT_EQ(observer_.started(), 0);
+  EXPECT_EQ(proxy_->stats().bad_request, cases.size());
+}
+
+TEST_F(ProxyTest, RepeatedEqualContentLengthsAreForwardedAsOne) {
+  StartProxy();
+  for (const std::string& cl : {std::string("Content-Length: 5, 5\r\n"),
+                                std::string("Content-Length: 5\r\nContent-Length: 5\r\n")}) {
+    TestClient client(proxy_->port());
+    client.WriteRaw("POST /echo HTTP/1.1\r\nHost: x\r\n" + cl + "\r\nhello");
+    const std::string reply = ReadUntil(client, "hello");
+    EXPECT_THAT(reply, StartsWith("HTTP/1.1 200"));
+    EXPECT_THAT(reply, HasSubstr("Content-Length: 5\n"));
+    EXPECT_THAT(reply, Not(HasSubstr("5, 5")));
+    size_t count = 0;
+    for (size_t at = reply.find("Content-Length: 5\n"); at != std::string::npos;
+         at = reply.find("Content-Length: 5\n", at + 1)) {
+      ++count;
+    }
+    EXPECT_EQ(count, 1u) << reply;
+  }
+}
+
+// Issue 10: out of file descriptors, the accept loops of the balancer and the sidecar
+// spun a core and logged 20 MB/s. Now they back off, log once, and recover.
+TEST_F(ProxyTest, OutOfFileDescriptorsBacksOffAndRecovers) {
+  ProxyOptions o = LocalOptions();
+  o.threads = 2;
+  // An upstream that refuses: the proxy answers 502 itself, so recovery is the proxy's
+  // alone (the test backend's thread-per-connection accept loop gives up on EMFILE).
+  StartProxy(o, testing::UnusedPort());
+  testing::RawClient client;  // its socket exists before the descriptors run out
+  testing::FdExhaustion exhausted;
+  ASSERT_GT(exhausted.used(), 0u);
+  const absl::Duration cpu_before = testing::ProcessCpuTime();
+  ASSERT_TRUE(client.Connect(proxy_->port()));  // into the backlog; accept fails (EMFILE)
+  absl::SleepFor(absl::Seconds(2));
+  const absl::Duration cpu = testing::ProcessCpuTime() - cpu_before;
+  const net::ListenerStats during = proxy_->stats().listener;
+  exhausted.Free();
+  EXPECT_LT(cpu, absl::Milliseconds(300));  // a spinning loop uses the whole 2 s
+  EXPECT_GE(during.accept_errors, 1u);
+  EXPECT_LE(during.accept_errors, 24u);  // two workers, each backing off
+  EXPECT_EQ(during.log_lines, 1u);
+  EXPECT_EQ(during.accepted, 0u);
+  ASSERT_TRUE(client.Write("GET /status/200 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_THAT(client.ReadUntil("upstream unavailable"), StartsWith("HTTP/1.1 502"));
+  EXPECT_EQ(proxy_->stats().listener.accepted, 1u);
+}
+
+TEST_F(ProxyTest, BeyondMaxConnectionsNewOnesWaitUntilOneCloses) {
+  ProxyOptions o = LocalOptions();
+  o.threads = 1;  // with several workers the cap may be passed by one per further worker
+  o.max_connections = 2;
+  StartProxy(o);
+  auto first = std::make_unique<testing::RawClient>();
+  testing::RawClient second, third;
+  ASSERT_TRUE(first->Connect(proxy_->port()));
+  ASSERT_TRUE(second.Connect(proxy_->port()));
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return proxy_->stats().listener.open == 2; }, absl::Seconds(10)));
+  ASSERT_TRUE(third.Connect(proxy_->port()));
+  ASSERT_TRUE(third.Write("GET /status/200 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_GE(proxy_->stats().listener.at_capacity, 1u);
+  EXPECT_EQ(proxy_->stats().listener.accepted, 2u);
+  first.reset();
+  EXPECT_THAT(third.ReadUntil("status 200"), StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(proxy_->stats().listener.accepted, 3u);
 }
 
 TEST_F(ProxyTest, PipelinedRequestsAreAnsweredInOrder) {

@@ -163,10 +163,10 @@ TEST(WorkloadsTest, ErrorsNameFileWorkloadAndField) {
       {"    rules: {id: x}\n", "rules must be a list"},
       {"    rules: [{id: r, action: GROW, thresholds: [{metricType: CPU_USAGE, operator: "
        "LESS_THAN, value: 1}]}]\n",
-       "workloads[0] (m): rules[0].action: unknown action 'GROW'"},
+       "workloads[0] (m): rules[0].action: unknown action \"GROW\""},
       {"    rules: [{id: r, action: INCREASE_INSTANCES, thresholds: [{metricType: CPU, "
        "operator: LESS_THAN, value: 1}]}]\n",
-       "rules[0].thresholds[0].metricType: unknown metric type 'CPU'"},
+       "rules[0].thresholds[0].metricType: unknown metric type \"CPU\""},
       {"    rules: [{id: r, action: INCREASE_INSTANCES, thresholds: [{metricType: CPU_USAGE, "
        "operator: LESS_THAN, value: high}]}]\n",
        "rules[0].thresholds[0].value: must be a number"},
@@ -187,6 +187,19 @@ TEST(WorkloadsTest, ErrorsNameFileWorkloadAndField) {
     EXPECT_THAT(s.message(), HasSubstr("workloads.yaml: workloads[0] (m): ")) << c.extra;
     EXPECT_THAT(s.message(), HasSubstr(c.expected)) << c.extra;
   }
+}
+
+// Found by fuzzing (fuzz/corpus/workloads_yaml/repro_rule_not_utf8): a rule whose text
+// was not UTF-8 ended the program with an uncaught nlohmann::type_error.
+TEST(WorkloadsTest, ARuleThatIsNotUtf8IsAnErrorNotACrash) {
+  const std::string bad =
+      "workloads:\n  - name: m\n    command: [x]\n    maxReplicas: 1\n    rules:\n"
+      "      - {id: r\xaa, action: INCREASE_INSTANCES, thresholds: [{metricType: "
+      "CPU_USAGE, operator: LESS_THAN, value: 1}]}\n";
+  absl::StatusOr<std::vector<Workload>> w = ParseWorkloads(bad, "w.yaml");
+  ASSERT_FALSE(w.ok());
+  EXPECT_THAT(std::string(w.status().message()),
+              HasSubstr("rules[0] holds text that is not valid UTF-8"));
 }
 
 TEST(WorkloadsTest, CommandErrors) {

@@ -4,12 +4,15 @@
 
 #include <atomic>
 #include <cstdio>
+#include <fstream>
+#include <iostream>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -202,6 +205,162 @@ TEST_F(ScalerE2E, PostMetricsSeedFormat) {
   // A single object is not named by index, even when a value holds a bracket.
   EXPECT_THAT(Post(R"({"id":"e2e/x[1]","cpuUsage":-1})"), HasSubstr("{\"error\":\"cpuUsage:"));
   EXPECT_THAT(Post(R"( [{"id":"e2e/y","cpuUsage":-1}])"), HasSubstr("{\"error\":\"[0].cpuUsage:"));
+}
+
+// Resident memory of a process in bytes, from /proc.
+int64_t RssBytes(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
+  }
+  return -1;
+}
+
+// Issue 10: a 13 MiB array of 780k samples took the scaler from 22 MB to 1.34 GB in one
+// request (2.07 GB after three). Bodies and item counts are bounded now, and memory
+// stays flat under a stream of the largest bodies allowed.
+TEST_F(ScalerE2E, PostMetricsIsBoundedInSizeItemsAndMemory) {
+  const std::string file = absl::StrCat(::testing::TempDir(), "/big_body.json");
+  auto post_file = [&](const std::string& body) {
+    std::ofstream(file, std::ios::binary | std::ios::trunc) << body;
+    return Shell(
+        absl::StrCat("curl -s -w ' %{http_code}' -H 'Content-Type: application/json' "
+                     "--data-binary @",
+                     file, " http://127.0.0.1:", http_, "/metrics"));
+  };
+  auto items = [](size_t n, size_t first, const std::string& extra) {
+    std::string body = "[";
+    for (size_t i = 0; i < n; ++i) {
+      absl::StrAppend(&body, i ? "," : "", R"({"id":"m/)", first + i, R"(")", extra, "}");
+    }
+    return body + "]";
+  };
+  const int64_t before = RssBytes(scaler_->pid());
+  ASSERT_GT(before, 0);
+  // The reproducer: 780,000 samples with distinct ids in one body, then a million
+  // identical ones.
+  std::string reply = post_file(items(780000, 0, ""));
+  EXPECT_THAT(reply, HasSubstr(" 413"));
+  EXPECT_THAT(reply, HasSubstr("exceeds 1048576 bytes"));
+  std::string same = "[";
+  for (int i = 0; i < 1000000; ++i) absl::StrAppend(&same, i ? "," : "", R"({"id":"m/x"})");
+  EXPECT_THAT(post_file(same + "]"), HasSubstr(" 413"));
+  // Under the size limit but over the item limit.
+  reply = post_file(items(1001, 0, ""));
+  EXPECT_THAT(reply, HasSubstr(" 413"));
+  EXPECT_THAT(reply, HasSubstr("more than the limit of 1000 per request"));
+  EXPECT_EQ(std::stoll(redis_.Cli("DBSIZE")), 0);
+  // The largest bodies allowed, many times over: stored, and memory stays flat.
+  for (int round = 0; round < 40; ++round) {
+    ASSERT_THAT(post_file(items(1000, round * 1000, R"(,"cpuUsage":1)")),
+                HasSubstr("{\"stored\":1000}\n 200"));
+  }
+  const int64_t after = RssBytes(scaler_->pid());
+  std::cout << "scaler RSS " << (before >> 20) << " MiB -> " << (after >> 20) << " MiB\n";
+  EXPECT_LT(after - before, 64 << 20) << "RSS " << before << " -> " << after;
+  std::remove(file.c_str());
+}
+
+// Out-of-order samples are rejected; the acknowledgement must never fall back below a
+// sequence number already stored (the sidecar would replay what is stored).
+TEST_F(ScalerE2E, AnOutOfOrderSampleNeverTakesTheAcknowledgementBack) {
+  auto stub = v1::MetricsService::NewStub(channel_);
+  grpc::ClientContext ctx;
+  auto stream = stub->Stream(&ctx);
+  v1::StreamRequest req;
+  *req.add_samples() = Sample("e2e/order", 5);
+  ASSERT_TRUE(stream->Write(req));
+  req.Clear();
+  *req.add_samples() = Sample("e2e/order", 3);
+  ASSERT_TRUE(stream->Write(req));
+  stream->WritesDone();
+  v1::StreamResponse resp;
+  uint64_t last = 0;
+  bool rejected = false;
+  while (stream->Read(&resp)) {
+    EXPECT_GE(resp.acked_seq(), last);
+    last = resp.acked_seq();
+    for (const auto& r : resp.rejections()) rejected |= r.seq() == 3 && r.field() == "seq";
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_TRUE(rejected);
+  EXPECT_EQ(last, 5u);
+  EXPECT_EQ(std::stoll(redis_.Cli("HGET zeroscale:lastseq e2e/order")), 5);
+}
+
+// A message that is not a StreamRequest ends the stream with a status saying so (gRPC
+// would have ended it with OK, as if the sidecar had closed it).
+TEST_F(ScalerE2E, AnInvalidProtobufEndsTheStreamWithInvalidArgument) {
+  grpc::GenericStub generic(channel_);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  auto call = generic.PrepareCall(&ctx, "/zeroscale.v1.MetricsService/Stream", &cq);
+  auto wait = [&cq] {
+    void* tag = nullptr;
+    bool ok = false;
+    EXPECT_TRUE(cq.Next(&tag, &ok));
+    return ok;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(wait());
+  // Field 1 (samples), three bytes long, holding a truncated varint.
+  const char bytes[] = {0x0a, 0x03, '\xff', '\xff', '\xff'};
+  grpc::Slice slice(bytes, sizeof(bytes));
+  grpc::ByteBuffer buffer(&slice, 1);
+  call->Write(buffer, reinterpret_cast<void*>(2));
+  wait();
+  call->WritesDone(reinterpret_cast<void*>(3));
+  wait();
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(4));
+  ASSERT_TRUE(wait());
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("not a zeroscale.v1.StreamRequest"));
+  cq.Shutdown();
+  void* tag;
+  bool ok;
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
+TEST_F(ScalerE2E, StreamsAreBoundedInSamplesPerMessageAndPods) {
+  auto stub = v1::MetricsService::NewStub(channel_);
+  {
+    grpc::ClientContext ctx;
+    auto stream = stub->Stream(&ctx);
+    v1::StreamRequest req;
+    for (uint64_t s = 1; s <= 1025; ++s) *req.add_samples() = Sample("e2e/many", s);
+    stream->Write(req);
+    stream->WritesDone();
+    v1::StreamResponse resp;
+    while (stream->Read(&resp)) {
+    }
+    const grpc::Status status = stream->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(status.error_message(), HasSubstr("at most 1024"));
+  }
+  grpc::ClientContext ctx;
+  auto stream = stub->Stream(&ctx);
+  v1::StreamRequest req;
+  for (uint64_t s = 1; s <= 17; ++s) *req.add_samples() = Sample(absl::StrCat("e2e/pod", s), s);
+  ASSERT_TRUE(stream->Write(req));
+  stream->WritesDone();
+  v1::StreamResponse resp;
+  std::vector<v1::Rejection> rejections;
+  uint64_t acked = 0;
+  while (stream->Read(&resp)) {
+    acked = resp.acked_seq();
+    for (const auto& r : resp.rejections()) rejections.push_back(r);
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(acked, 17u);
+  ASSERT_EQ(rejections.size(), 1u);
+  EXPECT_EQ(rejections[0].seq(), 17u);
+  EXPECT_EQ(rejections[0].field(), "id");
+  EXPECT_THAT(rejections[0].message(), HasSubstr("16 pods"));
+  EXPECT_EQ(Card("podmetric:e2e/pod16"), 1);
+  EXPECT_EQ(Card("podmetric:e2e/pod17"), 0);
 }
 
 TEST_F(ScalerE2E, PostMetricsWhileRedisIsDownIs503) {

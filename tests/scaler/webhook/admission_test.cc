@@ -83,7 +83,7 @@ TEST(AdmissionTest, MalformedReviewsAreRefusedNamingWhatIsWrong) {
     EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument) << body;
     return std::string(a.status().message());
   };
-  EXPECT_THAT(error("{not json"), HasSubstr("not JSON"));
+  EXPECT_THAT(error("{not json"), HasSubstr("not valid JSON"));
   EXPECT_THAT(error("[]"), HasSubstr("not a JSON object"));
   json r = Review(Pod({}));
   r["apiVersion"] = "admission.k8s.io/v1beta1";
@@ -111,6 +111,73 @@ TEST(AdmissionTest, AnUnexpectedPodShapeIsStillAllowed) {
   const json r = Response(Review(pod));
   EXPECT_FALSE(r.contains("patch"));
   EXPECT_THAT(r["warnings"][0].get<std::string>(), HasSubstr("not injected"));
+}
+
+// Reproducers of remote crashes (issue 10): each crashed the scaler before.
+TEST(AdmissionTest, FieldsOfTheWrongTypeAreRefusedNamingThem) {
+  auto error = [](const json& review) {
+    absl::StatusOr<AdmissionAnswer> a = Admit(review.dump(), Options());
+    EXPECT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument);
+    return std::string(a.status().message());
+  };
+  json r = Review(Pod({{"zeroscale.io/port", "8080"}}));
+  r["request"]["namespace"] = 7;  // SIGABRT: nlohmann type_error outside the try block
+  EXPECT_THAT(error(r), HasSubstr("request.namespace is not a string"));
+  r = Review(Pod({{"zeroscale.io/port", "8080"}}));
+  r["request"]["operation"] = 1;
+  EXPECT_THAT(error(r), HasSubstr("request.operation is not a string"));
+  r = Review(Pod({{"zeroscale.io/port", "8080"}}));
+  r["request"]["kind"]["kind"] = 2;
+  EXPECT_THAT(error(r), HasSubstr("request.kind.kind is not a string"));
+  r = Review(Pod({{"zeroscale.io/port", "8080"}}));
+  r["request"]["kind"]["group"] = json::array({1});
+  EXPECT_THAT(error(r), HasSubstr("request.kind.group is not a string"));
+  r = Review(Pod({{"zeroscale.io/port", "8080"}}));
+  r["request"]["object"]["kind"] = 3;
+  EXPECT_THAT(error(r), HasSubstr("request.object.kind is not a string"));
+  r = Review(Pod({{"zeroscale.io/port", "8080"}}));
+  r["kind"] = 4;
+  EXPECT_THAT(error(r), HasSubstr("kind is not a string"));
+}
+
+std::string Nested(int depth, const std::string& inner) {
+  return std::string(depth, '[') + inner + std::string(depth, ']');
+}
+
+TEST(AdmissionTest, ADeeplyNestedAnnotationIsRefusedNotRecursedInto) {
+  // SIGSEGV before: the value was rendered back with a recursive dump().
+  std::string review = Review(Pod({{"zeroscale.io/port", "PLACEHOLDER"}})).dump();
+  review.replace(review.find("\"PLACEHOLDER\""), 13, Nested(100000, "8080"));
+  absl::StatusOr<AdmissionAnswer> a = Admit(review, Options());
+  ASSERT_EQ(a.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(a.status().message()), HasSubstr("nested deeper than 64 levels"));
+}
+
+TEST(AdmissionTest, ANonStringAnnotationWithinTheDepthLimitIsNamedNotRendered) {
+  json pod = Pod({{"zeroscale.io/inject", "true"}});
+  pod["metadata"]["annotations"]["zeroscale.io/port"] = json::parse(Nested(40, "8080"));
+  const json r = Response(Review(pod));
+  EXPECT_FALSE(r.contains("patch"));
+  EXPECT_THAT(r["warnings"][0].get<std::string>(),
+              HasSubstr("zeroscale.io/port: is a JSON array, not a string"));
+  EXPECT_EQ(Admit(Review(pod).dump(), Options())->injection.skip_reason, "invalid_annotation");
+}
+
+TEST(AdmissionTest, ErrorsAndWarningsNeverEchoALongValue) {
+  const std::string huge(1 << 20, 'n');
+  json r = Review(Pod({}));
+  r["apiVersion"] = huge;
+  absl::StatusOr<AdmissionAnswer> a = Admit(r.dump(), Options());
+  EXPECT_THAT(std::string(a.status().message()), HasSubstr("(1048576 bytes)"));
+  EXPECT_LT(a.status().message().size(), 300u);
+  r = Review(Pod({{"zeroscale.io/port", "8080"}, {"zeroscale.io/container", huge}}));
+  r["request"]["object"]["metadata"]["generateName"] = huge;
+  a = Admit(r.dump(), Options());
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(a->injection.warnings.size(), 1u);
+  EXPECT_THAT(a->injection.warnings[0], HasSubstr("(1048576 bytes)"));
+  EXPECT_LT(a->injection.warnings[0].size(), 300u);
+  EXPECT_LT(a->pod.size(), 400u);
 }
 
 }  // namespace
