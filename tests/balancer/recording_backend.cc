@@ -109,7 +109,11 @@ class RecordingBackend::Impl {
       const std::string body = absl::StrCat(name_, " ", target);
       const std::string resp = absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", body.size(),
                                             "\r\nContent-Type: text/plain\r\n\r\n", body);
-      if (write(c, resp.data(), resp.size()) != static_cast<ssize_t>(resp.size())) return Close(c);
+      // MSG_NOSIGNAL: the proxy may already have closed the connection (an upstream timeout
+      // a test provokes), and a SIGPIPE would kill the whole test binary.
+      if (send(c, resp.data(), resp.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(resp.size())) {
+        return Close(c);
+      }
     }
   }
 
