@@ -21,6 +21,10 @@ namespace {
 class ManualClock : public Clock {
  public:
   absl::Time Now() const override { return now_; }
+  // The benchmark drives a ManualScheduler on one thread: nothing waits on this clock.
+  void WaitUntil(std::condition_variable&, std::unique_lock<std::mutex>&,
+                 absl::Time) const override {}
+  absl::Duration BlockFor(absl::Time) const override { return absl::ZeroDuration(); }
   void Advance(absl::Duration d) { now_ += d; }
 
  private:
@@ -30,7 +34,7 @@ class ManualClock : public Clock {
 // Applies at once, as a backend that answers immediately would.
 class InstantSetter : public decide::ReplicaSetter {
  public:
-  void SetReplicas(const std::string&, int32_t, const std::string&,
+  void SetReplicas(const std::string&, int32_t, int32_t, const std::string&,
                    std::function<void(absl::Status)> done) override {
     ++sets;
     last_set = absl::Now();

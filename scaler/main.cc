@@ -3,6 +3,7 @@
 
 #include <memory>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/config/flags.h"
 #include "common/http/http_server.h"
@@ -19,6 +20,7 @@
 #include "prometheus/registry.h"
 #include "scaler/activation/activation_service.h"
 #include "scaler/activation/endpoint_registry.h"
+#include "scaler/actuate/scale_actuator.h"
 #include "scaler/decide/decider.h"
 #include "scaler/decide/history.h"
 #include "scaler/decide/sample_tail.h"
@@ -28,9 +30,12 @@
 #include "scaler/ingest/ingest_queue.h"
 #include "scaler/ingest/metrics_service.h"
 #include "scaler/ingest/sample_listener.h"
+#include "scaler/leader/leadership.h"
 #include "scaler/local/local_backend.h"
-#include "scaler/reconcile/kubernetes_backend.h"
+#include "scaler/reconcile/reconciler.h"
 #include "scaler/report/decision_sinks.h"
+#include "scaler/report/kube_reporter.h"
+#include "scaler/report/status_board.h"
 #include "scaler/report/status_http.h"
 #include "scaler/rules/rules_service.h"
 #include "scaler/store/podmetric_store.h"
@@ -53,7 +58,38 @@ struct Flags {
   std::string sidecar_bin, replica_log_dir, sidecar_image, sidecar_scaler_address;
   absl::Duration staleness;
   absl::Duration follow_interval;
+  absl::Duration lease_duration, renew_deadline, retry_period;
+  config::HostPort advertise_address;
 };
+
+// The lease timing must let a leader step down before others may take over, and an
+// advertised address must be one other pods can dial.
+absl::Status ValidateLeaderFlags(const Flags& f) {
+  auto flag = [](absl::string_view name, absl::Duration d) {
+    return absl::StrCat("--", name, "=", absl::FormatDuration(d));
+  };
+  if (f.lease_duration < absl::Seconds(1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag("lease-duration", f.lease_duration), ": must be at least 1s"));
+  }
+  if (f.renew_deadline <= absl::ZeroDuration() || f.renew_deadline >= f.lease_duration) {
+    return absl::InvalidArgumentError(absl::StrCat(flag("renew-deadline", f.renew_deadline),
+                                                   ": must be above 0 and below --lease-duration (",
+                                                   absl::FormatDuration(f.lease_duration), ")"));
+  }
+  if (f.retry_period <= absl::ZeroDuration() || f.retry_period >= f.renew_deadline) {
+    return absl::InvalidArgumentError(absl::StrCat(flag("retry-period", f.retry_period),
+                                                   ": must be above 0 and below --renew-deadline (",
+                                                   absl::FormatDuration(f.renew_deadline), ")"));
+  }
+  const config::HostPort& a = f.advertise_address;
+  if (!a.host.empty() && (a.port == 0 || a.host == "0.0.0.0" || a.host == "::")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--advertise-address=", a.ToString(),
+                     ": must be an address other pods can dial (e.g. the pod IP) with a port"));
+  }
+  return absl::OkStatus();
+}
 
 Flags ParseFlags(int argc, char** argv) {
   Flags f;
@@ -76,6 +112,17 @@ Flags ParseFlags(int argc, char** argv) {
             "kubeconfig file (default: in-cluster config, else $KUBECONFIG)");
   fs.String("namespace", &f.namespace_, "", "Namespace to watch (default: all)");
   fs.Bool("leader-elect", &f.leader_elect, true, "Take a Lease so one replica decides");
+  fs.Duration("lease-duration", &f.lease_duration, absl::Seconds(5),
+              "How long a Lease holder that stopped renewing keeps it before another replica "
+              "takes over (whole seconds on the Lease, rounded up)");
+  fs.Duration("renew-deadline", &f.renew_deadline, absl::Seconds(3),
+              "A leader that could not renew for this long steps down (below --lease-duration)");
+  fs.Duration("retry-period", &f.retry_period, absl::Seconds(1),
+              "How often the Lease is renewed or tried (below --renew-deadline)");
+  fs.Address("advertise-address", &f.advertise_address, "",
+             "HOST:PORT where other pods reach this replica's gRPC port (in Kubernetes: the pod "
+             "IP); published on the Lease while leading, for the balancers' ActivationService "
+             "calls");
   fs.Bool("dry-run", &f.dry_run, false, "Compute, explain and record decisions; apply none");
   fs.String("webhook-cert", &f.webhook_cert, "", "TLS certificate (PEM) of the webhook");
   fs.String("webhook-key", &f.webhook_key, "", "TLS private key (PEM) of the webhook");
@@ -127,6 +174,10 @@ Flags ParseFlags(int argc, char** argv) {
     std::cerr << "zeroscale-scaler: --backend=local needs --workloads=FILE\n";
     std::exit(2);
   }
+  if (absl::Status s = ValidateLeaderFlags(f); !s.ok()) {
+    std::cerr << "zeroscale-scaler: " << s.message() << "\n";
+    std::exit(2);
+  }
   return f;
 }
 
@@ -147,7 +198,9 @@ class SampleFeed : public ingest::SampleListener {
   // Also for samples other replicas received, once the tail found them unseen.
   void Deliver(std::vector<Podmetric> samples) {
     for (const Podmetric& m : samples) {
-      if (!m.workload.empty()) registry_->OnSample(m.workload, m.id, m.ready, m.address);
+      if (!m.workload.empty()) {
+        registry_->OnSample(m.workload, m.id, m.ready, m.address, m.received_at);
+      }
     }
     decider_->OnSamples(std::move(samples));
   }
@@ -162,7 +215,7 @@ class SampleFeed : public ingest::SampleListener {
 // --backend=none: evaluate and explain, apply nothing.
 class NoBackend : public decide::ReplicaSetter {
  public:
-  void SetReplicas(const std::string& workload, int32_t, const std::string&,
+  void SetReplicas(const std::string& workload, int32_t, int32_t, const std::string&,
                    std::function<void(absl::Status)> done) override {
     done(absl::FailedPreconditionError("--backend=none applies nothing"));
   }
@@ -210,6 +263,104 @@ absl::StatusOr<std::unique_ptr<webhook::WebhookServer>> StartWebhook(
   }
   return webhook::WebhookServer::Start(std::move(options), registry);
 }
+
+// --backend=kubernetes: leadership, the CustomAutoscaler reconciler, the scale actuator
+// and the reporter of Events and status, each with its own job.
+struct KubeUnits {
+  std::unique_ptr<kube::KubeClient> client;
+  std::unique_ptr<leader::Leadership> leadership;
+  std::unique_ptr<actuate::ScaleActuator> actuator;
+  std::unique_ptr<report::KubeReporter> reporter;
+  std::unique_ptr<reconcile::Reconciler> reconciler;
+
+  // What the decider is built with (actuator, reporter).
+  static absl::StatusOr<std::unique_ptr<KubeUnits>> Make(const Flags& flags,
+                                                         const kube::ClusterConfig& cluster) {
+    auto u = std::make_unique<KubeUnits>();
+    absl::StatusOr<std::unique_ptr<kube::KubeClient>> client =
+        kube::KubeClient::Create(cluster, RealClock::Get());
+    if (!client.ok()) return client.status();
+    u->client = *std::move(client);
+    leader::LeadershipOptions lo;
+    lo.leader_elect = flags.leader_elect;
+    lo.lease_duration = flags.lease_duration;
+    lo.renew_deadline = flags.renew_deadline;
+    lo.retry_period = flags.retry_period;
+    if (const config::HostPort& a = flags.advertise_address; !a.host.empty()) {
+      lo.advertise_address = absl::StrContains(a.host, ':')
+                                 ? absl::StrCat("[", a.host, "]:", a.port)
+                                 : absl::StrCat(a.host, ":", a.port);
+    }
+    lo.Resolve(cluster.namespace_);
+    u->leadership = std::make_unique<leader::Leadership>(u->client.get(), lo, RealClock::Get());
+    actuate::ScaleActuatorOptions ao;
+    ao.dry_run = flags.dry_run;
+    u->actuator = std::make_unique<actuate::ScaleActuator>(u->client.get(), u->leadership.get(), ao,
+                                                           RealClock::Get());
+    report::KubeReporterOptions ro;
+    ro.dry_run = flags.dry_run;
+    ro.identity = lo.identity;
+    u->reporter = std::make_unique<report::KubeReporter>(u->client.get(), u->leadership.get(), ro,
+                                                         RealClock::Get());
+    return u;
+  }
+
+  // What needs the decider.
+  void Wire(const Flags& flags, decide::Decider* decider, Redis* rebuild_redis,
+            activation::EndpointRegistry* endpoints) {
+    reconcile::ReconcilerOptions o;
+    o.watch_namespace = flags.namespace_;
+    // Only pods Kubernetes lists may take traffic.
+    o.on_pods = [endpoints](const std::string& workload,
+                            const std::optional<decide::TargetPods>& pods) {
+      std::optional<std::vector<std::string>> existing;
+      if (pods) existing = pods->existing;
+      endpoints->SetPodView(workload, std::move(existing));
+    };
+    reconciler = std::make_unique<reconcile::Reconciler>(client.get(), leadership.get(), decider,
+                                                         actuator.get(), reporter.get(),
+                                                         rebuild_redis, o, RealClock::Get());
+    actuator->Attach(decider, reporter.get());
+    leadership->AddListener(actuator.get());
+    leadership->AddListener(reporter.get());
+    leadership->AddListener(reconciler.get());
+  }
+
+  void Start() {
+    actuator->Start();
+    reporter->Start();
+    reconciler->Start();
+    leadership->Start();
+  }
+
+  // Before the decider's loop stops.
+  void Stop() {
+    leadership->Stop();
+    reconciler->Stop();
+    actuator->Stop();
+    reporter->Stop();
+  }
+};
+
+// Ends the ActivationService streams open on a replica that stops leading, so the
+// balancers reconnect to the leader.
+class CloseStreamsOnTermEnd : public leader::TermListener {
+ public:
+  CloseStreamsOnTermEnd(activation::ActivationServiceImpl* service, KubeUnits* kube)
+      : service_(service), kube_(kube) {
+    if (kube_ != nullptr) kube_->leadership->AddListener(this);
+  }
+  void OnTermStart(uint64_t epoch) override {}
+  void OnTermEnd(uint64_t epoch) override {
+    absl::Status why = kube_->leadership->CheckServing();
+    if (why.ok()) why = absl::FailedPreconditionError("this scaler replica stopped leading");
+    service_->CloseStreams(why);
+  }
+
+ private:
+  activation::ActivationServiceImpl* const service_;
+  KubeUnits* const kube_;
+};
 
 int Run(int argc, char** argv) {
   const Flags flags = ParseFlags(argc, argv);
@@ -286,29 +437,27 @@ int Run(int argc, char** argv) {
   report::LogSink log_sink;
   report::MetricsSink metrics_sink(registry.get());
   report::AsyncSink history_sink(&history_writer, 10000, registry.get());
-  activation::EndpointRegistry endpoints;
+  // Announcements live on the staleness when Kubernetes does not list the pods.
+  activation::EndpointRegistry endpoints(clock, &loop,
+                                         activation::EndpointRegistryOptions{flags.staleness});
 
   std::unique_ptr<local::LocalBackend> local_backend;
-  std::unique_ptr<reconcile::KubernetesBackend> kube_backend;
   NoBackend no_backend;
   decide::ReplicaSetter* setter = &no_backend;
-  std::vector<decide::DecisionSink*> sink_list = {&log_sink, &metrics_sink, &history_sink};
+  report::StatusBoard status_board;
+  std::vector<decide::DecisionSink*> sink_list = {&log_sink, &metrics_sink, &history_sink,
+                                                  &status_board, &endpoints};
   HiredisClient kube_rebuild_redis(redis_options, clock);
+  std::unique_ptr<KubeUnits> kube;
   if (backend == "kubernetes") {
-    reconcile::KubernetesBackendOptions kube_options;
-    kube_options.watch_namespace = flags.namespace_;
-    kube_options.leader_elect = flags.leader_elect;
-    kube_options.dry_run = flags.dry_run;
-    absl::StatusOr<std::unique_ptr<reconcile::KubernetesBackend>> created =
-        reconcile::KubernetesBackend::Create(*cluster, kube_options, &kube_rebuild_redis,
-                                             RealClock::Get());
-    if (!created.ok()) {
-      std::cerr << "zeroscale-scaler: " << created.status().message() << "\n";
+    absl::StatusOr<std::unique_ptr<KubeUnits>> made = KubeUnits::Make(flags, *cluster);
+    if (!made.ok()) {
+      std::cerr << "zeroscale-scaler: " << made.status().message() << "\n";
       return 2;
     }
-    kube_backend = *std::move(created);
-    setter = kube_backend.get();
-    sink_list.push_back(kube_backend.get());
+    kube = *std::move(made);
+    setter = kube->actuator.get();
+    sink_list.push_back(kube->reporter.get());
   }
   if (backend == "local") {
     local::LocalBackendOptions local_options;
@@ -331,18 +480,21 @@ int Run(int argc, char** argv) {
   decider_options.staleness = flags.staleness;
   decide::FanoutSink sinks(sink_list);
   decide::Decider decider(clock, &loop, setter, &sinks, decider_options);
-  if (kube_backend != nullptr) kube_backend->Attach(&decider);
+  if (kube != nullptr) kube->Wire(flags, &decider, &kube_rebuild_redis, &endpoints);
   // Each sidecar streams to whichever replica it reached, but only the leader decides:
   // while leading, it reads back what the others stored. --backend=local has one replica.
-  const bool follow = kube_backend != nullptr && flags.follow_interval > absl::ZeroDuration();
+  const bool follow = kube != nullptr && flags.follow_interval > absl::ZeroDuration();
   decide::SeenSamples seen;
   SampleFeed feed(&decider, &endpoints, &seen, clock);
   HiredisClient follow_redis(redis_options, clock);
   decide::SampleTailOptions tail_options;
   tail_options.interval = flags.follow_interval;
   decide::SampleTail tail(
-      &follow_redis, clock, &seen, decide::SampleTail::WorkloadsOf(&decider, &loop),
-      [&kube_backend] { return kube_backend != nullptr && kube_backend->leading(); },
+      &follow_redis, clock, &seen,
+      [&status_board]() -> absl::StatusOr<std::vector<std::string>> {
+        return status_board.Workloads();
+      },
+      [&kube] { return kube != nullptr && kube->leadership->leading(); },
       [&feed](std::vector<Podmetric> samples) { feed.Deliver(std::move(samples)); }, tail_options);
 
   store::RuleStore rule_store(&api_redis);
@@ -351,7 +503,13 @@ int Run(int argc, char** argv) {
   stream_limits.max_samples_per_message = static_cast<size_t>(flags.grpc_max_samples_per_message);
   stream_limits.max_pods_per_stream = static_cast<size_t>(flags.grpc_max_pods_per_stream);
   ingest::MetricsServiceImpl metrics_service(&queue, &ingest_metrics, clock, &feed, stream_limits);
-  activation::ActivationServiceImpl activation_service(&decider, &endpoints, clock);
+  // With several replicas only the Lease holder answers the balancers.
+  activation::ActivationServiceImpl activation_service(
+      &decider, &endpoints, clock,
+      kube != nullptr
+          ? activation::ServingCheck([&kube] { return kube->leadership->CheckServing(); })
+          : nullptr);
+  CloseStreamsOnTermEnd close_streams(&activation_service, kube.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -381,7 +539,7 @@ int Run(int argc, char** argv) {
     if (!queue.redis_up()) return http::Response::Text(503, "redis unreachable\n");
     return http::Response::Text(200, "ready\n");
   });
-  report::StatusHttp status_http(&decider, &loop, &history_reader, &endpoints);
+  report::StatusHttp status_http(&status_board, &history_reader, &endpoints);
   status_http.Register(&router);
   http::ServerOptions http_options;
   http_options.listen = flags.http_listen;
@@ -402,12 +560,9 @@ int Run(int argc, char** argv) {
       return 2;
     }
   }
-  if (kube_backend != nullptr) {
+  if (kube != nullptr) {
     // Leads (or waits for the Lease), then watches CustomAutoscalers and decides.
-    if (absl::Status s = kube_backend->Start(); !s.ok()) {
-      std::cerr << "zeroscale-scaler: " << s.message() << "\n";
-      return 2;
-    }
+    kube->Start();
     if (follow) tail.Start();
   }
   for (const workloads::Workload& w : workload_list) {
@@ -435,8 +590,8 @@ int Run(int argc, char** argv) {
   if (*webhook_server != nullptr) (*webhook_server)->Stop();
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (local_backend != nullptr) local_backend->Shutdown();
-  tail.Stop();  // before the loop: each round asks the loop for the workloads
-  if (kube_backend != nullptr) kube_backend->Stop();
+  tail.Stop();
+  if (kube != nullptr) kube->Stop();
   loop.Stop();
   queue.Stop(absl::Seconds(3));
   history_sink.Stop();

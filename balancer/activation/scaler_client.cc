@@ -4,7 +4,6 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
-#include <random>
 #include <thread>
 #include <utility>
 
@@ -12,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/grpcutil/status.h"
 #include "common/log/log.h"
+#include "common/time/backoff.h"
 #include "grpcpp/grpcpp.h"
 #include "zeroscale/v1/activation.grpc.pb.h"
 
@@ -231,17 +231,14 @@ class ScalerClient::Impl {
     if (activate_ctxs_.empty()) cv_.notify_all();
   }
 
-  // Full jitter: uniform in [backoff/2, backoff], so a fleet of balancers does not
+  // Equal jitter: uniform in [ceiling/2, ceiling], so a fleet of balancers does not
   // reconnect in lockstep yet each retries promptly.
+  Backoff NewBackoff() const {
+    return Backoff({options_.initial_backoff, options_.max_backoff, 2.0, Jitter::kEqual});
+  }
   // Also ends early when the target changes (`generation` is the one the failed call used).
-  bool SleepBackoff(absl::Duration* backoff, uint64_t generation) {
-    std::uniform_real_distribution<double> jitter(0.5, 1.0);
-    absl::Duration d;
-    {
-      std::lock_guard<std::mutex> lock(rng_mu_);
-      d = *backoff * jitter(rng_);
-    }
-    *backoff = std::min(*backoff * 2, options_.max_backoff);
+  bool SleepBackoff(Backoff* backoff, uint64_t generation) {
+    const absl::Duration d = backoff->Next();
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait_for(lock, absl::ToChronoNanoseconds(d),
                  [&] { return stopping_ || generation != generation_; });
@@ -249,7 +246,7 @@ class ScalerClient::Impl {
   }
 
   void WatchLoop() {
-    absl::Duration backoff = options_.initial_backoff;
+    Backoff backoff = NewBackoff();
     while (true) {
       grpc::ClientContext ctx;
       Line line;
@@ -267,7 +264,7 @@ class ScalerClient::Impl {
           ZS_LOG(kInfo, "watching the scaler's workloads", {"scaler", line.target});
           if (on_connection_) on_connection_(true);
         }
-        backoff = options_.initial_backoff;
+        backoff.Reset();
         on_state_(FromProto(msg));
       }
       const grpc::Status st = reader->Finish();
@@ -286,7 +283,7 @@ class ScalerClient::Impl {
         if (on_connection_) on_connection_(false);
       }
       if (retargeted) {
-        backoff = options_.initial_backoff;
+        backoff.Reset();
         continue;
       }
       NotLeader(st, line.target);
@@ -295,7 +292,7 @@ class ScalerClient::Impl {
   }
 
   void ReportLoop() {
-    absl::Duration backoff = options_.initial_backoff;
+    Backoff backoff = NewBackoff();
     while (true) {
       grpc::ClientContext ctx;
       Line line;
@@ -327,7 +324,7 @@ class ScalerClient::Impl {
             break;
           }
         }
-        if (!broken) backoff = options_.initial_backoff;
+        if (!broken) backoff.Reset();
       }
       if (!broken) writer->WritesDone();
       const grpc::Status st = writer->Finish();
@@ -339,7 +336,7 @@ class ScalerClient::Impl {
       report_failures_++;
       ZS_LOG(kDebug, "ReportTraffic stream broke", {"error", st.error_message()});
       if (Retargeted(line.generation)) {
-        backoff = options_.initial_backoff;
+        backoff.Reset();
         continue;
       }
       NotLeader(st, line.target);
@@ -368,8 +365,6 @@ class ScalerClient::Impl {
   std::atomic<bool> watch_connected_{false};
   std::atomic<uint64_t> watch_failures_{0};
   std::atomic<uint64_t> report_failures_{0};
-  std::mutex rng_mu_;
-  std::mt19937_64 rng_{std::random_device{}()};
 };
 
 ScalerClient::ScalerClient(ScalerClientOptions options)

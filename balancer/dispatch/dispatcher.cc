@@ -101,7 +101,8 @@ Dispatcher::Workload* Dispatcher::WorkloadLocked(const std::string& id, const Ro
     slot->id = id;
     slot->activation_timeout = options_.default_activation_timeout;
     slot->metrics = metrics_->Workload(id);
-    slot->backoff = options_.activate_backoff_initial;
+    slot->backoff = Backoff(
+        {options_.activate_backoff_initial, options_.activate_backoff_max, 2.0, Jitter::kNone});
   }
   if (route != nullptr) {
     slot->activation_timeout =
@@ -195,7 +196,7 @@ void Dispatcher::RebuildReadyLocked(Workload* w, absl::Time now, Actions* action
     w->accepted = false;
     w->last_error.clear();
     w->next_attempt = absl::InfinitePast();
-    w->backoff = options_.activate_backoff_initial;
+    w->backoff.Reset();
     DrainLocked(w, now, actions);
   } else {
     MaybeActivateLocked(w, now, actions);
@@ -252,7 +253,7 @@ void Dispatcher::OnActivateDone(const std::string& workload, absl::StatusOr<Work
       w->accepted = true;
       w->accepted_at = now;
       w->last_error.clear();
-      w->backoff = options_.activate_backoff_initial;
+      w->backoff.Reset();
       ZS_LOG(kInfo, "activation requested", {"workload", workload},
              {"held", absl::StrCat(w->queue.size())},
              {"ready_replicas", absl::StrCat(result->ready_replicas)});
@@ -265,8 +266,7 @@ void Dispatcher::OnActivateDone(const std::string& workload, absl::StatusOr<Work
       }
       w->last_error = std::string(result.status().message());
       w->accepted = false;
-      w->next_attempt = now + w->backoff;
-      w->backoff = std::min(w->backoff * 2, options_.activate_backoff_max);
+      w->next_attempt = now + w->backoff.Next();
     }
   }
   cv_.notify_all();

@@ -49,6 +49,7 @@
 #include "balancer/policy/settings.h"
 #include "balancer/routing/routes.h"
 #include "common/proxy/proxy.h"
+#include "common/time/backoff.h"
 #include "common/time/clock.h"
 
 namespace zeroscale::balancer {
@@ -150,7 +151,7 @@ class Dispatcher : public proxy::UpstreamPicker, public proxy::ProxyObserver {
     bool accepted = false;
     absl::Time accepted_at;
     absl::Time next_attempt;
-    absl::Duration backoff;
+    Backoff backoff;  // between failed Activate calls
     std::string last_error;
     // requests_total children by status, so a finished request looks up no labels.
     std::vector<std::pair<int, prometheus::Counter*>> requests_by_status;

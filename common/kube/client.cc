@@ -16,6 +16,7 @@ namespace {
 using json = nlohmann::json;
 
 constexpr char kMergePatch[] = "application/merge-patch+json";
+constexpr char kJsonPatch[] = "application/json-patch+json";
 
 // Names come from custom resources; anything that could escape its path segment is
 // refused rather than sent.
@@ -311,6 +312,21 @@ absl::StatusOr<Scale> KubeClient::PatchScale(const WorkloadRef& target, int32_t 
   return ScaleFromJson(body);
 }
 
+absl::StatusOr<Scale> KubeClient::PatchScaleIfReplicas(const WorkloadRef& target, int32_t expected,
+                                                       int32_t replicas) {
+  if (replicas < 0 || expected < 0) {
+    return absl::InvalidArgumentError("replicas must not be negative");
+  }
+  ZS_ASSIGN_OR_RETURN(const std::string path, ScalePath(target));
+  json test = expected == 0 ? json{{"op", "test"}, {"path", "/spec"}, {"value", json::object()}}
+                            : json{{"op", "test"}, {"path", "/spec/replicas"}, {"value", expected}};
+  // "add" sets a member whether or not it is there (it is not, at 0).
+  json patch = json::array(
+      {std::move(test), {{"op", "add"}, {"path", "/spec/replicas"}, {"value", replicas}}});
+  ZS_ASSIGN_OR_RETURN(const std::string body, Call("PATCH", path, patch.dump(), kJsonPatch));
+  return ScaleFromJson(body);
+}
+
 std::string KubeClient::CollectionTarget(absl::string_view collection,
                                          absl::string_view label_selector, bool watch,
                                          absl::string_view resource_version, absl::Duration timeout,
@@ -387,6 +403,26 @@ absl::Status KubeClient::WatchLeases(absl::string_view ns, absl::string_view res
                                      absl::string_view field_selector) {
   return WatchObjects(*transport_, &LeasesPath, ns, label_selector, field_selector,
                       resource_version, timeout, on_event, cancel, &internal::LeaseFromObject);
+}
+
+std::string KubeClient::PodsPath(absl::string_view ns) {
+  return absl::StrCat("/api/v1", ns.empty() ? "" : "/namespaces/", ns, "/pods");
+}
+
+absl::StatusOr<PodList> KubeClient::ListPods(absl::string_view ns,
+                                             absl::string_view label_selector,
+                                             absl::string_view field_selector) {
+  return ListObjects(*this, &PodsPath, ns, label_selector, field_selector,
+                     &internal::PodFromObject);
+}
+
+absl::Status KubeClient::WatchPods(absl::string_view ns, absl::string_view resource_version,
+                                   absl::Duration timeout,
+                                   const std::function<bool(const PodWatchEvent&)>& on_event,
+                                   CancelToken* cancel, absl::string_view label_selector,
+                                   absl::string_view field_selector) {
+  return WatchObjects(*transport_, &PodsPath, ns, label_selector, field_selector,
+                      resource_version, timeout, on_event, cancel, &internal::PodFromObject);
 }
 
 absl::StatusOr<CustomAutoscaler> KubeClient::PatchCustomAutoscalerStatus(

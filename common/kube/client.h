@@ -1,8 +1,8 @@
 // A small Kubernetes API client for what the scaler and the balancer need: the Scale
 // subresource of Deployments and StatefulSets, list/watch and status of
-// CustomAutoscalers, Leases and Events. Every resource's list and watch go through one
-// code path (a collection path plus an optional labelSelector and fieldSelector); the
-// typed methods are thin wrappers over it. Errors are absl::Status with codes chosen by what the
+// CustomAutoscalers, list/watch of EndpointSlices, Pods and Leases, Lease writes and Events.
+// Every resource's list and watch go through one code path (a collection path plus an
+// optional labelSelector and fieldSelector); the typed methods are thin wrappers over it. Errors are absl::Status with codes chosen by what the
 // caller should do:
 //   kUnavailable       retry with backoff (5xx, 429 with RetryAfterOf(), network)
 //   kAborted           409 Conflict: the object changed (or already exists); re-read
@@ -48,6 +48,7 @@ struct WatchEvent {
 using CustomAutoscalerWatchEvent = WatchEvent<CustomAutoscaler>;
 using EndpointSliceWatchEvent = WatchEvent<EndpointSlice>;
 using LeaseWatchEvent = WatchEvent<Lease>;
+using PodWatchEvent = WatchEvent<Pod>;
 
 class KubeClient {
  public:
@@ -63,6 +64,15 @@ class KubeClient {
   // resource_version writes unconditionally. Returns the Scale as written.
   absl::StatusOr<Scale> PatchScale(const WorkloadRef& target, int32_t replicas,
                                    absl::string_view resource_version);
+  // Sets spec.replicas to `replicas` only if it is `expected` now: one JSON patch (RFC
+  // 6902) whose `test` the API server checks against the object as it is when it applies
+  // the patch, atomically, so other writers (the workload's controller updating status
+  // bumps the resourceVersion on nearly every scale change) cannot make it fail, and a
+  // changed count always does. A failed test is answered 422, like any invalid patch:
+  // kInvalidArgument; the caller reads the target to tell (see actuate/). At 0 the
+  // server omits spec.replicas, so the test is then on an empty spec.
+  absl::StatusOr<Scale> PatchScaleIfReplicas(const WorkloadRef& target, int32_t expected,
+                                             int32_t replicas);
 
   // --- Lists and watches, the same for every resource. `ns` empty means all
   // namespaces; `label_selector` empty means every object, else it is sent as the
@@ -93,6 +103,15 @@ class KubeClient {
       absl::string_view ns, absl::string_view resource_version, absl::Duration timeout,
       const std::function<bool(const EndpointSliceWatchEvent&)>& on_event, CancelToken* cancel,
       absl::string_view label_selector = "", absl::string_view field_selector = "");
+
+  // --- core/v1 Pods (a scale target's, by its label selector).
+  absl::StatusOr<PodList> ListPods(absl::string_view ns, absl::string_view label_selector = "",
+                                   absl::string_view field_selector = "");
+  absl::Status WatchPods(absl::string_view ns, absl::string_view resource_version,
+                         absl::Duration timeout,
+                         const std::function<bool(const PodWatchEvent&)>& on_event,
+                         CancelToken* cancel, absl::string_view label_selector = "",
+                         absl::string_view field_selector = "");
 
   // Merge-patches a CustomAutoscaler's status subresource.
   absl::StatusOr<CustomAutoscaler> PatchCustomAutoscalerStatus(
@@ -129,6 +148,7 @@ class KubeClient {
   static std::string CustomAutoscalersPath(absl::string_view ns);
   static std::string EndpointSlicesPath(absl::string_view ns);
   static std::string LeasesPath(absl::string_view ns);
+  static std::string PodsPath(absl::string_view ns);
   // `collection` with the query of a list (watch false) or of a watch from
   // `resource_version` that the server ends after `timeout`; the selectors are
   // percent-encoded.

@@ -36,8 +36,16 @@ absl::Status EventRecorder::Record(const ObjectReference& object, EventType type
 
   Event e;
   e.namespace_ = object.namespace_;
-  // Unique per occurrence, as client-go names them: "<object>.<nanoseconds in hex>".
-  e.name = absl::StrCat(object.name, ".", absl::Hex(absl::ToUnixNanos(now)));
+  // Unique per occurrence, as client-go names them ("<object>.<nanoseconds in hex>"), plus
+  // this recorder's sequence number: two Events in the same tick (a clock that did not
+  // move, a coarse one) must not collide and lose the second to AlreadyExists.
+  uint64_t seq = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    seq = next_seq_++;
+  }
+  e.name = absl::StrCat(object.name, ".", absl::Hex(absl::ToUnixNanos(now)),
+                        absl::Hex(seq, absl::kZeroPad4));
   e.involved_object = object;
   e.type = type_name;
   e.reason = std::string(reason);

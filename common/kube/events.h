@@ -51,6 +51,7 @@ class EventRecorder {
   Clock* const clock_;
   std::mutex mu_;
   std::map<std::string, Series> series_;  // by object+type+reason+message
+  uint64_t next_seq_ = 0;
 };
 
 }  // namespace zeroscale::kube

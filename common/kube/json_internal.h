@@ -22,6 +22,7 @@ using ObjectDecoder = absl::StatusOr<T> (*)(const nlohmann::json& object);
 absl::StatusOr<CustomAutoscaler> CustomAutoscalerFromObject(const nlohmann::json& object);
 absl::StatusOr<EndpointSlice> EndpointSliceFromObject(const nlohmann::json& object);
 absl::StatusOr<Lease> LeaseFromObject(const nlohmann::json& object);
+absl::StatusOr<Pod> PodFromObject(const nlohmann::json& object);
 
 // A list body: metadata.resourceVersion and each of `items` through `decode`.
 template <typename T>

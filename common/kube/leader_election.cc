@@ -1,5 +1,6 @@
 #include "common/kube/leader_election.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -21,6 +22,29 @@ std::string LeaderElector::observed_leader() const {
   std::lock_guard<std::mutex> lock(mu_);
   return observed_.holder_identity;
 }
+
+std::string LeaderElector::observed_annotation(const std::string& key) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = observed_.annotations.find(key);
+  return it == observed_.annotations.end() ? "" : it->second;
+}
+
+namespace {
+
+// `annotations` with ours applied: set, or removed when empty.
+std::map<std::string, std::string> WithOurs(std::map<std::string, std::string> annotations,
+                                            const std::map<std::string, std::string>& ours) {
+  for (const auto& [key, value] : ours) {
+    if (value.empty()) {
+      annotations.erase(key);
+    } else {
+      annotations[key] = value;
+    }
+  }
+  return annotations;
+}
+
+}  // namespace
 
 void LeaderElector::SetLeader(bool leading) {
   if (leader_.exchange(leading) == leading) return;
@@ -56,11 +80,15 @@ bool LeaderElector::Acquire(const Lease* current) {
   next.namespace_ = config_.namespace_;
   next.name = config_.lease_name;
   next.holder_identity = config_.identity;
-  next.lease_duration_seconds = static_cast<int32_t>(absl::ToInt64Seconds(config_.lease_duration));
+  // Whole seconds on the wire, rounded up: others must never see a shorter lease than the
+  // one this replica keeps.
+  next.lease_duration_seconds = static_cast<int32_t>(std::max<int64_t>(
+      1, absl::ToInt64Seconds(absl::Ceil(config_.lease_duration, absl::Seconds(1)))));
   next.renew_time = now;
   absl::StatusOr<Lease> written;
   if (current == nullptr) {
     next.acquire_time = now;
+    next.annotations = WithOurs({}, config_.annotations);
     written = client_->CreateLease(next);
   } else {
     next.resource_version = current->resource_version;
@@ -69,6 +97,7 @@ bool LeaderElector::Acquire(const Lease* current) {
     next.acquire_time =
         ours && current->acquire_time != absl::InfinitePast() ? current->acquire_time : now;
     next.lease_transitions = current->lease_transitions + (ours ? 0 : 1);
+    next.annotations = WithOurs(current->annotations, config_.annotations);
     written = client_->UpdateLease(next);
   }
   if (!written.ok()) {
@@ -141,6 +170,7 @@ void LeaderElector::Release() {
   if (!got.ok() || got->holder_identity != config_.identity) return;
   Lease released = *got;
   released.holder_identity.clear();
+  for (const auto& [key, value] : config_.annotations) released.annotations.erase(key);
   released.lease_duration_seconds = 1;
   released.renew_time = clock_->Now();
   absl::StatusOr<Lease> written = client_->UpdateLease(released);

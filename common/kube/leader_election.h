@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -35,6 +36,11 @@ struct LeaderElectionConfig {
   absl::Duration retry_period = absl::Seconds(2);
   // On Stop(), clear holderIdentity so a successor need not wait for expiry.
   bool release_on_stop = true;
+  // Annotations written on the Lease while holding it (when acquiring and at every
+  // renewal) and removed when releasing it: facts about the holder that others read
+  // from the Lease. An empty value removes the key, so a holder without the fact never
+  // leaves its predecessor's in place.
+  std::map<std::string, std::string> annotations;
 };
 
 struct LeaderCallbacks {
@@ -66,6 +72,8 @@ class LeaderElector {
   bool is_leader() const { return leader_.load(); }
   // The holder last observed, "" when none.
   std::string observed_leader() const;
+  // An annotation of the Lease last observed, "" when absent.
+  std::string observed_annotation(const std::string& key) const;
 
  private:
   // Writes; false (not leader) on any failure.

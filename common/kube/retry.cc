@@ -1,6 +1,7 @@
 #include "common/kube/retry.h"
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -50,11 +51,7 @@ void CancelToken::Unregister(int id) {
   callbacks_.erase(id);
 }
 
-bool RealSleeper::Sleep(absl::Duration d, CancelToken* cancel) {
-  if (cancel == nullptr) {
-    absl::SleepFor(d);
-    return true;
-  }
+bool ClockSleeper::Sleep(absl::Duration d, CancelToken* cancel) {
   // The condition state is shared so that a Cancel() racing with our return is harmless.
   struct State {
     std::mutex mu;
@@ -62,15 +59,17 @@ bool RealSleeper::Sleep(absl::Duration d, CancelToken* cancel) {
     bool woken = false;
   };
   auto state = std::make_shared<State>();
-  const int id = cancel->Register([state] {
+  const int id = cancel == nullptr ? -1 : cancel->Register([state] {
     std::lock_guard<std::mutex> lock(state->mu);
     state->woken = true;
     state->cv.notify_all();
   });
+  const absl::Time deadline = clock_->Now() + d;
   {
     std::unique_lock<std::mutex> lock(state->mu);
-    state->cv.wait_for(lock, absl::ToChronoNanoseconds(d), [&] { return state->woken; });
+    while (!state->woken && clock_->Now() < deadline) clock_->WaitUntil(state->cv, lock, deadline);
   }
+  if (cancel == nullptr) return true;
   cancel->Unregister(id);
   return !cancel->cancelled();
 }
@@ -78,19 +77,6 @@ bool RealSleeper::Sleep(absl::Duration d, CancelToken* cancel) {
 Sleeper* RealSleeper::Get() {
   static RealSleeper* const sleeper = new RealSleeper();
   return sleeper;
-}
-
-Backoff::Backoff(BackoffOptions options) : options_(options) {}
-
-absl::Duration Backoff::Next() {
-  absl::Duration d = options_.initial;
-  for (int i = 0; i < attempt_ && d < options_.max; ++i) d = d * options_.multiplier;
-  d = std::min(d, options_.max);
-  ++attempt_;
-  if (options_.jitter > 0) {
-    d = d * absl::Uniform(gen_, 1.0 - options_.jitter, 1.0 + options_.jitter);
-  }
-  return d;
 }
 
 int HttpStatusOf(const absl::Status& status) {

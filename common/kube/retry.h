@@ -1,10 +1,9 @@
-// Retry plumbing shared by the Kubernetes client, the CustomAutoscaler watcher and the
-// leader elector: a cancellation token that can interrupt blocking calls, an injectable
-// Sleeper so tests can observe requested delays instead of waiting, and jittered
-// exponential backoff.
+// Retry plumbing shared by the Kubernetes client, the informers and the leader elector:
+// a cancellation token that can interrupt blocking calls, and an injectable Sleeper so
+// tests can observe requested delays instead of waiting. Backoff itself is the common
+// helper (common/time/backoff.h).
 //
-// Thread-safety: CancelToken and RealSleeper are thread-safe. Backoff is not; each loop
-// owns its own.
+// Thread-safety: CancelToken and the sleepers are thread-safe.
 #ifndef ZEROSCALE_COMMON_KUBE_RETRY_H_
 #define ZEROSCALE_COMMON_KUBE_RETRY_H_
 
@@ -15,9 +14,9 @@
 #include <mutex>
 #include <optional>
 
-#include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/time/clock.h"
 
 namespace zeroscale::kube {
 
@@ -47,34 +46,23 @@ class Sleeper {
   virtual bool Sleep(absl::Duration d, CancelToken* cancel) = 0;
 };
 
-// Waits on the wall clock, waking early on cancellation.
-class RealSleeper : public Sleeper {
+// Waits on a Clock (the project's one seam for waiting), waking early on cancellation:
+// with a simulated clock the sleep ends when the test moves time.
+class ClockSleeper : public Sleeper {
  public:
+  // `clock` must outlive the sleeper.
+  explicit ClockSleeper(const Clock* clock) : clock_(clock) {}
   bool Sleep(absl::Duration d, CancelToken* cancel) override;
-  static Sleeper* Get();
-};
-
-struct BackoffOptions {
-  absl::Duration initial = absl::Milliseconds(500);
-  absl::Duration max = absl::Seconds(30);
-  double multiplier = 2.0;
-  // Each delay is scaled by a random factor in [1 - jitter, 1 + jitter] so that many
-  // scaler replicas do not hammer a recovering API server in lockstep.
-  double jitter = 0.2;
-};
-
-class Backoff {
- public:
-  explicit Backoff(BackoffOptions options = {});
-  // The delay before the next attempt; grows until Reset().
-  absl::Duration Next();
-  void Reset() { attempt_ = 0; }
-  int attempt() const { return attempt_; }
 
  private:
-  BackoffOptions options_;
-  int attempt_ = 0;
-  absl::BitGen gen_;
+  const Clock* const clock_;
+};
+
+// Sleeps on the real clock.
+class RealSleeper : public ClockSleeper {
+ public:
+  RealSleeper() : ClockSleeper(RealClock::Get()) {}
+  static Sleeper* Get();
 };
 
 // The HTTP status an absl::Status produced by this client came from (0 when none), and

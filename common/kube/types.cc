@@ -390,6 +390,27 @@ absl::StatusOr<EndpointSlice> internal::EndpointSliceFromObject(const json& obj)
   return slice;
 }
 
+absl::StatusOr<Pod> internal::PodFromObject(const json& obj) {
+  ZS_ASSIGN_OR_RETURN(Pod pod, WithIdentity<Pod>(obj));
+  std::string deletion;
+  ZS_KUBE_RETURN_IF_ERROR(
+      GetString(Obj(obj, "metadata"), "deletionTimestamp", "metadata.", &deletion));
+  pod.terminating = !deletion.empty();
+  const json& status = Obj(obj, "status");
+  ZS_KUBE_RETURN_IF_ERROR(GetString(status, "phase", "status.", &pod.phase));
+  ZS_KUBE_RETURN_IF_ERROR(GetString(status, "podIP", "status.", &pod.pod_ip));
+  ZS_KUBE_RETURN_IF_ERROR(
+      ForEachItem(status, "conditions", "status.", [&](const json& c, std::string at) {
+        at += ".";
+        std::string type, value;
+        ZS_KUBE_RETURN_IF_ERROR(GetString(c, "type", at, &type));
+        ZS_KUBE_RETURN_IF_ERROR(GetString(c, "status", at, &value));
+        if (type == "Ready") pod.ready = value == "True";
+        return absl::OkStatus();
+      }));
+  return pod;
+}
+
 std::string WorkloadRef::Id() const { return absl::StrCat(namespace_, "/", kind, "/", name); }
 
 WorkloadRef CustomAutoscaler::Target() const {
@@ -455,6 +476,14 @@ absl::StatusOr<EndpointSlice> EndpointSliceFromJson(absl::string_view text) {
 
 absl::StatusOr<EndpointSliceList> EndpointSliceListFromJson(absl::string_view text) {
   return ListFromText(text, &internal::EndpointSliceFromObject);
+}
+
+absl::StatusOr<Pod> PodFromJson(absl::string_view text) {
+  return ObjectFromText(text, &internal::PodFromObject);
+}
+
+absl::StatusOr<PodList> PodListFromJson(absl::string_view text) {
+  return ListFromText(text, &internal::PodFromObject);
 }
 
 absl::StatusOr<Lease> internal::LeaseFromObject(const json& obj) {

@@ -1,9 +1,8 @@
 // Domain types for the few Kubernetes objects zeroscale touches (Scale, the
-// CustomAutoscaler custom resource and its status, Lease, Event, EndpointSlice) and
-// their JSON wire
-// mapping. The real API server omits zero-valued fields (a Scale at 0 replicas comes back
-// as "spec": {}), so every parser reads a missing field as its zero value.
-// Value types and pure functions; thread-safe.
+// CustomAutoscaler custom resource and its status, Lease, Event, EndpointSlice, Pod) and
+// their JSON wire mapping. The real API server omits zero-valued fields (a Scale at 0 replicas
+// comes back as "spec": {}), so every parser reads a missing field as its zero value. Value types
+// and pure functions; thread-safe.
 #ifndef ZEROSCALE_COMMON_KUBE_TYPES_H_
 #define ZEROSCALE_COMMON_KUBE_TYPES_H_
 
@@ -139,8 +138,8 @@ struct Lease {
   std::string namespace_;
   std::string name;
   std::string resource_version;
-  // metadata.annotations; the leading scaler publishes its gRPC address here
-  // (kScalerGrpcAddressAnnotation).
+  // metadata.annotations: the holder may publish facts about itself here (the scaler its
+  // gRPC address); a writer keeps the ones it does not own.
   std::map<std::string, std::string> annotations;
   std::string holder_identity;
   int32_t lease_duration_seconds = 0;
@@ -217,6 +216,23 @@ struct EndpointSlice {
 };
 using EndpointSliceList = ObjectList<EndpointSlice>;
 
+// core/v1 Pod: only what tells whether it exists, runs and serves.
+struct Pod {
+  std::string namespace_;
+  std::string name;
+  std::string uid;
+  std::string resource_version;
+  std::string phase;         // "Pending" | "Running" | "Succeeded" | "Failed" | "Unknown"
+  bool ready = false;        // condition Ready is "True"
+  bool terminating = false;  // metadata.deletionTimestamp is set: it is being deleted
+  std::string pod_ip;
+
+  std::string Key() const { return namespace_ + "/" + name; }
+  // Running and Ready and not being deleted: it takes traffic, so its sidecar reports.
+  bool Serving() const { return phase == "Running" && ready && !terminating; }
+};
+using PodList = ObjectList<Pod>;
+
 // JSON mapping. Parsers return kInvalidArgument naming the field; a missing field reads
 // as its zero value. Writers emit exactly what the API server expects.
 absl::StatusOr<Scale> ScaleFromJson(absl::string_view json);
@@ -226,6 +242,8 @@ absl::StatusOr<CustomAutoscalerList> CustomAutoscalerListFromJson(absl::string_v
 std::string CustomAutoscalerStatusPatch(const CustomAutoscalerStatus& status);
 absl::StatusOr<EndpointSlice> EndpointSliceFromJson(absl::string_view json);
 absl::StatusOr<EndpointSliceList> EndpointSliceListFromJson(absl::string_view json);
+absl::StatusOr<Pod> PodFromJson(absl::string_view json);
+absl::StatusOr<PodList> PodListFromJson(absl::string_view json);
 absl::StatusOr<Lease> LeaseFromJson(absl::string_view json);
 absl::StatusOr<LeaseList> LeaseListFromJson(absl::string_view json);
 std::string LeaseToJson(const Lease& lease);

@@ -221,5 +221,6 @@ absl::Status Informer<Traits>::Watch() {
 template class Informer<CustomAutoscalerTraits>;
 template class Informer<EndpointSliceTraits>;
 template class Informer<LeaseTraits>;
+template class Informer<PodTraits>;
 
 }  // namespace zeroscale::kube

@@ -6,8 +6,8 @@
 // nothing repeated.
 //
 // One implementation, Informer<Traits>, serves every resource; a traits struct says how
-// to list and watch it and how to key its objects. CustomAutoscalerWatcher and
-// EndpointSliceWatcher are its instances.
+// to list and watch it and how to key its objects. CustomAutoscalerWatcher,
+// EndpointSliceWatcher and PodWatcher are its instances.
 //
 // Thread-safety: the handler runs on the informer's thread, one call at a time. Start,
 // Stop and the accessors may be called from any thread.
@@ -28,6 +28,7 @@
 #include "common/kube/client.h"
 #include "common/kube/retry.h"
 #include "common/kube/types.h"
+#include "common/time/backoff.h"
 
 namespace zeroscale::kube {
 
@@ -41,7 +42,10 @@ struct WatcherOptions {
   std::string field_selector;
   // Servers end watches after this; client-go picks 5-10 minutes.
   absl::Duration watch_timeout = absl::Minutes(5);
-  BackoffOptions backoff;
+  // Waits after failures; jittered so that many replicas do not hammer a recovering API
+  // server in lockstep.
+  BackoffPolicy backoff{absl::Milliseconds(500), absl::Seconds(30), 2.0, Jitter::kProportional,
+                        0.2};
   Sleeper* sleeper = RealSleeper::Get();  // injectable to observe delays in tests
   // Called on the informer's thread with each failure that leads to a wait (to count
   // it in a metric); may be empty.
@@ -143,6 +147,17 @@ struct LeaseTraits {
 extern template class Informer<LeaseTraits>;
 // Leases of options.namespace_; options.field_selector "metadata.name=NAME" for one.
 using LeaseWatcher = Informer<LeaseTraits>;
+
+struct PodTraits {
+  using Object = Pod;
+  static constexpr char kKind[] = "Pod";
+  static constexpr auto kList = &KubeClient::ListPods;
+  static constexpr auto kWatch = &KubeClient::WatchPods;
+};
+extern template class Informer<PodTraits>;
+// The Pods of options.namespace_ matching options.label_selector (a scale target's
+// status.selector, "app=llama").
+using PodWatcher = Informer<PodTraits>;
 
 }  // namespace zeroscale::kube
 

@@ -47,8 +47,7 @@ absl::StatusOr<RedisReply> Redis::Command(const RedisCommand& argv) {
   if (!replies.ok()) return replies.status();
   RedisReply& r = replies->front();
   if (r.is_error()) {
-    return absl::InternalError(
-        absl::StrCat("redis ", argv.empty() ? "" : argv[0], ": ", r.str));
+    return absl::InternalError(absl::StrCat("redis ", argv.empty() ? "" : argv[0], ": ", r.str));
   }
   return std::move(r);
 }
@@ -56,7 +55,7 @@ absl::StatusOr<RedisReply> Redis::Command(const RedisCommand& argv) {
 HiredisClient::HiredisClient(RedisOptions options, const Clock* clock)
     : options_(std::move(options)),
       clock_(clock),
-      backoff_(options_.backoff_initial),
+      backoff_({options_.backoff_initial, options_.backoff_max, 2.0, Jitter::kNone}),
       next_attempt_(absl::InfinitePast()) {}
 
 HiredisClient::~HiredisClient() {
@@ -69,7 +68,7 @@ void HiredisClient::Disconnect(absl::string_view why) {
     redisFree(ctx_);
     ctx_ = nullptr;
     // A connection that worked and then broke: retry at once, then back off.
-    backoff_ = options_.backoff_initial;
+    backoff_.Reset();
     next_attempt_ = clock_->Now();
   }
 }
@@ -79,8 +78,8 @@ absl::Status HiredisClient::EnsureConnected() {
   const absl::Time now = clock_->Now();
   const std::string where = absl::StrCat(options_.host, ":", options_.port);
   if (now < next_attempt_) {
-    return absl::UnavailableError(absl::StrCat("redis at ", where, " is unreachable (",
-                                               last_error_, "); next attempt in ",
+    return absl::UnavailableError(absl::StrCat("redis at ", where, " is unreachable (", last_error_,
+                                               "); next attempt in ",
                                                absl::FormatDuration(next_attempt_ - now)));
   }
   redisContext* c = redisConnectWithTimeout(options_.host.c_str(), options_.port,
@@ -88,8 +87,7 @@ absl::Status HiredisClient::EnsureConnected() {
   if (c == nullptr || c->err != 0) {
     last_error_ = c != nullptr ? c->errstr : "cannot allocate a redis context";
     if (c != nullptr) redisFree(c);
-    next_attempt_ = now + backoff_;
-    backoff_ = std::min(backoff_ * 2, options_.backoff_max);
+    next_attempt_ = now + backoff_.Next();
     return absl::UnavailableError(
         absl::StrCat("cannot connect to redis at ", where, ": ", last_error_));
   }
@@ -97,7 +95,7 @@ absl::Status HiredisClient::EnsureConnected() {
   redisSetTimeout(c, tv);
   redisEnableKeepAlive(c);
   ctx_ = c;
-  backoff_ = options_.backoff_initial;
+  backoff_.Reset();
   next_attempt_ = now;
   return absl::OkStatus();
 }
@@ -114,8 +112,8 @@ absl::StatusOr<std::vector<RedisReply>> HiredisClient::Pipeline(
       argv.push_back(a.data());
       argvlen.push_back(a.size());
     }
-    if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(),
-                               argvlen.data()) != REDIS_OK) {
+    if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), argvlen.data()) !=
+        REDIS_OK) {
       const std::string err = ctx_->errstr;
       Disconnect(err);
       return absl::UnavailableError(absl::StrCat("redis: ", err));

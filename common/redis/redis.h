@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/time/backoff.h"
 #include "common/time/clock.h"
 
 struct redisContext;
@@ -76,7 +77,7 @@ class HiredisClient : public Redis {
   const RedisOptions options_;
   const Clock* const clock_;
   redisContext* ctx_ = nullptr;
-  absl::Duration backoff_;
+  Backoff backoff_;
   absl::Time next_attempt_;
   std::string last_error_;
 };

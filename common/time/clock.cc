@@ -1,12 +1,30 @@
 #include "common/time/clock.h"
 
-#include "absl/status/status.h"
+#include <algorithm>
 #include <cstring>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 
 namespace zeroscale {
+
+void RealClock::WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                          absl::Time deadline) const {
+  if (deadline == absl::InfiniteFuture()) {
+    cv.wait(lock);
+    return;
+  }
+  const absl::Duration left = deadline - Now();
+  if (left <= absl::ZeroDuration()) return;
+  // On the steady clock: a wall-clock jump only shifts when the caller looks again.
+  cv.wait_for(lock, absl::ToChronoNanoseconds(left));
+}
+
+absl::Duration RealClock::BlockFor(absl::Time deadline) const {
+  if (deadline == absl::InfiniteFuture()) return absl::InfiniteDuration();
+  return std::max(absl::ZeroDuration(), deadline - Now());
+}
 
 Clock* RealClock::Get() {
   static RealClock* const clock = new RealClock();
@@ -63,8 +81,8 @@ bool ParseCanonicalUtc(absl::string_view s, absl::Time* out) {
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return false;
   const absl::CivilSecond cs(y, mo, d, h, mi, sec);
-  if (cs.year() != y || cs.month() != mo || cs.day() != d || cs.hour() != h ||
-      cs.minute() != mi || cs.second() != sec) {
+  if (cs.year() != y || cs.month() != mo || cs.day() != d || cs.hour() != h || cs.minute() != mi ||
+      cs.second() != sec) {
     return false;  // normalised: not a real date (Feb 30, leap second)
   }
   int64_t nanos = 0;

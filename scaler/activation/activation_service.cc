@@ -3,32 +3,101 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/grpcutil/status.h"
 #include "common/log/log.h"
 
 namespace zeroscale::activation {
-namespace {
 
-class WatchReactor;
-
-struct WatchShared {
-  std::recursive_mutex mu;  // gRPC may run reactions inline from Start* calls
-  WatchReactor* reactor = nullptr;
+// A stream that can be ended from outside (CloseStreams).
+class ClosableStream {
+ public:
+  virtual ~ClosableStream() = default;
+  // Ends the stream with `status` unless it is over already. The stream's lock is held.
+  virtual void CloseLocked(const grpc::Status& status) = 0;
 };
 
-class WatchReactor : public grpc::ServerWriteReactor<v1::WorkloadState> {
+// What a stream shares with whoever may close it; `reactor` is null once it is done.
+struct StreamShared {
+  std::recursive_mutex mu;  // gRPC may run reactions inline from Start* calls
+  ClosableStream* reactor = nullptr;
+};
+
+class StreamSet {
  public:
-  WatchReactor(EndpointRegistry* registry, std::string workload)
-      : registry_(registry), shared_(std::make_shared<WatchShared>()) {
+  void Add(std::shared_ptr<StreamShared> s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    set_.insert(std::move(s));
+  }
+  void Remove(const std::shared_ptr<StreamShared>& s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    set_.erase(s);
+  }
+  std::vector<std::shared_ptr<StreamShared>> All() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return {set_.begin(), set_.end()};
+  }
+  size_t size() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return set_.size();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::set<std::shared_ptr<StreamShared>> set_;
+};
+
+namespace {
+
+// What every stream does: it joins the service's set while it runs, so CloseStreams
+// reaches it, or ends at once when the replica may not serve.
+template <typename ReactorBase>
+class Stream : public ReactorBase, public ClosableStream {
+ protected:
+  explicit Stream(std::shared_ptr<StreamSet> streams)
+      : streams_(std::move(streams)), shared_(std::make_shared<StreamShared>()) {
     shared_->reactor = this;
-    std::shared_ptr<WatchShared> keep = shared_;
+  }
+  // True when `refusal` is OK and the stream joined the set; otherwise it is finished
+  // with the refusal. The stream's lock is held.
+  bool Admit(const grpc::Status& refusal) {
+    if (!refusal.ok()) {
+      finished_ = true;
+      this->Finish(refusal);
+      return false;
+    }
+    streams_->Add(shared_);
+    return true;
+  }
+  // From OnDone, before the reactor deletes itself.
+  void Leave() {
+    streams_->Remove(shared_);
+    std::lock_guard<std::recursive_mutex> lock(shared_->mu);
+    shared_->reactor = nullptr;
+  }
+
+  const std::shared_ptr<StreamSet> streams_;
+  std::shared_ptr<StreamShared> shared_;
+  bool finished_ = false;
+};
+
+class WatchReactor : public Stream<grpc::ServerWriteReactor<v1::WorkloadState>> {
+ public:
+  // `refusal` not OK: the stream ends at once with it.
+  WatchReactor(EndpointRegistry* registry, std::string workload, std::shared_ptr<StreamSet> streams,
+               const grpc::Status& refusal)
+      : Stream(std::move(streams)), registry_(registry) {
+    std::shared_ptr<StreamShared> keep = shared_;
     std::lock_guard<std::recursive_mutex> lock(keep->mu);
+    if (!Admit(refusal)) return;
     // Register before taking the snapshot so no change falls between the two.
     listener_ = registry_->AddListener(workload, [keep](const WorkloadEndpoints& state) {
       std::lock_guard<std::recursive_mutex> lock(keep->mu);
-      if (keep->reactor != nullptr) keep->reactor->EnqueueLocked(state);
+      if (keep->reactor != nullptr) static_cast<WatchReactor*>(keep->reactor)->EnqueueLocked(state);
     });
     if (workload.empty()) {
       for (const WorkloadEndpoints& s : registry_->All()) EnqueueLocked(s);
@@ -38,31 +107,44 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::WorkloadState> {
   }
 
   void OnWriteDone(bool ok) override {
-    std::shared_ptr<WatchShared> keep = shared_;
+    std::shared_ptr<StreamShared> keep = shared_;
     std::lock_guard<std::recursive_mutex> lock(keep->mu);
     writing_ = false;
+    if (pending_finish_) {
+      const grpc::Status status = *pending_finish_;
+      pending_finish_.reset();
+      Finish(status);
+      return;
+    }
+    if (finished_) return;
     if (!ok) {
-      Finish(grpc::Status::CANCELLED);
       finished_ = true;
+      Finish(grpc::Status::CANCELLED);
       return;
     }
     WriteNextLocked();
   }
 
   void OnCancel() override {
-    std::shared_ptr<WatchShared> keep = shared_;
+    std::shared_ptr<StreamShared> keep = shared_;
     std::lock_guard<std::recursive_mutex> lock(keep->mu);
+    CloseLocked(grpc::Status::CANCELLED);
+  }
+
+  void CloseLocked(const grpc::Status& status) override {
     if (finished_) return;
     finished_ = true;
-    Finish(grpc::Status::CANCELLED);
+    // A write in progress finishes first; the status goes out after it.
+    if (writing_) {
+      pending_finish_ = status;
+    } else {
+      Finish(status);
+    }
   }
 
   void OnDone() override {
-    registry_->RemoveListener(listener_);
-    {
-      std::lock_guard<std::recursive_mutex> lock(shared_->mu);
-      shared_->reactor = nullptr;
-    }
+    if (listener_ != 0) registry_->RemoveListener(listener_);
+    Leave();
     delete this;
   }
 
@@ -90,22 +172,29 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::WorkloadState> {
   }
 
   EndpointRegistry* const registry_;
-  std::shared_ptr<WatchShared> shared_;
   uint64_t listener_ = 0;
   std::deque<v1::WorkloadState> pending_;
   v1::WorkloadState current_;
   bool writing_ = false;
-  bool finished_ = false;
+  std::optional<grpc::Status> pending_finish_;
 };
 
-class TrafficReactor : public grpc::ServerReadReactor<v1::TrafficReport> {
+class TrafficReactor : public Stream<grpc::ServerReadReactor<v1::TrafficReport>> {
  public:
-  TrafficReactor(decide::Decider* decider, const Clock* clock) : decider_(decider), clock_(clock) {
-    StartRead(&report_);
+  TrafficReactor(decide::Decider* decider, const Clock* clock, std::shared_ptr<StreamSet> streams,
+                 const grpc::Status& refusal)
+      : Stream(std::move(streams)), decider_(decider), clock_(clock) {
+    std::shared_ptr<StreamShared> keep = shared_;
+    std::lock_guard<std::recursive_mutex> lock(keep->mu);
+    if (Admit(refusal)) StartRead(&report_);
   }
 
   void OnReadDone(bool ok) override {
+    std::shared_ptr<StreamShared> keep = shared_;
+    std::lock_guard<std::recursive_mutex> lock(keep->mu);
+    if (finished_) return;
     if (!ok) {
+      finished_ = true;
       Finish(grpc::Status::OK);
       return;
     }
@@ -119,7 +208,16 @@ class TrafficReactor : public grpc::ServerReadReactor<v1::TrafficReport> {
     StartRead(&report_);
   }
 
-  void OnDone() override { delete this; }
+  void CloseLocked(const grpc::Status& status) override {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  void OnDone() override {
+    Leave();
+    delete this;
+  }
 
  private:
   decide::Decider* const decider_;
@@ -146,6 +244,10 @@ grpc::ServerUnaryReactor* ActivationServiceImpl::Activate(grpc::CallbackServerCo
                                                           const v1::ActivateRequest* request,
                                                           v1::WorkloadState* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (grpc::Status refused = Refusal(); !refused.ok()) {
+    reactor->Finish(refused);
+    return reactor;
+  }
   const std::string workload = request->workload();
   if (workload.empty()) {
     reactor->Finish(
@@ -181,12 +283,39 @@ grpc::ServerUnaryReactor* ActivationServiceImpl::Activate(grpc::CallbackServerCo
 
 grpc::ServerWriteReactor<v1::WorkloadState>* ActivationServiceImpl::Watch(
     grpc::CallbackServerContext* context, const v1::WatchRequest* request) {
-  return new WatchReactor(registry_, request->workload());
+  return new WatchReactor(registry_, request->workload(), streams_, Refusal());
 }
 
 grpc::ServerReadReactor<v1::TrafficReport>* ActivationServiceImpl::ReportTraffic(
     grpc::CallbackServerContext* context, v1::TrafficAck* response) {
-  return new TrafficReactor(decider_, clock_);
+  return new TrafficReactor(decider_, clock_, streams_, Refusal());
 }
+
+ActivationServiceImpl::ActivationServiceImpl(decide::Decider* decider, EndpointRegistry* registry,
+                                             const Clock* clock, ServingCheck serving)
+    : decider_(decider),
+      registry_(registry),
+      clock_(clock),
+      serving_(std::move(serving)),
+      streams_(std::make_shared<StreamSet>()) {}
+
+ActivationServiceImpl::~ActivationServiceImpl() = default;
+
+grpc::Status ActivationServiceImpl::Refusal() const {
+  if (!serving_) return grpc::Status::OK;
+  absl::Status s = serving_();
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::string(s.message()));
+}
+
+void ActivationServiceImpl::CloseStreams(const absl::Status& status) {
+  const grpc::Status closing(grpc::StatusCode::FAILED_PRECONDITION, std::string(status.message()));
+  for (const std::shared_ptr<StreamShared>& s : streams_->All()) {
+    std::lock_guard<std::recursive_mutex> lock(s->mu);
+    if (s->reactor != nullptr) s->reactor->CloseLocked(closing);
+  }
+}
+
+size_t ActivationServiceImpl::open_streams() const { return streams_->size(); }
 
 }  // namespace zeroscale::activation

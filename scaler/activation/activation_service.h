@@ -4,10 +4,20 @@
 // moment a pod is ready; ReportTraffic tells the automata about requests the balancer
 // sees or holds, so a workload with traffic is never judged idle.
 //
+// Only a replica that has the automata can answer truthfully: with several scaler
+// replicas, the Lease holder. The `serving` check decides; a replica it refuses answers
+// every call with FAILED_PRECONDITION and the check's message (which names the leader's
+// address), and when it stops serving it ends the streams open on it the same way, so
+// balancers go to the leader.
+//
 // Thread-safe: gRPC callback reactors; registry listeners may fire from any thread.
 #ifndef ZEROSCALE_SCALER_ACTIVATION_ACTIVATION_SERVICE_H_
 #define ZEROSCALE_SCALER_ACTIVATION_ACTIVATION_SERVICE_H_
 
+#include <functional>
+#include <memory>
+
+#include "absl/status/status.h"
 #include "common/time/clock.h"
 #include "scaler/activation/endpoint_registry.h"
 #include "scaler/decide/decider.h"
@@ -17,10 +27,23 @@ namespace zeroscale::activation {
 
 void ToProto(const WorkloadEndpoints& state, v1::WorkloadState* out);
 
+class StreamSet;  // activation_service.cc
+
+// OK when this replica may serve ActivationService; otherwise why not (the caller gets it
+// as FAILED_PRECONDITION).
+using ServingCheck = std::function<absl::Status()>;
+
 class ActivationServiceImpl : public v1::ActivationService::CallbackService {
  public:
-  ActivationServiceImpl(decide::Decider* decider, EndpointRegistry* registry, const Clock* clock)
-      : decider_(decider), registry_(registry), clock_(clock) {}
+  // `serving` may be empty: always serve (one replica, no leader election).
+  ActivationServiceImpl(decide::Decider* decider, EndpointRegistry* registry, const Clock* clock,
+                        ServingCheck serving = nullptr);
+  ~ActivationServiceImpl() override;
+
+  // Ends every open Watch and ReportTraffic stream with `status` (this replica stopped
+  // leading: the balancers must reconnect to the leader).
+  void CloseStreams(const absl::Status& status);
+  size_t open_streams() const;
 
   grpc::ServerUnaryReactor* Activate(grpc::CallbackServerContext* context,
                                      const v1::ActivateRequest* request,
@@ -31,9 +54,15 @@ class ActivationServiceImpl : public v1::ActivationService::CallbackService {
                                                             v1::TrafficAck* response) override;
 
  private:
+  // OK, or the refusal as a gRPC status.
+  grpc::Status Refusal() const;
+
   decide::Decider* const decider_;
   EndpointRegistry* const registry_;
   const Clock* const clock_;
+  const ServingCheck serving_;
+  // Open streams, so CloseStreams can reach them; each removes itself when done.
+  const std::shared_ptr<StreamSet> streams_;
 };
 
 }  // namespace zeroscale::activation

@@ -25,7 +25,8 @@ Automaton::Automaton(WorkloadSpec spec, int32_t observed_replicas, const Decider
       window_(options->staleness, options->max_samples_per_pod),
       state_(observed_replicas > 0 ? State::kHolding : State::kScaledToZero),
       replicas_(std::max(observed_replicas, 0)),
-      last_request_(host->Now()) {
+      last_request_(host->Now()),
+      retry_backoff_({options->retry_initial, options->retry_max, 2.0, Jitter::kNone}) {
   window_.set_retention(HistoryNeeded() - options_->staleness);
 }
 
@@ -61,6 +62,9 @@ void Automaton::UpdateSpec(WorkloadSpec spec) {
 
 void Automaton::AddSample(const Podmetric& m) {
   window_.Add(m);
+  // A pod reporting before Kubernetes lists it (or lists it serving) is remembered too;
+  // SetPods prunes to the pods listed.
+  if (pods_) reported_.insert(m.id);
   if (m.request_count > 0 || m.in_flight > 0 || m.request_rate > 0) {
     last_request_ = std::max(last_request_, m.received_at);
   }
@@ -90,6 +94,7 @@ void Automaton::Record(State from, State to, int32_t before, int32_t after, Trig
   d.dry_run = dry_run;
   host_->Record(d);
   last_decision_ = std::move(d);
+  ++decisions_;
 }
 
 void Automaton::Transition(State to, Trigger trigger, std::string reason) {
@@ -121,7 +126,7 @@ void Automaton::Apply(State to, int32_t target, Trigger trigger, absl::string_vi
   pending_from_ = state_;
   pending_target_ = target;
   state_ = to;
-  host_->StartSet(spec_.workload, target, reason, op_id_);
+  host_->StartSet(spec_.workload, replicas_, target, reason, op_id_);
 }
 
 void Automaton::Wake(Trigger trigger, std::string reason) {
@@ -163,6 +168,63 @@ void Automaton::OnPodReady(absl::string_view pod) {
   ready_signal_ = true;
   ready_pod_ = std::string(pod);
   Evaluate(Trigger::kPodReady);
+}
+
+void Automaton::SetPods(std::optional<TargetPods> pods) {
+  if (pods == pods_) return;
+  pods_ = std::move(pods);
+  if (!pods_) {
+    reported_.clear();
+  } else {
+    absl::flat_hash_set<std::string> listed(pods_->existing.begin(), pods_->existing.end());
+    absl::erase_if(reported_, [&](const std::string& p) { return !listed.contains(p); });
+    // Pods that reported before the list arrived.
+    for (const std::string& p : pods_->existing) {
+      if (window_.HasPod(p)) reported_.insert(p);
+    }
+  }
+  Evaluate(Trigger::kPods);
+}
+
+std::string Automaton::PartialData(absl::Time now, int reporting) const {
+  if (!pods_) {
+    if (reporting >= replicas_) return "";
+    return absl::StrCat("only ", reporting, " of ", replicas_,
+                        " pods report fresh samples: not scaling down on partial data");
+  }
+  // Pods that serve and have reported, but report no more: their load is unknown.
+  std::vector<std::string> silent;
+  for (const std::string& p : pods_->serving) {
+    if (reported_.contains(p) && !window_.IsFresh(p, now)) silent.push_back(p);
+  }
+  if (silent.empty()) return "";
+  return absl::StrCat(silent.size(), " of ", pods_->serving.size(),
+                      " serving pods stopped reporting (", silent.front(),
+                      silent.size() > 1 ? ", ..." : "", "): not scaling down on partial data");
+}
+
+double Automaton::BalancerInFlight(absl::Time now) const {
+  return now - traffic_at_ <= options_->traffic_ttl ? static_cast<double>(traffic_in_flight_) : 0;
+}
+
+void Automaton::EvaluateIdle(absl::Time now, Trigger trigger, const std::string& context) {
+  note_ = context;
+  if (spec_.min_replicas > 0 || spec_.idle_timeout <= absl::ZeroDuration()) return;
+  if (now - last_request_ < spec_.idle_timeout) {
+    Consider(last_request_ + spec_.idle_timeout);
+    return;
+  }
+  const std::string idle = absl::StrCat(
+      "no request for ", FormatSeconds(absl::Trunc(now - last_request_, absl::Seconds(1))),
+      " (idleTimeoutSeconds ", absl::ToInt64Seconds(spec_.idle_timeout), ")");
+  if (const double held = BalancerInFlight(now); held > 0) {
+    note_ = absl::StrCat(context, "; ", idle, ", but ", FormatValue(held),
+                         " requests are in flight: not scaling to zero");
+    return;
+  }
+  wake_requested_ = false;  // nobody waits: the wake, if any, is over
+  Apply(State::kScaledToZero, 0, trigger, "",
+        absl::StrCat(context, "; ", idle, ": ", Replicas(replicas_, 0)));
 }
 
 void Automaton::OnObservedReplicas(int32_t n) {
@@ -215,7 +277,7 @@ void Automaton::OnSetDone(uint64_t op, absl::Status status) {
     if (pending_target_ < replicas_) last_down_ = now;
     applied_at_ = now;
     replicas_ = pending_target_;
-    backoff_ = absl::ZeroDuration();
+    retry_backoff_.Reset();
     Evaluate(Trigger::kActuation);
     return;
   }
@@ -229,7 +291,7 @@ void Automaton::OnSetDone(uint64_t op, absl::Status status) {
                                : "re-reading the target after a backoff and deciding again"),
          false);
   if (from == State::kWaking) wake_requested_ = true;  // the balancer still waits
-  resync_at_ = conflict ? now : now + NextBackoff();
+  resync_at_ = conflict ? now : now + retry_backoff_.Next();
   Evaluate(Trigger::kActuation);
 }
 
@@ -237,21 +299,15 @@ void Automaton::OnGetDone(uint64_t op, absl::StatusOr<int32_t> replicas) {
   if (op_ != Op::kGet || op != op_id_) return;
   op_ = Op::kNone;
   if (!replicas.ok()) {
-    resync_at_ = host_->Now() + NextBackoff();
+    resync_at_ = host_->Now() + retry_backoff_.Next();
     note_ = absl::StrCat("cannot read the target's replicas: ", replicas.status().ToString());
     Evaluate(Trigger::kActuation);
     return;
   }
   resync_at_ = absl::InfiniteFuture();
-  backoff_ = absl::ZeroDuration();
+  retry_backoff_.Reset();
   Adopt(*replicas, Trigger::kActuation, "re-read the target");
   Evaluate(Trigger::kActuation);
-}
-
-absl::Duration Automaton::NextBackoff() {
-  backoff_ = backoff_ == absl::ZeroDuration() ? options_->retry_initial
-                                              : std::min(backoff_ * 2, options_->retry_max);
-  return backoff_;
 }
 
 void Automaton::Resync() {
@@ -323,7 +379,9 @@ void Automaton::EvaluateWaking(absl::Time now, Trigger trigger) {
   const absl::Time deadline = wake_started_ + options_->wake_timeout;
   if (now < deadline) {
     Consider(deadline);
-  } else if (!wake_timed_out_) {
+    return;
+  }
+  if (!wake_timed_out_) {
     wake_timed_out_ = true;
     Transition(State::kWaking, trigger,
                absl::StrCat("no pod ready ", FormatSeconds(options_->wake_timeout),
@@ -332,6 +390,11 @@ void Automaton::EvaluateWaking(absl::Time now, Trigger trigger) {
                                                            FormatSeconds(options_->wake_timeout),
                                                            " after the wake")));
   }
+  // A wake that never completes (a replica Pending for want of a GPU, an image that does
+  // not pull) must not keep its replicas forever once nobody waits for it.
+  EvaluateIdle(
+      now, trigger,
+      absl::StrCat("no pod ready ", FormatSeconds(options_->wake_timeout), " after the wake"));
 }
 
 void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
@@ -350,7 +413,17 @@ void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
   }
 
   const absl::Time newest = window_.newest();
-  if (newest == absl::InfinitePast() || now - newest > options_->staleness) {
+  const bool stale = newest == absl::InfinitePast() || now - newest > options_->staleness;
+  if (stale && NothingServes()) {
+    // Nothing that should report is missing: no pod serves yet.
+    const std::string why = absl::StrCat("none of the ", pods_->existing.size(),
+                                         " pods serves (Pending or not ready): no metrics are "
+                                         "missing, only idleTimeoutSeconds applies");
+    if (state_ == State::kHolding) Transition(State::kActive, trigger, why);
+    EvaluateIdle(now, trigger, why);
+    return;
+  }
+  if (stale) {
     std::string why =
         newest == absl::InfinitePast()
             ? absl::StrCat("no samples received yet: holding ", replicas_, " replicas")
@@ -437,10 +510,11 @@ void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
 
   const bool idle_enabled = spec_.min_replicas == 0 && spec_.idle_timeout > absl::ZeroDuration();
   const bool idle = idle_enabled && now - last_request_ >= spec_.idle_timeout;
-  if ((may_decrease || !zero.empty() || idle) && reporting < replicas_) {
-    note_ = absl::StrCat("only ", reporting, " of ", replicas_,
-                         " pods report fresh samples: not scaling down on partial data");
-    return;
+  if (may_decrease || !zero.empty() || idle) {
+    if (std::string partial = PartialData(now, reporting); !partial.empty()) {
+      note_ = std::move(partial);
+      return;
+    }
   }
   if (may_decrease) {
     const ScalingRule* chosen = nullptr;
@@ -491,9 +565,7 @@ void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
     note_ = "waiting for samples taken after the last scale change";
     return;
   }
-  const bool balancer_fresh = now - traffic_at_ <= options_->traffic_ttl;
-  const double in_flight =
-      window_.InFlightNow(now) + (balancer_fresh ? static_cast<double>(traffic_in_flight_) : 0);
+  const double in_flight = window_.InFlightNow(now) + BalancerInFlight(now);
   const std::string why =
       zero_rule != nullptr
           ? explain(zero_rule)
@@ -507,6 +579,26 @@ void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
   }
   Apply(State::kScaledToZero, 0, trigger, zero_rule != nullptr ? zero_rule->id : "",
         absl::StrCat(why, ": ", Replicas(replicas_, 0)));
+}
+
+bool Automaton::StatusChanged() const {
+  if (!published_) return true;
+  const Published& p = *published_;
+  const bool in_flight = op_ == Op::kSet;
+  return p.state != state_ || p.replicas != replicas_ ||
+         p.desired != (in_flight ? pending_target_ : replicas_) || p.in_flight != in_flight ||
+         p.decisions != decisions_ || p.note != note_;
+}
+
+void Automaton::MarkPublished() {
+  Published p;
+  p.state = state_;
+  p.replicas = replicas_;
+  p.in_flight = op_ == Op::kSet;
+  p.desired = p.in_flight ? pending_target_ : replicas_;
+  p.decisions = decisions_;
+  p.note = note_;
+  published_ = std::move(p);
 }
 
 WorkloadStatus Automaton::Status() const {

@@ -15,6 +15,10 @@
 //                 minReplicas raised above 0
 //   Waking        pod ready (ready sample or PodReady)   Active        (wake waiters)
 //   Waking        timer: wake timeout                    Waking        (fail waiters)
+//   Waking        past the wake timeout, no request for  ScaledToZero  n -> 0
+//                 idleTimeoutSeconds, none in flight
+//   Holding       no pod serves (Kubernetes lists them   Active        (then only the idle
+//                 all Pending or not ready)                            timeout can act)
 //   any           observed replicas != ours (changed     Active/Hold./ n adopted; 0 means
 //                 outside zeroscale)                     ScaledToZero/ ScaledToZero, n > 0
 //                                                        Waking        from zero means Waking
@@ -38,8 +42,13 @@
 //   the last change in either direction, so a scale-up is not undone at once. A change
 //   made outside zeroscale counts as a change in both directions.
 // - Missing or stale data never lowers replicas: with no fresh sample the automaton
-//   holds; with fresh samples from fewer pods than it has replicas ("partial") it may
-//   scale up but not down.
+//   holds; with partial data it may scale up but not down. Data is partial when a pod
+//   expected to report does not. Given what Kubernetes lists of the target's pods
+//   (SetPods), those are the serving pods (Running and Ready) that have reported: a pod
+//   still Pending, not ready, or that never reported is not missing data, a serving pod
+//   that stopped reporting is; and when no pod serves at all there is nothing to miss,
+//   so the idle timeout still applies. Without that list: fresh samples from fewer pods
+//   than it has replicas.
 // - While a SetReplicas call is in flight nothing else is decided; its completion
 //   re-evaluates from the new state, so a decision is never applied twice.
 // - dry_run: every decision is computed, explained and recorded (dry_run = true), none is
@@ -56,10 +65,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/model/podmetric.h"
+#include "common/time/backoff.h"
 #include "scaler/decide/decision.h"
 #include "scaler/decide/window.h"
 
@@ -82,19 +93,6 @@ struct DeciderOptions {
   bool dry_run = false;
 };
 
-// A snapshot for status reporting (CustomAutoscaler status, debugging).
-struct WorkloadStatus {
-  std::string workload;
-  State state = State::kActive;
-  int32_t replicas = 0;  // what the target has, as far as the automaton knows
-  int32_t desired = 0;   // what it is being set to (== replicas when nothing is in flight)
-  bool actuation_in_flight = false;
-  std::optional<Decision> last_decision;
-  // Why the latest evaluation changed nothing, when something held it back ("partial
-  // data", "in cooldown", "requests in flight"); empty otherwise.
-  std::string note;
-};
-
 // The sample history a workload's rules need: the longest rule window plus the staleness
 // (to tell whether the newest sample is fresh).
 absl::Duration HistoryNeeded(const WorkloadSpec& spec, absl::Duration staleness);
@@ -108,8 +106,9 @@ class Automaton {
     virtual absl::Time Now() const = 0;
     // Completion must come back as OnSetDone(op, ...) / OnGetDone(op, ...), later (never
     // inside the call).
-    virtual void StartSet(const std::string& workload, int32_t n, const std::string& reason,
-                          uint64_t op) = 0;
+    // Sets `n` replicas, decided on the target having `from`.
+    virtual void StartSet(const std::string& workload, int32_t from, int32_t n,
+                          const std::string& reason, uint64_t op) = 0;
     virtual void StartGet(const std::string& workload, uint64_t op) = 0;
     // Must call OnTimer(at) once the clock reaches `at`.
     virtual void ScheduleTimer(const std::string& workload, absl::Time at) = 0;
@@ -135,11 +134,18 @@ class Automaton {
   void Activate(ReadyCallback on_ready);
   void OnPodReady(absl::string_view pod);
   void OnObservedReplicas(int32_t n);
+  // What Kubernetes lists of the target's pods; nullopt when that is not known (no pod
+  // view: the local backend, or a replica without the RBAC to list pods).
+  void SetPods(std::optional<TargetPods> pods);
   void OnTimer(absl::Time at);
   void OnSetDone(uint64_t op, absl::Status status);
   void OnGetDone(uint64_t op, absl::StatusOr<int32_t> replicas);
 
   WorkloadStatus Status() const;
+  // Whether Status() changed since MarkPublished() (always true before the first):
+  // compares a few fields, so the engine may ask after every event.
+  bool StatusChanged() const;
+  void MarkPublished();
   const WorkloadSpec& spec() const { return spec_; }
   State state() const { return state_; }
   int32_t replicas() const { return replicas_; }
@@ -158,6 +164,15 @@ class Automaton {
   void Wake(Trigger trigger, std::string reason);
   void EvaluateWaking(absl::Time now, Trigger trigger);
   void EvaluateRunning(absl::Time now, Trigger trigger);
+  // Why the data is partial ("" when it is not), with `reporting` pods fresh.
+  std::string PartialData(absl::Time now, int reporting) const;
+  // True when Kubernetes lists the target's pods and none of them serves.
+  bool NothingServes() const { return pods_ && pods_->serving.empty(); }
+  // With no metrics to decide on, only the idle timeout can act: to zero when no
+  // request came for idleTimeoutSeconds and none is in flight. `context` says why.
+  void EvaluateIdle(absl::Time now, Trigger trigger, const std::string& context);
+  // Requests the balancer holds or forwards, as its latest fresh report says.
+  double BalancerInFlight(absl::Time now) const;
   // Adopts a replica count read from the target; true when it differed.
   bool Adopt(int32_t n, Trigger trigger, absl::string_view why);
   void Resync();
@@ -166,7 +181,6 @@ class Automaton {
     if (deadline < next_) next_ = deadline;
   }
   void ScheduleNext();
-  absl::Duration NextBackoff();
 
   WorkloadSpec spec_;
   const DeciderOptions* const options_;
@@ -190,7 +204,7 @@ class Automaton {
   State pending_from_ = State::kActive;
   int32_t pending_target_ = 0;
   absl::Time resync_at_ = absl::InfiniteFuture();  // a re-read is due (after a failure)
-  absl::Duration backoff_ = absl::ZeroDuration();
+  Backoff retry_backoff_;                          // re-reads after failed writes and reads
 
   bool wake_requested_ = false;
   bool ready_signal_ = false;  // a PodReady arrived while waking
@@ -201,8 +215,24 @@ class Automaton {
 
   absl::Time next_ = absl::InfiniteFuture();      // earliest deadline of this evaluation
   absl::Time timer_at_ = absl::InfiniteFuture();  // earliest timer outstanding
+  // What Kubernetes lists of the target's pods, and which of them have reported
+  // (pruned to the listed ones); see SetPods.
+  std::optional<TargetPods> pods_;
+  absl::flat_hash_set<std::string> reported_;
+
   std::optional<Decision> last_decision_;
+  uint64_t decisions_ = 0;  // recorded so far: a new one changes the status
   std::string note_;
+  // What the last published status showed.
+  struct Published {
+    State state = State::kActive;
+    int32_t replicas = 0;
+    int32_t desired = 0;
+    bool in_flight = false;
+    uint64_t decisions = 0;
+    std::string note;
+  };
+  std::optional<Published> published_;
   // Dry-run repeat suppression.
   std::optional<Decision> last_dry_run_;
 };

@@ -67,6 +67,12 @@ void Decider::OnObservedReplicas(std::string workload, int32_t n) {
       [this, workload = std::move(workload), n] { (void)engine_.OnObservedReplicas(workload, n); });
 }
 
+void Decider::OnPods(std::string workload, std::optional<TargetPods> pods) {
+  scheduler_->Post([this, workload = std::move(workload), pods = std::move(pods)]() mutable {
+    (void)engine_.OnPods(workload, std::move(pods));
+  });
+}
+
 void Decider::GetStatus(std::string workload,
                         std::function<void(absl::StatusOr<WorkloadStatus>)> done) {
   scheduler_->Post([this, workload = std::move(workload), done = std::move(done)] {

@@ -42,6 +42,7 @@ class Decider {
   void Activate(std::string workload, Done on_ready);
   void OnPodReady(std::string workload, std::string pod);
   void OnObservedReplicas(std::string workload, int32_t n);
+  void OnPods(std::string workload, std::optional<TargetPods> pods);
   void GetStatus(std::string workload, std::function<void(absl::StatusOr<WorkloadStatus>)> done);
 
   // Rebuilds the windows of every workload from Redis (a new leader's first step), so

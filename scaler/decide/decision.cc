@@ -20,7 +20,7 @@ constexpr std::pair<Trigger, absl::string_view> kTriggers[] = {
     {Trigger::kRegistered, "registered"}, {Trigger::kSample, "sample"},
     {Trigger::kTimer, "timer"},           {Trigger::kActivate, "activate"},
     {Trigger::kPodReady, "podReady"},     {Trigger::kObservedReplicas, "observedReplicas"},
-    {Trigger::kActuation, "actuation"},
+    {Trigger::kActuation, "actuation"},   {Trigger::kPods, "pods"},
 };
 
 absl::Status FieldError(absl::string_view field, absl::string_view what) {
@@ -61,6 +61,12 @@ bool Decision::operator==(const Decision& o) const {
   return time == o.time && workload == o.workload && from == o.from && to == o.to &&
          replicas_before == o.replicas_before && replicas_after == o.replicas_after &&
          trigger == o.trigger && rule == o.rule && reason == o.reason && dry_run == o.dry_run;
+}
+
+bool WorkloadStatus::operator==(const WorkloadStatus& o) const {
+  return workload == o.workload && state == o.state && replicas == o.replicas &&
+         desired == o.desired && actuation_in_flight == o.actuation_in_flight &&
+         last_decision == o.last_decision && note == o.note;
 }
 
 std::string DecisionToJson(const Decision& d) {

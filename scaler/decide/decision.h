@@ -39,6 +39,7 @@ enum class Trigger {
   kPodReady,          // a pod reported ready
   kObservedReplicas,  // the target's replica count changed outside zeroscale
   kActuation,         // a SetReplicas call completed (or failed)
+  kPods,              // what Kubernetes lists of the target's pods changed
 };
 absl::string_view TriggerName(Trigger t);  // "sample"
 std::optional<Trigger> ParseTrigger(absl::string_view name);
@@ -81,12 +82,39 @@ struct WorkloadSpec {
 // rules bound to another workload.
 absl::Status ValidateWorkloadSpec(const WorkloadSpec& spec);
 
+// What Kubernetes lists of a workload's pods (by its target's selector), so the decider
+// can tell data that is missing from pods that cannot report: the pods that exist (not
+// being deleted), and of those the ones that serve (Running and Ready), which are the
+// ones expected to report. Ids are "<namespace>/<pod>", sorted.
+struct TargetPods {
+  std::vector<std::string> existing;
+  std::vector<std::string> serving;
+  bool operator==(const TargetPods& o) const {
+    return existing == o.existing && serving == o.serving;
+  }
+};
+
 // The balancer's view of a workload's traffic. It knows about requests no sidecar sees
 // yet: those it holds while the workload is at zero or waking.
 struct TrafficReport {
   absl::Time at = absl::UnixEpoch();
   uint64_t requests = 0;   // requests received since its previous report
   uint64_t in_flight = 0;  // requests it holds or is forwarding now
+};
+
+// A snapshot of one workload's automaton, for status reporting (CustomAutoscaler status,
+// /workloads, the balancer's view of replicas).
+struct WorkloadStatus {
+  std::string workload;
+  State state = State::kActive;
+  int32_t replicas = 0;  // what the target has, as far as the automaton knows
+  int32_t desired = 0;   // what it is being set to (== replicas when nothing is in flight)
+  bool actuation_in_flight = false;
+  std::optional<Decision> last_decision;
+  // Why the latest evaluation changed nothing, when something held it back ("partial
+  // data", "in cooldown", "requests in flight"); empty otherwise.
+  std::string note;
+  bool operator==(const WorkloadStatus& o) const;
 };
 
 // Receives every Decision. Called on the decider's loop thread, so implementations
@@ -96,6 +124,11 @@ class DecisionSink {
  public:
   virtual ~DecisionSink() = default;
   virtual void Record(const Decision& decision) = 0;
+  // The workload's snapshot changed (state, replicas, desired, actuation, last decision
+  // or note): state pushed from the loop, so nobody has to ask the loop for it.
+  virtual void OnStatus(const WorkloadStatus& status) {}
+  // The workload is no longer managed.
+  virtual void OnRemoved(const std::string& workload) {}
 };
 
 // Applies replica counts to the target (Kubernetes scale subresource, local processes).
@@ -105,12 +138,13 @@ class DecisionSink {
 class ReplicaSetter {
  public:
   virtual ~ReplicaSetter() = default;
-  // Sets the target's replicas to `n`. `done` gets kAborted when the write lost an
-  // optimistic-concurrency race (HTTP 409): the decider then re-reads and re-decides
-  // rather than retrying the old decision. Other errors: the decider re-reads after a
-  // backoff.
-  virtual void SetReplicas(const std::string& workload, int32_t n, const std::string& reason,
-                           std::function<void(absl::Status)> done) = 0;
+  // Sets the target's replicas to `n`, a decision computed on the target having `from`.
+  // A setter that shares the target with others (Kubernetes) applies it only while the
+  // target still has `from`, so a decision made on outdated replicas is never applied:
+  // `done` then gets kAborted, and the decider re-reads and re-decides rather than
+  // retrying the old decision. Other errors: the decider re-reads after a backoff.
+  virtual void SetReplicas(const std::string& workload, int32_t from, int32_t n,
+                           const std::string& reason, std::function<void(absl::Status)> done) = 0;
   // Reads the target's current replica count (after a conflict or a failed write).
   virtual void GetReplicas(const std::string& workload,
                            std::function<void(absl::StatusOr<int32_t>)> done) = 0;
@@ -122,6 +156,12 @@ class FanoutSink : public DecisionSink {
   explicit FanoutSink(std::vector<DecisionSink*> sinks) : sinks_(std::move(sinks)) {}
   void Record(const Decision& decision) override {
     for (DecisionSink* s : sinks_) s->Record(decision);
+  }
+  void OnStatus(const WorkloadStatus& status) override {
+    for (DecisionSink* s : sinks_) s->OnStatus(status);
+  }
+  void OnRemoved(const std::string& workload) override {
+    for (DecisionSink* s : sinks_) s->OnRemoved(workload);
   }
 
  private:

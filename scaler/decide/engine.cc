@@ -55,6 +55,7 @@ absl::Status Engine::Upsert(const WorkloadSpec& spec, int32_t observed_replicas)
   if (Automaton* a = Find(spec.workload)) {
     a->UpdateSpec(spec);
     a->OnObservedReplicas(observed_replicas);
+    Publish(a);
     return absl::OkStatus();
   }
   Host* host = this;
@@ -62,10 +63,21 @@ absl::Status Engine::Upsert(const WorkloadSpec& spec, int32_t observed_replicas)
   Automaton* raw = a.get();
   automata_.emplace(spec.workload, std::move(a));
   raw->Start();
+  Publish(raw);
   return absl::OkStatus();
 }
 
-bool Engine::Remove(const std::string& workload) { return automata_.erase(workload) > 0; }
+bool Engine::Remove(const std::string& workload) {
+  if (automata_.erase(workload) == 0) return false;
+  if (sink_ != nullptr) sink_->OnRemoved(workload);
+  return true;
+}
+
+void Engine::Publish(Automaton* a) {
+  if (sink_ == nullptr || !a->StatusChanged()) return;
+  sink_->OnStatus(a->Status());
+  a->MarkPublished();
+}
 
 std::vector<Decision> Engine::OnSample(const Podmetric& m) {
   std::vector<Decision> out;
@@ -77,6 +89,7 @@ std::vector<Decision> Engine::OnSample(const Podmetric& m) {
   }
   a->AddSample(m);
   a->Evaluate(Trigger::kSample);
+  Publish(a);
   return out;
 }
 
@@ -95,7 +108,10 @@ std::vector<Decision> Engine::OnSamples(const std::vector<Podmetric>& batch) {
     a->AddSample(m);
     if (seen.insert(a).second) touched.push_back(a);
   }
-  for (Automaton* a : touched) a->Evaluate(Trigger::kSample);
+  for (Automaton* a : touched) {
+    a->Evaluate(Trigger::kSample);
+    Publish(a);
+  }
   return out;
 }
 
@@ -105,6 +121,7 @@ absl::Status Engine::LoadHistory(const std::string& workload,
   if (a == nullptr) return UnknownWorkload(workload);
   for (const Podmetric& m : samples) a->AddSample(m);
   a->Evaluate(Trigger::kSample);
+  Publish(a);
   return absl::OkStatus();
 }
 
@@ -122,12 +139,14 @@ void Engine::Activate(const std::string& workload, Automaton::ReadyCallback on_r
     return;
   }
   a->Activate(std::move(on_ready));
+  Publish(a);
 }
 
 absl::Status Engine::OnPodReady(const std::string& workload, const std::string& pod) {
   Automaton* a = Find(workload);
   if (a == nullptr) return UnknownWorkload(workload);
   a->OnPodReady(pod);
+  Publish(a);
   return absl::OkStatus();
 }
 
@@ -136,6 +155,15 @@ absl::Status Engine::OnObservedReplicas(const std::string& workload, int32_t n) 
   if (a == nullptr) return UnknownWorkload(workload);
   if (n < 0) return absl::InvalidArgumentError("observed replicas must not be negative");
   a->OnObservedReplicas(n);
+  Publish(a);
+  return absl::OkStatus();
+}
+
+absl::Status Engine::OnPods(const std::string& workload, std::optional<TargetPods> pods) {
+  Automaton* a = Find(workload);
+  if (a == nullptr) return UnknownWorkload(workload);
+  a->SetPods(std::move(pods));
+  Publish(a);
   return absl::OkStatus();
 }
 
@@ -158,17 +186,21 @@ std::vector<std::string> Engine::Workloads() const {
   return out;
 }
 
-void Engine::StartSet(const std::string& workload, int32_t n, const std::string& reason,
-                      uint64_t op) {
+void Engine::StartSet(const std::string& workload, int32_t from, int32_t n,
+                      const std::string& reason, uint64_t op) {
   std::weak_ptr<Engine*> alive = alive_;
   Scheduler* scheduler = scheduler_;
-  setter_->SetReplicas(workload, n, reason, [alive, scheduler, workload, op](absl::Status status) {
-    scheduler->Post([alive, workload, op, status = std::move(status)] {
-      std::shared_ptr<Engine*> engine = alive.lock();
-      if (!engine) return;
-      if (Automaton* a = (*engine)->Find(workload)) a->OnSetDone(op, status);
-    });
-  });
+  setter_->SetReplicas(workload, from, n, reason,
+                       [alive, scheduler, workload, op](absl::Status status) {
+                         scheduler->Post([alive, workload, op, status = std::move(status)] {
+                           std::shared_ptr<Engine*> engine = alive.lock();
+                           if (!engine) return;
+                           if (Automaton* a = (*engine)->Find(workload)) {
+                             a->OnSetDone(op, status);
+                             (*engine)->Publish(a);
+                           }
+                         });
+                       });
 }
 
 void Engine::StartGet(const std::string& workload, uint64_t op) {
@@ -179,7 +211,10 @@ void Engine::StartGet(const std::string& workload, uint64_t op) {
                          scheduler->Post([alive, workload, op, replicas = std::move(replicas)] {
                            std::shared_ptr<Engine*> engine = alive.lock();
                            if (!engine) return;
-                           if (Automaton* a = (*engine)->Find(workload)) a->OnGetDone(op, replicas);
+                           if (Automaton* a = (*engine)->Find(workload)) {
+                             a->OnGetDone(op, replicas);
+                             (*engine)->Publish(a);
+                           }
                          });
                        });
 }
@@ -190,7 +225,10 @@ void Engine::ScheduleTimer(const std::string& workload, absl::Time at) {
     std::shared_ptr<Engine*> engine = alive.lock();
     if (!engine) return;
     // A workload removed (or replaced) since is simply evaluated or ignored.
-    if (Automaton* a = (*engine)->Find(workload)) a->OnTimer(at);
+    if (Automaton* a = (*engine)->Find(workload)) {
+      a->OnTimer(at);
+      (*engine)->Publish(a);
+    }
   });
 }
 

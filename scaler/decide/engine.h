@@ -11,6 +11,9 @@
 // pending tasks or be destroyed on the scheduler's thread (posted completions check a
 // liveness token there).
 //
+// After every event, a workload whose status changed has it pushed to the sink
+// (DecisionSink::OnStatus), so reporters never ask the loop.
+//
 // Benchmarks and tests can call OnSample and get the decisions it caused synchronously.
 #ifndef ZEROSCALE_SCALER_DECIDE_ENGINE_H_
 #define ZEROSCALE_SCALER_DECIDE_ENGINE_H_
@@ -63,6 +66,8 @@ class Engine : private Automaton::Host {
   absl::Status OnPodReady(const std::string& workload, const std::string& pod);
   // The target's replica count as observed (watch, re-list, local backend).
   absl::Status OnObservedReplicas(const std::string& workload, int32_t n);
+  // What Kubernetes lists of the target's pods (nullopt: not known).
+  absl::Status OnPods(const std::string& workload, std::optional<TargetPods> pods);
 
   std::optional<WorkloadStatus> GetStatus(const std::string& workload) const;
   // How far back to read samples from Redis to fill this workload's windows.
@@ -75,13 +80,15 @@ class Engine : private Automaton::Host {
  private:
   // Automaton::Host.
   absl::Time Now() const override { return clock_->Now(); }
-  void StartSet(const std::string& workload, int32_t n, const std::string& reason,
+  void StartSet(const std::string& workload, int32_t from, int32_t n, const std::string& reason,
                 uint64_t op) override;
   void StartGet(const std::string& workload, uint64_t op) override;
   void ScheduleTimer(const std::string& workload, absl::Time at) override;
   void Record(const Decision& decision) override;
 
   Automaton* Find(const std::string& workload) const;
+  // Hands the automaton's status to the sink when it changed.
+  void Publish(Automaton* a);
 
   const Clock* const clock_;
   Scheduler* const scheduler_;

@@ -95,10 +95,13 @@ void SampleTail::Stop() {
 }
 
 void SampleTail::Loop() {
-  const auto interval = absl::ToChronoMicroseconds(options_.interval);
   bool was_leading = false;
   std::unique_lock<std::mutex> lock(mu_);
-  while (!cv_.wait_for(lock, interval, [this] { return stopping_; })) {
+  for (;;) {
+    // Rounds are timed on the clock, the seam everything that waits goes through.
+    const absl::Time next = clock_->Now() + options_.interval;
+    while (!stopping_ && clock_->Now() < next) clock_->WaitUntil(cv_, lock, next);
+    if (stopping_) break;
     lock.unlock();
     seen_->MaybeForget(clock_->Now());
     const bool leading = leading_();

@@ -97,12 +97,8 @@ void EventLoop::Run() {
       tasks_.pop_front();
     } else if (!timers_.empty() && timers_.next() <= clock_->Now()) {
       fn = timers_.Pop();
-    } else if (!timers_.empty()) {
-      const absl::Duration wait = timers_.next() - clock_->Now();
-      cv_.wait_for(lock, absl::ToChronoNanoseconds(wait));
-      continue;
     } else {
-      cv_.wait(lock);
+      clock_->WaitUntil(cv_, lock, timers_.empty() ? absl::InfiniteFuture() : timers_.next());
       continue;
     }
     lock.unlock();

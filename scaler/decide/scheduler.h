@@ -76,8 +76,8 @@ class ManualScheduler : public Scheduler {
   TimerQueue timers_;
 };
 
-// One thread running tasks in order and timers when due (timed against `clock`, which
-// must advance in real time).
+// One thread running tasks in order and timers when due on `clock` (waiting through it,
+// so a simulated clock fires timers when a test moves time).
 class EventLoop : public Scheduler {
  public:
   explicit EventLoop(const Clock* clock = RealClock::Get()) : clock_(clock) {}

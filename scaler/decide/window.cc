@@ -128,6 +128,11 @@ int SampleWindow::ReportingPods(absl::Time now) const {
   return n;
 }
 
+bool SampleWindow::IsFresh(const std::string& pod, absl::Time now) const {
+  auto it = pods_.find(pod);
+  return it != pods_.end() && now - it->second.samples.back().at <= staleness_;
+}
+
 bool SampleWindow::AnyFreshReady(absl::Time now, absl::Time since, std::string* pod_id) const {
   for (const auto& [id, pod] : pods_) {
     const Sample& latest = pod.samples.back();

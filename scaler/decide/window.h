@@ -76,6 +76,9 @@ class SampleWindow {
   absl::Time newest() const { return newest_; }
   // Pods with a fresh sample.
   int ReportingPods(absl::Time now) const;
+  // Whether `pod` has samples here at all, and whether its latest is fresh.
+  bool HasPod(const std::string& pod) const { return pods_.contains(pod); }
+  bool IsFresh(const std::string& pod, absl::Time now) const;
   // Whether some pod's latest sample is fresh, ready and received after `since` (so a
   // pod stopped just before a wake does not count); its id goes to `pod`.
   bool AnyFreshReady(absl::Time now, absl::Time since = absl::InfinitePast(),

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
+#include "common/time/backoff.h"
 
 namespace zeroscale::ingest {
 
@@ -85,8 +86,10 @@ void IngestQueue::Run() {
     std::vector<Submission> batch;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.health_interval),
-                   [this] { return !queue_.empty() || stopping_; });
+      const absl::Time health_check = clock_->Now() + options_.health_interval;
+      while (queue_.empty() && !stopping_ && clock_->Now() < health_check) {
+        clock_->WaitUntil(cv_, lock, health_check);
+      }
       if (queue_.empty() && stopping_) return;
       size_t n = 0;
       while (!queue_.empty() &&
@@ -122,7 +125,7 @@ void IngestQueue::WriteBatch(std::vector<Submission>& batch) {
       ptrs.push_back(&e);
     }
   }
-  absl::Duration backoff = absl::Milliseconds(50);
+  Backoff backoff({absl::Milliseconds(50), absl::Seconds(2), 2.0, Jitter::kNone});
   absl::StatusOr<store::WriteResult> result;
   for (;;) {
     const absl::Time start = clock_->Now();
@@ -140,8 +143,7 @@ void IngestQueue::WriteBatch(std::vector<Submission>& batch) {
              {"samples", absl::StrCat(ptrs.size())});
       return;
     }
-    cv_.wait_for(lock, absl::ToChronoNanoseconds(backoff));
-    backoff = std::min(backoff * 2, absl::Seconds(2));
+    clock_->WaitUntil(cv_, lock, clock_->Now() + backoff.Next());
   }
   metrics_->batch_size.Observe(static_cast<double>(ptrs.size()));
   metrics_->stored.Increment(static_cast<double>(result->stored));

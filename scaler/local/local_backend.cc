@@ -240,13 +240,15 @@ decide::WorkloadSpec SpecOf(const workloads::Workload& workload) {
   return spec;
 }
 
-LocalBackend::LocalBackend(std::vector<workloads::Workload> workloads, LocalBackendOptions options)
-    : workloads_(std::move(workloads)), options_(std::move(options)) {
+LocalBackend::LocalBackend(std::vector<workloads::Workload> workloads, LocalBackendOptions options,
+                           const Clock* clock)
+    : workloads_(std::move(workloads)), options_(std::move(options)), clock_(clock) {
   for (const workloads::Workload& w : workloads_) state_[w.id].spec = &w;
 }
 
 LocalBackend::~LocalBackend() {
   Shutdown();
+  if (clock_subscription_ != 0) clock_->Unsubscribe(clock_subscription_);
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
@@ -289,6 +291,8 @@ absl::Status LocalBackend::Start() {
     return absl::UnavailableError(absl::StrCat("local backend: eventfd: ", ErrnoText(errno)));
   }
   started_ = true;
+  // A simulated clock that moves must wake the supervisor as a deadline would.
+  clock_subscription_ = clock_->Subscribe([this] { Wake(); });
   thread_ = std::thread([this] { Run(); });
   ZS_LOG(kInfo, "local backend started", {"workloads", absl::StrCat(workloads_.size())},
          {"sidecar", options_.sidecar_path}, {"scaler", options_.scaler_address});
@@ -302,8 +306,8 @@ void LocalBackend::Wake() {
   (void)ignored;
 }
 
-void LocalBackend::SetReplicas(const std::string& workload, int32_t n, const std::string& reason,
-                               std::function<void(absl::Status)> done) {
+void LocalBackend::SetReplicas(const std::string& workload, int32_t from, int32_t n,
+                               const std::string& reason, std::function<void(absl::Status)> done) {
   absl::Status error;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -382,6 +386,7 @@ ReplicaStats LocalBackend::Stats(const std::string& workload) const {
   s.running = 0;
   for (const auto& r : it->second.replicas) s.running += r->phase == Phase::kRunning;
   s.restarting = std::max(0, it->second.desired - s.running);
+  if (s.restarting > 0) s.next_start_at = it->second.next_start_at;
   return s;
 }
 
@@ -399,6 +404,10 @@ void LocalBackend::Shutdown() {
   finished_cv_.wait(lock, [this] { return finished_; });
   lock.unlock();
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+}
+
+BackoffPolicy LocalBackend::RestartBackoff() const {
+  return {options_.restart_backoff_initial, options_.restart_backoff_max, 2.0, Jitter::kNone};
 }
 
 absl::Duration LocalBackend::GraceOf(const WorkloadState& w) const {
@@ -523,14 +532,10 @@ void LocalBackend::Reap(WorkloadState& w, Replica& r, absl::Time now,
       const absl::Duration lived = now - r.started_at;
       if (lived >= options_.healthy_after) w.consecutive_crashes = 0;
       ++w.consecutive_crashes;
-      absl::Duration delay = absl::ZeroDuration();
-      if (w.consecutive_crashes > 1) {
-        delay = options_.restart_backoff_initial;
-        for (int i = 2; i < w.consecutive_crashes && delay < options_.restart_backoff_max; ++i) {
-          delay *= 2;
-        }
-        delay = std::min(delay, options_.restart_backoff_max);
-      }
+      // The first crash after a healthy run is replaced at once.
+      const absl::Duration delay = w.consecutive_crashes > 1
+                                       ? RestartBackoff().Ceiling(w.consecutive_crashes - 2)
+                                       : absl::ZeroDuration();
       w.next_start_at = now + delay;
       ++w.stats.crashed;
       ZS_LOG(kWarning, "replica crashed", {"workload", w.spec->id}, {"pod", r.pod},
@@ -595,11 +600,7 @@ void LocalBackend::Reconcile(WorkloadState& w, absl::Time now,
       // Whatever did start is stopped; the workload retries after a backoff, as for a crash.
       ++w.stats.spawn_failures;
       ++w.consecutive_crashes;
-      absl::Duration delay = options_.restart_backoff_initial;
-      for (int i = 1; i < w.consecutive_crashes && delay < options_.restart_backoff_max; ++i) {
-        delay *= 2;
-      }
-      delay = std::min(delay, options_.restart_backoff_max);
+      const absl::Duration delay = RestartBackoff().Ceiling(w.consecutive_crashes - 1);
       w.next_start_at = now + delay;
       ZS_LOG(kError, "cannot start replica", {"workload", w.spec->id}, {"pod", r->pod},
              {"error", std::string(s.message())}, {"retry_in", absl::FormatDuration(delay)});
@@ -634,7 +635,7 @@ void LocalBackend::Run() {
     Replica* replica;
   };
   for (;;) {
-    const absl::Time now = absl::Now();
+    const absl::Time now = clock_->Now();
     std::vector<std::function<void()>> calls;
     for (auto& [id, w] : state_) Reconcile(w, now, &calls);
 
@@ -680,9 +681,10 @@ void LocalBackend::Run() {
     }
     if (fallback) next = std::min(next, now + kPollFallback);
     int timeout_ms = -1;
-    if (next != absl::InfiniteFuture()) {
+    const absl::Duration block = clock_->BlockFor(next);
+    if (block != absl::InfiniteDuration()) {
       timeout_ms = static_cast<int>(std::clamp<int64_t>(
-          absl::ToInt64Milliseconds(absl::Ceil(next - now, absl::Milliseconds(1))), 0, 60000));
+          absl::ToInt64Milliseconds(absl::Ceil(block, absl::Milliseconds(1))), 0, 60000));
     }
 
     lock.unlock();
@@ -699,7 +701,7 @@ void LocalBackend::Run() {
       (void)ignored;
     }
     // Only the supervisor removes replicas, so the pointers are still valid.
-    const absl::Time after = absl::Now();
+    const absl::Time after = clock_->Now();
     for (size_t i = 1; i < fds.size(); ++i) {
       if (fds[i].revents != 0) Reap(*watches[i].workload, *watches[i].replica, after, &calls);
     }

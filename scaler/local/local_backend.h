@@ -31,6 +31,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/time/backoff.h"
+#include "common/time/clock.h"
 #include "common/workloads/workloads.h"
 #include "scaler/decide/decision.h"
 
@@ -77,6 +79,8 @@ struct ReplicaStats {
   uint64_t stopped = 0;         // replicas stopped by scale-down or shutdown
   uint64_t crashed = 0;         // replicas whose app or sidecar exited on its own
   uint64_t spawn_failures = 0;  // commands that could not be executed at all
+  // While a crash-looping replica waits out its restart backoff: when it may start.
+  absl::Time next_start_at = absl::InfinitePast();
 };
 
 class LocalBackend : public decide::ReplicaSetter {
@@ -85,7 +89,9 @@ class LocalBackend : public decide::ReplicaSetter {
   using EndpointsListener =
       std::function<void(const std::string& workload, const std::vector<Endpoint>& endpoints)>;
 
-  LocalBackend(std::vector<workloads::Workload> workloads, LocalBackendOptions options);
+  // `clock` times restart backoffs and stop grace periods; it must outlive the backend.
+  LocalBackend(std::vector<workloads::Workload> workloads, LocalBackendOptions options,
+               const Clock* clock = RealClock::Get());
   // Shutdown().
   ~LocalBackend() override;
 
@@ -108,7 +114,8 @@ class LocalBackend : public decide::ReplicaSetter {
   // kUnavailable once shut down; kFailedPrecondition when the command could not be
   // executed at all (the replicas are retried with backoff anyway). Before Start() the
   // count is recorded, and applied (and `done` called) once started.
-  void SetReplicas(const std::string& workload, int32_t n, const std::string& reason,
+  // `from` is not checked: the backend is the only writer of its replica counts.
+  void SetReplicas(const std::string& workload, int32_t from, int32_t n, const std::string& reason,
                    std::function<void(absl::Status)> done) override;
   // The replica count last set, like a Deployment's spec.replicas: a crashed replica
   // waiting for its restart still counts, one being stopped does not.
@@ -168,9 +175,13 @@ class LocalBackend : public decide::ReplicaSetter {
   std::vector<Endpoint> EndpointsLocked(const WorkloadState& w) const;
   uint16_t PickPort();
   absl::Duration GraceOf(const WorkloadState& w) const;
+  // Restart delays of a crash-looping workload (one process tree: nothing to jitter).
+  BackoffPolicy RestartBackoff() const;
 
   const std::vector<workloads::Workload> workloads_;
   const LocalBackendOptions options_;
+  const Clock* const clock_;
+  uint64_t clock_subscription_ = 0;
 
   mutable std::mutex mu_;
   std::map<std::string, WorkloadState> state_;  // by workload id

@@ -7,43 +7,34 @@
 namespace zeroscale::report {
 
 void StatusHttp::Register(http::Router* router) {
-  router->Handle("GET", "/workloads", [this](http::Request&&, http::Responder respond) {
-    Workloads(std::move(respond));
-  });
+  router->HandleSync("GET", "/workloads", [this](const http::Request&) { return Workloads(); });
   router->HandleSync("GET", "/decisions",
                      [this](const http::Request& req) { return Decisions(req); });
 }
 
-void StatusHttp::Workloads(http::Responder respond) {
-  // The engine belongs to the loop thread: read it there.
-  loop_->Post([this, respond = std::move(respond)] {
-    nlohmann::ordered_json out = nlohmann::ordered_json::array();
-    decide::Engine& engine = decider_->engine();
-    for (const std::string& w : engine.Workloads()) {
-      std::optional<decide::WorkloadStatus> st = engine.GetStatus(w);
-      if (!st) continue;
-      nlohmann::ordered_json j;
-      j["workload"] = st->workload;
-      j["state"] = std::string(decide::StateName(st->state));
-      j["replicas"] = st->replicas;
-      j["desired"] = st->desired;
-      j["actuationInFlight"] = st->actuation_in_flight;
-      if (!st->note.empty()) j["note"] = st->note;
-      const activation::WorkloadEndpoints eps = registry_->Get(w);
-      j["readyPods"] = eps.ready();
-      nlohmann::ordered_json pods = nlohmann::ordered_json::array();
-      for (const activation::Endpoint& e : eps.endpoints) {
-        pods.push_back({{"pod", e.pod}, {"address", e.address}, {"ready", e.ready}});
-      }
-      j["pods"] = std::move(pods);
-      if (st->last_decision) {
-        j["lastDecision"] =
-            nlohmann::ordered_json::parse(decide::DecisionToJson(*st->last_decision));
-      }
-      out.push_back(std::move(j));
+http::Response StatusHttp::Workloads() {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const decide::WorkloadStatus& st : board_->All()) {
+    nlohmann::ordered_json j;
+    j["workload"] = st.workload;
+    j["state"] = std::string(decide::StateName(st.state));
+    j["replicas"] = st.replicas;
+    j["desired"] = st.desired;
+    j["actuationInFlight"] = st.actuation_in_flight;
+    if (!st.note.empty()) j["note"] = st.note;
+    const activation::WorkloadEndpoints eps = registry_->Get(st.workload);
+    j["readyPods"] = eps.ready();
+    nlohmann::ordered_json pods = nlohmann::ordered_json::array();
+    for (const activation::Endpoint& e : eps.endpoints) {
+      pods.push_back({{"pod", e.pod}, {"address", e.address}, {"ready", e.ready}});
     }
-    respond(http::Response::Json(200, out.dump(2) + "\n"));
-  });
+    j["pods"] = std::move(pods);
+    if (st.last_decision) {
+      j["lastDecision"] = nlohmann::ordered_json::parse(decide::DecisionToJson(*st.last_decision));
+    }
+    out.push_back(std::move(j));
+  }
+  return http::Response::Json(200, out.dump(2) + "\n");
 }
 
 http::Response StatusHttp::Decisions(const http::Request& req) {

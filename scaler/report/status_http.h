@@ -4,8 +4,9 @@
 //   GET /decisions?workload=W&limit=N   the workload's recent decisions, newest first
 // This is how "why does my model have 0 replicas?" gets an answer.
 //
-// Thread-safe: handlers run on HTTP threads; engine reads are posted to the decision
-// loop; history reads use their own Redis connection under a lock.
+// Thread-safe: handlers run on HTTP threads; workload states come from the StatusBoard
+// the decider pushes to (the loop is never asked); history reads use their own Redis
+// connection under a lock.
 #ifndef ZEROSCALE_SCALER_REPORT_STATUS_HTTP_H_
 #define ZEROSCALE_SCALER_REPORT_STATUS_HTTP_H_
 
@@ -13,9 +14,8 @@
 
 #include "common/http/http_server.h"
 #include "scaler/activation/endpoint_registry.h"
-#include "scaler/decide/decider.h"
 #include "scaler/decide/history.h"
-#include "scaler/decide/scheduler.h"
+#include "scaler/report/status_board.h"
 
 namespace zeroscale::report {
 
@@ -23,18 +23,17 @@ class StatusHttp {
  public:
   // `history` must use a Redis connection of its own (it is used under this object's
   // lock only).
-  StatusHttp(decide::Decider* decider, decide::Scheduler* loop, decide::DecisionHistory* history,
+  StatusHttp(const StatusBoard* board, decide::DecisionHistory* history,
              activation::EndpointRegistry* registry)
-      : decider_(decider), loop_(loop), history_(history), registry_(registry) {}
+      : board_(board), history_(history), registry_(registry) {}
 
   void Register(http::Router* router);
 
  private:
-  void Workloads(http::Responder respond);
+  http::Response Workloads();
   http::Response Decisions(const http::Request& req);
 
-  decide::Decider* const decider_;
-  decide::Scheduler* const loop_;
+  const StatusBoard* const board_;
   std::mutex history_mu_;
   decide::DecisionHistory* const history_;
   activation::EndpointRegistry* const registry_;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
 #include "common/model/proto_convert.h"
+#include "common/time/backoff.h"
 #include "grpcpp/grpcpp.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -173,13 +174,15 @@ class MetricsStream::Impl {
   // Runs on thread_: connect, stream until broken, back off, repeat.
   void Run() {
     std::mt19937_64 rng(std::random_device{}());
-    int attempt = 0;
+    // Full jitter spreads the reconnects of many sidecars after a scaler restart.
+    Backoff backoff({options_.initial_backoff, options_.max_backoff, 2.0, Jitter::kFull},
+                    [&rng] { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); });
     bool reported_down = false;
     for (;;) {
       if (Finished()) break;
       const ConnectionResult r = RunConnection();
       if (r.healthy) {
-        attempt = 0;
+        backoff.Reset();
         reported_down = false;
       }
       if (Finished()) break;
@@ -195,12 +198,7 @@ class MetricsStream::Impl {
       } else {
         ZS_LOG(kDebug, "cannot reach scaler", {"scaler", options_.scaler}, {"error", r.error});
       }
-      // Full jitter spreads the reconnects of many sidecars after a scaler restart.
-      const absl::Duration cap =
-          std::min(options_.max_backoff, options_.initial_backoff * (int64_t{1} << attempt));
-      if (cap < options_.max_backoff) ++attempt;
-      std::uniform_int_distribution<int64_t> dist(0, absl::ToInt64Microseconds(cap));
-      const absl::Duration wait = absl::Microseconds(dist(rng));
+      const absl::Duration wait = backoff.Next();
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(lock, absl::ToChronoNanoseconds(wait),
                    [this] { return urgent_ || FinishedLocked(); });

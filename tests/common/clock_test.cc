@@ -1,6 +1,12 @@
 #include "common/time/clock.h"
 
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
 #include "gtest/gtest.h"
+#include "tests/testing/fake_clock.h"
 
 namespace zeroscale {
 namespace {
@@ -20,6 +26,54 @@ TEST(Rfc3339, ParsesOffsetsAndFractions) {
 TEST(RealClock, MovesForward) {
   const absl::Time a = RealClock::Get()->Now();
   EXPECT_GE(RealClock::Get()->Now(), a);
+}
+
+TEST(RealClock, WaitUntilAPastDeadlineReturnsAtOnce) {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::unique_lock<std::mutex> lock(mu);
+  RealClock::Get()->WaitUntil(cv, lock, absl::InfinitePast());
+  EXPECT_TRUE(lock.owns_lock());
+  EXPECT_EQ(RealClock::Get()->BlockFor(absl::InfinitePast()), absl::ZeroDuration());
+  EXPECT_EQ(RealClock::Get()->BlockFor(absl::InfiniteFuture()), absl::InfiniteDuration());
+}
+
+// A thread waiting through the fake clock wakes when the test moves time to its deadline,
+// and the test can see what it waits for before moving.
+TEST(FakeClock, WaitersWakeWhenTimeReachesTheirDeadline) {
+  testing::FakeClock clock;
+  const absl::Time start = clock.Now();
+  std::mutex mu;
+  std::condition_variable cv;
+  std::atomic<bool> done{false};
+  std::thread waiter([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    const absl::Time deadline = start + absl::Seconds(30);
+    while (clock.Now() < deadline) clock.WaitUntil(cv, lock, deadline);
+    done = true;
+  });
+  ASSERT_EQ(clock.AwaitWaiter(start, start + absl::Hours(1)), start + absl::Seconds(30));
+  clock.Advance(absl::Seconds(29));
+  // Still waiting, for the same deadline.
+  ASSERT_EQ(clock.AwaitWaiter(start, start + absl::Hours(1)), start + absl::Seconds(30));
+  EXPECT_FALSE(done.load());
+  clock.Advance(absl::Seconds(1));
+  waiter.join();
+  EXPECT_TRUE(done.load());
+  EXPECT_EQ(clock.BlockFor(clock.Now()), absl::ZeroDuration());
+  EXPECT_EQ(clock.BlockFor(clock.Now() + absl::Seconds(1)), absl::InfiniteDuration());
+}
+
+TEST(FakeClock, SubscribersHearEveryMove) {
+  testing::FakeClock clock;
+  int woken = 0;
+  const uint64_t id = clock.Subscribe([&] { ++woken; });
+  clock.Advance(absl::Seconds(1));
+  clock.Set(clock.Now() + absl::Seconds(1));
+  EXPECT_EQ(woken, 2);
+  clock.Unsubscribe(id);
+  clock.Advance(absl::Seconds(1));
+  EXPECT_EQ(woken, 2);
 }
 
 }  // namespace

@@ -1,8 +1,11 @@
 // Lease takeover between two real scaler processes (--backend=kubernetes) against the
-// fake API server: one leads and alone writes scales, Events and CR status; when it is
-// SIGKILLed (so it cannot release the Lease) the other takes over once the Lease expires
-// and goes on deciding. Each scaler has its own kubeconfig token, so the fake server's
-// request log tells who sent what; holders are "<hostname>-<pid>".
+// fake API server: one leads and alone writes scales, Events and CR status, and publishes
+// its gRPC address on the Lease; the other answers the balancer's ActivationService calls
+// with FAILED_PRECONDITION naming that address. When the leader is SIGKILLed (so it
+// cannot release the Lease) the other takes over once the Lease expires (--lease-duration
+// 2s here), publishes its own address and goes on deciding and serving. Each scaler has
+// its own kubeconfig token, so the fake server's request log tells who sent what;
+// holders are "<hostname>-<pid>".
 #include <signal.h>
 #include <unistd.h>
 
@@ -13,11 +16,13 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/testing/child_process.h"
 #include "tests/testing/fake_apiserver.h"
 #include "tests/testing/redis_server.h"
+#include "zeroscale/v1/activation.grpc.pb.h"
 
 namespace zeroscale {
 namespace {
@@ -37,9 +42,10 @@ constexpr char kCr[] =
 constexpr char kLease[] = "/apis/coordination.k8s.io/v1/namespaces/zs/leases/zeroscale-scaler";
 constexpr char kEvents[] = "/api/v1/namespaces/ml/events";
 
-// Lease 15 s, renew deadline 10 s, retry 2 s (the scaler's defaults): a takeover comes
-// within lease + retry of the last renewal; the rest is slack for a loaded machine.
-constexpr absl::Duration kTakeover = absl::Seconds(40);
+// Lease 2 s, renew deadline 1.5 s, retry 500 ms: a takeover comes within lease + retry
+// of the last renewal; the rest is slack for a loaded machine.
+constexpr absl::Duration kLeaseDuration = absl::Seconds(2);
+constexpr absl::Duration kTakeover = absl::Seconds(20);
 constexpr absl::Duration kSettle = absl::Seconds(20);
 
 std::string CrJson(int min_replicas) {
@@ -71,8 +77,10 @@ class KubeTakeover : public ::testing::Test {
   // One scaler process, known to the fake server by its token.
   struct Scaler {
     std::string token;
+    uint16_t grpc_port = 0;
     std::unique_ptr<ChildProcess> process;
     std::string Identity() const { return absl::StrCat(Hostname(), "-", process->pid()); }
+    std::string Address() const { return absl::StrCat("127.0.0.1:", grpc_port); }
   };
 
   void SetUp() override {
@@ -125,15 +133,52 @@ class KubeTakeover : public ::testing::Test {
                                  "    user: scaler\n"
                                  "    namespace: zs\n"
                                  "current-context: fake\n";
+    s.grpc_port = FreePort();
     s.process = std::make_unique<ChildProcess>(
         std::vector<std::string>{ZS_SCALER_BIN, absl::StrCat("--redis=", redis_.address()),
                                  absl::StrCat("--http-listen=127.0.0.1:", FreePort()),
-                                 absl::StrCat("--grpc-listen=127.0.0.1:", FreePort()),
+                                 absl::StrCat("--grpc-listen=127.0.0.1:", s.grpc_port),
                                  absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()),
                                  "--backend=kubernetes", "--kubeconfig=" + kubeconfig,
-                                 "--leader-elect=true", "--namespace=ml"},
+                                 "--leader-elect=true", "--namespace=ml", "--lease-duration=2s",
+                                 "--renew-deadline=1500ms", "--retry-period=500ms",
+                                 absl::StrCat("--advertise-address=", s.Address())},
         absl::StrCat(dir_, "/scaler-", name, ".log"));
     return s;
+  }
+
+  // Activate through the scaler's ActivationService, as the balancer calls it.
+  static grpc::Status Activate(const Scaler& s) {
+    auto stub = v1::ActivationService::NewStub(
+        grpc::CreateChannel(s.Address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::ActivateRequest req;
+    req.set_workload("ml/Deployment/llama");
+    v1::WorkloadState state;
+    return stub->Activate(&ctx, req, &state);
+  }
+  // The first message (or the end) of a Watch of the workload.
+  static grpc::Status FirstWatch(const Scaler& s) {
+    auto stub = v1::ActivationService::NewStub(
+        grpc::CreateChannel(s.Address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::WatchRequest req;
+    req.set_workload("ml/Deployment/llama");
+    auto reader = stub->Watch(&ctx, req);
+    v1::WorkloadState state;
+    if (reader->Read(&state)) {
+      ctx.TryCancel();
+      reader->Finish();
+      return grpc::Status::OK;
+    }
+    return reader->Finish();
+  }
+  std::string PublishedAddress() {
+    json lease = Object(kLease);
+    if (!lease.contains("metadata") || !lease["metadata"].contains("annotations")) return "";
+    return lease["metadata"]["annotations"].value("zeroscale.io/grpc-address", "");
   }
 
   json Object(const std::string& path) {
@@ -216,13 +261,13 @@ TEST_F(KubeTakeover, OneLeaderDecidesAndTheOtherTakesOverWhenItDies) {
   const int transitions_before = Transitions();
 
   ASSERT_TRUE(WaitFor([&] { return ServerReplicas() == 2; }, kSettle));
-  // No pod sends samples here, so the automaton holds on missing data ("Holding");
-  // the bounds still apply, which is what drives the scale.
+  // No pod sends samples here (the fake server makes no pods, so none serves and nothing
+  // is missing either); the bounds still apply, which is what drives the scale.
   ASSERT_TRUE(WaitFor(
       [&] {
         json st = CrStatus();
-        return st.value("state", "") == "Holding" &&
-               absl::StrContains(st.value("lastDecisionReason", ""), "minReplicas 2");
+        return st.value("replicas", 0) == 2 && st.value("desiredReplicas", 0) == 2 &&
+               absl::StrContains(st.value("lastDecisionReason", ""), "pods serves");
       },
       kSettle))
       << CrStatus().dump(2);
@@ -240,6 +285,20 @@ TEST_F(KubeTakeover, OneLeaderDecidesAndTheOtherTakesOverWhenItDies) {
   EXPECT_EQ(Transitions(), transitions_before);
   EXPECT_EQ(Holder(), leader->Identity());
 
+  // The leader publishes its address on the Lease and alone serves the balancers; the
+  // follower refuses, naming the leader and its address.
+  EXPECT_EQ(PublishedAddress(), leader->Address());
+  const grpc::Status served = Activate(*leader);
+  EXPECT_TRUE(served.ok()) << served.error_message();
+  const grpc::Status refused = Activate(*follower);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(absl::StrContains(refused.error_message(), leader->Address()))
+      << refused.error_message();
+  EXPECT_TRUE(absl::StrContains(refused.error_message(), leader->Identity()))
+      << refused.error_message();
+  EXPECT_EQ(FirstWatch(*follower).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(FirstWatch(*leader).ok());
+
   // --- The leader dies without releasing the Lease.
   const int leader_patches = Sent(leader->token, "PATCH", "/scale");
   const std::string old_identity = leader->Identity();
@@ -251,8 +310,13 @@ TEST_F(KubeTakeover, OneLeaderDecidesAndTheOtherTakesOverWhenItDies) {
   const absl::Duration takeover = absl::Now() - killed;
   std::cerr << "takeover " << absl::FormatDuration(takeover) << " after SIGKILL\n";
   EXPECT_EQ(Transitions(), transitions_before + 1);
-  // Not before the Lease (15 s from the last renewal, at most 2 s before the kill) ran out.
-  EXPECT_GE(takeover, absl::Seconds(12));
+  // Not before the Lease (from the last renewal, at most a retry period before the kill)
+  // ran out.
+  EXPECT_GE(takeover, kLeaseDuration - absl::Milliseconds(500));
+  // The new leader publishes its own address and serves.
+  ASSERT_TRUE(WaitFor([&] { return PublishedAddress() == follower->Address(); }, kSettle))
+      << PublishedAddress();
+  EXPECT_TRUE(WaitFor([&] { return Activate(*follower).ok(); }, kSettle));
 
   // --- The new leader decides: a higher minReplicas reaches the Deployment through it.
   ASSERT_TRUE(server_.Apply(kCrs, CrJson(3)).ok());
@@ -263,13 +327,33 @@ TEST_F(KubeTakeover, OneLeaderDecidesAndTheOtherTakesOverWhenItDies) {
   EXPECT_TRUE(WaitFor(
       [&] {
         json st = CrStatus();
-        return st.value("state", "") == "Holding" && st.value("replicas", 0) == 3 &&
-               absl::StrContains(st.value("lastDecisionReason", ""), "minReplicas 3");
+        return st.value("replicas", 0) == 3 && st.value("desiredReplicas", 0) == 3;
       },
       kSettle))
       << CrStatus().dump(2);
   EXPECT_EQ(Holder(), follower->Identity());
   EXPECT_NE(Holder(), old_identity);
+}
+
+// Lease timing that would let two replicas lead at once is refused at start.
+TEST(KubeLeaseFlags, BadTimingExitsTwoNamingFlagAndValue) {
+  struct Case {
+    std::vector<std::string> flags;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {{"--lease-duration=4s", "--renew-deadline=5s"}, "--renew-deadline=5s"},
+      {{"--renew-deadline=3s", "--retry-period=3s"}, "--retry-period=3s"},
+      {{"--lease-duration=500ms"}, "--lease-duration=500ms"},
+      {{"--advertise-address=0.0.0.0:9090"}, "--advertise-address=0.0.0.0:9090"},
+  };
+  for (const Case& c : cases) {
+    std::string cmd = absl::StrCat(ZS_SCALER_BIN, " --backend=none");
+    for (const std::string& f : c.flags) absl::StrAppend(&cmd, " ", f);
+    const std::string out = testing::Shell(absl::StrCat(cmd, "; echo exit=$?"));
+    EXPECT_TRUE(absl::StrContains(out, "exit=2")) << cmd << "\n" << out;
+    EXPECT_TRUE(absl::StrContains(out, c.expected)) << cmd << "\n" << out;
+  }
 }
 
 }  // namespace

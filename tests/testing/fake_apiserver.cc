@@ -434,21 +434,35 @@ class FakeApiServer::Impl {
     return scale;
   }
 
-  Reply HandleScale(const ApiPath& p, const std::string& method, const json& body) {
+  Reply HandleScale(const ApiPath& p, const std::string& method, const json& body,
+                    bool json_patch) {
     json* obj = Find(p);
     if (obj == nullptr) return NotFound(p);
     if (method == "GET") return Reply{200, ScaleOf(p, *obj), {}};
     if (method != "PATCH" && method != "PUT") {
       return StatusReply(405, "MethodNotAllowed", "method not allowed");
     }
-    if (!body.is_object()) return StatusReply(400, "BadRequest", "body must be an object");
-    const std::string want_rv = ResourceVersionOf(body);
-    if (!want_rv.empty() && want_rv != ResourceVersionOf(*obj)) return Conflict(p);
     json scale = ScaleOf(p, *obj);
-    if (method == "PATCH") {
-      scale.merge_patch(body);
+    if (json_patch) {
+      // RFC 6902 against the Scale as served (zero replicas omitted), as the real server
+      // does; a failed `test` is a 422 like any patch that does not apply.
+      if (!body.is_array()) return StatusReply(400, "BadRequest", "a JSON patch is a list");
+      try {
+        scale = scale.patch(body);
+      } catch (const json::exception& e) {
+        return StatusReply(422, "Invalid",
+                           "the server rejected our request due to an error "
+                           "in our request");
+      }
     } else {
-      scale = body;
+      if (!body.is_object()) return StatusReply(400, "BadRequest", "body must be an object");
+      const std::string want_rv = ResourceVersionOf(body);
+      if (!want_rv.empty() && want_rv != ResourceVersionOf(*obj)) return Conflict(p);
+      if (method == "PATCH") {
+        scale.merge_patch(body);
+      } else {
+        scale = body;
+      }
     }
     int64_t replicas = 0;
     if (scale.contains("spec") && scale["spec"].is_object() && scale["spec"].contains("replicas")) {
@@ -475,11 +489,13 @@ class FakeApiServer::Impl {
     }
     if (p.subresource == "scale") {
       if (!IsScalable(p.resource)) return NotFound(p);
-      if (method == "PATCH" && !absl::StartsWith(content_type, "application/merge-patch+json") &&
+      const bool json_patch = absl::StartsWith(content_type, "application/json-patch+json");
+      if (method == "PATCH" && !json_patch &&
+          !absl::StartsWith(content_type, "application/merge-patch+json") &&
           !absl::StartsWith(content_type, "application/strategic-merge-patch+json")) {
         return StatusReply(415, "UnsupportedMediaType", "unsupported patch type");
       }
-      return HandleScale(p, method, body);
+      return HandleScale(p, method, body, method == "PATCH" && json_patch);
     }
     if (!p.subresource.empty() && p.subresource != "status") return NotFound(p);
     if (p.name.empty()) {
@@ -994,6 +1010,12 @@ std::optional<FakeApiServer::RequestRecord> FakeApiServer::WaitForRequest(
     return false;
   });
   return found;
+}
+
+bool FakeApiServer::WaitForRequestsBeyond(size_t count, absl::Duration timeout) const {
+  std::unique_lock<std::mutex> lock(impl_->mu_);
+  return impl_->request_cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout),
+                                     [&] { return impl_->requests_.size() > count; });
 }
 
 size_t FakeApiServer::request_count() const {

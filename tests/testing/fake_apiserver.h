@@ -1,7 +1,8 @@
 // An in-process fake Kubernetes API server for tests, speaking the real wire format over
 // HTTP on 127.0.0.1: JSON objects with a global resourceVersion counter, 409 on a stale
 // resourceVersion, the Scale subresource of Deployments/StatefulSets (omitting zero
-// fields as the real server does), status subresources, lists carrying
+// fields as the real server does; merge and JSON patches, a failed JSON-patch test
+// answered 422 as the real server does), status subresources, lists carrying
 // metadata.resourceVersion, watches as long-lived chunked streams of newline-delimited
 // JSON events sent as changes happen, bookmarks, 410 Gone for compacted history, and
 // injectable faults (429 with Retry-After, 5xx). Lists and watches honour an
@@ -107,6 +108,10 @@ class FakeApiServer {
                                               absl::Duration timeout, size_t from = 0) const;
   // How many requests have been logged: a `from` for WaitForRequest.
   size_t request_count() const;
+  // Blocks until more than `count` requests have been logged, whatever their method and
+  // status; false after `timeout`. Lets a test re-check what it waits for after every
+  // answer instead of polling.
+  bool WaitForRequestsBeyond(size_t count, absl::Duration timeout) const;
 
  private:
   class Impl;

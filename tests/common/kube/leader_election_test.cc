@@ -118,6 +118,64 @@ TEST_F(LeaderElectionTest, OneLeadsTheOtherTakesOverAfterExpiry) {
   EXPECT_EQ(a.observed_leader(), "b");
 }
 
+// The holder publishes its annotations on the Lease at every write, keeps other writers'
+// annotations, removes its own when it releases, and a successor without the fact removes
+// its predecessor's: a Lease never points at a replica that does not hold it.
+TEST_F(LeaderElectionTest, HolderAnnotationsFollowTheHolder) {
+  const std::string key = "zeroscale.io/grpc-address";
+  LeaderElectionConfig ca = Config("a");
+  ca.annotations[key] = "10.0.0.1:9090";
+  ca.lease_duration = absl::Milliseconds(2500);  // whole seconds on the wire, rounded up
+  LeaderElector a(client_a_.get(), ca, a_.Callbacks(), &clock_, &sleeper_);
+  LeaderElectionConfig cb = Config("b");
+  cb.annotations[key] = "";  // b publishes no address
+  LeaderElector b(client_b_.get(), cb, b_.Callbacks(), &clock_, &sleeper_);
+
+  ASSERT_TRUE(a.TryAcquireOrRenew());
+  json lease = StoredLease();
+  EXPECT_EQ(lease["metadata"]["annotations"][key], "10.0.0.1:9090");
+  EXPECT_EQ(lease["spec"]["leaseDurationSeconds"], 3);
+  EXPECT_FALSE(b.TryAcquireOrRenew());
+  EXPECT_EQ(b.observed_annotation(key), "10.0.0.1:9090");
+
+  // Someone else's annotation survives a renewal; ours is written again.
+  json edited = StoredLease();
+  edited["metadata"]["annotations"]["other.io/note"] = "kept";
+  edited["metadata"]["annotations"][key] = "stale";
+  ASSERT_TRUE(
+      server_.Apply("/apis/coordination.k8s.io/v1/namespaces/zs/leases", edited.dump()).ok());
+  clock_.Advance(absl::Seconds(1));
+  ASSERT_TRUE(a.TryAcquireOrRenew());
+  lease = StoredLease();
+  EXPECT_EQ(lease["metadata"]["annotations"][key], "10.0.0.1:9090");
+  EXPECT_EQ(lease["metadata"]["annotations"]["other.io/note"], "kept");
+
+  // a stops renewing; b takes over after the lease and removes a's address.
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_FALSE(b.TryAcquireOrRenew());
+  clock_.Advance(absl::Seconds(16));
+  ASSERT_TRUE(b.TryAcquireOrRenew());
+  lease = StoredLease();
+  EXPECT_EQ(lease["spec"]["holderIdentity"], "b");
+  EXPECT_FALSE(lease["metadata"]["annotations"].contains(key));
+  EXPECT_EQ(lease["metadata"]["annotations"]["other.io/note"], "kept");
+}
+
+// Releasing removes the holder's annotations with its identity.
+TEST_F(LeaderElectionTest, ReleaseRemovesTheHolderAnnotations) {
+  LeaderElectionConfig ca = Config("a");
+  ca.annotations["zeroscale.io/grpc-address"] = "10.0.0.1:9090";
+  ca.retry_period = absl::Milliseconds(10);
+  LeaderElector a(client_a_.get(), ca, a_.Callbacks(), &clock_, RealSleeper::Get());
+  a.Start();
+  ASSERT_TRUE(a_.WaitStarted(1));
+  a.Stop();
+  json lease = StoredLease();
+  EXPECT_EQ(lease["spec"].value("holderIdentity", ""), "");
+  EXPECT_FALSE(lease["metadata"].contains("annotations") &&
+               lease["metadata"]["annotations"].contains("zeroscale.io/grpc-address"));
+}
+
 TEST_F(LeaderElectionTest, StaleWritesLoseTheRace) {
   Lease lease;
   lease.namespace_ = "zs";

@@ -46,7 +46,7 @@ inline WatcherOptions TestWatcherOptions(std::string ns, Sleeper* sleeper,
   options.namespace_ = std::move(ns);
   options.label_selector = std::move(label_selector);
   options.sleeper = sleeper;
-  options.backoff = {absl::Seconds(1), absl::Seconds(30), 2.0, 0.0};
+  options.backoff = {absl::Seconds(1), absl::Seconds(30), 2.0, Jitter::kNone};
   return options;
 }
 

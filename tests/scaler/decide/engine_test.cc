@@ -118,6 +118,35 @@ TEST_F(EngineTest, RegistrationIsRecordedAndHoldsWithoutSamples) {
   EXPECT_THAT(setter_.history, IsEmpty());
 }
 
+TEST_F(EngineTest, StatusIsPushedOnChangeOnly) {
+  ASSERT_TRUE(engine_->Upsert(Spec(1, 4, {kBusy}), 1).ok());
+  ASSERT_EQ(sink_.statuses.size(), 1u);
+  EXPECT_EQ(sink_.statuses.back(), Status());
+  EXPECT_EQ(sink_.statuses.back().state, State::kHolding);
+
+  Feed(1);  // fresh samples: Active
+  ASSERT_EQ(sink_.statuses.size(), 2u);
+  EXPECT_EQ(sink_.statuses.back().state, State::kActive);
+  Advance(absl::Milliseconds(100));
+  Feed(1);  // nothing the status shows changed: nothing pushed
+  EXPECT_EQ(sink_.statuses.size(), 2u);
+
+  Step();
+  Feed(1, [](Podmetric& m) { m.in_flight = 9; });  // a scale-up goes out
+  ASSERT_EQ(sink_.statuses.size(), 3u);
+  EXPECT_TRUE(sink_.statuses.back().actuation_in_flight);
+  EXPECT_EQ(sink_.statuses.back().desired, 2);
+  EXPECT_EQ(sink_.statuses.back().replicas, 1);
+  CompleteSet();  // the write landed: the new count is pushed without a decision
+  ASSERT_EQ(sink_.statuses.size(), 4u);
+  EXPECT_FALSE(sink_.statuses.back().actuation_in_flight);
+  EXPECT_EQ(sink_.statuses.back().replicas, 2);
+  EXPECT_EQ(sink_.statuses.back(), Status());
+
+  EXPECT_TRUE(engine_->Remove(kWorkload));
+  EXPECT_THAT(sink_.removed, ElementsAre(kWorkload));
+}
+
 TEST_F(EngineTest, InvalidSpecIsRefused) {
   EXPECT_EQ(engine_->Upsert(Spec(3, 2), 1).code(), absl::StatusCode::kInvalidArgument);
   WorkloadSpec other = Spec(0, 2, {kBusy});
@@ -130,6 +159,8 @@ TEST_F(EngineTest, StartsAtMinReplicasFromZero) {
   EXPECT_EQ(Status().state, State::kWaking);
   ASSERT_EQ(setter_.sets.size(), 1u);
   EXPECT_EQ(setter_.sets.front().n, 2);
+  // The write says what it was decided on, so it cannot land on another count.
+  EXPECT_EQ(setter_.sets.front().from, 0);
   EXPECT_THAT(Last().reason, HasSubstr("minReplicas is 2: 0 -> 2 replicas"));
   CompleteSet();
   EXPECT_EQ(Status().replicas, 2);
@@ -374,6 +405,105 @@ TEST_F(EngineTest, PartialDataAllowsUpButNotDown) {
   EXPECT_THAT(Status().note, HasSubstr("only 1 of 3 pods report fresh samples"));
   Feed(1, [](Podmetric& m) { m.in_flight = 10; });
   EXPECT_THAT(setter_.history, ElementsAre(4));
+}
+
+// What Kubernetes lists of the target's pods: ids as Feed names them (ml/p<i>).
+TargetPods Pods(int existing, std::vector<int> serving) {
+  TargetPods p;
+  for (int i = 0; i < existing; ++i) p.existing.push_back(absl::StrCat("ml/p", i));
+  for (int i : serving) p.serving.push_back(absl::StrCat("ml/p", i));
+  return p;
+}
+
+// Defect: a pod that never reports (Pending: no GPU free, an image that does not pull)
+// made "only 1 of 3 pods report" permanent, so nothing ever scaled down or to zero.
+TEST_F(EngineTest, PendingPodsAreNotMissingData) {
+  StartActive(Spec(1, 5, {kCalm}), 3, /*pods=*/1);
+  ASSERT_TRUE(engine_->OnPods(kWorkload, Pods(3, {0})).ok());  // p1, p2 Pending
+  Feed(1, [](Podmetric& m) { m.cpu_usage = 1; });
+  EXPECT_THAT(setter_.history, ElementsAre(2));
+  EXPECT_THAT(Last().reason, HasSubstr("rule 'calm' holds"));
+}
+
+TEST_F(EngineTest, PendingPodsDoNotBlockIdleScaleToZero) {
+  StartActive(Spec(0, 5, {}, absl::Seconds(30)), 2, /*pods=*/1);
+  ASSERT_TRUE(engine_->OnPods(kWorkload, Pods(2, {0})).ok());
+  FeedFor(absl::Seconds(30), 1);
+  EXPECT_THAT(setter_.history, ElementsAre(0));
+  EXPECT_THAT(Last().reason, HasSubstr("no request for 30s"));
+}
+
+// A serving pod that stopped reporting is still missing data: its load is unknown.
+TEST_F(EngineTest, AServingPodThatStoppedReportingBlocksScaleDown) {
+  StartActive(Spec(1, 5, {kCalm}), 2);
+  ASSERT_TRUE(engine_->OnPods(kWorkload, Pods(2, {0, 1})).ok());
+  Advance(absl::Seconds(6));  // p1's last sample goes stale; p0 goes on
+  Feed(1, [](Podmetric& m) { m.cpu_usage = 1; });
+  EXPECT_THAT(setter_.history, IsEmpty());
+  EXPECT_THAT(Status().note,
+              HasSubstr("1 of 2 serving pods stopped reporting (ml/p1): not scaling down"));
+  // Kubernetes says p1 no longer serves (not ready): nothing is missing any more.
+  ASSERT_TRUE(engine_->OnPods(kWorkload, Pods(2, {0})).ok());
+  Feed(1, [](Podmetric& m) { m.cpu_usage = 1; });
+  EXPECT_THAT(setter_.history, ElementsAre(1));
+}
+
+// A serving pod that never reported is not missing data either.
+TEST_F(EngineTest, AServingPodThatNeverReportedIsNotMissingData) {
+  StartActive(Spec(1, 5, {kCalm}), 2, /*pods=*/1);
+  ASSERT_TRUE(engine_->OnPods(kWorkload, Pods(2, {0, 1})).ok());
+  Feed(1, [](Podmetric& m) { m.cpu_usage = 1; });
+  EXPECT_THAT(setter_.history, ElementsAre(1));
+}
+
+// No pod serves (all Pending) and none ever reported: nothing can report, so nothing is
+// missing and the idle timeout applies; with a serving pod silent it holds as before.
+TEST_F(EngineTest, WhenNoPodServesOnlyTheIdleTimeoutActs) {
+  ASSERT_TRUE(engine_->Upsert(Spec(0, 3, {kCalm}, absl::Seconds(30)), 1).ok());
+  EXPECT_EQ(Status().state, State::kHolding);
+  ASSERT_TRUE(engine_->OnPods(kWorkload, Pods(1, {})).ok());
+  EXPECT_EQ(Status().state, State::kActive);
+  EXPECT_EQ(Last().trigger, Trigger::kPods);
+  EXPECT_THAT(Last().reason, HasSubstr("none of the 1 pods serves (Pending or not ready)"));
+  Advance(absl::Seconds(29));
+  EXPECT_THAT(setter_.history, IsEmpty());
+  Advance(absl::Seconds(1));
+  EXPECT_THAT(setter_.history, ElementsAre(0));
+
+  ASSERT_TRUE(engine_->Upsert(Spec(0, 3, {}, absl::Seconds(30)), 1).ok());  // no change
+  WorkloadSpec other = Spec(0, 3, {}, absl::Seconds(30));
+  other.workload = "ml/Deployment/other";
+  ASSERT_TRUE(engine_->Upsert(other, 1).ok());
+  TargetPods serving;
+  serving.existing = serving.serving = {"ml/q0"};
+  ASSERT_TRUE(engine_->OnPods(other.workload, serving).ok());
+  Advance(absl::Minutes(5));
+  EXPECT_EQ(engine_->GetStatus(other.workload)->state, State::kHolding);
+}
+
+// A wake that never completes (the new replica stays Pending) gives its replica back
+// once nobody waits for it: past the wake timeout and the idle timeout.
+TEST_F(EngineTest, AWakeThatNeverCompletesReturnsToZeroWhenIdle) {
+  ASSERT_TRUE(engine_->Upsert(Spec(0, 3, {}, absl::Seconds(60)), 0).ok());
+  absl::Status result;
+  engine_->Activate(kWorkload, [&](absl::Status s) { result = s; });
+  CompleteSet();
+  ASSERT_TRUE(engine_->OnPods(kWorkload, Pods(1, {})).ok());
+  // The balancer still holds a request when the wake times out: not idle.
+  Advance(absl::Minutes(5) - absl::Seconds(1));
+  ASSERT_TRUE(engine_->OnTraffic(kWorkload, {clock_.Now(), 0, 1}).ok());
+  Advance(absl::Seconds(1));
+  EXPECT_EQ(result.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(setter_.history, ElementsAre(1));
+  // Its hold ends too; a minute (idleTimeoutSeconds) later nobody has asked again.
+  ASSERT_TRUE(engine_->OnTraffic(kWorkload, {clock_.Now(), 0, 0}).ok());
+  Advance(absl::Seconds(58));
+  EXPECT_THAT(setter_.history, ElementsAre(1));
+  Advance(absl::Seconds(1));
+  EXPECT_THAT(setter_.history, ElementsAre(1, 0));
+  EXPECT_THAT(Last().reason, HasSubstr("no pod ready 300s after the wake; no request for"));
+  CompleteSet();
+  EXPECT_EQ(Status().state, State::kScaledToZero);
 }
 
 TEST_F(EngineTest, WakeFromZeroOnActivate) {

@@ -307,13 +307,20 @@ TEST_F(SampleTailTest, ThreadFollowsOnlyWhileLeading) {
       options);
   tail.Start();
   StoreElsewhere({At("a", clock_.Now(), 1)});
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_EQ(tail.stats().rounds, 0u);
+  // Rounds are timed on the clock: move it a round at a time, once the tail waits.
+  auto next_round = [&] {
+    const absl::Time at = clock_.Now() + options.interval;
+    ASSERT_EQ(clock_.AwaitWaiter(at, at), at);
+    clock_.Advance(options.interval);
+    // The round is over when the tail waits for the next one.
+    const absl::Time then = clock_.Now() + options.interval;
+    ASSERT_EQ(clock_.AwaitWaiter(then, then), then);
+  };
+  next_round();
+  EXPECT_EQ(tail.stats().rounds, 0u);  // not leading
 
   leading = true;
-  for (int i = 0; i < 500 && tail.stats().delivered == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  next_round();
   tail.Stop();
   loop.Stop();
   std::lock_guard<std::mutex> lock(mu);

@@ -22,13 +22,14 @@ class FakeSetter : public ReplicaSetter {
  public:
   struct Set {
     std::string workload;
+    int32_t from;
     int32_t n;
     std::string reason;
     std::function<void(absl::Status)> done;
   };
-  void SetReplicas(const std::string& workload, int32_t n, const std::string& reason,
+  void SetReplicas(const std::string& workload, int32_t from, int32_t n, const std::string& reason,
                    std::function<void(absl::Status)> done) override {
-    sets.push_back({workload, n, reason, std::move(done)});
+    sets.push_back({workload, from, n, reason, std::move(done)});
     history.push_back(n);
   }
   void GetReplicas(const std::string& workload,
@@ -54,7 +55,11 @@ class FakeSetter : public ReplicaSetter {
 class RecordingSink : public DecisionSink {
  public:
   void Record(const Decision& d) override { decisions.push_back(d); }
+  void OnStatus(const WorkloadStatus& s) override { statuses.push_back(s); }
+  void OnRemoved(const std::string& workload) override { removed.push_back(workload); }
   std::vector<Decision> decisions;
+  std::vector<WorkloadStatus> statuses;  // every snapshot pushed, in order
+  std::vector<std::string> removed;
 };
 
 inline Podmetric Sample(const std::string& pod, absl::Time at, bool ready = true) {

@@ -1,7 +1,8 @@
 // The local backend end to end: real app processes (python3 -m http.server), the real
 // zeroscale-sidecar in front of each, and a real zeroscale-scaler with redis-server, so
 // the sidecars' samples land in Redis. Crashes are real SIGKILLs; "nothing left running"
-// is checked with kill(pid, 0).
+// is checked with kill(pid, 0). Restart backoffs and grace periods are timed on a
+// FakeClock the tests move.
 #include "scaler/local/local_backend.h"
 
 #include <dirent.h>
@@ -24,6 +25,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/child_process.h"
+#include "tests/testing/fake_clock.h"
 #include "tests/testing/redis_server.h"
 
 namespace zeroscale::local {
@@ -136,7 +138,7 @@ class LocalBackendTest : public ::testing::Test {
   }
 
   void Make(std::vector<workloads::Workload> w, LocalBackendOptions o) {
-    backend_ = std::make_unique<LocalBackend>(std::move(w), std::move(o));
+    backend_ = std::make_unique<LocalBackend>(std::move(w), std::move(o), &clock_);
     backend_->SetEndpointsListener(
         [this](const std::string& workload, const std::vector<Endpoint>& endpoints) {
           std::lock_guard<std::mutex> lock(mu_);
@@ -148,7 +150,7 @@ class LocalBackendTest : public ::testing::Test {
 
   absl::Status Set(int32_t n) {
     std::promise<absl::Status> p;
-    backend_->SetReplicas(kWorkload, n, "test", [&p](absl::Status s) { p.set_value(s); });
+    backend_->SetReplicas(kWorkload, Get(), n, "test", [&p](absl::Status s) { p.set_value(s); });
     return p.get_future().get();
   }
 
@@ -189,6 +191,7 @@ class LocalBackendTest : public ::testing::Test {
   static RedisServer* redis_;
   static ChildProcess* scaler_;
   static uint16_t http_, grpc_;
+  zeroscale::testing::FakeClock clock_;
   std::string dir_;
   std::mutex mu_;
   std::vector<size_t> notified_;
@@ -377,20 +380,36 @@ TEST_F(LocalBackendTest, KillsAReplicaThatIgnoresSigterm) {
   ASSERT_TRUE(Set(1).ok());
   ASSERT_TRUE(WaitFor([&] { return AllAnswer(); }, absl::Seconds(20))) << Logs();
   const auto pids = backend_->Pids(kWorkload);
-  const absl::Time start = absl::Now();
   ASSERT_TRUE(Set(0).ok());
+  // It is given its grace, on the clock: not killed before it is over, killed after.
+  clock_.Advance(absl::Milliseconds(499));
+  EXPECT_TRUE(Alive(pids[0].first));
+  clock_.Advance(absl::Milliseconds(1));
   ASSERT_TRUE(
       WaitFor([&] { return !Alive(pids[0].first) && !Alive(pids[0].second); }, absl::Seconds(10)));
-  EXPECT_GE(absl::Now() - start, absl::Milliseconds(450));  // it was given its grace
 }
 
 TEST_F(LocalBackendTest, CrashLoopBacksOff) {
   Make({Web({"sh", "-c", "exit 3", "{port}"})}, Options());
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock_.Now();
   ASSERT_TRUE(Set(1).ok());
-  // Restarts after 0, 200 and 400 ms: four crashes take at least 600 ms.
-  ASSERT_TRUE(WaitFor([&] { return backend_->Stats(kWorkload).crashed >= 4; }, absl::Seconds(20)));
-  EXPECT_GE(absl::Now() - start, absl::Milliseconds(600));
+  // The first crash is replaced at once; then 200 ms, 400 ms... of the clock.
+  auto crashed_waiting = [&](uint64_t crashes) {
+    return WaitFor(
+        [&] {
+          const ReplicaStats s = backend_->Stats(kWorkload);
+          return s.crashed == crashes && s.restarting == 1;
+        },
+        absl::Seconds(20));
+  };
+  ASSERT_TRUE(crashed_waiting(2));
+  EXPECT_EQ(backend_->Stats(kWorkload).next_start_at, start + absl::Milliseconds(200));
+  clock_.Advance(absl::Milliseconds(200));
+  ASSERT_TRUE(crashed_waiting(3));
+  EXPECT_EQ(backend_->Stats(kWorkload).next_start_at, clock_.Now() + absl::Milliseconds(400));
+  clock_.Advance(absl::Milliseconds(400));
+  ASSERT_TRUE(crashed_waiting(4));
+  EXPECT_EQ(backend_->Stats(kWorkload).next_start_at, clock_.Now() + absl::Milliseconds(800));
   EXPECT_EQ(Get(), 1);  // still wanted: it keeps trying
   ASSERT_TRUE(Set(0).ok());
   ASSERT_TRUE(WaitFor(
@@ -404,7 +423,7 @@ TEST_F(LocalBackendTest, CrashLoopBacksOff) {
 TEST_F(LocalBackendTest, RefusesBadRequestsAndConfig) {
   Make({Web()}, Options());
   std::promise<absl::Status> unknown;
-  backend_->SetReplicas("local/Deployment/nope", 1, "test",
+  backend_->SetReplicas("local/Deployment/nope", 0, 1, "test",
                         [&](absl::Status s) { unknown.set_value(s); });
   EXPECT_EQ(unknown.get_future().get().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(Set(4).code(), absl::StatusCode::kInvalidArgument);  // maxReplicas is 3

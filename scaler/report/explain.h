@@ -1,10 +1,9 @@
-// The translation between Kubernetes objects and the decision engine: a CustomAutoscaler
-// becomes the decider's WorkloadSpec, and the decider's view comes back as what users see
-// with kubectl — an Event per decision on the target ("why does my model have 0
-// replicas?") and the CustomAutoscaler's status with its conditions.
+// The decider's view as users see it with kubectl: an Event per decision on the target
+// ("why does my model have 0 replicas?") and the CustomAutoscaler's status with its
+// conditions.
 // Pure functions; thread-safe.
-#ifndef ZEROSCALE_SCALER_RECONCILE_EXPLAIN_H_
-#define ZEROSCALE_SCALER_RECONCILE_EXPLAIN_H_
+#ifndef ZEROSCALE_SCALER_REPORT_EXPLAIN_H_
+#define ZEROSCALE_SCALER_REPORT_EXPLAIN_H_
 
 #include <cstdint>
 #include <optional>
@@ -19,16 +18,12 @@
 #include "scaler/decide/automaton.h"
 #include "scaler/decide/decision.h"
 
-namespace zeroscale::reconcile {
+namespace zeroscale::report {
 
 // Condition types written on every CustomAutoscaler.
 inline constexpr char kConditionSpecValid[] = "SpecValid";
 inline constexpr char kConditionReady[] = "Ready";
 inline constexpr char kConditionScalingActive[] = "ScalingActive";
-
-// The spec an automaton runs from, or kInvalidArgument saying what is wrong with the
-// CustomAutoscaler (its parse error, or what decide::ValidateWorkloadSpec refuses).
-absl::StatusOr<decide::WorkloadSpec> WorkloadSpecFrom(const kube::CustomAutoscaler& ca);
 
 struct EventExplanation {
   kube::EventType type = kube::EventType::kNormal;
@@ -64,6 +59,6 @@ kube::CustomAutoscalerStatus BuildStatus(const StatusInputs& in,
                                          const std::vector<kube::Condition>& previous,
                                          absl::Time now);
 
-}  // namespace zeroscale::reconcile
+}  // namespace zeroscale::report
 
-#endif  // ZEROSCALE_SCALER_RECONCILE_EXPLAIN_H_
+#endif  // ZEROSCALE_SCALER_REPORT_EXPLAIN_H_

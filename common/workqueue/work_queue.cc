@@ -1,6 +1,6 @@
-#include "scaler/reconcile/work_queue.h"
+#include "common/workqueue/work_queue.h"
 
-namespace zeroscale::reconcile {
+namespace zeroscale {
 
 void WorkQueue::Start() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -35,9 +35,7 @@ void WorkQueue::PostAfter(absl::Duration delay, Priority priority, std::function
     Post(priority, std::move(fn));
     return;
   }
-  const SteadyTime due = std::chrono::steady_clock::now() +
-                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                             absl::ToChronoNanoseconds(delay));
+  const absl::Time due = clock_->Now() + delay;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_) return;
@@ -54,7 +52,7 @@ size_t WorkQueue::pending() const {
 void WorkQueue::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
-    const SteadyTime now = std::chrono::steady_clock::now();
+    const absl::Time now = clock_->Now();
     while (!delayed_.empty() && delayed_.begin()->first.first <= now) {
       auto node = delayed_.extract(delayed_.begin());
       auto& [priority, fn] = node.mapped();
@@ -64,11 +62,8 @@ void WorkQueue::Run() {
                                            : !normal_.empty() ? &normal_
                                                               : nullptr;
     if (q == nullptr) {
-      if (delayed_.empty()) {
-        cv_.wait(lock);
-      } else {
-        cv_.wait_until(lock, delayed_.begin()->first.first);
-      }
+      clock_->WaitUntil(cv_, lock,
+                        delayed_.empty() ? absl::InfiniteFuture() : delayed_.begin()->first.first);
       continue;
     }
     std::function<void()> fn = std::move(q->front());
@@ -79,4 +74,4 @@ void WorkQueue::Run() {
   }
 }
 
-}  // namespace zeroscale::reconcile
+}  // namespace zeroscale

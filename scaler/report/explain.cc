@@ -1,11 +1,11 @@
-#include "scaler/reconcile/explain.h"
+#include "scaler/report/explain.h"
 
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
-namespace zeroscale::reconcile {
+namespace zeroscale::report {
 namespace {
 
 using decide::Decision;
@@ -55,23 +55,6 @@ kube::Condition Cond(const char* type, bool ok, std::string reason, std::string 
 }
 
 }  // namespace
-
-absl::StatusOr<decide::WorkloadSpec> WorkloadSpecFrom(const kube::CustomAutoscaler& ca) {
-  if (!ca.spec_error.ok()) {
-    return absl::InvalidArgumentError(std::string(ca.spec_error.message()));
-  }
-  decide::WorkloadSpec spec;
-  spec.workload = ca.Target().Id();
-  spec.min_replicas = ca.spec.min_replicas;
-  spec.max_replicas = ca.spec.max_replicas;
-  spec.idle_timeout = absl::Seconds(ca.spec.idle_timeout_seconds);
-  spec.rules = ca.spec.rules;
-  for (ScalingRule& r : spec.rules) r.target = spec.workload;
-  if (absl::Status s = decide::ValidateWorkloadSpec(spec); !s.ok()) {
-    return absl::InvalidArgumentError(std::string(s.message()));
-  }
-  return spec;
-}
 
 bool IsFailedWrite(const Decision& d) {
   // The automaton records a failed SetReplicas as an actuation decision saying so; it
@@ -184,4 +167,4 @@ kube::CustomAutoscalerStatus BuildStatus(const StatusInputs& in,
   return st;
 }
 
-}  // namespace zeroscale::reconcile
+}  // namespace zeroscale::report
