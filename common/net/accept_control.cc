@@ -1,6 +1,5 @@
 #include "common/net/accept_control.h"
 
-#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -14,7 +13,7 @@ AcceptControl::AcceptControl(std::string name, ListenerLimits limits, const Cloc
       limits_(limits),
       clock_(clock),
       observer_(observer),
-      backoff_(limits.backoff_min) {}
+      backoff_(BackoffPolicy{limits.backoff_min, limits.backoff_max, 2.0, Jitter::kNone}) {}
 
 bool AcceptControl::MayAccept(std::function<void()> resume) {
   {
@@ -30,7 +29,7 @@ bool AcceptControl::MayAccept(std::function<void()> resume) {
 void AcceptControl::OnAccepted() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    backoff_ = limits_.backoff_min;
+    backoff_.Reset();
     ++open_;
     ++stats_.accepted;
     ++stats_.open;
@@ -45,8 +44,7 @@ absl::Duration AcceptControl::OnAcceptError(absl::string_view error) {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.accept_errors;
     ++errors_since_log_;
-    wait = backoff_;
-    backoff_ = std::min(backoff_ * 2, limits_.backoff_max);
+    wait = backoff_.Next();
     const absl::Time now = clock_->Now();
     if (now - last_log_ >= limits_.log_interval) {
       last_log_ = now;

@@ -27,6 +27,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/time/backoff.h"
 #include "common/time/clock.h"
 
 namespace zeroscale::net {
@@ -92,7 +93,7 @@ class AcceptControl {
   mutable std::mutex mu_;
   int64_t open_ = 0;
   std::vector<std::function<void()>> waiting_;
-  absl::Duration backoff_;
+  Backoff backoff_;  // common/time/backoff.h: doubling, no jitter (one listener)
   absl::Time last_log_ = absl::InfinitePast();
   uint64_t errors_since_log_ = 0;
   bool closed_ = false;

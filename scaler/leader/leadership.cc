@@ -35,7 +35,7 @@ Leadership::Leadership(kube::KubeClient* client, LeadershipOptions options, Cloc
   config.renew_deadline = options_.renew_deadline;
   config.retry_period = options_.retry_period;
   config.release_on_stop = options_.release_on_stop;
-  config.annotations[kGrpcAddressAnnotation] = options_.advertise_address;
+  config.annotations[kube::kScalerGrpcAddressAnnotation] = options_.advertise_address;
   kube::LeaderCallbacks callbacks;
   // The elector's thread must keep renewing, so it only hands the change over.
   callbacks.on_started_leading = [this] { OnLeadershipChange(true); };
@@ -106,11 +106,11 @@ absl::Status Leadership::CheckServing() const {
                                                       " is not the leader and no replica holds ",
                                                       "the Lease ", lease, " yet; retry shortly"));
   }
-  const std::string address = elector_->observed_annotation(kGrpcAddressAnnotation);
+  const std::string address = elector_->observed_annotation(kube::kScalerGrpcAddressAnnotation);
   return absl::FailedPreconditionError(absl::StrCat(
       "scaler ", options_.identity, " is not the leader: ", holder, " holds the Lease ", lease,
       address.empty() ? absl::StrCat(" and publishes no address (annotation ",
-                                     kGrpcAddressAnnotation, "; start it with --advertise-address)")
+                                     kube::kScalerGrpcAddressAnnotation, "; start it with --advertise-address)")
                       : absl::StrCat(" and serves ActivationService at ", address)));
 }
 

@@ -35,12 +35,10 @@
 #include "common/kube/client.h"
 #include "common/kube/leader_election.h"
 #include "common/kube/retry.h"
+#include "common/kube/types.h"
 #include "common/time/clock.h"
 
 namespace zeroscale::leader {
-
-// The Lease annotation naming the holder's gRPC address (HOST:PORT).
-inline constexpr char kGrpcAddressAnnotation[] = "zeroscale.io/grpc-address";
 
 // A unit that works only while this replica leads.
 class TermListener {
