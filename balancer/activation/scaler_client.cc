@@ -155,8 +155,12 @@ class ScalerClient::Impl {
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::max(init_ms, 1));
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, std::max(init_ms, 1));
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, std::max(max_ms, 1));
-    return v1::ActivationService::NewStub(
-        grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
+    if (!options_.server_name.empty()) args.SetSslTargetNameOverride(options_.server_name);
+    return v1::ActivationService::NewStub(grpc::CreateCustomChannel(
+        target,
+        options_.credentials != nullptr ? options_.credentials
+                                        : grpc::InsecureChannelCredentials(),
+        args));
   }
 
   Line CurrentLineLocked() const { return Line{stub_, target_, generation_}; }
