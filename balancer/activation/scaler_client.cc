@@ -251,6 +251,7 @@ class ScalerClient::Impl {
 
   void WatchLoop() {
     Backoff backoff = NewBackoff();
+    bool reported_down = false;  // said once per outage why the scaler cannot be reached
     while (true) {
       grpc::ClientContext ctx;
       Line line;
@@ -265,6 +266,7 @@ class ScalerClient::Impl {
       v1::WorkloadState msg;
       while (reader->Read(&msg)) {
         if (!watch_connected_.exchange(true)) {
+          reported_down = false;
           ZS_LOG(kInfo, "watching the scaler's workloads", {"scaler", line.target});
           if (on_connection_) on_connection_(true);
         }
@@ -280,11 +282,17 @@ class ScalerClient::Impl {
       watch_failures_++;
       const bool retargeted = Retargeted(line.generation);
       if (watch_connected_.exchange(false)) {
+        reported_down = true;
         if (!retargeted) {
           ZS_LOG(kWarning, "Watch stream to the scaler broke; routing to known-ready pods",
                  {"scaler", line.target}, {"error", st.error_message()});
         }
         if (on_connection_) on_connection_(false);
+      } else if (!reported_down && !retargeted) {
+        // Never connected: say why (refused, or the TLS handshake failed and why).
+        reported_down = true;
+        ZS_LOG(kWarning, "cannot reach the scaler; routing to known-ready pods",
+               {"scaler", line.target}, {"error", st.error_message()});
       }
       if (retargeted) {
         backoff.Reset();
