@@ -132,7 +132,8 @@ Flags ParseFlags(int argc, char** argv) {
   }
   f.proxy_port = f.proxy_listen.port;
   if (f.app_port == f.proxy_port) {
-    Refuse(absl::StrCat("proxy port ", f.proxy_port, " must differ from --app-port"));
+    Refuse(absl::StrCat("--proxy-port/--proxy-listen port ", f.proxy_port,
+                        " must differ from --app-port"));
   }
   if (f.admin_tls_cert.empty() != f.admin_tls_key.empty()) {
     Refuse("--admin-tls-cert and --admin-tls-key go together");
