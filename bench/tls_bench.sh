@@ -11,7 +11,7 @@
 # Extra flags for the TLS-on side (e.g. the bearer tokens of authentication) can be given
 # in ON_SCALER_ARGS (the scaler) and ON_CLIENT_ARGS (the loadgen and the sidecar).
 #
-#   bench/tls_bench.sh [BUILD_DIR]    Env: DURATION (loadgen, default 10s), ROUNDS (2),
+#   bench/tls_bench.sh [BUILD_DIR]    Env: DURATION (loadgen, default 10s), ROUNDS (3),
 #                                     PROXY_DURATION (wrk seconds per run, default 5)
 # Needs openssl, wrk, nginx, redis-server, curl, python3.
 set -euo pipefail
@@ -23,7 +23,7 @@ SCALER=$BUILD/scaler/zeroscale-scaler
 SIDECAR=$BUILD/sidecar/zeroscale-sidecar
 LOADGEN=$BUILD/bench/zeroscale-loadgen
 DURATION=${DURATION:-10s}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-3}
 PROXY_DURATION=${PROXY_DURATION:-5}
 ON_SCALER_ARGS=${ON_SCALER_ARGS:-}
 ON_CLIENT_ARGS=${ON_CLIENT_ARGS:-}
