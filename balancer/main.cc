@@ -16,13 +16,16 @@
 #include "balancer/policy/settings_store.h"
 #include "balancer/routing/routes.h"
 #include "common/config/flags.h"
+#include "common/grpcutil/credentials.h"
 #include "common/http/http_server.h"
+#include "common/http/tls_server.h"
 #include "common/kube/config.h"
 #include "common/log/log.h"
 #include "common/metrics/listener_metrics.h"
 #include "common/process/signals.h"
 #include "common/proxy/proxy.h"
 #include "common/redis/redis.h"
+#include "grpcpp/security/credentials.h"
 #include "prometheus/registry.h"
 
 namespace zeroscale::balancer {
@@ -32,6 +35,8 @@ struct Flags {
   config::HostPort scaler, redis, listen, admin_listen;
   std::string routes, environment, log_level, admin_token, discovery, kubeconfig, namespace_;
   std::string scaler_lease, lease_namespace, lease_name;  // the last two parsed from the first
+  std::string admin_tls_cert, admin_tls_key;
+  grpcutil::ScalerTls scaler_tls;
   absl::Duration default_activation_timeout, connect_timeout, settings_refresh;
   int64_t threads = 2, max_queue = 10000, log_cap = 100000;
   int64_t max_connections = 16384, admin_max_connections = 256;
@@ -53,6 +58,11 @@ Flags ParseFlags(int argc, char** argv) {
   fs.Address("listen", &f.listen, "0.0.0.0:8000", "Data plane (HTTP/1.1)");
   fs.Address("admin-listen", &f.admin_listen, "0.0.0.0:8001",
              "Admin API: /loadbalancer/settings, /proxy/logs, /metrics, /healthz");
+  fs.String("admin-tls-cert", &f.admin_tls_cert, "",
+            "TLS certificate (PEM chain) of --admin-listen, re-read when the file changes; "
+            "empty: plain HTTP");
+  fs.String("admin-tls-key", &f.admin_tls_key, "", "TLS private key (PEM) of --admin-tls-cert");
+  grpcutil::RegisterScalerTlsFlags(&fs, &f.scaler_tls);
   fs.String("routes", &f.routes, "",
             "Routes file: the workloads file (YAML) with each workload's route");
   fs.Enum("discovery", &f.discovery, "auto", {"auto", "kubernetes", "none"},
@@ -85,6 +95,14 @@ Flags ParseFlags(int argc, char** argv) {
             "When set, PUT /loadbalancer/settings requires 'Authorization: Bearer <token>'");
   fs.Enum("log-level", &f.log_level, "info", log::LevelNames(), "Lowest level logged");
   fs.ParseOrExit(argc, argv);
+  if (f.admin_tls_cert.empty() != f.admin_tls_key.empty()) {
+    std::cerr << "zeroscale-balancer: --admin-tls-cert and --admin-tls-key go together\n";
+    std::exit(2);
+  }
+  if (absl::Status s = grpcutil::ValidateScalerTls(f.scaler_tls); !s.ok()) {
+    std::cerr << "zeroscale-balancer: " << s.message() << "\n";
+    std::exit(2);
+  }
   if (!f.scaler_lease.empty()) {
     if (absl::Status s = ParseLeaseRef(f.scaler_lease, &f.lease_namespace, &f.lease_name);
         !s.ok()) {
@@ -179,6 +197,19 @@ int Run(int argc, char** argv) {
 
   ScalerClientOptions scaler_options;
   scaler_options.target = flags.scaler.ToString();
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      grpcutil::MakeChannelCredentials(flags.scaler_tls);
+  if (!credentials.ok()) {
+    std::cerr << "zeroscale-balancer: " << credentials.status().message() << "\n";
+    return 2;
+  }
+  scaler_options.credentials = *std::move(credentials);
+  scaler_options.server_name = flags.scaler_tls.server_name;
+  if (!flags.scaler_tls.enabled()) {
+    grpcutil::WarnIfPlaintext(flags.scaler_lease.empty() ? flags.scaler.host : "the leader",
+                              "the ActivationService calls to the scaler",
+                              "--scaler-ca or --scaler-ca-data");
+  }
   ScalerClient scaler(scaler_options);
 
   DispatcherOptions dispatcher_options;
@@ -311,8 +342,12 @@ int Run(int argc, char** argv) {
   admin_options.max_connections = flags.admin_max_connections;
   admin_options.name = "admin";
   admin_options.observer = &listener_metrics;
-  http::Server admin(admin_options, router.AsHandler());
-  if (absl::Status s = admin.Start(); !s.ok()) {
+  std::unique_ptr<http::Server> admin =
+      flags.admin_tls_cert.empty()
+          ? std::make_unique<http::Server>(admin_options, router.AsHandler())
+          : http::NewTlsServer(admin_options, {flags.admin_tls_cert, flags.admin_tls_key},
+                               router.AsHandler());
+  if (absl::Status s = admin->Start(); !s.ok()) {
     std::cerr << "zeroscale-balancer: " << s.message() << "\n";
     return 2;
   }
@@ -320,11 +355,13 @@ int Run(int argc, char** argv) {
   ZS_LOG(kInfo, "balancer started", {"listen", flags.listen.ToString()},
          {"admin", flags.admin_listen.ToString()}, {"scaler", scaler.target()},
          {"redis", flags.redis.ToString()}, {"routes", absl::StrCat(routes->routes().size())},
-         {"environment", flags.environment});
+         {"environment", flags.environment},
+         {"scaler_tls", flags.scaler_tls.enabled() ? "on" : "off"},
+         {"admin_tls", flags.admin_tls_cert.empty() ? "off" : "on"});
 
   const int sig = WaitForTerminationSignal();
   ZS_LOG(kInfo, "shutting down", {"signal", absl::StrCat(sig)});
-  admin.Stop();
+  admin->Stop();
   if (leader) leader->Stop();
   if (discovery) discovery->Stop();
   settings.Stop();

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/config/flags.h"
+#include "common/grpcutil/credentials.h"
 #include "common/model/podmetric.h"
 #include "common/model/proto_convert.h"
 #include "grpcpp/grpcpp.h"
@@ -190,7 +191,16 @@ int Run(int argc, char** argv) {
   fs.Bool("print-sample", &o.print_sample, false,
           "Print one sample as the scaler stores it, then exit");
   fs.Bool("quiet", &o.quiet, false, "Only the summary line");
+  grpcutil::ScalerTls tls;
+  grpcutil::RegisterScalerTlsFlags(&fs, &tls);
   fs.ParseOrExit(argc, argv);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      grpcutil::MakeChannelCredentials(tls);
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "zeroscale-loadgen: %s\n",
+                 std::string(credentials.status().message()).c_str());
+    return 2;
+  }
   if (!absl::SimpleAtod(rate, &o.rate) || o.rate < 0) {
     std::fprintf(stderr, "zeroscale-loadgen: invalid value '%s' for --rate\n", rate.c_str());
     return 2;
@@ -208,8 +218,8 @@ int Run(int argc, char** argv) {
   for (int64_t i = 0; i < o.channels; ++i) {
     grpc::ChannelArguments args;
     args.SetInt("zs_channel", static_cast<int>(i));  // distinct channels, distinct connections
-    channels.push_back(
-        grpc::CreateCustomChannel(o.scaler.ToString(), grpc::InsecureChannelCredentials(), args));
+    if (!tls.server_name.empty()) args.SetSslTargetNameOverride(tls.server_name);
+    channels.push_back(grpc::CreateCustomChannel(o.scaler.ToString(), *credentials, args));
     stubs.push_back(v1::MetricsService::NewStub(channels.back()));
   }
   Stats stats;

@@ -6,7 +6,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/config/flags.h"
+#include "common/grpcutil/credentials.h"
 #include "common/http/http_server.h"
+#include "common/http/tls_server.h"
 #include "common/kube/config.h"
 #include "common/log/log.h"
 #include "common/metrics/exposition.h"
@@ -48,6 +50,7 @@ namespace {
 struct Flags {
   config::HostPort redis, grpc_listen, http_listen, webhook_listen;
   std::string backend, workloads, kubeconfig, namespace_, webhook_cert, webhook_key, log_level;
+  std::string tls_cert, tls_key, sidecar_scaler_ca;
   absl::Duration retention;
   bool leader_elect = true, dry_run = false;
   int64_t ingest_batch = 4096, ingest_queue = 200000;
@@ -126,6 +129,13 @@ Flags ParseFlags(int argc, char** argv) {
   fs.Bool("dry-run", &f.dry_run, false, "Compute, explain and record decisions; apply none");
   fs.String("webhook-cert", &f.webhook_cert, "", "TLS certificate (PEM) of the webhook");
   fs.String("webhook-key", &f.webhook_key, "", "TLS private key (PEM) of the webhook");
+  fs.String("tls-cert", &f.tls_cert, "",
+            "TLS certificate (PEM chain) of --grpc-listen and --http-listen, re-read when the "
+            "file changes; empty: both plain text");
+  fs.String("tls-key", &f.tls_key, "", "TLS private key (PEM) of --tls-cert");
+  fs.String("sidecar-scaler-ca", &f.sidecar_scaler_ca, "",
+            "PEM CA bundle sidecars verify this scaler's certificate with: injected by the "
+            "webhook (re-read when it changes) and given to the local backend's sidecars");
   fs.String("sidecar-image", &f.sidecar_image, webhook::DefaultSidecarImage(),
             "Image of the sidecar the webhook injects");
   fs.String("sidecar-scaler-address", &f.sidecar_scaler_address, "",
@@ -168,6 +178,10 @@ Flags ParseFlags(int argc, char** argv) {
   fs.ParseOrExit(argc, argv);
   if (f.webhook_cert.empty() != f.webhook_key.empty()) {
     std::cerr << "zeroscale-scaler: --webhook-cert and --webhook-key go together\n";
+    std::exit(2);
+  }
+  if (f.tls_cert.empty() != f.tls_key.empty()) {
+    std::cerr << "zeroscale-scaler: --tls-cert and --tls-key go together\n";
     std::exit(2);
   }
   if (f.backend == "local" && f.workloads.empty()) {
@@ -239,6 +253,13 @@ std::string SidecarPath(const Flags& flags, const char* argv0) {
   return "zeroscale-sidecar";  // from PATH
 }
 
+grpcutil::ServerTlsFiles GrpcTlsFiles(const Flags& flags) {
+  grpcutil::ServerTlsFiles files;
+  files.cert_file = flags.tls_cert;
+  files.key_file = flags.tls_key;
+  return files;
+}
+
 // The admission webhook when it has a certificate; nullptr (said once) without one.
 absl::StatusOr<std::unique_ptr<webhook::WebhookServer>> StartWebhook(
     const Flags& flags, const std::string& scaler_namespace, prometheus::Registry* registry,
@@ -254,6 +275,12 @@ absl::StatusOr<std::unique_ptr<webhook::WebhookServer>> StartWebhook(
   options.key_file = flags.webhook_key;
   options.max_connections = flags.webhook_max_connections;
   options.observer = observer;
+  options.scaler_ca_file = flags.sidecar_scaler_ca;
+  if (!flags.tls_cert.empty() && flags.sidecar_scaler_ca.empty()) {
+    ZS_LOG(kWarning,
+           "the scaler serves TLS but injected sidecars get no CA to verify it with: they "
+           "will fail to connect; give --sidecar-scaler-ca");
+  }
   options.injector.sidecar_image = flags.sidecar_image;
   options.injector.scaler_address = flags.sidecar_scaler_address;
   if (options.injector.scaler_address.empty()) {
@@ -466,6 +493,7 @@ int Run(int argc, char** argv) {
         absl::StrCat(flags.grpc_listen.host == "0.0.0.0" ? "127.0.0.1" : flags.grpc_listen.host,
                      ":", flags.grpc_listen.port);
     local_options.log_dir = flags.replica_log_dir;
+    local_options.scaler_ca_file = flags.sidecar_scaler_ca;
     local_backend = std::make_unique<local::LocalBackend>(workload_list, local_options);
     local_backend->SetEndpointsListener(
         [&endpoints](const std::string& workload, const std::vector<local::Endpoint>& eps) {
@@ -515,8 +543,17 @@ int Run(int argc, char** argv) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int grpc_port = 0;
-  builder.AddListeningPort(flags.grpc_listen.ToString(), grpc::InsecureServerCredentials(),
-                           &grpc_port);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> grpc_credentials =
+      grpcutil::MakeServerCredentials(GrpcTlsFiles(flags));
+  if (!grpc_credentials.ok()) {
+    std::cerr << "zeroscale-scaler: " << grpc_credentials.status().message() << "\n";
+    return 2;
+  }
+  if (flags.tls_cert.empty()) {
+    grpcutil::WarnIfPlaintext(flags.grpc_listen.host, "the scaler's gRPC and HTTP ports",
+                              "--tls-cert and --tls-key");
+  }
+  builder.AddListeningPort(flags.grpc_listen.ToString(), *grpc_credentials, &grpc_port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(flags.grpc_max_message_bytes));
   builder.RegisterService(&metrics_service);
   builder.RegisterService(&rules_service);
@@ -547,8 +584,11 @@ int Run(int argc, char** argv) {
   http_options.max_body_bytes = static_cast<size_t>(flags.http_max_body_bytes);
   http_options.max_connections = flags.http_max_connections;
   http_options.observer = &listener_metrics;
-  http::Server http_server(http_options, router.AsHandler());
-  if (absl::Status s = http_server.Start(); !s.ok()) {
+  std::unique_ptr<http::Server> http_server =
+      flags.tls_cert.empty()
+          ? std::make_unique<http::Server>(http_options, router.AsHandler())
+          : http::NewTlsServer(http_options, {flags.tls_cert, flags.tls_key}, router.AsHandler());
+  if (absl::Status s = http_server->Start(); !s.ok()) {
     std::cerr << "zeroscale-scaler: " << s.message() << "\n";
     return 2;
   }
@@ -582,11 +622,12 @@ int Run(int argc, char** argv) {
   ZS_LOG(kInfo, "scaler started", {"grpc", flags.grpc_listen.ToString()},
          {"http", flags.http_listen.ToString()}, {"redis", flags.redis.ToString()},
          {"backend", backend}, {"workloads", absl::StrCat(workload_list.size())},
+         {"tls", flags.tls_cert.empty() ? "off" : "on"},
          {"dry_run", dry_run ? "true" : "false"});
 
   const int sig = WaitForTerminationSignal();
   ZS_LOG(kInfo, "stopping", {"signal", absl::StrCat(sig)});
-  http_server.Stop();
+  http_server->Stop();
   if (*webhook_server != nullptr) (*webhook_server)->Stop();
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (local_backend != nullptr) local_backend->Shutdown();

@@ -14,12 +14,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/config/flags.h"
+#include "common/grpcutil/credentials.h"
 #include "common/http/http_server.h"
+#include "common/http/tls_server.h"
 #include "common/log/log.h"
 #include "common/metrics/exposition.h"
 #include "common/metrics/listener_metrics.h"
 #include "common/model/podmetric.h"
 #include "common/process/signals.h"
+#include "grpcpp/security/credentials.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
@@ -32,12 +35,13 @@ namespace zeroscale::sidecar {
 namespace {
 
 struct Flags {
-  config::HostPort scaler, admin_listen;
+  config::HostPort scaler, admin_listen, proxy_listen;
   int64_t app_port = 0, proxy_port = 8012, buffer = 600, app_pid = 0;
   int64_t cpu_limit_millicores = 0, memory_limit_bytes = 0;
   int64_t max_connections = 4096, admin_max_connections = 64;
   std::string pod, workload, cgroup_root, disk_paths, readiness_path, log_level, advertise;
-  std::string measure;
+  std::string measure, admin_tls_cert, admin_tls_key;
+  grpcutil::ScalerTls scaler_tls;
   absl::Duration sample_interval, drain_timeout;
 };
 
@@ -62,7 +66,12 @@ Flags ParseFlags(int argc, char** argv) {
                      "the pod's CPU, memory and disk, and streams Podmetrics to the scaler.");
   fs.Address("scaler", &f.scaler, "127.0.0.1:9090", "The scaler's gRPC address");
   fs.Int("app-port", &f.app_port, 0, "The app's port on localhost (required)", 0, 65535);
-  fs.Int("proxy-port", &f.proxy_port, 8012, "Port the proxy listens on", 1, 65535);
+  fs.Int("proxy-port", &f.proxy_port, 8012,
+         "Port the proxy listens on, on every interface (--proxy-listen sets the address)", 1,
+         65535);
+  fs.Address("proxy-listen", &f.proxy_listen, "",
+             "ADDR:PORT the proxy listens on; when set, --proxy-port is ignored (default: "
+             "0.0.0.0:<--proxy-port>)");
   fs.String("pod", &f.pod, "", "This pod, NAMESPACE/NAME (required; from the Downward API)");
   fs.String("workload", &f.workload, "", "The pod's workload, NAMESPACE/KIND/NAME");
   fs.Duration("sample-interval", &f.sample_interval, absl::Seconds(1),
@@ -93,6 +102,11 @@ Flags ParseFlags(int argc, char** argv) {
             "--proxy-port, from the Downward API); empty: not announced");
   fs.Address("admin-listen", &f.admin_listen, "0.0.0.0:8013",
              "HTTP: GET /metrics (Prometheus) and /healthz of the sidecar itself");
+  fs.String("admin-tls-cert", &f.admin_tls_cert, "",
+            "TLS certificate (PEM chain) of --admin-listen, re-read when the file changes; "
+            "empty: plain HTTP");
+  fs.String("admin-tls-key", &f.admin_tls_key, "", "TLS private key (PEM) of --admin-tls-cert");
+  grpcutil::RegisterScalerTlsFlags(&fs, &f.scaler_tls);
   fs.Int("buffer", &f.buffer, 600, "Unacknowledged samples kept for replay", 1, 1000000);
   fs.Duration("drain-timeout", &f.drain_timeout, absl::Seconds(5),
               "On SIGTERM: how long the proxy keeps taking new requests after announcing "
@@ -110,8 +124,22 @@ Flags ParseFlags(int argc, char** argv) {
   fs.Enum("log-level", &f.log_level, "info", log::LevelNames(), "Lowest level logged");
   fs.ParseOrExit(argc, argv);
   if (f.app_port == 0) Refuse("--app-port is required (the app's port on localhost)");
+  if (f.proxy_listen.host.empty()) {
+    f.proxy_listen = {"0.0.0.0", static_cast<uint16_t>(f.proxy_port)};
+  } else if (f.proxy_listen.port == 0) {
+    Refuse(absl::StrCat("invalid value '", f.proxy_listen.ToString(),
+                        "' for --proxy-listen: needs a port"));
+  }
+  f.proxy_port = f.proxy_listen.port;
   if (f.app_port == f.proxy_port) {
-    Refuse(absl::StrCat("--proxy-port ", f.proxy_port, " must differ from --app-port"));
+    Refuse(absl::StrCat("--proxy-port/--proxy-listen port ", f.proxy_port,
+                        " must differ from --app-port"));
+  }
+  if (f.admin_tls_cert.empty() != f.admin_tls_key.empty()) {
+    Refuse("--admin-tls-cert and --admin-tls-key go together");
+  }
+  if (absl::Status s = grpcutil::ValidateScalerTls(f.scaler_tls); !s.ok()) {
+    Refuse(std::string(s.message()));
   }
   if (f.pod.empty()) Refuse("--pod is required, as NAMESPACE/NAME");
   Podmetric probe;
@@ -384,11 +412,20 @@ int Run(int argc, char** argv) {
   stream_options.scaler = flags.scaler.ToString();
   stream_options.buffer_capacity = static_cast<size_t>(flags.buffer);
   stream_options.registry = registry.get();
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      grpcutil::MakeChannelCredentials(flags.scaler_tls);
+  if (!credentials.ok()) Refuse(std::string(credentials.status().message()));
+  stream_options.credentials = *std::move(credentials);
+  stream_options.server_name = flags.scaler_tls.server_name;
+  if (!flags.scaler_tls.enabled()) {
+    grpcutil::WarnIfPlaintext(flags.scaler.host, "the metrics stream to the scaler",
+                              "--scaler-ca or --scaler-ca-data");
+  }
   MetricsStream stream(stream_options);
   if (absl::Status s = stream.Start(); !s.ok()) Refuse(std::string(s.message()));
 
   SidecarProxyOptions proxy_options;
-  proxy_options.listen = {"0.0.0.0", static_cast<uint16_t>(flags.proxy_port)};
+  proxy_options.listen = flags.proxy_listen;
   proxy_options.app_port = static_cast<uint16_t>(flags.app_port);
   metrics::ListenerMetrics listener_metrics(registry.get());
   proxy_options.engine.max_connections = flags.max_connections;
@@ -420,12 +457,18 @@ int Run(int argc, char** argv) {
   admin_options.max_connections = flags.admin_max_connections;
   admin_options.name = "admin";
   admin_options.observer = &listener_metrics;
-  http::Server admin(admin_options, router.AsHandler());
-  if (absl::Status s = admin.Start(); !s.ok()) Refuse(std::string(s.message()));
+  std::unique_ptr<http::Server> admin =
+      flags.admin_tls_cert.empty()
+          ? std::make_unique<http::Server>(admin_options, router.AsHandler())
+          : http::NewTlsServer(admin_options, {flags.admin_tls_cert, flags.admin_tls_key},
+                               router.AsHandler());
+  if (absl::Status s = admin->Start(); !s.ok()) Refuse(std::string(s.message()));
 
   ZS_LOG(kInfo, "sidecar started", {"pod", flags.pod}, {"workload", flags.workload},
-         {"proxy", absl::StrCat(":", flags.proxy_port, " -> 127.0.0.1:", flags.app_port)},
+         {"proxy", absl::StrCat(flags.proxy_listen.ToString(), " -> 127.0.0.1:", flags.app_port)},
          {"scaler", flags.scaler.ToString()},
+         {"scaler_tls", flags.scaler_tls.enabled() ? "on" : "off"},
+         {"admin_tls", flags.admin_tls_cert.empty() ? "off" : "on"},
          {"resources", flags.measure == "processes"                           ? "processes"
                        : (*resources)->layout().version == CgroupVersion::kV2 ? "cgroup2"
                        : (*resources)->layout().version == CgroupVersion::kV1 ? "cgroup1"
@@ -436,7 +479,7 @@ int Run(int argc, char** argv) {
   proxy.Stop();
   sampler.Stop();
   readiness.Stop();
-  admin.Stop();
+  admin->Stop();
   (void)stream.Stop(absl::Seconds(2));
   return 0;
 }

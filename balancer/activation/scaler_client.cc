@@ -155,8 +155,12 @@ class ScalerClient::Impl {
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, std::max(init_ms, 1));
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, std::max(init_ms, 1));
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, std::max(max_ms, 1));
-    return v1::ActivationService::NewStub(
-        grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args));
+    if (!options_.server_name.empty()) args.SetSslTargetNameOverride(options_.server_name);
+    return v1::ActivationService::NewStub(grpc::CreateCustomChannel(
+        target,
+        options_.credentials != nullptr ? options_.credentials
+                                        : grpc::InsecureChannelCredentials(),
+        args));
   }
 
   Line CurrentLineLocked() const { return Line{stub_, target_, generation_}; }
@@ -247,6 +251,7 @@ class ScalerClient::Impl {
 
   void WatchLoop() {
     Backoff backoff = NewBackoff();
+    bool reported_down = false;  // said once per outage why the scaler cannot be reached
     while (true) {
       grpc::ClientContext ctx;
       Line line;
@@ -261,6 +266,7 @@ class ScalerClient::Impl {
       v1::WorkloadState msg;
       while (reader->Read(&msg)) {
         if (!watch_connected_.exchange(true)) {
+          reported_down = false;
           ZS_LOG(kInfo, "watching the scaler's workloads", {"scaler", line.target});
           if (on_connection_) on_connection_(true);
         }
@@ -276,11 +282,17 @@ class ScalerClient::Impl {
       watch_failures_++;
       const bool retargeted = Retargeted(line.generation);
       if (watch_connected_.exchange(false)) {
+        reported_down = true;
         if (!retargeted) {
           ZS_LOG(kWarning, "Watch stream to the scaler broke; routing to known-ready pods",
                  {"scaler", line.target}, {"error", st.error_message()});
         }
         if (on_connection_) on_connection_(false);
+      } else if (!reported_down && !retargeted) {
+        // Never connected: say why (refused, or the TLS handshake failed and why).
+        reported_down = true;
+        ZS_LOG(kWarning, "cannot reach the scaler; routing to known-ready pods",
+               {"scaler", line.target}, {"error", st.error_message()});
       }
       if (retargeted) {
         backoff.Reset();

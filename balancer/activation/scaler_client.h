@@ -24,6 +24,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
+namespace grpc {
+class ChannelCredentials;
+}  // namespace grpc
+
 namespace zeroscale::balancer {
 
 struct EndpointInfo {
@@ -57,6 +61,12 @@ class Activator {
 
 struct ScalerClientOptions {
   std::string target;  // host:port of the scaler's gRPC endpoint
+  // Insecure when null (common/grpcutil/credentials.h makes TLS ones).
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // With TLS credentials: the name the scaler's certificate must carry instead of the
+  // host of the target (the leader's address is its pod IP; its certificate names the
+  // Service).
+  std::string server_name;
   absl::Duration activate_timeout = absl::Seconds(5);
   absl::Duration report_interval = absl::Seconds(1);
   absl::Duration initial_backoff = absl::Milliseconds(100);

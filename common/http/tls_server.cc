@@ -1,19 +1,20 @@
 #include "common/http/tls_server.h"
 
-#include <sys/stat.h>
-
 #include <cerrno>
 #include <cstring>
 #include <mutex>
-#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "boost/asio/ssl.hpp"
 #include "boost/beast/ssl.hpp"
 #include "common/file/read_file.h"
+#include "common/file/watched_file.h"
 #include "common/http/server_core.h"
 #include "common/log/log.h"
+#include "openssl/bio.h"
 #include "openssl/err.h"
+#include "openssl/pem.h"
+#include "openssl/x509.h"
 #include "openssl/ssl.h"
 
 namespace zeroscale::http {
@@ -41,30 +42,6 @@ struct Transport<SslStream> {
 }  // namespace internal
 
 namespace {
-
-// What identifies one version of a file without reading it. A Secret volume swaps a
-// symlink, so the inode changes; an in-place write changes the size or the mtime.
-struct FileStamp {
-  dev_t dev = 0;
-  ino_t ino = 0;
-  off_t size = -1;
-  int64_t mtime_ns = 0;
-  bool operator==(const FileStamp& o) const {
-    return std::tie(dev, ino, size, mtime_ns) == std::tie(o.dev, o.ino, o.size, o.mtime_ns);
-  }
-  bool operator!=(const FileStamp& o) const { return !(*this == o); }
-};
-
-FileStamp Stamp(const std::string& path) {
-  struct stat st;
-  FileStamp s;
-  if (::stat(path.c_str(), &st) != 0) return s;
-  s.dev = st.st_dev;
-  s.ino = st.st_ino;
-  s.size = st.st_size;
-  s.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
-  return s;
-}
 
 // OpenSSL's reasons for the last failure: asio reports the first queued error ("PEM lib"),
 // the more telling ones ("no start line", "bad base64 decode") are queued after it.
@@ -112,7 +89,7 @@ class CertStore {
   explicit CertStore(TlsOptions files) : files_(std::move(files)) {}
 
   absl::Status Load() {
-    const FileStamp cert = Stamp(files_.cert_file), key = Stamp(files_.key_file);
+    const FileStamp cert = StampOf(files_.cert_file), key = StampOf(files_.key_file);
     absl::StatusOr<std::shared_ptr<ssl::context>> ctx = LoadContext(files_);
     if (!ctx.ok()) return ctx.status();
     std::lock_guard<std::mutex> lock(mu_);
@@ -128,7 +105,7 @@ class CertStore {
     const absl::Time now = absl::Now();
     if (now - last_check_ < files_.reload_check) return current_;
     last_check_ = now;
-    const FileStamp cert = Stamp(files_.cert_file), key = Stamp(files_.key_file);
+    const FileStamp cert = StampOf(files_.cert_file), key = StampOf(files_.key_file);
     if (cert == cert_stamp_ && key == key_stamp_) return current_;
     // Tried once per version of the files: a half-written pair is retried when the
     // second file lands, which changes its stamp again.
@@ -182,6 +159,39 @@ class TlsTransport : public Server::Transport {
 };
 
 }  // namespace
+
+absl::Status CheckCaBundle(const std::string& pem, absl::string_view what) {
+  if (pem.size() > (1 << 20)) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": larger than 1 MiB"));
+  }
+  ERR_clear_error();
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (bio == nullptr) return absl::InternalError("out of memory reading a CA bundle");
+  int count = 0;
+  for (;;) {
+    X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+    if (cert == nullptr) break;
+    X509_free(cert);
+    ++count;
+  }
+  // The loop ends on "no start line" after the last certificate; anything else is a
+  // certificate that does not parse.
+  const unsigned long err = ERR_peek_last_error();
+  const bool clean_end =
+      ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE;
+  ERR_clear_error();
+  BIO_free(bio);
+  if (count == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": no PEM certificate in it"));
+  }
+  if (err != 0 && !clean_end) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": certificate ", count + 1, " does not parse"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckTlsFiles(const TlsOptions& tls) { return LoadContext(tls).status(); }
 
 std::unique_ptr<Server> NewTlsServer(ServerOptions options, TlsOptions tls, Handler handler) {
   return std::make_unique<Server>(

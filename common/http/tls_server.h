@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/http/http_server.h"
 
@@ -29,6 +30,15 @@ struct TlsOptions {
 // A Server speaking HTTPS with the certificate and key of `tls`; its Start() also loads
 // them, and kFailedPrecondition names the file that cannot be read or used.
 std::unique_ptr<Server> NewTlsServer(ServerOptions options, TlsOptions tls, Handler handler);
+
+// Loads the pair as NewTlsServer's Start() does, and says what is wrong with it; for
+// servers that serve the files with another TLS stack (gRPC) but want the same errors at
+// start.
+absl::Status CheckTlsFiles(const TlsOptions& tls);
+
+// OK when `pem` holds one or more PEM certificates (a CA bundle) and nothing that fails
+// to parse; kInvalidArgument starting with `what` otherwise.
+absl::Status CheckCaBundle(const std::string& pem, absl::string_view what);
 
 }  // namespace zeroscale::http
 

@@ -467,7 +467,9 @@ absl::Status LocalBackend::StartReplica(WorkloadState& w, Replica& r, absl::Time
   SpawnRequest sidecar;
   sidecar.argv = {
       options_.sidecar_path, absl::StrCat("--scaler=", options_.scaler_address),
-      absl::StrCat("--app-port=", r.app_port), absl::StrCat("--proxy-port=", r.proxy_port),
+      absl::StrCat("--app-port=", r.app_port),
+      // Only the balancer on this machine dials a local replica.
+      absl::StrCat("--proxy-listen=127.0.0.1:", r.proxy_port),
       absl::StrCat("--pod=", r.pod), absl::StrCat("--workload=", spec.id),
       absl::StrCat("--admin-listen=127.0.0.1:", r.admin_port),
       absl::StrCat("--sample-interval=", absl::FormatDuration(options_.sample_interval)),
@@ -475,6 +477,9 @@ absl::Status LocalBackend::StartReplica(WorkloadState& w, Replica& r, absl::Time
       absl::StrCat("--app-pid=", r.app.pid)};
   if (!spec.readiness_path.empty()) {
     sidecar.argv.push_back(absl::StrCat("--readiness-path=", spec.readiness_path));
+  }
+  if (!options_.scaler_ca_file.empty()) {
+    sidecar.argv.push_back(absl::StrCat("--scaler-ca=", options_.scaler_ca_file));
   }
   for (const std::string& arg : options_.extra_sidecar_args) sidecar.argv.push_back(arg);
   sidecar.env = Environment({});

@@ -43,6 +43,8 @@ struct LocalBackendOptions {
   std::string sidecar_path;
   // The scaler's gRPC address as the sidecars should dial it ("127.0.0.1:9090").
   std::string scaler_address;
+  // The sidecars' --scaler-ca (the scaler serves TLS); empty: plain text.
+  std::string scaler_ca_file;
   // The sidecars' --sample-interval.
   absl::Duration sample_interval = absl::Seconds(1);
   // SIGTERM -> SIGKILL, unless the workload sets stopGraceSeconds.

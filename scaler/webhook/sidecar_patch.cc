@@ -199,6 +199,11 @@ json SidecarContainer(const InjectorOptions& o, const std::vector<std::string>& 
     env.push_back(
         EnvFromResource("ZEROSCALE_MEMORY_LIMIT_BYTES", app_container, "limits.memory", "1"));
   }
+  // An environment variable rather than an argument: a CA bundle is a kilobyte or more of
+  // PEM, and the sidecar reads every flag from ZEROSCALE_<FLAG> too.
+  if (!o.scaler_ca_data.empty()) {
+    env.push_back({{"name", "ZEROSCALE_SCALER_CA_DATA"}, {"value", o.scaler_ca_data}});
+  }
   return {
       {"name", kSidecarName},
       {"image", o.sidecar_image},

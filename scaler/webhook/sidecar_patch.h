@@ -32,6 +32,9 @@ inline constexpr char kSidecarName[] = "zeroscale-sidecar";
 struct InjectorOptions {
   std::string sidecar_image;   // see DefaultSidecarImage()
   std::string scaler_address;  // the sidecar's --scaler, HOST:PORT
+  // PEM CA bundle the sidecar verifies the scaler's certificate with (its
+  // ZEROSCALE_SCALER_CA_DATA, i.e. --scaler-ca-data); empty: the sidecar talks plain text.
+  std::string scaler_ca_data;
   // Small: the sidecar idles at ~12 MiB. No CPU limit, because throttling the proxy
   // would add latency to every request of the app.
   std::string cpu_request = "20m";

@@ -23,9 +23,17 @@ WebhookMetrics::WebhookMetrics(prometheus::Registry* r)
                   .Help("Admission requests that could not be handled, by reason")
                   .Register(*r)) {}
 
-http::Handler MutateHandler(const InjectorOptions* options, WebhookMetrics* metrics) {
-  return [options, metrics](http::Request&& req, http::Responder respond) {
-    absl::StatusOr<AdmissionAnswer> answer = Admit(req.body, *options);
+http::Handler MutateHandler(const InjectorOptions* options, WebhookMetrics* metrics,
+                            WatchedFile* scaler_ca) {
+  return [options, metrics, scaler_ca](http::Request&& req, http::Responder respond) {
+    InjectorOptions with_ca;
+    const InjectorOptions* injector = options;
+    if (scaler_ca != nullptr) {
+      with_ca = *options;
+      with_ca.scaler_ca_data = scaler_ca->Current();
+      injector = &with_ca;
+    }
+    absl::StatusOr<AdmissionAnswer> answer = Admit(req.body, *injector);
     if (!answer.ok()) {
       metrics->Error("bad_request");
       ZS_LOG(kWarning, "admission request refused",
@@ -55,7 +63,12 @@ http::Handler MutateHandler(const InjectorOptions* options, WebhookMetrics* metr
 
 WebhookServer::WebhookServer(WebhookOptions options, prometheus::Registry* registry)
     : options_(std::move(options)), metrics_(registry) {
-  router_.Handle("POST", "/mutate", MutateHandler(&options_.injector, &metrics_));
+  if (!options_.scaler_ca_file.empty()) {
+    scaler_ca_ = std::make_unique<WatchedFile>(
+        options_.scaler_ca_file, "scaler CA bundle", options_.cert_reload_check,
+        [](const std::string& pem) { return http::CheckCaBundle(pem, "CA bundle"); });
+  }
+  router_.Handle("POST", "/mutate", MutateHandler(&options_.injector, &metrics_, scaler_ca_.get()));
   http::ServerOptions server_options;
   server_options.listen = options_.listen;
   server_options.threads = 1;
@@ -74,6 +87,9 @@ WebhookServer::WebhookServer(WebhookOptions options, prometheus::Registry* regis
 absl::StatusOr<std::unique_ptr<WebhookServer>> WebhookServer::Start(
     WebhookOptions options, prometheus::Registry* registry) {
   std::unique_ptr<WebhookServer> server(new WebhookServer(std::move(options), registry));
+  if (server->scaler_ca_ != nullptr) {
+    if (absl::Status s = server->scaler_ca_->Load(); !s.ok()) return s;
+  }
   if (absl::Status s = server->server_->Start(); !s.ok()) return s;
   return server;
 }

@@ -19,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/config/flags.h"
+#include "common/file/watched_file.h"
 #include "common/http/http_server.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -43,8 +44,10 @@ class WebhookMetrics {
   prometheus::Family<prometheus::Counter>& errors_;
 };
 
-// The POST /mutate handler, without the transport (tests drive it directly too).
-http::Handler MutateHandler(const InjectorOptions* options, WebhookMetrics* metrics);
+// The POST /mutate handler, without the transport (tests drive it directly too). With
+// `scaler_ca`, each injection carries its current content as the sidecar's CA bundle.
+http::Handler MutateHandler(const InjectorOptions* options, WebhookMetrics* metrics,
+                            WatchedFile* scaler_ca = nullptr);
 
 struct WebhookOptions {
   config::HostPort listen;
@@ -52,6 +55,9 @@ struct WebhookOptions {
   std::string key_file;
   absl::Duration cert_reload_check = absl::Seconds(5);
   InjectorOptions injector;
+  // PEM CA bundle injected sidecars verify the scaler with, re-read when it changes
+  // (injector.scaler_ca_data follows it); empty: none.
+  std::string scaler_ca_file;
   int64_t max_connections = 256;              // more wait in the backlog
   net::ListenerObserver* observer = nullptr;  // not owned; may be null
 };
@@ -71,6 +77,7 @@ class WebhookServer {
 
   const WebhookOptions options_;
   WebhookMetrics metrics_;
+  std::unique_ptr<WatchedFile> scaler_ca_;  // null without scaler_ca_file
   http::Router router_;
   std::unique_ptr<http::Server> server_;
 };

@@ -223,9 +223,13 @@ class MetricsStream::Impl {
     // Notice a scaler that vanished without closing the connection.
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20'000);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
+    if (!options_.server_name.empty()) args.SetSslTargetNameOverride(options_.server_name);
     std::shared_ptr<grpc::Channel> channel =
         grpc::CreateCustomChannel(options_.scaler, options_.credentials, args);
-    if (!WaitUntilReady(channel.get(), &result.error)) return result;
+    if (!WaitUntilReady(channel.get(), &result.error)) {
+      if (!result.error.empty()) result.error = WhyNotConnected(channel);
+      return result;
+    }
 
     auto stub = v1::MetricsService::NewStub(channel);
     grpc::ClientContext context;
@@ -307,6 +311,19 @@ class MetricsStream::Impl {
     result.error = status.ok() ? "closed by scaler"
                                : absl::StrCat(status.error_code(), ": ", status.error_message());
     return result;
+  }
+
+  // Why a channel failed to connect, in gRPC's words (its last connection error: refused,
+  // or the TLS handshake failed and why), learnt from a call that fails at once.
+  std::string WhyNotConnected(const std::shared_ptr<grpc::Channel>& channel) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    auto stub = v1::MetricsService::NewStub(channel);
+    auto call = stub->Stream(&context);
+    call->WritesDone();
+    const grpc::Status status = call->Finish();
+    if (status.ok()) return "connection failed";
+    return absl::StrCat(status.error_code(), ": ", status.error_message());
   }
 
   // Drives a fresh channel to READY; false when it fails or we are told to stop.

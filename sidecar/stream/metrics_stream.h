@@ -34,8 +34,11 @@ namespace zeroscale::sidecar {
 
 struct MetricsStreamOptions {
   std::string scaler;  // host:port of the scaler's gRPC endpoint
-  // Insecure when null.
+  // Insecure when null (common/grpcutil/credentials.h makes TLS ones).
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // With TLS credentials: the name the scaler's certificate must carry instead of the
+  // host of `scaler`.
+  std::string server_name;
   // Unacknowledged samples kept; at 1 sample/s the default bridges 10 minutes.
   size_t buffer_capacity = 600;
   // Samples per StreamRequest while catching up after a reconnect.

@@ -45,6 +45,9 @@ const std::vector<std::string> kValueSets = {
     "--set webhook.onlyLabelledNamespaces=true",
     "--set webhook.enabled=false",
     "--set webhook.certManager.enabled=true",
+    "--set webhook.certManager.enabled=true --set webhook.certManager.issuerRef.kind=ClusterIssuer "
+    "--set webhook.certManager.issuerRef.name=my-ca",
+    "--set tls.enabled=false",
     "--set scaler.watchNamespace=ml --set balancer.watchNamespace=ml",
     "--set balancer.enabled=false",
     "--set scaler.replicas=1 --set balancer.replicas=1",
@@ -176,6 +179,69 @@ void ExpectHardenedPod(const YAML::Node& workload) {
     EXPECT_TRUE(c["resources"]["requests"]["memory"]) << name;
     EXPECT_TRUE(c["resources"]["limits"]["memory"]) << name;
   }
+}
+
+// The args of the first container of workload `name`, one string.
+std::string ArgsOf(const std::vector<YAML::Node>& objects, const std::string& name) {
+  std::string out;
+  for (const YAML::Node& o : objects) {
+    if (!IsWorkload(o) || o["metadata"]["name"].as<std::string>() != name) continue;
+    for (const YAML::Node& a : o["spec"]["template"]["spec"]["containers"][0]["args"]) {
+      absl::StrAppend(&out, a.as<std::string>(), " ");
+    }
+  }
+  return out;
+}
+
+TEST_F(ChartHelm, TlsIsOnByDefaultWithCertificatesOfTheReleaseCa) {
+  const std::string scaler = "zs-zeroscale-scaler", balancer = "zs-zeroscale-balancer";
+  std::vector<YAML::Node> objects = Objects("");
+  EXPECT_THAT(ArgsOf(objects, scaler), HasSubstr("--tls-cert=/etc/zeroscale/tls/tls.crt "));
+  EXPECT_THAT(ArgsOf(objects, scaler), HasSubstr("--sidecar-scaler-ca=/etc/zeroscale/tls/ca.crt "));
+  EXPECT_THAT(ArgsOf(objects, balancer), HasSubstr("--scaler-ca=/etc/zeroscale/tls/ca.crt "));
+  EXPECT_THAT(ArgsOf(objects, balancer),
+              HasSubstr("--scaler-tls-server-name=zs-zeroscale-scaler.zeroscale.svc "));
+  EXPECT_THAT(ArgsOf(objects, balancer), HasSubstr("--admin-tls-cert=/etc/zeroscale/tls/tls.crt "));
+  const YAML::Node* ca = Find(objects, "Secret", "zs-zeroscale-webhook-ca");
+  ASSERT_NE(ca, nullptr);
+  for (const std::string& name : {"zs-zeroscale-webhook-tls", "zs-zeroscale-balancer-admin-tls"}) {
+    const YAML::Node* secret = Find(objects, "Secret", name);
+    ASSERT_NE(secret, nullptr) << name;
+    // Signed by the release CA, which the programs get (not its key).
+    EXPECT_EQ((*secret)["data"]["ca.crt"].as<std::string>(),
+              (*ca)["data"]["tls.crt"].as<std::string>())
+        << name;
+    EXPECT_FALSE((*secret)["data"]["ca.key"]) << name;
+  }
+  for (const YAML::Node& o : objects) {
+    if (!IsWorkload(o) || o["metadata"]["name"].as<std::string>() == "zs-zeroscale-redis") continue;
+    EXPECT_EQ(o["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["scheme"]
+                  .as<std::string>(""),
+              "HTTPS")
+        << Id(o);
+  }
+
+  objects = Objects("--set tls.enabled=false");
+  EXPECT_THAT(ArgsOf(objects, scaler), Not(HasSubstr("--tls-cert")));
+  EXPECT_THAT(ArgsOf(objects, balancer), Not(HasSubstr("--scaler-ca")));
+  EXPECT_EQ(Find(objects, "Secret", "zs-zeroscale-balancer-admin-tls"), nullptr);
+
+  // Without the webhook the CA and the scaler's certificate are still issued.
+  objects = Objects("--set webhook.enabled=false");
+  EXPECT_THAT(ArgsOf(objects, scaler), HasSubstr("--tls-cert="));
+  EXPECT_THAT(ArgsOf(objects, scaler), Not(HasSubstr("--webhook-cert")));
+  EXPECT_NE(Find(objects, "Secret", "zs-zeroscale-webhook-tls"), nullptr);
+  EXPECT_EQ(Find(objects, "MutatingWebhookConfiguration", "zs-zeroscale-sidecar-injector"),
+            nullptr);
+
+  // cert-manager: one CA only with an issuerRef; a self-signed Issuer leaves TLS off.
+  objects = Objects("--set webhook.certManager.enabled=true");
+  EXPECT_THAT(ArgsOf(objects, scaler), Not(HasSubstr("--tls-cert")));
+  objects = Objects(
+      "--set webhook.certManager.enabled=true --set webhook.certManager.issuerRef.kind=Issuer "
+      "--set webhook.certManager.issuerRef.name=my-ca");
+  EXPECT_THAT(ArgsOf(objects, scaler), HasSubstr("--tls-cert="));
+  EXPECT_NE(Find(objects, "Certificate", "zs-zeroscale-balancer-admin"), nullptr);
 }
 
 TEST_F(ChartHelm, LintsStrictForEveryValueSet) {

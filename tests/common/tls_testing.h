@@ -20,9 +20,15 @@ struct CertFiles {
   std::string key;   // its PEM private key
 };
 
-// Writes <dir>/<name>.crt and <dir>/<name>.key; `common_name` tells certificates apart.
-absl::StatusOr<CertFiles> WriteSelfSignedCert(const std::string& dir, const std::string& name,
-                                              const std::string& common_name);
+// Writes <dir>/<name>.crt and <dir>/<name>.key; `common_name` tells certificates apart,
+// `san` is the subjectAltName (openssl's syntax).
+absl::StatusOr<CertFiles> WriteSelfSignedCert(
+    const std::string& dir, const std::string& name, const std::string& common_name,
+    const std::string& san = "DNS:localhost,IP:127.0.0.1");
+
+// Replaces `to`'s certificate and key with `from`'s as a Secret volume update does: each
+// file renamed into place (a new inode), the key first. `from`'s files are gone after.
+bool RotateInto(const CertFiles& from, const CertFiles& to);
 
 struct HttpsReply {
   int status = 0;    // 0 when no HTTP answer came (TLS or connection failure)
@@ -33,6 +39,9 @@ struct HttpsReply {
 // `curl_args` go to curl as they are (e.g. "--tls-max 1.2").
 HttpsReply HttpsPost(uint16_t port, const std::string& path, const std::string& body,
                      const std::string& ca_file, const std::string& curl_args = "");
+
+// GETs https://localhost:<port><path>, trusting only `ca_file`.
+HttpsReply HttpsGet(uint16_t port, const std::string& path, const std::string& ca_file);
 
 }  // namespace zeroscale::testing
 

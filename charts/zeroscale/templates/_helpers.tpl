@@ -47,6 +47,24 @@ app.kubernetes.io/managed-by: {{ $root.Release.Service }}
 {{- printf "%s-webhook-tls" (include "zeroscale.fullname" .) -}}
 {{- end -}}
 
+{{- define "zeroscale.balancerAdminCertSecret" -}}
+{{- printf "%s-balancer-admin-tls" (include "zeroscale.fullname" .) -}}
+{{- end -}}
+
+{{/* "true" when the scaler's gRPC and HTTP ports and the balancer's admin port serve TLS:
+     tls.enabled, with certificates that share one CA (Helm's, or cert-manager's issuerRef;
+     a self-signed Issuer per certificate would give each its own). "" otherwise. */}}
+{{- define "zeroscale.tlsEnabled" -}}
+{{- if and .Values.tls.enabled (or (not .Values.webhook.certManager.enabled) .Values.webhook.certManager.issuerRef) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The scheme of the scaler's HTTP port and the balancer's admin port. */}}
+{{- define "zeroscale.scheme" -}}
+{{- if include "zeroscale.tlsEnabled" . }}HTTPS{{ else }}HTTP{{ end -}}
+{{- end -}}
+
 {{/* Prometheus scrape annotations of a pod, when metrics.podAnnotations: a mapping
      (possibly empty). Include with (dict "root" $ "port" 8080). */}}
 {{- define "zeroscale.podAnnotations" -}}
@@ -54,6 +72,7 @@ app.kubernetes.io/managed-by: {{ $root.Release.Service }}
 prometheus.io/scrape: "true"
 prometheus.io/port: {{ .port | quote }}
 prometheus.io/path: /metrics
+prometheus.io/scheme: {{ include "zeroscale.scheme" .root | lower | quote }}
 {{- end }}
 {{- end -}}
 

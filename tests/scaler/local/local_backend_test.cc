@@ -244,7 +244,9 @@ TEST_F(LocalBackendTest, ScalesZeroToTwoToZeroWithRealProcesses) {
   EXPECT_EQ(sidecar[0], ZS_SIDECAR_BIN);
   EXPECT_THAT(sidecar, Contains(absl::StrCat("--scaler=127.0.0.1:", grpc_)));
   EXPECT_THAT(sidecar, Contains(absl::StrCat("--app-port=", app[3])));
-  EXPECT_THAT(sidecar, Contains(absl::StrCat("--proxy-port=", PortOf(endpoints[0].address))));
+  // The proxy of a local replica listens on loopback only.
+  EXPECT_THAT(sidecar,
+              Contains(absl::StrCat("--proxy-listen=127.0.0.1:", PortOf(endpoints[0].address))));
   EXPECT_THAT(sidecar, Contains("--pod=local/web-0"));
   EXPECT_THAT(sidecar, Contains("--workload=local/Deployment/web"));
   EXPECT_THAT(sidecar, Contains("--sample-interval=200ms"));

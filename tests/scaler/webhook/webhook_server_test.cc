@@ -2,7 +2,9 @@
 // POSTed over verified TLS, bad requests, and the Prometheus counters.
 #include "scaler/webhook/webhook_server.h"
 
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -107,6 +109,88 @@ TEST_F(WebhookServerTest, AMalformedReviewIs400NamingTheProblem) {
   EXPECT_THAT(metrics::Serialize(registry_),
               HasSubstr("zeroscale_webhook_errors_total{reason=\"bad_request\"} 2"));
 }
+
+
+namespace scaler_ca {
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The ZEROSCALE_SCALER_CA_DATA the webhook injects into a pod, "" when none.
+std::string InjectedCa(uint16_t port, const std::string& ca) {
+  const json review =
+      Review({{"zeroscale.io/port", "8080"}}, json::array({{{"name", "model"}, {"image", "m"}}}));
+  zeroscale::testing::HttpsReply reply = HttpsPost(port, "/mutate", review.dump(), ca);
+  EXPECT_EQ(reply.status, 200) << reply.body;
+  std::string patch;
+  EXPECT_TRUE(absl::Base64Unescape(
+      json::parse(reply.body)["response"]["patch"].get<std::string>(), &patch));
+  const json pod = review["request"]["object"].patch(json::parse(patch));
+  for (const json& e : pod["spec"]["containers"][1]["env"]) {
+    if (e["name"] == "ZEROSCALE_SCALER_CA_DATA") return e["value"];
+  }
+  return "";
+}
+
+TEST(WebhookScalerCaTest, InjectsTheCurrentCaBundleAndKeepsTheLastGoodOne) {
+  const std::string dir = zeroscale::testing::MakeTempDir();
+  auto serving = zeroscale::testing::WriteSelfSignedCert(dir, "webhook", "webhook");
+  auto ca1 = zeroscale::testing::WriteSelfSignedCert(dir, "ca1", "ca1");
+  auto ca2 = zeroscale::testing::WriteSelfSignedCert(dir, "ca2", "ca2");
+  ASSERT_TRUE(serving.ok() && ca1.ok() && ca2.ok());
+  const std::string bundle = dir + "/ca.crt";
+  std::ofstream(bundle) << Slurp(ca1->cert);
+  prometheus::Registry registry;
+  WebhookOptions o;
+  o.listen = {"127.0.0.1", 0};
+  o.cert_file = serving->cert;
+  o.key_file = serving->key;
+  o.cert_reload_check = absl::ZeroDuration();
+  o.scaler_ca_file = bundle;
+  o.injector.scaler_address = "scaler.zs.svc:9090";
+  absl::StatusOr<std::unique_ptr<WebhookServer>> server = WebhookServer::Start(o, &registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const uint16_t port = (*server)->port();
+  EXPECT_EQ(InjectedCa(port, serving->cert), Slurp(ca1->cert));
+
+  // A new bundle (both CAs while one replaces the other) is injected from the next pod on.
+  const std::string both = Slurp(ca2->cert) + Slurp(ca1->cert);
+  std::ofstream(bundle + ".new") << both;
+  ASSERT_EQ(std::rename((bundle + ".new").c_str(), bundle.c_str()), 0);
+  EXPECT_EQ(InjectedCa(port, serving->cert), both);
+
+  // A bundle that does not parse is not injected: the last good one is.
+  std::ofstream(bundle + ".new") << "not a certificate\n";
+  ASSERT_EQ(std::rename((bundle + ".new").c_str(), bundle.c_str()), 0);
+  EXPECT_EQ(InjectedCa(port, serving->cert), both);
+  (*server)->Stop();
+
+  // At start, a bad bundle stops the webhook, naming the file.
+  absl::StatusOr<std::unique_ptr<WebhookServer>> bad = WebhookServer::Start(o, &registry);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(bad.status().message(), HasSubstr(bundle));
+  std::system(absl::StrCat("rm -rf '", dir, "'").c_str());
+}
+
+TEST(WebhookScalerCaTest, WithoutABundleNoCaIsInjected) {
+  const std::string dir = zeroscale::testing::MakeTempDir();
+  auto serving = zeroscale::testing::WriteSelfSignedCert(dir, "webhook", "webhook");
+  ASSERT_TRUE(serving.ok());
+  prometheus::Registry registry;
+  WebhookOptions o;
+  o.listen = {"127.0.0.1", 0};
+  o.cert_file = serving->cert;
+  o.key_file = serving->key;
+  o.injector.scaler_address = "scaler.zs.svc:9090";
+  absl::StatusOr<std::unique_ptr<WebhookServer>> server = WebhookServer::Start(o, &registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_EQ(InjectedCa((*server)->port(), serving->cert), "");
+  std::system(absl::StrCat("rm -rf '", dir, "'").c_str());
+}
+
+}  // namespace scaler_ca
 
 }  // namespace
 }  // namespace zeroscale::webhook
