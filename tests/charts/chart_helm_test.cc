@@ -354,7 +354,7 @@ TEST_F(ChartHelm, LeastPrivilege) {
               HasSubstr("--leader-elect=true"));
 }
 
-// The rule of `role` for `resource` ("" group is the core group), or an undefined node.
+// The rule of `role` for `resource`; a null node when none.
 YAML::Node RuleFor(const YAML::Node& role, const std::string& resource) {
   for (const YAML::Node& rule : role["rules"]) {
     for (const YAML::Node& r : rule["resources"]) {
@@ -398,7 +398,7 @@ TEST_F(ChartHelm, TheBalancerFollowsTheScalersLease) {
     const YAML::Node* scaler_role = Find(objects, "ClusterRole", "zs-zeroscale-scaler");
     ASSERT_NE(scaler_role, nullptr);
     const YAML::Node pods = RuleFor(*scaler_role, "pods");
-    ASSERT_TRUE(pods) << "the scaler watches its targets' pods";
+    ASSERT_TRUE(pods.IsMap()) << "the scaler watches its targets' pods";
     EXPECT_EQ(Strings(pods["verbs"]), (std::set<std::string>{"get", "list", "watch"}));
 
     const YAML::Node* balancer = Find(objects, "Deployment", "zs-zeroscale-balancer");
@@ -416,7 +416,7 @@ TEST_F(ChartHelm, TheBalancerFollowsTheScalersLease) {
     ASSERT_NE(binding, nullptr);
     EXPECT_EQ((*binding)["subjects"][0]["name"].as<std::string>(), "zs-zeroscale-balancer");
     // The balancer's cluster-wide role grants no Lease.
-    EXPECT_FALSE(RuleFor(*Find(objects, "ClusterRole", "zs-zeroscale-balancer"), "leases"));
+    EXPECT_FALSE(RuleFor(*Find(objects, "ClusterRole", "zs-zeroscale-balancer"), "leases").IsMap());
   }
   const std::vector<YAML::Node> slow =
       Objects("--set scaler.leaderElection.leaseDuration=15s --set "
