@@ -129,8 +129,7 @@ TEST_F(ChartReleaseTest, InstallsRunsUpgradesWithoutChangeAndUninstalls) {
   // Least privilege that is enough: nothing the chart's ServiceAccounts asked was refused.
   const std::string sa_prefix = absl::StrCat("system:serviceaccount:", ns(), ":");
   ZS_ASSERT_OK_AND_ASSIGN(std::vector<json> refused, cluster().AuditEvents([&](const json& e) {
-    return absl::StartsWith(e["user"].value("username", ""), sa_prefix) &&
-           e["responseStatus"].value("code", 0) == 403;
+    return absl::StartsWith(e["user"].value("username", ""), sa_prefix) && RefusedByRbac(e);
   }));
   EXPECT_THAT(refused, ::testing::IsEmpty());
 

@@ -332,6 +332,11 @@ spec:
                                     {"HOST", host}});
 }
 
+bool RefusedByRbac(const json& e) {
+  return e.contains("annotations") && e["annotations"].is_object() &&
+         e["annotations"].value("authorization.k8s.io/decision", "") == "forbid";
+}
+
 HttpExchange HttpRequestTo(const std::string& address, int port, const std::string& host,
                            const std::string& path, absl::Duration timeout) {
   HttpExchange x;

@@ -34,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "tests/testing/child_process.h"
+#include "tests/testing/kube_api.h"
 #include "tests/testing/kube_control_plane.h"
 #include "tests/testing/redis_server.h"
 
@@ -113,6 +114,9 @@ struct Model {
   std::string rules;  // YAML list items, indented by 4; "" for none
 };
 std::string ModelYaml(const Model& m, const std::string& host);
+
+// Whether an audit event is a request the authorizer (RBAC) refused.
+bool RefusedByRbac(const json& audit_event);
 
 // One HTTP/1.1 exchange with its timing, from the test's network namespace: `host` is
 // the Host header, the connection goes to `address`:`port`.
