@@ -4,6 +4,7 @@
 // args, in-cluster configuration and projected ServiceAccount tokens), two upgrades with
 // the same values that change nothing, and uninstall. chart_helm_test checks the
 // rendered objects one by one without a cluster.
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -90,6 +91,10 @@ TEST_F(ChartReleaseTest, InstallsRunsUpgradesWithoutChangeAndUninstalls) {
   CommandResult rendered = Helm({"template", kRelease, kChart, "--validate"});
   ASSERT_TRUE(rendered.ok()) << rendered.output;
 
+  // The kubelet stand-in makes a volume's mount path on the host when it is missing (see
+  // kube_test_env.h): the scaler's certificate mount. Removed again at the end if it
+  // was not there before.
+  const bool had_mount_dir = std::filesystem::exists("/etc/zeroscale");
   CommandResult installed = Helm({"install", kRelease, kChart});
   ASSERT_TRUE(installed.ok()) << installed.output;
   EXPECT_THAT(installed.output, HasSubstr(absl::StrCat("is installed in namespace ", ns())));
@@ -151,6 +156,11 @@ TEST_F(ChartReleaseTest, InstallsRunsUpgradesWithoutChangeAndUninstalls) {
   ASSERT_TRUE(uninstalled.ok()) << uninstalled.output;
   for (const ObjectRef& ref : objects) {
     ZS_EXPECT_OK(api().WaitForDeletion(ref, absl::Seconds(60)));
+  }
+  if (!had_mount_dir) {
+    std::error_code ignored;
+    std::filesystem::remove("/etc/zeroscale/webhook", ignored);  // only when empty
+    std::filesystem::remove("/etc/zeroscale", ignored);
   }
   // Redis's claim stays (its data), as NOTES says.
   ZS_EXPECT_OK(
