@@ -384,12 +384,17 @@ TEST_F(ScaleToZeroTest, AStoppingSidecarLeavesTheRotationBeforeItExits) {
     }
     in_a_row = AnsweredBy(x) == stopping ? 0 : in_a_row + 1;
     if (in_a_row < 20) continue;
-    // Twenty answers in a row from the other pod: is the stopping sidecar still serving?
+    // Twenty answers in a row from the other pod: is the stopping sidecar still serving,
+    // the same process, still in its drain? (It logs "drained" before it exits, so a log
+    // without it, read after the answer, means no restarted sidecar gave that answer.)
     HttpExchange direct = HttpRequestTo(stopping_ip, 8012, "direct", "/", absl::Seconds(5));
-    out_while_serving = direct.status == 200;
+    const std::string log = kubelet().ContainerLog(ns(), stopping, "zeroscale-sidecar");
+    EXPECT_THAT(log, HasSubstr("draining: announced not ready"));
+    out_while_serving = direct.status == 200 && !absl::StrContains(log, "\"msg\":\"drained\"");
     EXPECT_TRUE(out_while_serving)
-        << "the sidecar had exited (" << direct.error
-        << ") before the balancer stopped sending to it";
+        << "the sidecar had finished its drain (" << direct.status << " " << direct.error
+        << ") before the balancer stopped sending to it:\n"
+        << log;
     break;
   }
   EXPECT_TRUE(out_while_serving) << "the stopping pod stayed in the rotation";
