@@ -92,8 +92,8 @@ TEST_F(KubeWakeBench, RequestAtZeroToScaleToFirstByte) {
   m.idle_timeout_seconds = 1;
   ZS_ASSERT_OK(Apply(ModelYaml(m, host)));
   auto request = [&] {
-    return HttpRequestTo(ZeroscaleRelease::kBalancerAddress, ZeroscaleRelease::kBalancerPort,
-                         host, "/", absl::Seconds(60));
+    return HttpRequestTo(ZeroscaleRelease::kBalancerAddress, ZeroscaleRelease::kBalancerPort, host,
+                         "/", absl::Seconds(60));
   };
   HttpExchange first;
   ASSERT_TRUE(WaitFor(
@@ -116,16 +116,16 @@ TEST_F(KubeWakeBench, RequestAtZeroToScaleToFirstByte) {
     HttpExchange x = request();
     ASSERT_EQ(x.status, 200) << x.error;
     // The PATCH that took it 0 -> 1 for this request: the scaler's first after it was sent.
-    ZS_ASSERT_OK_AND_ASSIGN(
-        std::vector<json> patches,
-        cluster().WaitForAuditEvents(
-            [&](const json& e) {
-              return e["user"].value("username", "") == user && e.value("verb", "") == "patch" &&
-                     e["objectRef"].value("namespace", "") == ns() &&
-                     e["objectRef"].value("subresource", "") == "scale" &&
-                     ParseTime(e.value("stageTimestamp", "")) > x.sent;
-            },
-            1));
+    ZS_ASSERT_OK_AND_ASSIGN(std::vector<json> patches,
+                            cluster().WaitForAuditEvents(
+                                [&](const json& e) {
+                                  return e["user"].value("username", "") == user &&
+                                         e.value("verb", "") == "patch" &&
+                                         e["objectRef"].value("namespace", "") == ns() &&
+                                         e["objectRef"].value("subresource", "") == "scale" &&
+                                         ParseTime(e.value("stageTimestamp", "")) > x.sent;
+                                },
+                                1));
     const absl::Time stored = ParseTime(patches.front().value("stageTimestamp", ""));
     cluster_trials.push_back({stored - x.sent, x.first_byte - x.sent});
   }
@@ -137,9 +137,11 @@ TEST_F(KubeWakeBench, RequestAtZeroToScaleToFirstByte) {
   const std::string dir = cluster().work_dir() + "/local-bench";
   ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
   const uint16_t grpc = FreePort(), http = FreePort(), listen = FreePort(), admin = FreePort();
-  std::ofstream(dir + "/workloads.yaml") << absl::StrCat(R"(workloads:
+  std::ofstream(dir + "/workloads.yaml") << absl::StrCat(
+      R"(workloads:
   - name: model
-    command: [")", ZS_KUBE_TEST_APP_BIN, R"(", "--listen=127.0.0.1:{port}", "--ready-after=200ms"]
+    command: [")",
+      ZS_KUBE_TEST_APP_BIN, R"(", "--listen=127.0.0.1:{port}", "--ready-after=200ms"]
     minReplicas: 0
     maxReplicas: 1
     idleTimeoutSeconds: 1

@@ -375,7 +375,8 @@ std::set<std::string> Strings(const YAML::Node& list) {
 // of coordination.k8s.io.
 TEST_F(ChartHelm, TheBalancerFollowsTheScalersLease) {
   for (const std::string& values :
-       {std::string(""), std::string("--set scaler.watchNamespace=ml --set balancer.watchNamespace=ml")}) {
+       {std::string(""),
+        std::string("--set scaler.watchNamespace=ml --set balancer.watchNamespace=ml")}) {
     SCOPED_TRACE(values.empty() ? "default values" : values);
     const std::vector<YAML::Node> objects = Objects(values);
     const YAML::Node* scaler = Find(objects, "Deployment", "zs-zeroscale-scaler");
@@ -418,9 +419,9 @@ TEST_F(ChartHelm, TheBalancerFollowsTheScalersLease) {
     // The balancer's cluster-wide role grants no Lease.
     EXPECT_FALSE(RuleFor(*Find(objects, "ClusterRole", "zs-zeroscale-balancer"), "leases").IsMap());
   }
-  const std::vector<YAML::Node> slow =
-      Objects("--set scaler.leaderElection.leaseDuration=15s --set "
-              "scaler.leaderElection.renewDeadline=10s --set scaler.leaderElection.retryPeriod=2s");
+  const std::vector<YAML::Node> slow = Objects(
+      "--set scaler.leaderElection.leaseDuration=15s --set "
+      "scaler.leaderElection.renewDeadline=10s --set scaler.leaderElection.retryPeriod=2s");
   EXPECT_THAT(YAML::Dump((*Find(slow, "Deployment", "zs-zeroscale-scaler"))["spec"]),
               AllOf(HasSubstr("--lease-duration=15s"), HasSubstr("--renew-deadline=10s"),
                     HasSubstr("--retry-period=2s")));

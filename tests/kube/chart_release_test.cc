@@ -6,7 +6,6 @@
 // rendered objects one by one without a cluster.
 #include <filesystem>
 #include <map>
-#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -29,8 +28,9 @@ class ChartReleaseTest : public KubeTest {
   std::vector<std::string> Values() {
     // Its scaler and balancer act on nothing but this namespace, and its webhook sees no
     // namespace (none is labelled): the other scenarios of the binary run beside it.
-    return {"--set", "webhook.onlyLabelledNamespaces=true", "--set",
-            "scaler.watchNamespace=" + ns(), "--set", "balancer.watchNamespace=" + ns()};
+    return {"--set", "webhook.onlyLabelledNamespaces=true",
+            "--set", "scaler.watchNamespace=" + ns(),
+            "--set", "balancer.watchNamespace=" + ns()};
   }
 
   CommandResult Helm(std::vector<std::string> args, bool with_values = true) {
@@ -72,9 +72,10 @@ class ChartReleaseTest : public KubeTest {
       absl::StatusOr<json> o = api().Get(ref);
       if (!o.ok()) return o.status();
       const json& meta = (*o)["metadata"];
-      out[ref.ToString()] = meta.contains("generation")
-                                ? absl::StrCat("generation ", meta["generation"].dump())
-                                : absl::StrCat("resourceVersion ", meta.value("resourceVersion", ""));
+      out[ref.ToString()] =
+          meta.contains("generation")
+              ? absl::StrCat("generation ", meta["generation"].dump())
+              : absl::StrCat("resourceVersion ", meta.value("resourceVersion", ""));
     }
     absl::StatusOr<std::vector<json>> sets = api().List({"apps/v1", "ReplicaSet", ns(), ""});
     if (!sets.ok()) return sets.status();
@@ -100,21 +101,24 @@ TEST_F(ChartReleaseTest, InstallsRunsUpgradesWithoutChangeAndUninstalls) {
   EXPECT_THAT(installed.output, HasSubstr(absl::StrCat("is installed in namespace ", ns())));
 
   // The chart's pods run: two scalers and two balancers, ready.
-  const std::string scalers = absl::StrCat("app.kubernetes.io/name=scaler,app.kubernetes.io/instance=", kRelease);
-  const std::string balancers = absl::StrCat("app.kubernetes.io/name=balancer,app.kubernetes.io/instance=", kRelease);
-  ZS_ASSERT_OK_AND_ASSIGN(std::vector<json> scaler_pods, WaitForReadyPods(scalers, 2, absl::Seconds(90)));
+  const std::string scalers =
+      absl::StrCat("app.kubernetes.io/name=scaler,app.kubernetes.io/instance=", kRelease);
+  const std::string balancers =
+      absl::StrCat("app.kubernetes.io/name=balancer,app.kubernetes.io/instance=", kRelease);
+  ZS_ASSERT_OK_AND_ASSIGN(std::vector<json> scaler_pods,
+                          WaitForReadyPods(scalers, 2, absl::Seconds(90)));
   ZS_ASSERT_OK_AND_ASSIGN(std::vector<json> balancer_pods,
                           WaitForReadyPods(balancers, 2, absl::Seconds(90)));
   // The leader publishes its pod IP (Downward API) on the Lease, and the balancers,
   // allowed that one Lease, follow it.
   ZS_ASSERT_OK_AND_ASSIGN(
-      json lease,
-      api().WaitFor({"coordination.k8s.io/v1", "Lease", ns(), "zeroscale-scaler"},
-                    [](const json& l) {
-                      return l["metadata"].contains("annotations") &&
-                             l["metadata"]["annotations"].contains("zeroscale.io/grpc-address");
-                    },
-                    absl::Seconds(60), "the leader's address on the Lease"));
+      json lease, api().WaitFor(
+                      {"coordination.k8s.io/v1", "Lease", ns(), "zeroscale-scaler"},
+                      [](const json& l) {
+                        return l["metadata"].contains("annotations") &&
+                               l["metadata"]["annotations"].contains("zeroscale.io/grpc-address");
+                      },
+                      absl::Seconds(60), "the leader's address on the Lease"));
   const std::string holder = lease["spec"].value("holderIdentity", "");
   std::string holder_ip;
   for (const json& p : scaler_pods) {
@@ -163,10 +167,10 @@ TEST_F(ChartReleaseTest, InstallsRunsUpgradesWithoutChangeAndUninstalls) {
     std::filesystem::remove("/etc/zeroscale", ignored);
   }
   // Redis's claim stays (its data), as NOTES says.
-  ZS_EXPECT_OK(
-      api()
-          .Get({"v1", "PersistentVolumeClaim", ns(), absl::StrCat("data-", kRelease, "-zeroscale-redis-0")})
-          .status());
+  ZS_EXPECT_OK(api()
+                   .Get({"v1", "PersistentVolumeClaim", ns(),
+                         absl::StrCat("data-", kRelease, "-zeroscale-redis-0")})
+                   .status());
 }
 
 }  // namespace

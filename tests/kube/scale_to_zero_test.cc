@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <map>
 #include <set>
 #include <thread>
 
@@ -18,11 +17,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "common/status/status_macros.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "common/status/status_macros.h"
 #include "tests/kube/zeroscale_release.h"
 #include "tests/testing/kube_test_env.h"
 
@@ -67,13 +65,14 @@ class ScaleToZeroTest : public KubeTest {
     release_ = SharedRelease(&cluster());
     ASSERT_NE(release_, nullptr) << "installing zeroscale: " << g_release_error;
     host_ = absl::StrCat(ns(), ".models.test");
-    for (int i = 0; i < 2; ++i) PrintOnFailure(absl::StrCat("scaler ", i), release_->scaler(i).log_path());
+    for (int i = 0; i < 2; ++i)
+      PrintOnFailure(absl::StrCat("scaler ", i), release_->scaler(i).log_path());
     PrintOnFailure("balancer", release_->balancer().log_path());
   }
 
   HttpExchange Request(absl::Duration timeout = absl::Seconds(60)) {
-    return HttpRequestTo(ZeroscaleRelease::kBalancerAddress, ZeroscaleRelease::kBalancerPort,
-                         host_, "/", timeout);
+    return HttpRequestTo(ZeroscaleRelease::kBalancerAddress, ZeroscaleRelease::kBalancerPort, host_,
+                         "/", timeout);
   }
 
   // Sends requests until the balancer knows the route (it watches CustomAutoscalers: a
@@ -97,12 +96,13 @@ class ScaleToZeroTest : public KubeTest {
 
   // Waits until the Deployment is at `replicas` and exactly that many pods are ready.
   absl::Status WaitForReplicas(int replicas, absl::Duration timeout = absl::Seconds(60)) {
-    ZS_RETURN_IF_ERROR(api()
-                           .WaitFor(
-                               DeploymentRef(ns(), "model"),
-                               [&](const json& d) { return d["spec"].value("replicas", 0) == replicas; },
-                               timeout, absl::StrCat("spec.replicas ", replicas))
-                           .status());
+    ZS_RETURN_IF_ERROR(
+        api()
+            .WaitFor(
+                DeploymentRef(ns(), "model"),
+                [&](const json& d) { return d["spec"].value("replicas", 0) == replicas; }, timeout,
+                absl::StrCat("spec.replicas ", replicas))
+            .status());
     return WaitForReadyPods("app=model", replicas, timeout).status();
   }
 
@@ -296,8 +296,9 @@ TEST_F(ScaleToZeroTest, ARuleScalesUpUnderLoadAndBackDown) {
     });
   }
   absl::StatusOr<json> up = api().WaitFor(
-      DeploymentRef(ns(), "model"), [](const json& d) { return d["spec"].value("replicas", 0) >= 2; },
-      absl::Seconds(60), "scaled up by rule 'busy'");
+      DeploymentRef(ns(), "model"),
+      [](const json& d) { return d["spec"].value("replicas", 0) >= 2; }, absl::Seconds(60),
+      "scaled up by rule 'busy'");
   stop = true;
   for (std::thread& t : load) t.join();
   ZS_ASSERT_OK(up);

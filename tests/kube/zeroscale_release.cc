@@ -58,9 +58,8 @@ bool Accepts(const std::string& address, int port) {
 
 absl::Status WaitForAccept(const std::string& address, int port, absl::Duration timeout) {
   if (WaitFor([&] { return Accepts(address, port); }, timeout)) return absl::OkStatus();
-  return absl::DeadlineExceededError(
-      absl::StrCat("nothing accepts connections on ", address, ":", port, " after ",
-                   absl::FormatDuration(timeout)));
+  return absl::DeadlineExceededError(absl::StrCat("nothing accepts connections on ", address, ":",
+                                                  port, " after ", absl::FormatDuration(timeout)));
 }
 
 absl::Status WriteFile(const std::string& path, const std::string& content) {
@@ -82,8 +81,8 @@ std::string ZeroscaleRelease::ScalerIdentity(int i) const {
   return absl::StrCat(Hostname(), "-", scalers_[i]->pid());
 }
 
-absl::StatusOr<std::unique_ptr<ZeroscaleRelease>> ZeroscaleRelease::Start(
-    KubeControlPlane* cluster, ReleaseOptions options) {
+absl::StatusOr<std::unique_ptr<ZeroscaleRelease>> ZeroscaleRelease::Start(KubeControlPlane* cluster,
+                                                                          ReleaseOptions options) {
   std::unique_ptr<ZeroscaleRelease> r(new ZeroscaleRelease(cluster, std::move(options)));
   ZS_RETURN_IF_ERROR(r->Install());
   return r;
@@ -111,18 +110,21 @@ absl::Status ZeroscaleRelease::Install() {
   std::filesystem::create_directories(dir_ + "/webhook");
   // Addresses of their own for the programs, as pods have.
   for (const char* address : {kScalerAddress[0], kScalerAddress[1], kBalancerAddress}) {
-    CommandResult r = RunCommand({"ip", "addr", "replace", absl::StrCat(address, "/32"), "dev", "lo"});
+    CommandResult r =
+        RunCommand({"ip", "addr", "replace", absl::StrCat(address, "/32"), "dev", "lo"});
     if (!r.ok()) return absl::InternalError(absl::StrCat("ip addr add ", address, ": ", r.output));
   }
   ZS_RETURN_IF_ERROR(redis_.Start());
 
   const std::string& ns = options_.ns;
   const std::string full = absl::StrCat(options_.release, "-zeroscale");
-  std::vector<std::string> args = {"install", options_.release, kChart, "--namespace", ns,
-                                   "--create-namespace"};
+  std::vector<std::string> args = {"install", options_.release,    kChart, "--namespace",
+                                   ns,        "--create-namespace"};
   std::vector<std::string> values = {
       // Their pod templates run here as processes (see the header).
-      "scaler.replicas=0", "balancer.replicas=0", "redis.enabled=false",
+      "scaler.replicas=0",
+      "balancer.replicas=0",
+      "redis.enabled=false",
       absl::StrCat("redis.externalAddress=", redis_.address()),
       "scaler.leaderElection.leaseDuration=" + options_.lease_duration,
       "scaler.leaderElection.renewDeadline=" + options_.renew_deadline,
@@ -145,9 +147,9 @@ absl::Status ZeroscaleRelease::Install() {
     }
     ZS_RETURN_IF_ERROR(WriteFile(absl::StrCat(dir_, "/webhook/", key), decoded));
   }
-  ZS_ASSIGN_OR_RETURN(std::string scaler_kubeconfig,
-                      cluster_->WriteServiceAccountKubeconfig(ns, full + "-scaler",
-                                                              dir_ + "/scaler.kubeconfig"));
+  ZS_ASSIGN_OR_RETURN(
+      std::string scaler_kubeconfig,
+      cluster_->WriteServiceAccountKubeconfig(ns, full + "-scaler", dir_ + "/scaler.kubeconfig"));
   ZS_ASSIGN_OR_RETURN(std::string balancer_kubeconfig,
                       cluster_->WriteServiceAccountKubeconfig(ns, full + "-balancer",
                                                               dir_ + "/balancer.kubeconfig"));
@@ -172,8 +174,7 @@ absl::Status ZeroscaleRelease::Install() {
       argv.push_back(a);
     }
     argv.push_back("--kubeconfig=" + scaler_kubeconfig);
-    scalers_[i] = std::make_unique<ChildProcess>(
-        argv, absl::StrCat(dir_, "/scaler-", i, ".log"));
+    scalers_[i] = std::make_unique<ChildProcess>(argv, absl::StrCat(dir_, "/scaler-", i, ".log"));
   }
   ZS_RETURN_IF_ERROR(scalers_[0]->Start());
   scaler_up_[0] = true;
@@ -224,12 +225,12 @@ absl::Status ZeroscaleRelease::SetScalerEndpoints() {
                                               {{"name", "http"}, {"port", 8080}},
                                               {{"name", "webhook"}, {"port", 8443}}})}});
   }
-  json endpoints = {{"apiVersion", "v1"},
-                    {"kind", "Endpoints"},
-                    {"metadata",
-                     {{"name", absl::StrCat(options_.release, "-zeroscale-scaler")},
-                      {"namespace", options_.ns}}},
-                    {"subsets", subsets}};
+  json endpoints = {
+      {"apiVersion", "v1"},
+      {"kind", "Endpoints"},
+      {"metadata",
+       {{"name", absl::StrCat(options_.release, "-zeroscale-scaler")}, {"namespace", options_.ns}}},
+      {"subsets", subsets}};
   return cluster_->admin().Apply(endpoints).status();
 }
 
@@ -252,10 +253,9 @@ absl::Status ZeroscaleRelease::WaitForLeader(int i, absl::Duration timeout) {
       },
       timeout);
   if (ok) return absl::OkStatus();
-  return absl::DeadlineExceededError(absl::StrCat("scaler ", i, " (", want,
-                                                  ") does not hold the Lease after ",
-                                                  absl::FormatDuration(timeout), "; holder: '",
-                                                  seen, "'"));
+  return absl::DeadlineExceededError(
+      absl::StrCat("scaler ", i, " (", want, ") does not hold the Lease after ",
+                   absl::FormatDuration(timeout), "; holder: '", seen, "'"));
 }
 
 absl::Status ZeroscaleRelease::KillScaler(int i) {
@@ -355,8 +355,8 @@ HttpExchange HttpRequestTo(const std::string& address, int port, const std::stri
     ::close(fd);
     return x;
   }
-  const std::string request = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", host,
-                                           "\r\nConnection: close\r\n\r\n");
+  const std::string request =
+      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: ", host, "\r\nConnection: close\r\n\r\n");
   x.sent = absl::Now();
   if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
       static_cast<ssize_t>(request.size())) {
