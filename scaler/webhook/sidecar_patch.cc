@@ -221,6 +221,14 @@ json SidecarContainer(const InjectorOptions& o, const std::vector<std::string>& 
        {{"httpGet", {{"path", "/healthz"}, {"port", "zeroscale-admin"}}},
         {"periodSeconds", 10},
         {"failureThreshold", 3}}},
+      // /readyz is 200 only while the app is ready and the sidecar is not draining: a
+      // sidecar told to stop makes the pod unready within two seconds, well inside its
+      // drain (--drain-timeout, 5 s), so every client of the pod's Service (the
+      // EndpointSlices the balancer reads, kube-proxy) stops sending before it exits.
+      {"readinessProbe",
+       {{"httpGet", {{"path", "/readyz"}, {"port", "zeroscale-admin"}}},
+        {"periodSeconds", 1},
+        {"failureThreshold", 2}}},
       {"securityContext",
        {{"runAsNonRoot", true},
         {"runAsUser", o.run_as_user},

@@ -28,6 +28,7 @@
 namespace zeroscale {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -417,6 +418,79 @@ TEST_F(ChartHelm, LeastPrivilege) {
   const std::vector<YAML::Node> single = Objects("--set scaler.replicas=1");
   EXPECT_THAT(YAML::Dump((*Find(single, "Deployment", "zs-zeroscale-scaler"))["spec"]),
               HasSubstr("--leader-elect=true"));
+}
+
+// The rule of `role` for `resource`; a null node when none.
+YAML::Node RuleFor(const YAML::Node& role, const std::string& resource) {
+  for (const YAML::Node& rule : role["rules"]) {
+    for (const YAML::Node& r : rule["resources"]) {
+      if (r.as<std::string>() == resource) return rule;
+    }
+  }
+  return YAML::Node();
+}
+
+std::set<std::string> Strings(const YAML::Node& list) {
+  std::set<std::string> out;
+  for (const YAML::Node& v : list) out.insert(v.as<std::string>());
+  return out;
+}
+
+// What the leader-follower wiring needs: the scaler publishes its pod IP on its Lease and
+// reads its targets' pods; the balancer follows that one Lease, and may read nothing else
+// of coordination.k8s.io.
+TEST_F(ChartHelm, TheBalancerFollowsTheScalersLease) {
+  for (const std::string& values :
+       {std::string(""),
+        std::string("--set scaler.watchNamespace=ml --set balancer.watchNamespace=ml")}) {
+    SCOPED_TRACE(values.empty() ? "default values" : values);
+    const std::vector<YAML::Node> objects = Objects(values);
+    const YAML::Node* scaler = Find(objects, "Deployment", "zs-zeroscale-scaler");
+    ASSERT_NE(scaler, nullptr);
+    const YAML::Node container = (*scaler)["spec"]["template"]["spec"]["containers"][0];
+    const std::set<std::string> args = Strings(container["args"]);
+    EXPECT_TRUE(args.count("--advertise-address=$(POD_IP):9090")) << YAML::Dump(container["args"]);
+    EXPECT_TRUE(args.count("--lease-duration=5s"));
+    EXPECT_TRUE(args.count("--renew-deadline=3s"));
+    EXPECT_TRUE(args.count("--retry-period=1s"));
+    bool pod_ip = false;
+    for (const YAML::Node& e : container["env"]) {
+      pod_ip |= e["name"].as<std::string>() == "POD_IP" &&
+                e["valueFrom"]["fieldRef"]["fieldPath"].as<std::string>("") == "status.podIP";
+    }
+    EXPECT_TRUE(pod_ip) << "POD_IP comes from the Downward API";
+    // The grpc port advertised is the one the container listens on.
+    EXPECT_TRUE(args.count("--grpc-listen=0.0.0.0:9090"));
+
+    const YAML::Node* scaler_role = Find(objects, "ClusterRole", "zs-zeroscale-scaler");
+    ASSERT_NE(scaler_role, nullptr);
+    const YAML::Node pods = RuleFor(*scaler_role, "pods");
+    ASSERT_TRUE(pods.IsMap()) << "the scaler watches its targets' pods";
+    EXPECT_EQ(Strings(pods["verbs"]), (std::set<std::string>{"get", "list", "watch"}));
+
+    const YAML::Node* balancer = Find(objects, "Deployment", "zs-zeroscale-balancer");
+    ASSERT_NE(balancer, nullptr);
+    EXPECT_TRUE(Strings((*balancer)["spec"]["template"]["spec"]["containers"][0]["args"])
+                    .count("--scaler-lease=zeroscale/zeroscale-scaler"));
+    const YAML::Node* lease_role = Find(objects, "Role", "zs-zeroscale-balancer-scaler-lease");
+    ASSERT_NE(lease_role, nullptr);
+    EXPECT_FALSE((*lease_role)["metadata"]["namespace"]) << "the release's namespace";
+    ASSERT_EQ((*lease_role)["rules"].size(), 1u);
+    const YAML::Node rule = (*lease_role)["rules"][0];
+    EXPECT_EQ(Strings(rule["resourceNames"]), (std::set<std::string>{"zeroscale-scaler"}));
+    EXPECT_EQ(Strings(rule["verbs"]), (std::set<std::string>{"get", "list", "watch"}));
+    const YAML::Node* binding = Find(objects, "RoleBinding", "zs-zeroscale-balancer-scaler-lease");
+    ASSERT_NE(binding, nullptr);
+    EXPECT_EQ((*binding)["subjects"][0]["name"].as<std::string>(), "zs-zeroscale-balancer");
+    // The balancer's cluster-wide role grants no Lease.
+    EXPECT_FALSE(RuleFor(*Find(objects, "ClusterRole", "zs-zeroscale-balancer"), "leases").IsMap());
+  }
+  const std::vector<YAML::Node> slow = Objects(
+      "--set scaler.leaderElection.leaseDuration=15s --set "
+      "scaler.leaderElection.renewDeadline=10s --set scaler.leaderElection.retryPeriod=2s");
+  EXPECT_THAT(YAML::Dump((*Find(slow, "Deployment", "zs-zeroscale-scaler"))["spec"]),
+              AllOf(HasSubstr("--lease-duration=15s"), HasSubstr("--renew-deadline=10s"),
+                    HasSubstr("--retry-period=2s")));
 }
 
 }  // namespace

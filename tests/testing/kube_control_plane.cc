@@ -302,6 +302,10 @@ absl::Status KubeControlPlane::StartApiServer(const ControlPlaneOptions& options
       "--audit-policy-file=" + p + "/audit-policy.yaml",
       "--audit-log-path=" + work_dir_ + "/audit.log",
       "--audit-log-maxsize=0",
+      // Webhooks and aggregated APIs registered by Service reach an endpoint of the
+      // Service (its Endpoints object) instead of its ClusterIP, which nothing routes
+      // here (no kube-proxy). The chart's webhook registration is used as it is.
+      "--enable-aggregator-routing=true",
   };
   argv.insert(argv.end(), options.extra_apiserver_flags.begin(),
               options.extra_apiserver_flags.end());

@@ -43,6 +43,12 @@ app.kubernetes.io/managed-by: {{ $root.Release.Service }}
 {{- printf "%s-scaler" (include "zeroscale.fullname" .) -}}
 {{- end -}}
 
+{{/* The scaler's leader-election Lease, in the release's namespace (the scaler's
+     default name: it has no flag for it). The balancer follows it to reach the leader. */}}
+{{- define "zeroscale.scalerLease" -}}
+zeroscale-scaler
+{{- end -}}
+
 {{- define "zeroscale.webhookCertSecret" -}}
 {{- printf "%s-webhook-tls" (include "zeroscale.fullname" .) -}}
 {{- end -}}

@@ -78,6 +78,12 @@ TEST(SidecarPatchTest, DeploymentPodGetsTheSidecarWithDefaults) {
   EXPECT_TRUE(c["resources"]["requests"].contains("memory"));
   EXPECT_TRUE(c["resources"]["limits"].contains("memory"));
   EXPECT_FALSE(c.contains("volumeMounts"));
+  // Kubernetes counts the pod ready only through the sidecar's /readyz: not before the
+  // app is ready, and no longer once the sidecar drains (it is told to stop).
+  EXPECT_EQ(c["readinessProbe"]["httpGet"],
+            json({{"path", "/readyz"}, {"port", "zeroscale-admin"}}));
+  EXPECT_EQ(c["livenessProbe"]["httpGet"],
+            json({{"path", "/healthz"}, {"port", "zeroscale-admin"}}));
   EXPECT_EQ(out["metadata"]["annotations"]["zeroscale.io/injected"], "true");
   EXPECT_EQ(out["spec"]["shareProcessNamespace"], true);
 }
