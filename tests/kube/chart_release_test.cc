@@ -163,7 +163,7 @@ TEST_F(ChartReleaseTest, InstallsRunsUpgradesWithoutChangeAndUninstalls) {
   }
   if (!had_mount_dir) {
     std::error_code ignored;
-    std::filesystem::remove("/etc/zeroscale/webhook", ignored);  // only when empty
+    std::filesystem::remove("/etc/zeroscale/tls", ignored);  // only when empty
     std::filesystem::remove("/etc/zeroscale", ignored);
   }
   // Redis's claim stays (its data), as NOTES says.

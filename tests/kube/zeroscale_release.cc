@@ -28,7 +28,7 @@ namespace {
 constexpr char kChart[] = ZS_SOURCE_DIR "/charts/zeroscale";
 constexpr char kLeaseName[] = "zeroscale-scaler";
 // Where the chart mounts the webhook's Secret in the scaler.
-constexpr char kWebhookMount[] = "/etc/zeroscale/webhook/";
+constexpr char kWebhookMount[] = "/etc/zeroscale/tls/";
 
 std::string Hostname() {
   char buf[256] = {0};
@@ -124,6 +124,10 @@ absl::Status ZeroscaleRelease::Install() {
       // Their pod templates run here as processes (see the header).
       "scaler.replicas=0",
       "balancer.replicas=0",
+      // Plain gRPC and admin ports: the processes here are reached by pod addresses, not
+      // by the Service names the chart's certificates are issued for (no DNS in these
+      // tests). TLS with the chart's certificates: kube_chart_tls_test, e2e_tls_test.
+      "tls.enabled=false",
       "redis.enabled=false",
       absl::StrCat("redis.externalAddress=", redis_.address()),
       "scaler.leaderElection.leaseDuration=" + options_.lease_duration,
