@@ -26,6 +26,7 @@ Automaton::Automaton(WorkloadSpec spec, int32_t observed_replicas, const Decider
       state_(observed_replicas > 0 ? State::kHolding : State::kScaledToZero),
       replicas_(std::max(observed_replicas, 0)),
       last_request_(host->Now()),
+      keep_alive_(spec_.keep_alive, spec_.idle_timeout),
       retry_backoff_({options->retry_initial, options->retry_max, 2.0, Jitter::kNone}) {
   window_.set_retention(HistoryNeeded() - options_->staleness);
 }
@@ -56,6 +57,7 @@ void Automaton::Start() {
 
 void Automaton::UpdateSpec(WorkloadSpec spec) {
   spec_ = std::move(spec);
+  keep_alive_.Reconfigure(spec_.keep_alive, spec_.idle_timeout);
   window_.set_retention(HistoryNeeded() - options_->staleness);
   Evaluate(Trigger::kRegistered);
 }
@@ -65,18 +67,58 @@ void Automaton::AddSample(const Podmetric& m) {
   // A pod reporting before Kubernetes lists it (or lists it serving) is remembered too;
   // SetPods prunes to the pods listed.
   if (pods_) reported_.insert(m.id);
-  if (m.request_count > 0 || m.in_flight > 0 || m.request_rate > 0) {
-    last_request_ = std::max(last_request_, m.received_at);
-  }
+  if (m.request_count > 0 || m.in_flight > 0 || m.request_rate > 0) NoteActivity(m.received_at);
 }
 
 void Automaton::OnTraffic(const TrafficReport& report) {
   if (report.at < traffic_at_) return;  // reordered: the newer report already counted
   traffic_at_ = report.at;
   traffic_in_flight_ = report.in_flight;
-  if (report.requests > 0 || report.in_flight > 0) {
-    last_request_ = std::max(last_request_, report.at);
+  if (report.requests > 0 || report.in_flight > 0) NoteActivity(report.at);
+}
+
+void Automaton::NoteActivity(absl::Time at) {
+  if (at <= last_request_ && seen_request_) return;
+  keep_alive_.OnActivity(seen_request_ ? last_request_ : absl::InfinitePast(), at);
+  last_request_ = std::max(last_request_, at);
+  seen_request_ = true;
+}
+
+absl::Status Automaton::LoadKeepAlive(absl::string_view state) {
+  absl::Status s = keep_alive_.LoadJson(state);
+  if (s.ok()) Evaluate(Trigger::kRegistered);
+  return s;
+}
+
+absl::Duration Automaton::IdleAfter() const {
+  const KeepAlivePlan& plan = keep_alive_.Plan();
+  return prewarmed_for_ == last_request_ && seen_request_ ? plan.keep_until : plan.unload_after;
+}
+
+std::string Automaton::IdleReason(absl::Time now) const {
+  const KeepAlivePlan& plan = keep_alive_.Plan();
+  std::string why = absl::StrCat(
+      "no request for ", FormatSeconds(absl::Trunc(now - last_request_, absl::Seconds(1))), " (",
+      ExplainKeepAlive(plan), ")");
+  if (prewarmed_for_ == last_request_ && seen_request_) {
+    absl::StrAppend(&why, "; pre-warmed, but no request came");
   }
+  return why;
+}
+
+void Automaton::MaybePrewarm(absl::Time now, Trigger trigger) {
+  if (spec_.min_replicas > 0 || !seen_request_ || prewarmed_for_ == last_request_) return;
+  const KeepAlivePlan& plan = keep_alive_.Plan();
+  if (plan.prewarm_after == absl::InfiniteDuration()) return;
+  const absl::Time at = last_request_ + plan.prewarm_after;
+  if (now < at) {
+    Consider(at);
+    return;
+  }
+  // Too late for this idle period: the next request was predicted before now.
+  if (now >= last_request_ + plan.keep_until) return;
+  prewarmed_for_ = last_request_;
+  Wake(trigger, ExplainPrewarm(plan));
 }
 
 void Automaton::Record(State from, State to, int32_t before, int32_t after, Trigger trigger,
@@ -146,7 +188,7 @@ void Automaton::Wake(Trigger trigger, std::string reason) {
 }
 
 void Automaton::Activate(ReadyCallback on_ready) {
-  last_request_ = std::max(last_request_, host_->Now());
+  NoteActivity(host_->Now());
   switch (state_) {
     case State::kActive:
     case State::kHolding:
@@ -209,14 +251,13 @@ double Automaton::BalancerInFlight(absl::Time now) const {
 
 void Automaton::EvaluateIdle(absl::Time now, Trigger trigger, const std::string& context) {
   note_ = context;
-  if (spec_.min_replicas > 0 || spec_.idle_timeout <= absl::ZeroDuration()) return;
-  if (now - last_request_ < spec_.idle_timeout) {
-    Consider(last_request_ + spec_.idle_timeout);
+  const absl::Duration idle_after = IdleAfter();
+  if (spec_.min_replicas > 0 || idle_after == absl::InfiniteDuration()) return;
+  if (now - last_request_ < idle_after) {
+    Consider(last_request_ + idle_after);
     return;
   }
-  const std::string idle = absl::StrCat(
-      "no request for ", FormatSeconds(absl::Trunc(now - last_request_, absl::Seconds(1))),
-      " (idleTimeoutSeconds ", absl::ToInt64Seconds(spec_.idle_timeout), ")");
+  const std::string idle = IdleReason(now);
   if (const double held = BalancerInFlight(now); held > 0) {
     note_ = absl::StrCat(context, "; ", idle, ", but ", FormatValue(held),
                          " requests are in flight: not scaling to zero");
@@ -351,6 +392,8 @@ void Automaton::Evaluate(Trigger trigger) {
         Wake(trigger, absl::StrCat("minReplicas is ", spec_.min_replicas));
       } else if (wake_requested_) {
         Wake(trigger, "wake requested by the balancer");
+      } else {
+        MaybePrewarm(now, trigger);
       }
       break;
     case State::kWaking:
@@ -361,6 +404,10 @@ void Automaton::Evaluate(Trigger trigger) {
       EvaluateRunning(now, trigger);
       break;
   }
+  if (keep_alive_.dirty()) {
+    keep_alive_.MarkSaved();
+    host_->SaveKeepAlive(spec_.workload, keep_alive_.ToJson());
+  }
   ScheduleNext();
 }
 
@@ -369,6 +416,7 @@ void Automaton::EvaluateWaking(absl::Time now, Trigger trigger) {
   if (ready_signal_ || window_.AnyFreshReady(now, wake_started_, &pod)) {
     ready_signal_ = false;
     wake_requested_ = false;
+    keep_alive_.OnColdStart(now - wake_started_);
     Transition(State::kActive, trigger,
                absl::StrCat("pod ", pod, " is ready ",
                             FormatSeconds(absl::Trunc(now - wake_started_, absl::Milliseconds(1))),
@@ -508,8 +556,9 @@ void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
     return;
   }
 
-  const bool idle_enabled = spec_.min_replicas == 0 && spec_.idle_timeout > absl::ZeroDuration();
-  const bool idle = idle_enabled && now - last_request_ >= spec_.idle_timeout;
+  const absl::Duration idle_after = IdleAfter();
+  const bool idle_enabled = spec_.min_replicas == 0 && idle_after != absl::InfiniteDuration();
+  const bool idle = idle_enabled && now - last_request_ >= idle_after;
   if (may_decrease || !zero.empty() || idle) {
     if (std::string partial = PartialData(now, reporting); !partial.empty()) {
       note_ = std::move(partial);
@@ -538,7 +587,7 @@ void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
   }
 
   // To zero: the last step, taken when nothing else acts.
-  if (idle_enabled && !idle) Consider(last_request_ + spec_.idle_timeout);
+  if (idle_enabled && !idle) Consider(last_request_ + idle_after);
   const ScalingRule* zero_rule = nullptr;
   for (const ScalingRule* r : zero) {
     const absl::Time ready_at = last_change + Cooldown(*r);
@@ -569,9 +618,7 @@ void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
   const std::string why =
       zero_rule != nullptr
           ? explain(zero_rule)
-          : absl::StrCat("no request for ",
-                         FormatSeconds(absl::Trunc(now - last_request_, absl::Seconds(1))),
-                         " (idleTimeoutSeconds ", absl::ToInt64Seconds(spec_.idle_timeout), ")");
+          : IdleReason(now);
   if (in_flight > 0) {
     note_ = absl::StrCat(why, ", but ", FormatValue(in_flight),
                          " requests are in flight: not scaling to zero");

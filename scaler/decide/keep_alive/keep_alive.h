@@ -1,0 +1,129 @@
+// Keep-alive policies: when an idle workload goes to zero, and when a workload at zero is
+// woken ahead of its next request (pre-warming). One KeepAliveModel per workload, owned by
+// its automaton; it learns from the idle gaps it is told about and answers with a plan
+// relative to the end of the last request. Pure: no I/O, no clock (times are passed in),
+// so the scaler, the simulator (scaler/sim) and tests run the very same code.
+//
+// Policies (common/model/keep_alive.h for the configuration):
+// - fixed: to zero after idleTimeoutSeconds without a request (0: never).
+// - knative: after the stable window plus the scale-to-zero grace period.
+// - adaptive: the hybrid histogram policy of Shahrad et al., "Serverless in the Wild"
+//   (USENIX ATC 2020). Idle gaps (end of one request's activity to the next request) go
+//   into 1-minute bins up to the histogram's range. With enough gaps and a concentrated
+//   histogram (coefficient of variation of the bin counts >= 2, the paper's test), the
+//   workload is kept alive until the tail percentile of the gaps (+10%), and when the
+//   head percentile (-10%) is further away than the model takes to load, it goes to zero
+//   at once and is woken (pre-warmed) that long before the head. Too few gaps or a flat
+//   histogram: the fixed keep-alive (idleTimeoutSeconds, 10 minutes when 0). Most gaps
+//   beyond the range: a forecast of the next gap (mean of the recent ones, ±15%).
+//   Histogram counts are halved once they total 4096, so the model follows a workload
+//   whose pattern changes and its state stays bounded.
+//
+// Not thread-safe: owned by one automaton on the decider's loop thread.
+#ifndef ZEROSCALE_SCALER_DECIDE_KEEP_ALIVE_KEEP_ALIVE_H_
+#define ZEROSCALE_SCALER_DECIDE_KEEP_ALIVE_KEEP_ALIVE_H_
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/model/keep_alive.h"
+
+namespace zeroscale::decide {
+
+// What a policy says about one idle period, as offsets from the end of the last request.
+struct KeepAlivePlan {
+  enum class Basis {
+    kDisabled,    // no idle scale to zero (fixed with idleTimeoutSeconds 0)
+    kFixed,       // idleTimeoutSeconds
+    kKnative,     // stable window + grace period
+    kLearning,    // adaptive, too few idle gaps yet: the fixed keep-alive
+    kFlat,        // adaptive, the histogram is not concentrated: the fixed keep-alive
+    kHistogram,   // adaptive: head and tail percentiles
+    kForecast,    // adaptive: most gaps beyond the range, forecast of the next
+  };
+  Basis basis = Basis::kDisabled;
+  // Go to zero once idle this long (InfiniteDuration: never).
+  absl::Duration unload_after = absl::InfiniteDuration();
+  // Wake this long after the last request, ahead of the next (InfiniteDuration: never).
+  absl::Duration prewarm_after = absl::InfiniteDuration();
+  // Once pre-warmed, go back to zero when still idle this long after the last request.
+  absl::Duration keep_until = absl::InfiniteDuration();
+
+  // What the explanation needs.
+  absl::Duration head = absl::ZeroDuration();      // histogram head / forecast low
+  absl::Duration tail = absl::ZeroDuration();      // histogram tail / forecast high
+  absl::Duration cold_start = absl::ZeroDuration();  // what pre-warming allowed for
+  int64_t gaps = 0;                                // idle gaps learned
+  int64_t needed = 0;                              // gaps needed (kLearning)
+  double head_percentile = 0;
+  double tail_percentile = 0;
+};
+
+// "keep-alive 14m (adaptive: 99% of 40 idle gaps end within 13m, +10%)". For decisions.
+std::string ExplainKeepAlive(const KeepAlivePlan& plan);
+// "pre-warming: 95% of 40 idle gaps last at least 14m, 99% end within 16m; the model loads
+// in 3m". For the wake decision.
+std::string ExplainPrewarm(const KeepAlivePlan& plan);
+
+class KeepAliveModel {
+ public:
+  // `fixed` is idleTimeoutSeconds (zero: none). `config` must be valid (ValidateKeepAlive).
+  KeepAliveModel(const KeepAliveConfig& config, absl::Duration fixed);
+
+  // A new spec: what was learned is kept (re-binned when the range changed).
+  void Reconfigure(const KeepAliveConfig& config, absl::Duration fixed);
+
+  // Request activity at `at` after the previous activity at `last` (InfinitePast: none
+  // known). Records the idle gap between them, at most once per minute of activity, so a
+  // busy workload counts one zero-length gap a minute, as the per-minute traces do.
+  void OnActivity(absl::Time last, absl::Time at);
+  // A wake took `d` until a pod was ready: the model's cold start, as measured.
+  void OnColdStart(absl::Duration d);
+
+  const KeepAlivePlan& Plan() const;
+  // The cold start pre-warming allows for: the slowest recent wake, or the configured one.
+  absl::Duration ColdStart() const;
+
+  // Whether what was learned changed since MarkSaved (for persistence).
+  bool dirty() const { return dirty_; }
+  void MarkSaved() { dirty_ = false; }
+  // The learned state as bounded JSON: {"v":1,"bins":[[minute,count],...],"oob":n,
+  // "recent":[seconds...],"coldStarts":[seconds...],"lastMinute":m}.
+  std::string ToJson() const;
+  // Replaces the learned state with `json` (from ToJson, possibly another range).
+  // kInvalidArgument naming what is wrong; the model is unchanged then.
+  absl::Status LoadJson(absl::string_view json);
+
+  const KeepAliveConfig& config() const { return config_; }
+  int64_t in_range() const { return in_range_; }
+  int64_t out_of_range() const { return out_of_range_; }
+
+  static constexpr size_t kRecentGaps = 16;
+  static constexpr size_t kRecentColdStarts = 8;
+  static constexpr int64_t kHalveAt = 4096;
+
+ private:
+  void Record(absl::Duration gap);
+  void Recompute() const;
+
+  KeepAliveConfig config_;
+  absl::Duration fixed_;
+  std::vector<uint32_t> bins_;  // one per minute of the range
+  int64_t in_range_ = 0;
+  int64_t out_of_range_ = 0;
+  std::deque<int64_t> recent_;       // recent gaps, seconds, newest last
+  std::deque<int64_t> cold_starts_;  // recent measured cold starts, seconds
+  int64_t last_minute_ = INT64_MIN;  // minute of the last activity recorded
+  bool dirty_ = false;
+  mutable bool stale_ = true;
+  mutable KeepAlivePlan plan_;
+};
+
+}  // namespace zeroscale::decide
+
+#endif  // ZEROSCALE_SCALER_DECIDE_KEEP_ALIVE_KEEP_ALIVE_H_
