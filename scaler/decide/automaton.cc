@@ -67,19 +67,30 @@ void Automaton::AddSample(const Podmetric& m) {
   // A pod reporting before Kubernetes lists it (or lists it serving) is remembered too;
   // SetPods prunes to the pods listed.
   if (pods_) reported_.insert(m.id);
-  if (m.request_count > 0 || m.in_flight > 0 || m.request_rate > 0) NoteActivity(m.received_at);
+  const bool was_idle = !traffic_busy_ && !sample_busy_;
+  if (m.received_at >= last_sample_at_) {
+    last_sample_at_ = m.received_at;
+    sample_busy_ = m.in_flight > 0;
+  }
+  if (m.request_count > 0 || m.in_flight > 0 || m.request_rate > 0) {
+    NoteActivity(m.received_at, was_idle);
+  }
 }
 
 void Automaton::OnTraffic(const TrafficReport& report) {
   if (report.at < traffic_at_) return;  // reordered: the newer report already counted
   traffic_at_ = report.at;
   traffic_in_flight_ = report.in_flight;
-  if (report.requests > 0 || report.in_flight > 0) NoteActivity(report.at);
+  const bool was_idle = !traffic_busy_ && !sample_busy_;
+  traffic_busy_ = report.in_flight > 0;
+  if (report.requests > 0 || report.in_flight > 0) NoteActivity(report.at, was_idle);
 }
 
-void Automaton::NoteActivity(absl::Time at) {
+void Automaton::NoteActivity(absl::Time at, bool after_idle) {
   if (at <= last_request_ && seen_request_) return;
-  keep_alive_.OnActivity(seen_request_ ? last_request_ : absl::InfinitePast(), at);
+  // Only time with nothing in flight is an idle gap: a request waiting through a cold
+  // start, or being served, is not.
+  keep_alive_.OnActivity(seen_request_ && after_idle ? last_request_ : absl::InfinitePast(), at);
   last_request_ = std::max(last_request_, at);
   seen_request_ = true;
 }
@@ -188,7 +199,8 @@ void Automaton::Wake(Trigger trigger, std::string reason) {
 }
 
 void Automaton::Activate(ReadyCallback on_ready) {
-  NoteActivity(host_->Now());
+  NoteActivity(host_->Now(), !traffic_busy_ && !sample_busy_);
+  traffic_busy_ = true;  // the balancer holds the request until a pod is ready
   switch (state_) {
     case State::kActive:
     case State::kHolding:

@@ -186,7 +186,9 @@ class Automaton {
   // request came for idleTimeoutSeconds and none is in flight. `context` says why.
   void EvaluateIdle(absl::Time now, Trigger trigger, const std::string& context);
   // Request activity (a sample, a traffic report, a wake request) at `at`.
-  void NoteActivity(absl::Time at);
+  // `after_idle`: nothing was in flight before it, so the time since the previous
+  // activity was an idle gap.
+  void NoteActivity(absl::Time at, bool after_idle);
   // How long after the last request the workload goes to zero (InfiniteDuration: never),
   // by the keep-alive plan and whether this idle period was pre-warmed.
   absl::Duration IdleAfter() const;
@@ -219,6 +221,10 @@ class Automaton {
   absl::Time applied_at_ = absl::InfinitePast();
   absl::Time last_request_;  // registration counts as one: a restart never starts idle
   bool seen_request_ = false;  // a real request, not the registration, set last_request_
+  // Whether the latest balancer report / the latest sample showed requests in flight.
+  bool traffic_busy_ = false;
+  bool sample_busy_ = false;
+  absl::Time last_sample_at_ = absl::InfinitePast();
   KeepAliveModel keep_alive_;
   // The last_request_ whose idle period was pre-warmed (one pre-warm per idle period).
   absl::Time prewarmed_for_ = absl::InfinitePast();

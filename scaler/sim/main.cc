@@ -26,6 +26,7 @@ struct Flags {
   int64_t capacity = 4;
   std::string csv;
   bool per_app = false;
+  std::string explain;
 };
 
 }  // namespace
@@ -53,6 +54,8 @@ int main(int argc, char** argv) {
   fs.Int("capacity", &f.capacity, 4, "requests a replica serves at once", 1, 100000);
   fs.String("csv", &f.csv, "", "write one row per application to this file");
   fs.Bool("per-app", &f.per_app, false, "print one line per application");
+  fs.String("explain", &f.explain, "",
+            "print every scaling decision of this application (its name) to stderr");
   fs.ParseOrExit(argc, argv);
 
   zeroscale::sim::WorkloadModel model;
@@ -100,8 +103,18 @@ int main(int argc, char** argv) {
   std::vector<zeroscale::sim::AppResult> results;
   results.reserve(trace.apps.size());
   for (size_t i = 0; i < trace.apps.size(); ++i) {
+    zeroscale::sim::DecisionObserver explain;
+    if (!f.explain.empty() && trace.apps[i].name == f.explain) {
+      explain = [](absl::Duration at, const zeroscale::decide::Decision& d) {
+        std::fprintf(stderr, "%s %s -> %s %d -> %d: %s\n",
+                     absl::FormatDuration(absl::Trunc(at, absl::Seconds(1))).c_str(),
+                     std::string(zeroscale::decide::StateName(d.from)).c_str(),
+                     std::string(zeroscale::decide::StateName(d.to)).c_str(), d.replicas_before,
+                     d.replicas_after, d.reason.c_str());
+      };
+    }
     results.push_back(
-        zeroscale::sim::SimulateApp(trace.apps[i], trace.length, *policy, model, i));
+        zeroscale::sim::SimulateApp(trace.apps[i], trace.length, *policy, model, i, explain));
     if (f.per_app) {
       const zeroscale::sim::AppResult& r = results.back();
       std::printf("app=%s kind=%s requests=%lld cold_starts=%lld cold_start_rate=%.4f held=%lld "

@@ -34,8 +34,9 @@ class VirtualClock : public Clock {
 class Replay : public decide::ReplicaSetter, public decide::DecisionSink {
  public:
   Replay(const AppTrace& app, absl::Duration length, const Policy& policy,
-         const WorkloadModel& model, uint64_t app_index)
+         const WorkloadModel& model, uint64_t app_index, const DecisionObserver& on_decision)
       : app_(app),
+        on_decision_(on_decision),
         model_(model),
         rng_(model.seed * 0x9E3779B97F4A7C15ULL + app_index),
         scheduler_(&clock_),
@@ -110,6 +111,7 @@ class Replay : public decide::ReplicaSetter, public decide::DecisionSink {
   // DecisionSink.
   void Record(const decide::Decision& d) override {
     if (absl::StartsWith(d.reason, "pre-warming")) ++result_.prewarms;
+    if (on_decision_) on_decision_(d.time - start_, d);
   }
 
  private:
@@ -147,6 +149,14 @@ class Replay : public decide::ReplicaSetter, public decide::DecisionSink {
     engine_.OnSample(m);
   }
 
+  // The balancer's report: requests received now, and what it holds or forwards.
+  void Traffic(uint64_t requests) {
+    (void)engine_.OnTraffic(
+        workload_, decide::TrafficReport{clock_.Now(), requests,
+                                         static_cast<uint64_t>(serving_) + queued_.size() +
+                                             held_.size()});
+  }
+
   void Serve(const Request& r) {
     ++serving_;
     done_.push(clock_.Now() + (r.service > absl::ZeroDuration() ? r.service : model_.service));
@@ -160,12 +170,13 @@ class Replay : public decide::ReplicaSetter, public decide::DecisionSink {
       } else {
         queued_.push_back(r);
       }
+      Traffic(1);
       Report();
       return;
     }
     if (held_.empty()) ++result_.cold_starts;
     held_.push_back({clock_.Now(), r});
-    (void)engine_.OnTraffic(workload_, decide::TrafficReport{clock_.Now(), 1, held_.size()});
+    Traffic(1);
     if (!activating_) {
       activating_ = true;
       engine_.Activate(workload_, [this](absl::Status s) {
@@ -197,8 +208,8 @@ class Replay : public decide::ReplicaSetter, public decide::DecisionSink {
       }
     }
     held_.clear();
-    // The balancer's next report: it holds nothing any more.
-    (void)engine_.OnTraffic(workload_, decide::TrafficReport{now, 0, 0});
+    // The balancer's next report: what it held it now forwards.
+    Traffic(0);
     Report();
   }
 
@@ -212,11 +223,13 @@ class Replay : public decide::ReplicaSetter, public decide::DecisionSink {
     if (serving_ == 0) {
       // The next sample shows nothing in flight: the keep-alive counts from here.
       Advance(clock_.Now() + absl::Milliseconds(1));
+      Traffic(0);
       Report();
     }
   }
 
   const AppTrace& app_;
+  const DecisionObserver& on_decision_;
   const WorkloadModel model_;
   std::mt19937_64 rng_;
   VirtualClock clock_;
@@ -309,8 +322,9 @@ absl::StatusOr<Policy> ParsePolicy(absl::string_view text, absl::Duration cold_s
 }
 
 AppResult SimulateApp(const AppTrace& app, absl::Duration length, const Policy& policy,
-                      const WorkloadModel& model, uint64_t app_index) {
-  Replay r(app, length, policy, model, app_index);
+                      const WorkloadModel& model, uint64_t app_index,
+                      const DecisionObserver& on_decision) {
+  Replay r(app, length, policy, model, app_index, on_decision);
   return r.Run();
 }
 

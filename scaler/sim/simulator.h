@@ -26,6 +26,7 @@
 #define ZEROSCALE_SCALER_SIM_SIMULATOR_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/model/keep_alive.h"
+#include "scaler/decide/decision.h"
 #include "scaler/sim/trace.h"
 
 namespace zeroscale::sim {
@@ -74,8 +76,12 @@ struct AppResult {
   }
 };
 
+// `on_decision` (may be null) sees every decision of the app's automaton, with its time
+// relative to the trace's start.
+using DecisionObserver = std::function<void(absl::Duration at, const decide::Decision&)>;
 AppResult SimulateApp(const AppTrace& app, absl::Duration length, const Policy& policy,
-                      const WorkloadModel& model, uint64_t app_index);
+                      const WorkloadModel& model, uint64_t app_index,
+                      const DecisionObserver& on_decision = nullptr);
 
 struct Summary {
   int64_t apps = 0;  // with at least one request

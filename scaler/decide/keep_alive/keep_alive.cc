@@ -14,8 +14,6 @@ namespace {
 constexpr absl::Duration kBin = absl::Minutes(1);
 // Without idleTimeoutSeconds the adaptive policy's fallback is the big clouds' 10 minutes.
 constexpr absl::Duration kDefaultFallback = absl::Minutes(10);
-// Shahrad et al.: a histogram whose bin counts vary less than this is not representative.
-constexpr double kMinCv = 2.0;
 // Margins around the head and tail (the paper's 10%) and around a forecast (15%).
 constexpr double kHistogramMargin = 0.10;
 constexpr double kForecastMargin = 0.15;
@@ -40,6 +38,25 @@ std::string Pct(double p) { return absl::StrCat(p); }
 
 }  // namespace
 
+namespace {
+
+// "(expected cold starts after 3% of idle gaps, idle 5m per gap; fixed 10m: 100%, 10m)"
+std::string Expected(const KeepAlivePlan& p) {
+  return absl::StrCat("expected cold starts after ", Pct(std::round(p.expected_cold * 1000) / 10),
+                      "% of idle gaps and ", Short(p.expected_idle), " idle per gap; fixed ",
+                      Short(p.fixed), ": ", Pct(std::round(p.fixed_cold * 1000) / 10), "%, ",
+                      Short(p.fixed_idle));
+}
+
+std::string Source(const KeepAlivePlan& p) {
+  return p.basis == KeepAlivePlan::Basis::kForecast
+             ? absl::StrCat("the last ", p.gaps < 16 ? p.gaps : 16,
+                            " idle gaps (most exceed the histogram's range)")
+             : absl::StrCat(p.gaps, " idle gaps");
+}
+
+}  // namespace
+
 std::string ExplainKeepAlive(const KeepAlivePlan& p) {
   switch (p.basis) {
     case KeepAlivePlan::Basis::kDisabled:
@@ -52,41 +69,30 @@ std::string ExplainKeepAlive(const KeepAlivePlan& p) {
     case KeepAlivePlan::Basis::kLearning:
       return absl::StrCat("keep-alive ", Short(p.unload_after), " (adaptive, still learning: ",
                           p.gaps, " of ", p.needed, " idle gaps seen; the fixed keep-alive)");
-    case KeepAlivePlan::Basis::kFlat:
-      return absl::StrCat("keep-alive ", Short(p.unload_after), " (adaptive: ", p.gaps,
-                          " idle gaps spread too evenly to predict; the fixed keep-alive)");
+    case KeepAlivePlan::Basis::kNoBetter:
+      return absl::StrCat("keep-alive ", Short(p.unload_after), " (adaptive: on ", p.gaps,
+                          " idle gaps nothing beats the fixed keep-alive)");
     case KeepAlivePlan::Basis::kHistogram:
-      if (p.prewarm_after != absl::InfiniteDuration()) {
-        return absl::StrCat("keep-alive 0s until the pre-warm (adaptive: ", Pct(100 - p.head_percentile),
-                            "% of ", p.gaps, " idle gaps last at least ", Short(p.head), ")");
-      }
-      return absl::StrCat("keep-alive ", Short(p.unload_after), " (adaptive: ",
-                          Pct(p.tail_percentile), "% of ", p.gaps, " idle gaps end within ",
-                          Short(p.tail), ", +10%)");
     case KeepAlivePlan::Basis::kForecast:
       if (p.prewarm_after != absl::InfiniteDuration()) {
-        return absl::StrCat("keep-alive 0s until the pre-warm (adaptive: most idle gaps exceed "
-                            "the histogram; next request forecast in ",
-                            Short(p.head), "..", Short(p.tail), ")");
+        return absl::StrCat("keep-alive ", Short(p.unload_after),
+                            " until the pre-warm (adaptive: ", Pct(100 - p.head_percentile),
+                            "% of ", Source(p), " last at least ", Short(p.head), "; ",
+                            Expected(p), ")");
       }
-      return absl::StrCat("keep-alive ", Short(p.unload_after),
-                          " (adaptive: most idle gaps exceed the histogram; next request "
-                          "forecast within ",
-                          Short(p.tail), ")");
+      return absl::StrCat("keep-alive ", Short(p.unload_after), " (adaptive: ",
+                          Pct(p.tail_percentile), "% of ", Source(p), " end within ",
+                          Short(p.tail), ", +", p.basis == KeepAlivePlan::Basis::kForecast ? 15 : 10,
+                          "%; ", Expected(p), ")");
   }
   return "";
 }
 
 std::string ExplainPrewarm(const KeepAlivePlan& p) {
-  if (p.basis == KeepAlivePlan::Basis::kForecast) {
-    return absl::StrCat("pre-warming: the next request is forecast in ", Short(p.head), "..",
-                        Short(p.tail), " (mean of recent idle gaps ±15%); the model loads in ",
-                        Short(p.cold_start));
-  }
-  return absl::StrCat("pre-warming: ", Pct(100 - p.head_percentile), "% of ", p.gaps,
-                      " idle gaps last at least ", Short(p.head), ", ", Pct(p.tail_percentile),
+  return absl::StrCat("pre-warming: ", Pct(100 - p.head_percentile), "% of ", Source(p),
+                      " last at least ", Short(p.head), ", ", Pct(p.tail_percentile),
                       "% end within ", Short(p.tail), "; the model loads in ",
-                      Short(p.cold_start));
+                      Short(p.cold_start), " (", Expected(p), ")");
 }
 
 KeepAliveModel::KeepAliveModel(const KeepAliveConfig& config, absl::Duration fixed)
@@ -136,7 +142,13 @@ void KeepAliveModel::Record(absl::Duration gap) {
     out_of_range_ /= 2;
   }
   dirty_ = true;
-  stale_ = true;
+  // Once learned, a plan moves little with one more gap: re-plan after every gap while
+  // few are known, then after every 1/32 more (the search costs a few thousand steps).
+  const int64_t n = in_range_ + out_of_range_;
+  if (n < planned_at_ || n - planned_at_ >= std::max<int64_t>(1, n / 32) ||
+      n <= config_.min_samples) {
+    stale_ = true;
+  }
 }
 
 void KeepAliveModel::OnColdStart(absl::Duration d) {
@@ -160,6 +172,7 @@ const KeepAlivePlan& KeepAliveModel::Plan() const {
 
 void KeepAliveModel::Recompute() const {
   stale_ = false;
+  planned_at_ = in_range_ + out_of_range_;
   KeepAlivePlan p;
   p.head_percentile = config_.head_percentile;
   p.tail_percentile = config_.tail_percentile;
@@ -189,57 +202,136 @@ void KeepAliveModel::Recompute() const {
     plan_ = p;
     return;
   }
-  // Pre-warm `low` after the last request when that saves more than it costs, then keep
-  // alive until `high`; otherwise just keep alive until `high`.
-  auto shape = [&](absl::Duration low, absl::Duration high) {
-    p.keep_until = high;
-    p.unload_after = high;
-    if (config_.prewarm && low - p.cold_start >= kMinPrewarmSaving) {
-      p.prewarm_after = low - p.cold_start;
-      p.unload_after = absl::ZeroDuration();
-    }
+  // The distribution of idle gaps the plans are judged on: the histogram (each bin at its
+  // midpoint, gaps beyond the range at the range), or, when most gaps exceed the range,
+  // the recent gaps themselves.
+  struct Gap {
+    double lo, hi, value, weight;
   };
-  if (out_of_range_ > in_range_ && recent_.size() >= 2) {
-    double mean = 0;
-    for (int64_t s : recent_) mean += static_cast<double>(s);
-    mean /= static_cast<double>(recent_.size());
-    p.basis = KeepAlivePlan::Basis::kForecast;
-    p.head = absl::Seconds(std::floor(mean * (1 - kForecastMargin)));
-    p.tail = absl::Seconds(std::ceil(mean * (1 + kForecastMargin)));
-    shape(p.head, p.tail);
-    plan_ = p;
-    return;
-  }
-  if (in_range_ == 0) {
-    p.basis = KeepAlivePlan::Basis::kFlat;
-    plan_ = p;
-    return;
-  }
-  const double nbins = static_cast<double>(bins_.size());
-  const double mean = static_cast<double>(in_range_) / nbins;
-  double sq = 0;
-  for (uint32_t c : bins_) sq += static_cast<double>(c) * static_cast<double>(c);
-  const double var = std::max(0.0, sq / nbins - mean * mean);
-  const double cv = std::sqrt(var) / mean;
-  if (cv < kMinCv) {
-    p.basis = KeepAlivePlan::Basis::kFlat;
-    plan_ = p;
-    return;
-  }
-  auto percentile_bin = [&](double pct) {
-    const int64_t want = std::max<int64_t>(
-        1, static_cast<int64_t>(std::ceil(pct / 100.0 * static_cast<double>(in_range_))));
-    int64_t seen = 0;
+  std::vector<Gap> dist;
+  const bool forecast = out_of_range_ > in_range_ && recent_.size() >= 2;
+  const double range_s = absl::ToDoubleSeconds(config_.histogram_range);
+  if (forecast) {
+    for (int64_t r : recent_) {
+      const double v = static_cast<double>(r);
+      dist.push_back(Gap{v, v, v, 1});
+    }
+    std::sort(dist.begin(), dist.end(), [](const Gap& a, const Gap& b) { return a.value < b.value; });
+  } else {
     for (size_t i = 0; i < bins_.size(); ++i) {
-      seen += bins_[i];
-      if (seen >= want) return static_cast<int64_t>(i);
+      if (bins_[i] == 0) continue;
+      const double lo = static_cast<double>(i) * 60;
+      dist.push_back(Gap{lo, lo + 60, lo + 30, static_cast<double>(bins_[i])});
     }
-    return static_cast<int64_t>(bins_.size()) - 1;
+    if (out_of_range_ > 0) {
+      dist.push_back(Gap{range_s, range_s, range_s, static_cast<double>(out_of_range_)});
+    }
+  }
+  double total = 0;
+  for (const Gap& g : dist) total += g.weight;
+  // The gap below which a fraction q of the gaps fall (lower edge) or within which they
+  // end (upper edge).
+  auto quantile = [&](double q, bool upper) {
+    const double want = std::max(1e-9, q / 100.0 * total);
+    double seen = 0;
+    for (const Gap& g : dist) {
+      seen += g.weight;
+      if (seen + 1e-9 >= want) return upper ? g.hi : g.lo;
+    }
+    return upper ? dist.back().hi : dist.back().lo;
   };
-  p.basis = KeepAlivePlan::Basis::kHistogram;
-  p.head = percentile_bin(config_.head_percentile) * kBin;
-  p.tail = (percentile_bin(config_.tail_percentile) + 1) * kBin;
-  shape(p.head * (1 - kHistogramMargin), p.tail * (1 + kHistogramMargin));
+  struct Cost {
+    double cold = 0;  // expected cold starts per idle gap
+    double idle = 0;  // expected idle replica-seconds per idle gap
+  };
+  const double c = absl::ToDoubleSeconds(p.cold_start);
+  // Keep alive `u` after the last request; if `prewarm` >= 0, wake then (ready c later)
+  // and keep until `until`. A request during the load still waits: a cold start.
+  auto evaluate = [&](double u, double prewarm, double until) {
+    Cost cost;
+    for (const Gap& g : dist) {
+      const double v = g.value;
+      double idle = 0;
+      bool cold = false;
+      if (v <= u) {
+        idle = v;
+      } else if (prewarm < 0) {
+        idle = u;
+        cold = true;
+      } else if (v < prewarm + c) {
+        idle = u + std::max(0.0, v - prewarm);
+        cold = true;
+      } else if (v <= until) {
+        idle = u + v - prewarm;
+      } else {
+        idle = u + until - prewarm;
+        cold = true;
+      }
+      cost.idle += g.weight * idle;
+      cost.cold += cold ? g.weight : 0;
+    }
+    cost.idle /= total;
+    cost.cold /= total;
+    return cost;
+  };
+  const double head_margin = forecast ? kForecastMargin : kHistogramMargin;
+  const double tail_margin = forecast ? kForecastMargin : kHistogramMargin;
+  const double fixed_s = absl::ToDoubleSeconds(fallback);
+  const Cost fixed_cost = evaluate(fixed_s, -1, 0);
+  p.fixed_cold = fixed_cost.cold;
+  p.fixed_idle = absl::Seconds(fixed_cost.idle);
+  p.fixed = fallback;
+  // The fixed keep-alive is the plan to beat: fewer cold starts for no more idle time.
+  Cost best = fixed_cost;
+  bool chosen = false;
+  auto consider = [&](const Cost& cost) {
+    if (cost.idle > fixed_cost.idle * (1 + 1e-9)) return false;
+    if (cost.cold < best.cold - 1e-9 || (cost.cold <= best.cold + 1e-9 && cost.idle < best.idle - 1e-6)) {
+      best = cost;
+      return true;
+    }
+    return false;
+  };
+  const double tails[] = {50, 75, 90, 95, 99, config_.tail_percentile};
+  const double heads[] = {1, 5, 10, 25, config_.head_percentile};
+  for (double tq : tails) {
+    const double k = quantile(tq, true) * (1 + tail_margin);
+    if (consider(evaluate(k, -1, 0))) {
+      chosen = true;
+      p.basis = forecast ? KeepAlivePlan::Basis::kForecast : KeepAlivePlan::Basis::kHistogram;
+      p.unload_after = absl::Seconds(std::ceil(k));
+      p.prewarm_after = p.keep_until = absl::InfiniteDuration();
+      p.tail = absl::Seconds(quantile(tq, true));
+      p.tail_percentile = tq;
+    }
+  }
+  if (config_.prewarm) {
+    for (double hq : heads) {
+      const double ready = quantile(hq, false) * (1 - head_margin);
+      for (double u : {0.0, 60.0}) {
+        const double prewarm = ready - c;
+        if (prewarm - u < absl::ToDoubleSeconds(kMinPrewarmSaving)) continue;
+        for (double tq : tails) {
+          const double until = quantile(tq, true) * (1 + tail_margin);
+          if (until < ready) continue;
+          if (consider(evaluate(u, prewarm, until))) {
+            chosen = true;
+            p.basis = forecast ? KeepAlivePlan::Basis::kForecast : KeepAlivePlan::Basis::kHistogram;
+            p.unload_after = absl::Seconds(u);
+            p.prewarm_after = absl::Seconds(std::floor(prewarm));
+            p.keep_until = absl::Seconds(std::ceil(until));
+            p.head = absl::Seconds(quantile(hq, false));
+            p.tail = absl::Seconds(quantile(tq, true));
+            p.head_percentile = hq;
+            p.tail_percentile = tq;
+          }
+        }
+      }
+    }
+  }
+  if (!chosen) p.basis = KeepAlivePlan::Basis::kNoBetter;
+  p.expected_cold = best.cold;
+  p.expected_idle = absl::Seconds(best.idle);
   plan_ = p;
 }
 

@@ -42,9 +42,9 @@ struct KeepAlivePlan {
     kFixed,       // idleTimeoutSeconds
     kKnative,     // stable window + grace period
     kLearning,    // adaptive, too few idle gaps yet: the fixed keep-alive
-    kFlat,        // adaptive, the histogram is not concentrated: the fixed keep-alive
-    kHistogram,   // adaptive: head and tail percentiles
-    kForecast,    // adaptive: most gaps beyond the range, forecast of the next
+    kNoBetter,    // adaptive: no plan beats the fixed keep-alive on the learned gaps
+    kHistogram,   // adaptive: head and tail percentiles of the histogram
+    kForecast,    // adaptive: most gaps beyond the range, judged on the recent gaps
   };
   Basis basis = Basis::kDisabled;
   // Go to zero once idle this long (InfiniteDuration: never).
@@ -62,6 +62,13 @@ struct KeepAlivePlan {
   int64_t needed = 0;                              // gaps needed (kLearning)
   double head_percentile = 0;
   double tail_percentile = 0;
+  // On the learned gaps: the chosen plan's and the fixed keep-alive's expected cold
+  // starts (fraction of idle gaps) and idle time per gap.
+  double expected_cold = 0;
+  absl::Duration expected_idle = absl::ZeroDuration();
+  absl::Duration fixed = absl::ZeroDuration();
+  double fixed_cold = 0;
+  absl::Duration fixed_idle = absl::ZeroDuration();
 };
 
 // "keep-alive 14m (adaptive: 99% of 40 idle gaps end within 13m, +10%)". For decisions.
@@ -121,6 +128,7 @@ class KeepAliveModel {
   int64_t last_minute_ = INT64_MIN;  // minute of the last activity recorded
   bool dirty_ = false;
   mutable bool stale_ = true;
+  mutable int64_t planned_at_ = 0;  // gaps known when the plan was made
   mutable KeepAlivePlan plan_;
 };
 
