@@ -22,10 +22,10 @@ void Poisson(std::mt19937_64& rng, double mean_gap_s, double end_s, AppTrace* ap
   }
 }
 
-void Periodic(std::mt19937_64& rng, double end_s, AppTrace* app) {
-  static constexpr double kPeriodsMin[] = {1, 2, 5, 5, 10, 10, 15, 15, 30, 30, 60, 60, 120, 240};
-  std::uniform_int_distribution<size_t> pick(0, std::size(kPeriodsMin) - 1);
-  const double period = kPeriodsMin[pick(rng)] * 60;
+template <size_t N>
+void Periodic(std::mt19937_64& rng, const double (&periods_min)[N], double end_s, AppTrace* app) {
+  std::uniform_int_distribution<size_t> pick(0, N - 1);
+  const double period = periods_min[pick(rng)] * 60;
   std::uniform_real_distribution<double> phase(0, period), jitter(-0.02, 0.02), skip(0, 1);
   for (double t = phase(rng); t < end_s; t += period) {
     if (skip(rng) < 0.05) continue;
@@ -74,12 +74,17 @@ Trace Synthesize(const SyntheticOptions& options) {
     std::mt19937_64 rng(options.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(i));
     const double cls = std::uniform_real_distribution<double>(0, 1)(rng);
     AppTrace app;
-    if (cls < 0.35) {
+    static constexpr double kPeriodsMin[] = {1, 2, 5, 5, 10, 10, 15, 15, 30, 30, 60, 60, 120, 240};
+    static constexpr double kRarePeriodsMin[] = {60, 120, 180, 240, 360, 480, 720, 1440};
+    if (cls < 0.175) {
       app.kind = "rare";
       Poisson(rng, LogUniform(rng, 3600, 12 * 3600), end_s, &app);
+    } else if (cls < 0.35) {
+      app.kind = "rare-timer";
+      Periodic(rng, kRarePeriodsMin, end_s, &app);
     } else if (cls < 0.65) {
       app.kind = "periodic";
-      Periodic(rng, end_s, &app);
+      Periodic(rng, kPeriodsMin, end_s, &app);
     } else if (cls < 0.85) {
       app.kind = "bursty";
       Bursty(rng, end_s, &app);

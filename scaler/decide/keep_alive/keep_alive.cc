@@ -306,8 +306,11 @@ void KeepAliveModel::Recompute() const {
     }
   }
   if (config_.prewarm) {
+    // The paper's margin first; narrower ones when the gaps are regular enough (timers)
+    // that the margin alone would cost more idle time than the fixed keep-alive.
     for (double hq : heads) {
-      const double ready = quantile(hq, false) * (1 - head_margin);
+     for (double margin : {head_margin, head_margin / 2, 0.0}) {
+      const double ready = quantile(hq, false) * (1 - margin);
       for (double u : {0.0, 60.0}) {
         const double prewarm = ready - c;
         if (prewarm - u < absl::ToDoubleSeconds(kMinPrewarmSaving)) continue;
@@ -327,6 +330,7 @@ void KeepAliveModel::Recompute() const {
           }
         }
       }
+     }
     }
   }
   if (!chosen) p.basis = KeepAlivePlan::Basis::kNoBetter;
