@@ -282,12 +282,19 @@ void KeepAliveModel::Recompute() const {
   p.fixed_idle = absl::Seconds(fixed_cost.idle);
   p.fixed = fallback;
   // The fixed keep-alive is the plan to beat: fewer cold starts for no more idle time.
+  // Ties go to less idle time, then to the shorter keep-alive (less paid after the
+  // last request of a run, which the gaps do not show).
   Cost best = fixed_cost;
+  double best_unload = fixed_s;
   bool chosen = false;
-  auto consider = [&](const Cost& cost) {
+  auto consider = [&](const Cost& cost, double unload) {
     if (cost.idle > fixed_cost.idle * (1 + 1e-9)) return false;
-    if (cost.cold < best.cold - 1e-9 || (cost.cold <= best.cold + 1e-9 && cost.idle < best.idle - 1e-6)) {
+    const bool same_cold = cost.cold <= best.cold + 1e-9;
+    const bool same_idle = std::abs(cost.idle - best.idle) <= 1e-6;
+    if (cost.cold < best.cold - 1e-9 || (same_cold && cost.idle < best.idle - 1e-6) ||
+        (same_cold && same_idle && unload < best_unload)) {
       best = cost;
+      best_unload = unload;
       return true;
     }
     return false;
@@ -296,7 +303,7 @@ void KeepAliveModel::Recompute() const {
   const double heads[] = {1, 5, 10, 25, config_.head_percentile};
   for (double tq : tails) {
     const double k = quantile(tq, true) * (1 + tail_margin);
-    if (consider(evaluate(k, -1, 0))) {
+    if (consider(evaluate(k, -1, 0), k)) {
       chosen = true;
       p.basis = forecast ? KeepAlivePlan::Basis::kForecast : KeepAlivePlan::Basis::kHistogram;
       p.unload_after = absl::Seconds(std::ceil(k));
@@ -317,7 +324,7 @@ void KeepAliveModel::Recompute() const {
         for (double tq : tails) {
           const double until = quantile(tq, true) * (1 + tail_margin);
           if (until < ready) continue;
-          if (consider(evaluate(u, prewarm, until))) {
+          if (consider(evaluate(u, prewarm, until), u)) {
             chosen = true;
             p.basis = forecast ? KeepAlivePlan::Basis::kForecast : KeepAlivePlan::Basis::kHistogram;
             p.unload_after = absl::Seconds(u);
