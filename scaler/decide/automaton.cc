@@ -383,6 +383,12 @@ void Automaton::ScheduleNext() {
 }
 
 void Automaton::Evaluate(Trigger trigger) {
+  // What the keep-alive policy learned is saved whatever is decided (at most once a
+  // minute: gaps are recorded at most that often).
+  if (keep_alive_.dirty()) {
+    keep_alive_.MarkSaved();
+    host_->SaveKeepAlive(spec_.workload, keep_alive_.ToJson());
+  }
   // The completion of the call in flight evaluates again, from the state it leaves.
   if (op_ != Op::kNone) return;
   const absl::Time now = host_->Now();
@@ -415,10 +421,6 @@ void Automaton::Evaluate(Trigger trigger) {
     case State::kHolding:
       EvaluateRunning(now, trigger);
       break;
-  }
-  if (keep_alive_.dirty()) {
-    keep_alive_.MarkSaved();
-    host_->SaveKeepAlive(spec_.workload, keep_alive_.ToJson());
   }
   ScheduleNext();
 }

@@ -179,6 +179,12 @@ void Engine::SaveKeepAlive(const std::string& workload, const std::string& state
   if (sink_ != nullptr) sink_->OnKeepAlive(workload, state);
 }
 
+std::optional<std::string> Engine::KeepAliveState(const std::string& workload) const {
+  Automaton* a = Find(workload);
+  if (a == nullptr) return std::nullopt;
+  return a->keep_alive().ToJson();
+}
+
 std::optional<WorkloadStatus> Engine::GetStatus(const std::string& workload) const {
   Automaton* a = Find(workload);
   if (a == nullptr) return std::nullopt;

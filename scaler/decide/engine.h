@@ -73,6 +73,8 @@ class Engine : private Automaton::Host {
   absl::Status LoadKeepAlive(const std::string& workload, absl::string_view state);
 
   std::optional<WorkloadStatus> GetStatus(const std::string& workload) const;
+  // What the workload's keep-alive policy learned (KeepAliveModel::ToJson).
+  std::optional<std::string> KeepAliveState(const std::string& workload) const;
   // How far back to read samples from Redis to fill this workload's windows.
   std::optional<absl::Duration> HistoryNeeded(const std::string& workload) const;
   std::vector<std::string> Workloads() const;
