@@ -60,7 +60,7 @@ std::optional<KeepAlivePolicy> ParseKeepAlivePolicy(absl::string_view name) {
 }
 
 bool KeepAliveConfig::operator==(const KeepAliveConfig& o) const {
-  return policy == o.policy && stable_window == o.stable_window &&
+  return policy == o.policy && policy_set == o.policy_set && stable_window == o.stable_window &&
          grace_period == o.grace_period && cold_start == o.cold_start && prewarm == o.prewarm &&
          histogram_range == o.histogram_range && head_percentile == o.head_percentile &&
          tail_percentile == o.tail_percentile && min_samples == o.min_samples;
@@ -84,6 +84,7 @@ absl::Status SetKeepAliveField(KeepAliveConfig* c, absl::string_view key,
                                    value.substr(0, 40), "'"));
     }
     c->policy = *p;
+    c->policy_set = true;
   } else if (key == "stableWindowSeconds") {
     if (absl::Status s = GetInt(key, value, 1, kMaxSeconds, &v); !s.ok()) return s;
     c->stable_window = absl::Seconds(v);

@@ -29,7 +29,12 @@ absl::string_view KeepAlivePolicyName(KeepAlivePolicy p);  // "adaptive"
 std::optional<KeepAlivePolicy> ParseKeepAlivePolicy(absl::string_view name);
 
 struct KeepAliveConfig {
-  KeepAlivePolicy policy = KeepAlivePolicy::kFixed;
+  // The default, chosen from zeroscale-sim's results (README, "Keep-alive"): adaptive,
+  // which keeps idleTimeoutSeconds while it learns and departs from it only where the
+  // learned idle gaps promise fewer cold starts for no more idle time. Without an
+  // explicit policy, idleTimeoutSeconds 0 still means no idle scale to zero.
+  KeepAlivePolicy policy = KeepAlivePolicy::kAdaptive;
+  bool policy_set = false;  // `policy` was given explicitly
   // knative: Knative's defaults (stable-window 60s, scale-to-zero-grace-period 30s).
   absl::Duration stable_window = absl::Seconds(60);
   absl::Duration grace_period = absl::Seconds(30);

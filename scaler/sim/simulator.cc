@@ -285,6 +285,7 @@ absl::StatusOr<Policy> ParsePolicy(absl::string_view text, absl::Duration cold_s
   Policy p;
   p.name = std::string(text);
   p.keep_alive.cold_start = cold_start;
+  p.keep_alive.policy_set = true;
   const size_t colon = text.find(':');
   const absl::string_view kind = text.substr(0, colon);
   const absl::string_view arg =

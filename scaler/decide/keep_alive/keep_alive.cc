@@ -67,9 +67,15 @@ std::string ExplainKeepAlive(const KeepAlivePlan& p) {
       return absl::StrCat("keep-alive ", Short(p.unload_after),
                           " (knative: stable window + scale-to-zero grace period)");
     case KeepAlivePlan::Basis::kLearning:
+      if (!p.explicit_policy && p.fixed > absl::ZeroDuration()) {
+        return absl::StrCat("idleTimeoutSeconds ", absl::ToInt64Seconds(p.fixed));
+      }
       return absl::StrCat("keep-alive ", Short(p.unload_after), " (adaptive, still learning: ",
                           p.gaps, " of ", p.needed, " idle gaps seen; the fixed keep-alive)");
     case KeepAlivePlan::Basis::kNoBetter:
+      if (!p.explicit_policy && p.fixed > absl::ZeroDuration()) {
+        return absl::StrCat("idleTimeoutSeconds ", absl::ToInt64Seconds(p.fixed));
+      }
       return absl::StrCat("keep-alive ", Short(p.unload_after), " (adaptive: on ", p.gaps,
                           " idle gaps nothing beats the fixed keep-alive)");
     case KeepAlivePlan::Basis::kHistogram:
@@ -178,6 +184,7 @@ void KeepAliveModel::Recompute() const {
   p.tail_percentile = config_.tail_percentile;
   p.gaps = in_range_ + out_of_range_;
   p.needed = config_.min_samples;
+  p.explicit_policy = config_.policy_set;
   const absl::Duration fallback = fixed_ > absl::ZeroDuration() ? fixed_ : kDefaultFallback;
   switch (config_.policy) {
     case KeepAlivePolicy::kFixed:
@@ -193,10 +200,16 @@ void KeepAliveModel::Recompute() const {
       plan_ = p;
       return;
     case KeepAlivePolicy::kAdaptive:
+      // The default policy keeps "idleTimeoutSeconds 0: no idle scale to zero".
+      if (!config_.policy_set && fixed_ <= absl::ZeroDuration()) {
+        plan_ = p;
+        return;
+      }
       break;
   }
   p.cold_start = ColdStart();
   p.unload_after = fallback;
+  p.fixed = fallback;
   if (p.gaps < config_.min_samples) {
     p.basis = KeepAlivePlan::Basis::kLearning;
     plan_ = p;

@@ -60,6 +60,9 @@ struct KeepAlivePlan {
   absl::Duration cold_start = absl::ZeroDuration();  // what pre-warming allowed for
   int64_t gaps = 0;                                // idle gaps learned
   int64_t needed = 0;                              // gaps needed (kLearning)
+  // The policy was chosen explicitly; the default policy explains itself as
+  // idleTimeoutSeconds while it does what the fixed keep-alive does.
+  bool explicit_policy = false;
   double head_percentile = 0;
   double tail_percentile = 0;
   // On the learned gaps: the chosen plan's and the fixed keep-alive's expected cold

@@ -25,6 +25,7 @@ const absl::Time kT0 = absl::FromUnixSeconds(1'800'000'000);
 KeepAliveConfig Adaptive(absl::Duration cold_start = absl::Minutes(2)) {
   KeepAliveConfig c;
   c.policy = KeepAlivePolicy::kAdaptive;
+  c.policy_set = true;
   c.cold_start = cold_start;
   c.min_samples = 5;
   return c;
@@ -40,8 +41,19 @@ void Feed(KeepAliveModel& m, const std::vector<absl::Duration>& gaps) {
   }
 }
 
+TEST(KeepAliveTest, DefaultIsAdaptiveButKeepsIdleTimeoutZeroMeaningNever) {
+  KeepAliveConfig c;
+  KeepAliveModel off(c, absl::ZeroDuration());
+  EXPECT_EQ(off.Plan().basis, KeepAlivePlan::Basis::kDisabled);
+  EXPECT_EQ(off.Plan().unload_after, absl::InfiniteDuration());
+  KeepAliveModel on(c, absl::Minutes(5));
+  EXPECT_EQ(on.Plan().basis, KeepAlivePlan::Basis::kLearning);
+  EXPECT_EQ(on.Plan().unload_after, absl::Minutes(5));
+}
+
 TEST(KeepAliveTest, FixedAndKnative) {
   KeepAliveConfig c;
+  c.policy = KeepAlivePolicy::kFixed;
   KeepAliveModel fixed(c, absl::Minutes(10));
   EXPECT_EQ(fixed.Plan().basis, KeepAlivePlan::Basis::kFixed);
   EXPECT_EQ(fixed.Plan().unload_after, absl::Minutes(10));
