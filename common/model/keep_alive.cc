@@ -31,8 +31,8 @@ absl::Status GetInt(absl::string_view key, absl::string_view value, int64_t lo, 
 absl::Status GetPercentile(absl::string_view key, absl::string_view value, double* out) {
   double v = 0;
   if (!absl::SimpleAtod(value, &v) || !std::isfinite(v) || v < 0 || v > 100) {
-    return Bad(key, absl::StrCat("must be a percentile from 0 to 100, not '", value.substr(0, 40),
-                                 "'"));
+    return Bad(key,
+               absl::StrCat("must be a percentile from 0 to 100, not '", value.substr(0, 40), "'"));
   }
   *out = v;
   return absl::OkStatus();
@@ -67,21 +67,25 @@ bool KeepAliveConfig::operator==(const KeepAliveConfig& o) const {
 }
 
 const std::vector<absl::string_view>& KeepAliveFieldNames() {
-  static const auto* names = new std::vector<absl::string_view>{
-      "policy",         "stableWindowSeconds", "scaleToZeroGracePeriodSeconds",
-      "coldStartSeconds", "prewarm",           "histogramRangeMinutes",
-      "headPercentile", "tailPercentile",      "minSamples"};
+  static const auto* names = new std::vector<absl::string_view>{"policy",
+                                                                "stableWindowSeconds",
+                                                                "scaleToZeroGracePeriodSeconds",
+                                                                "coldStartSeconds",
+                                                                "prewarm",
+                                                                "histogramRangeMinutes",
+                                                                "headPercentile",
+                                                                "tailPercentile",
+                                                                "minSamples"};
   return *names;
 }
 
-absl::Status SetKeepAliveField(KeepAliveConfig* c, absl::string_view key,
-                               absl::string_view value) {
+absl::Status SetKeepAliveField(KeepAliveConfig* c, absl::string_view key, absl::string_view value) {
   int64_t v = 0;
   if (key == "policy") {
     std::optional<KeepAlivePolicy> p = ParseKeepAlivePolicy(value);
     if (!p) {
-      return Bad(key, absl::StrCat("must be fixed, knative or adaptive, not '",
-                                   value.substr(0, 40), "'"));
+      return Bad(
+          key, absl::StrCat("must be fixed, knative or adaptive, not '", value.substr(0, 40), "'"));
     }
     c->policy = *p;
     c->policy_set = true;
@@ -127,8 +131,7 @@ absl::Status ValidateKeepAlive(const KeepAliveConfig& c) {
     return Bad("headPercentile", absl::StrCat("must be below tailPercentile (", c.head_percentile,
                                               " >= ", c.tail_percentile, ")"));
   }
-  if (c.histogram_range < absl::Minutes(1) ||
-      c.histogram_range > absl::Minutes(kMaxRangeMinutes)) {
+  if (c.histogram_range < absl::Minutes(1) || c.histogram_range > absl::Minutes(kMaxRangeMinutes)) {
     return Bad("histogramRangeMinutes", absl::StrCat("must be from 1 to ", kMaxRangeMinutes));
   }
   if (c.stable_window <= absl::ZeroDuration()) return Bad("stableWindowSeconds", "must be > 0");

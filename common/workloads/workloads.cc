@@ -295,8 +295,7 @@ absl::StatusOr<Workload> ParseWorkload(Context& ctx, const YAML::Node& node, siz
         return ctx.Error("keepAlive", "must map field names to plain values", kv.first);
       }
       if (!seen.insert(kv.first.Scalar()).second) {
-        return ctx.Error(absl::StrCat("keepAlive.", kv.first.Scalar()), "is given twice",
-                         kv.first);
+        return ctx.Error(absl::StrCat("keepAlive.", kv.first.Scalar()), "is given twice", kv.first);
       }
       if (absl::Status s = SetKeepAliveField(&w.keep_alive, kv.first.Scalar(), kv.second.Scalar());
           !s.ok()) {

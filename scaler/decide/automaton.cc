@@ -108,9 +108,9 @@ absl::Duration Automaton::IdleAfter() const {
 
 std::string Automaton::IdleReason(absl::Time now) const {
   const KeepAlivePlan& plan = keep_alive_.Plan();
-  std::string why = absl::StrCat(
-      "no request for ", FormatSeconds(absl::Trunc(now - last_request_, absl::Seconds(1))), " (",
-      ExplainKeepAlive(plan), ")");
+  std::string why = absl::StrCat("no request for ",
+                                 FormatSeconds(absl::Trunc(now - last_request_, absl::Seconds(1))),
+                                 " (", ExplainKeepAlive(plan), ")");
   if (prewarmed_for_ == last_request_ && seen_request_) {
     absl::StrAppend(&why, "; pre-warmed, but no request came");
   }
@@ -629,10 +629,7 @@ void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
     return;
   }
   const double in_flight = window_.InFlightNow(now) + BalancerInFlight(now);
-  const std::string why =
-      zero_rule != nullptr
-          ? explain(zero_rule)
-          : IdleReason(now);
+  const std::string why = zero_rule != nullptr ? explain(zero_rule) : IdleReason(now);
   if (in_flight > 0) {
     note_ = absl::StrCat(why, ", but ", FormatValue(in_flight),
                          " requests are in flight: not scaling to zero");

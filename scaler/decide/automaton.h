@@ -219,7 +219,7 @@ class Automaton {
   // When our own last scale change took effect: rules act again only on samples newer
   // than this.
   absl::Time applied_at_ = absl::InfinitePast();
-  absl::Time last_request_;  // registration counts as one: a restart never starts idle
+  absl::Time last_request_;    // registration counts as one: a restart never starts idle
   bool seen_request_ = false;  // a real request, not the registration, set last_request_
   // Whether the latest balancer report / the latest sample showed requests in flight.
   bool traffic_busy_ = false;

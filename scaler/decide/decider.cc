@@ -88,15 +88,15 @@ void Decider::GetStatus(std::string workload,
 }
 
 void Decider::LoadKeepAlive(std::string workload, std::string state, Done done) {
-  scheduler_->Post([this, workload = std::move(workload), state = std::move(state),
-                    done = std::move(done)] {
-    absl::Status s = engine_.LoadKeepAlive(workload, state);
-    if (!s.ok()) {
-      ZS_LOG(kWarning, "keep-alive state not restored: starting afresh", {"workload", workload},
-             {"error", s.ToString()});
-    }
-    if (done) done(s);
-  });
+  scheduler_->Post(
+      [this, workload = std::move(workload), state = std::move(state), done = std::move(done)] {
+        absl::Status s = engine_.LoadKeepAlive(workload, state);
+        if (!s.ok()) {
+          ZS_LOG(kWarning, "keep-alive state not restored: starting afresh", {"workload", workload},
+                 {"error", s.ToString()});
+        }
+        if (done) done(s);
+      });
 }
 
 absl::Status Decider::RebuildFromRedis(Redis* redis) {

@@ -49,9 +49,10 @@ class Decider {
 
   // Rebuilds the windows of every workload from Redis (a new leader's first step), so
   // the rules see full windows at once, and restores what each keep-alive policy learned
-  // (zeroscale:keepalive:<w>; a malformed state is logged and the policy starts afresh). Blocks the CALLING thread on Redis (never the
-  // loop): reads what each workload needs, then posts the samples. `redis` is used only
-  // on the calling thread. Returns the first error; workloads read before it are loaded.
+  // (zeroscale:keepalive:<w>; a malformed state is logged and the policy starts afresh).
+  // Blocks the CALLING thread on Redis (never the loop): reads what each workload needs,
+  // then posts the samples. `redis` is used only on the calling thread. Returns the first
+  // error; workloads read before it are loaded.
   absl::Status RebuildFromRedis(Redis* redis);
 
   Engine& engine() { return engine_; }

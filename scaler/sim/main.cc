@@ -117,12 +117,12 @@ int main(int argc, char** argv) {
         zeroscale::sim::SimulateApp(trace.apps[i], trace.length, *policy, model, i, explain));
     if (f.per_app) {
       const zeroscale::sim::AppResult& r = results.back();
-      std::printf("app=%s kind=%s requests=%lld cold_starts=%lld cold_start_rate=%.4f held=%lld "
-                  "prewarms=%lld idle_replica_seconds=%.0f\n",
-                  r.name.c_str(), r.kind.empty() ? "-" : r.kind.c_str(),
-                  static_cast<long long>(r.requests), static_cast<long long>(r.cold_starts),
-                  r.ColdStartRate(), static_cast<long long>(r.held),
-                  static_cast<long long>(r.prewarms), r.idle_replica_seconds);
+      std::printf(
+          "app=%s kind=%s requests=%lld cold_starts=%lld cold_start_rate=%.4f held=%lld "
+          "prewarms=%lld idle_replica_seconds=%.0f\n",
+          r.name.c_str(), r.kind.empty() ? "-" : r.kind.c_str(), static_cast<long long>(r.requests),
+          static_cast<long long>(r.cold_starts), r.ColdStartRate(), static_cast<long long>(r.held),
+          static_cast<long long>(r.prewarms), r.idle_replica_seconds);
     }
   }
   if (!f.csv.empty()) {

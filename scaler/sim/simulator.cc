@@ -86,8 +86,8 @@ class Replay : public decide::ReplicaSetter, public decide::DecisionSink {
 
   // ReplicaSetter: the target takes the count at once; a new replica is ready after the
   // cold start.
-  void SetReplicas(const std::string&, int32_t, int32_t n,
-                   const std::string&, std::function<void(absl::Status)> done) override {
+  void SetReplicas(const std::string&, int32_t, int32_t n, const std::string&,
+                   std::function<void(absl::Status)> done) override {
     if (n <= 0) {
       replicas_ = 0;
       ready_ = false;
@@ -103,8 +103,7 @@ class Replay : public decide::ReplicaSetter, public decide::DecisionSink {
     }
     done(absl::OkStatus());
   }
-  void GetReplicas(const std::string&,
-                   std::function<void(absl::StatusOr<int32_t>)> done) override {
+  void GetReplicas(const std::string&, std::function<void(absl::StatusOr<int32_t>)> done) override {
     done(replicas_);
   }
 
@@ -151,10 +150,9 @@ class Replay : public decide::ReplicaSetter, public decide::DecisionSink {
 
   // The balancer's report: requests received now, and what it holds or forwards.
   void Traffic(uint64_t requests) {
-    (void)engine_.OnTraffic(
-        workload_, decide::TrafficReport{clock_.Now(), requests,
-                                         static_cast<uint64_t>(serving_) + queued_.size() +
-                                             held_.size()});
+    (void)engine_.OnTraffic(workload_, decide::TrafficReport{clock_.Now(), requests,
+                                                             static_cast<uint64_t>(serving_) +
+                                                                 queued_.size() + held_.size()});
   }
 
   void Serve(const Request& r) {
@@ -293,9 +291,9 @@ absl::StatusOr<Policy> ParsePolicy(absl::string_view text, absl::Duration cold_s
   auto duration = [&](absl::Duration* out) {
     absl::StatusOr<absl::Duration> d = config::ParseDuration(arg);
     if (!d.ok() || *d <= absl::ZeroDuration() || *d > absl::Hours(24)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--policy=", text.substr(0, 60), ": '", arg.substr(0, 40),
-          "' is not a keep-alive duration from 1s to 24h (e.g. fixed:10m)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--policy=", text.substr(0, 60), ": '", arg.substr(0, 40),
+                       "' is not a keep-alive duration from 1s to 24h (e.g. fixed:10m)"));
     }
     *out = *d;
     return absl::OkStatus();

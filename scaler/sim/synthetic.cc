@@ -30,7 +30,8 @@ void Periodic(std::mt19937_64& rng, const double (&periods_min)[N], double end_s
   for (double t = phase(rng); t < end_s; t += period) {
     if (skip(rng) < 0.05) continue;
     const double at = t + jitter(rng) * period;
-    if (at >= 0 && at < end_s) app->requests.push_back(Request{absl::Seconds(at), absl::ZeroDuration()});
+    if (at >= 0 && at < end_s)
+      app->requests.push_back(Request{absl::Seconds(at), absl::ZeroDuration()});
   }
 }
 
@@ -56,8 +57,8 @@ void Diurnal(std::mt19937_64& rng, double end_s, AppTrace* app) {
   std::exponential_distribution<double> gap(1.0 / peak_gap);
   std::uniform_real_distribution<double> u(0, 1);
   for (double t = gap(rng); t < end_s; t += gap(rng)) {
-    const double day = std::fmod(t, 86400.0) / 86400.0;              // 0 = midnight
-    const double s = std::sin(2 * kPi * (day - 0.3) * 0.5 / 0.6);    // > 0 from 07:12 to 21:36
+    const double day = std::fmod(t, 86400.0) / 86400.0;            // 0 = midnight
+    const double s = std::sin(2 * kPi * (day - 0.3) * 0.5 / 0.6);  // > 0 from 07:12 to 21:36
     const double rate = day >= 0.3 && day <= 0.9 ? s * s : 0;
     if (u(rng) < rate) app->requests.push_back(Request{absl::Seconds(t), absl::ZeroDuration()});
   }

@@ -45,9 +45,8 @@ class Reader {
       size_t start = 0;
       for (;;) {
         const size_t comma = line.find(',', start);
-        row->fields.push_back(line.substr(start, comma == absl::string_view::npos
-                                                     ? absl::string_view::npos
-                                                     : comma - start));
+        row->fields.push_back(line.substr(
+            start, comma == absl::string_view::npos ? absl::string_view::npos : comma - start));
         row->columns.push_back(start + 1);
         if (comma == absl::string_view::npos) break;
         start = comma + 1;
@@ -115,8 +114,8 @@ absl::StatusOr<Trace> ParseAzure2019(absl::string_view text, absl::string_view s
   const size_t minutes = row.fields.size() - 4;
   for (size_t i = 4; i < row.fields.size(); ++i) {
     if (row.fields[i] != absl::StrCat(i - 3)) {
-      return r.Error(row, i, absl::StrCat("expected minute column ", i - 3, ", not ",
-                                          Quote(row.fields[i])));
+      return r.Error(
+          row, i, absl::StrCat("expected minute column ", i - 3, ", not ", Quote(row.fields[i])));
     }
   }
   std::map<std::string, size_t> index;
@@ -126,8 +125,7 @@ absl::StatusOr<Trace> ParseAzure2019(absl::string_view text, absl::string_view s
   while (r.Next(&row)) {
     if (row.fields.size() != minutes + 4) {
       return r.Error(row, std::min(row.fields.size(), minutes + 4) - 1,
-                     absl::StrCat("expected ", minutes + 4, " fields, found ",
-                                  row.fields.size()));
+                     absl::StrCat("expected ", minutes + 4, " fields, found ", row.fields.size()));
     }
     if (row.fields[1].empty()) return r.Error(row, 1, "HashApp is empty");
     auto [it, added] = index.emplace(std::string(row.fields[1]), t.apps.size());
@@ -146,9 +144,9 @@ absl::StatusOr<Trace> ParseAzure2019(absl::string_view text, absl::string_view s
       total += static_cast<size_t>(n);
       if (total > kMaxRequests) return TooMany(total);
       for (int64_t k = 0; k < n; ++k) {
-        app.requests.push_back(Request{absl::Minutes(static_cast<int64_t>(m)) +
-                                           absl::Seconds(60.0 * (k + 0.5) / n),
-                                       absl::ZeroDuration()});
+        app.requests.push_back(
+            Request{absl::Minutes(static_cast<int64_t>(m)) + absl::Seconds(60.0 * (k + 0.5) / n),
+                    absl::ZeroDuration()});
       }
     }
   }
@@ -179,8 +177,9 @@ absl::StatusOr<Trace> ParseAzure2021(absl::string_view text, absl::string_view s
     if (absl::Status s = Seconds(r, row, 2, "end_timestamp", &end); !s.ok()) return s;
     if (absl::Status s = Seconds(r, row, 3, "duration", &duration); !s.ok()) return s;
     if (duration > end + 1e-3) {
-      return r.Error(row, 3, absl::StrCat("duration ", duration, "s is longer than end_timestamp ",
-                                          end, "s: the invocation would start before the trace"));
+      return r.Error(row, 3,
+                     absl::StrCat("duration ", duration, "s is longer than end_timestamp ", end,
+                                  "s: the invocation would start before the trace"));
     }
     if (++total > kMaxRequests) return TooMany(total);
     auto [it, added] = index.emplace(std::string(row.fields[0]), t.apps.size());
@@ -245,7 +244,8 @@ absl::StatusOr<Trace> ParseTimestamps(absl::string_view text, absl::string_view 
   Trace t;
   t.apps.push_back(AppTrace{name, "", {}});
   t.apps[0].requests.reserve(times.size());
-  for (absl::Time at : times) t.apps[0].requests.push_back(Request{at - start, absl::ZeroDuration()});
+  for (absl::Time at : times)
+    t.apps[0].requests.push_back(Request{at - start, absl::ZeroDuration()});
   t.length = end - start;
   Finish(&t);
   return t;

@@ -70,8 +70,9 @@ std::string ExplainKeepAlive(const KeepAlivePlan& p) {
       if (!p.explicit_policy && p.fixed > absl::ZeroDuration()) {
         return absl::StrCat("idleTimeoutSeconds ", absl::ToInt64Seconds(p.fixed));
       }
-      return absl::StrCat("keep-alive ", Short(p.unload_after), " (adaptive, still learning: ",
-                          p.gaps, " of ", p.needed, " idle gaps seen; the fixed keep-alive)");
+      return absl::StrCat("keep-alive ", Short(p.unload_after),
+                          " (adaptive, still learning: ", p.gaps, " of ", p.needed,
+                          " idle gaps seen; the fixed keep-alive)");
     case KeepAlivePlan::Basis::kNoBetter:
       if (!p.explicit_policy && p.fixed > absl::ZeroDuration()) {
         return absl::StrCat("idleTimeoutSeconds ", absl::ToInt64Seconds(p.fixed));
@@ -83,13 +84,13 @@ std::string ExplainKeepAlive(const KeepAlivePlan& p) {
       if (p.prewarm_after != absl::InfiniteDuration()) {
         return absl::StrCat("keep-alive ", Short(p.unload_after),
                             " until the pre-warm (adaptive: ", Pct(100 - p.head_percentile),
-                            "% of ", Source(p), " last at least ", Short(p.head), "; ",
-                            Expected(p), ")");
+                            "% of ", Source(p), " last at least ", Short(p.head), "; ", Expected(p),
+                            ")");
       }
-      return absl::StrCat("keep-alive ", Short(p.unload_after), " (adaptive: ",
-                          Pct(p.tail_percentile), "% of ", Source(p), " end within ",
-                          Short(p.tail), ", +", p.basis == KeepAlivePlan::Basis::kForecast ? 15 : 10,
-                          "%; ", Expected(p), ")");
+      return absl::StrCat(
+          "keep-alive ", Short(p.unload_after), " (adaptive: ", Pct(p.tail_percentile), "% of ",
+          Source(p), " end within ", Short(p.tail), ", +",
+          p.basis == KeepAlivePlan::Basis::kForecast ? 15 : 10, "%; ", Expected(p), ")");
   }
   return "";
 }
@@ -97,8 +98,8 @@ std::string ExplainKeepAlive(const KeepAlivePlan& p) {
 std::string ExplainPrewarm(const KeepAlivePlan& p) {
   return absl::StrCat("pre-warming: ", Pct(100 - p.head_percentile), "% of ", Source(p),
                       " last at least ", Short(p.head), ", ", Pct(p.tail_percentile),
-                      "% end within ", Short(p.tail), "; the model loads in ",
-                      Short(p.cold_start), " (", Expected(p), ")");
+                      "% end within ", Short(p.tail), "; the model loads in ", Short(p.cold_start),
+                      " (", Expected(p), ")");
 }
 
 KeepAliveModel::KeepAliveModel(const KeepAliveConfig& config, absl::Duration fixed)
@@ -229,7 +230,8 @@ void KeepAliveModel::Recompute() const {
       const double v = static_cast<double>(r);
       dist.push_back(Gap{v, v, v, 1});
     }
-    std::sort(dist.begin(), dist.end(), [](const Gap& a, const Gap& b) { return a.value < b.value; });
+    std::sort(dist.begin(), dist.end(),
+              [](const Gap& a, const Gap& b) { return a.value < b.value; });
   } else {
     for (size_t i = 0; i < bins_.size(); ++i) {
       if (bins_[i] == 0) continue;
@@ -329,28 +331,29 @@ void KeepAliveModel::Recompute() const {
     // The paper's margin first; narrower ones when the gaps are regular enough (timers)
     // that the margin alone would cost more idle time than the fixed keep-alive.
     for (double hq : heads) {
-     for (double margin : {head_margin, head_margin / 2, 0.0}) {
-      const double ready = quantile(hq, false) * (1 - margin);
-      for (double u : {0.0, 60.0}) {
-        const double prewarm = ready - c;
-        if (prewarm - u < absl::ToDoubleSeconds(kMinPrewarmSaving)) continue;
-        for (double tq : tails) {
-          const double until = quantile(tq, true) * (1 + tail_margin);
-          if (until < ready) continue;
-          if (consider(evaluate(u, prewarm, until), u)) {
-            chosen = true;
-            p.basis = forecast ? KeepAlivePlan::Basis::kForecast : KeepAlivePlan::Basis::kHistogram;
-            p.unload_after = absl::Seconds(u);
-            p.prewarm_after = absl::Seconds(std::floor(prewarm));
-            p.keep_until = absl::Seconds(std::ceil(until));
-            p.head = absl::Seconds(quantile(hq, false));
-            p.tail = absl::Seconds(quantile(tq, true));
-            p.head_percentile = hq;
-            p.tail_percentile = tq;
+      for (double margin : {head_margin, head_margin / 2, 0.0}) {
+        const double ready = quantile(hq, false) * (1 - margin);
+        for (double u : {0.0, 60.0}) {
+          const double prewarm = ready - c;
+          if (prewarm - u < absl::ToDoubleSeconds(kMinPrewarmSaving)) continue;
+          for (double tq : tails) {
+            const double until = quantile(tq, true) * (1 + tail_margin);
+            if (until < ready) continue;
+            if (consider(evaluate(u, prewarm, until), u)) {
+              chosen = true;
+              p.basis =
+                  forecast ? KeepAlivePlan::Basis::kForecast : KeepAlivePlan::Basis::kHistogram;
+              p.unload_after = absl::Seconds(u);
+              p.prewarm_after = absl::Seconds(std::floor(prewarm));
+              p.keep_until = absl::Seconds(std::ceil(until));
+              p.head = absl::Seconds(quantile(hq, false));
+              p.tail = absl::Seconds(quantile(tq, true));
+              p.head_percentile = hq;
+              p.tail_percentile = tq;
+            }
           }
         }
       }
-     }
     }
   }
   if (!chosen) p.basis = KeepAlivePlan::Basis::kNoBetter;
@@ -406,8 +409,8 @@ absl::Status KeepAliveModel::LoadJson(absl::string_view text) {
       return bad(absl::StrCat("bins[", k, "] must be [minute, count]"));
     }
     if (i < static_cast<int64_t>(bins.size())) {
-      bins[static_cast<size_t>(i)] = static_cast<uint32_t>(
-          std::min<int64_t>(kHalveAt, bins[static_cast<size_t>(i)] + c));
+      bins[static_cast<size_t>(i)] =
+          static_cast<uint32_t>(std::min<int64_t>(kHalveAt, bins[static_cast<size_t>(i)] + c));
       in_range += c;
     } else {
       oob += c;

@@ -8,14 +8,18 @@
 // - fixed: to zero after idleTimeoutSeconds without a request (0: never).
 // - knative: after the stable window plus the scale-to-zero grace period.
 // - adaptive: the hybrid histogram policy of Shahrad et al., "Serverless in the Wild"
-//   (USENIX ATC 2020). Idle gaps (end of one request's activity to the next request) go
-//   into 1-minute bins up to the histogram's range. With enough gaps and a concentrated
-//   histogram (coefficient of variation of the bin counts >= 2, the paper's test), the
-//   workload is kept alive until the tail percentile of the gaps (+10%), and when the
-//   head percentile (-10%) is further away than the model takes to load, it goes to zero
-//   at once and is woken (pre-warmed) that long before the head. Too few gaps or a flat
-//   histogram: the fixed keep-alive (idleTimeoutSeconds, 10 minutes when 0). Most gaps
-//   beyond the range: a forecast of the next gap (mean of the recent ones, ±15%).
+//   (USENIX ATC 2020), made cost-aware. Idle gaps (nothing in flight, from the end of one
+//   request's activity to the next request; at most one a minute) go into 1-minute bins up
+//   to the histogram's range. With fewer than minSamples gaps: the fixed keep-alive
+//   (idleTimeoutSeconds, 10 minutes when 0). Then, on the learned gaps, the paper's plans
+//   — keep alive to a tail percentile (+10%), or go to zero and pre-warm at a head
+//   percentile (-10%, -5% or the head itself) minus the cold start, keeping alive to a tail
+//   percentile — are scored by their expected cold starts and idle time per gap, and the
+//   one with the fewest cold starts whose idle time is no more than the fixed
+//   keep-alive's wins (ties: less idle, then the shorter keep-alive); none: the fixed
+//   keep-alive. This replaces the paper's coefficient-of-variation test, which any sparse
+//   histogram passes. Most gaps beyond the range: the same choice on the recent gaps
+//   (margins 15%), standing in for the paper's time-series forecast.
 //   Histogram counts are halved once they total 4096, so the model follows a workload
 //   whose pattern changes and its state stays bounded.
 //
@@ -38,13 +42,13 @@ namespace zeroscale::decide {
 // What a policy says about one idle period, as offsets from the end of the last request.
 struct KeepAlivePlan {
   enum class Basis {
-    kDisabled,    // no idle scale to zero (fixed with idleTimeoutSeconds 0)
-    kFixed,       // idleTimeoutSeconds
-    kKnative,     // stable window + grace period
-    kLearning,    // adaptive, too few idle gaps yet: the fixed keep-alive
-    kNoBetter,    // adaptive: no plan beats the fixed keep-alive on the learned gaps
-    kHistogram,   // adaptive: head and tail percentiles of the histogram
-    kForecast,    // adaptive: most gaps beyond the range, judged on the recent gaps
+    kDisabled,   // no idle scale to zero (fixed with idleTimeoutSeconds 0)
+    kFixed,      // idleTimeoutSeconds
+    kKnative,    // stable window + grace period
+    kLearning,   // adaptive, too few idle gaps yet: the fixed keep-alive
+    kNoBetter,   // adaptive: no plan beats the fixed keep-alive on the learned gaps
+    kHistogram,  // adaptive: head and tail percentiles of the histogram
+    kForecast,   // adaptive: most gaps beyond the range, judged on the recent gaps
   };
   Basis basis = Basis::kDisabled;
   // Go to zero once idle this long (InfiniteDuration: never).
@@ -55,11 +59,11 @@ struct KeepAlivePlan {
   absl::Duration keep_until = absl::InfiniteDuration();
 
   // What the explanation needs.
-  absl::Duration head = absl::ZeroDuration();      // histogram head / forecast low
-  absl::Duration tail = absl::ZeroDuration();      // histogram tail / forecast high
+  absl::Duration head = absl::ZeroDuration();        // histogram head / forecast low
+  absl::Duration tail = absl::ZeroDuration();        // histogram tail / forecast high
   absl::Duration cold_start = absl::ZeroDuration();  // what pre-warming allowed for
-  int64_t gaps = 0;                                // idle gaps learned
-  int64_t needed = 0;                              // gaps needed (kLearning)
+  int64_t gaps = 0;                                  // idle gaps learned
+  int64_t needed = 0;                                // gaps needed (kLearning)
   // The policy was chosen explicitly; the default policy explains itself as
   // idleTimeoutSeconds while it does what the fixed keep-alive does.
   bool explicit_policy = false;

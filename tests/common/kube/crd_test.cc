@@ -13,8 +13,8 @@ namespace zeroscale::kube {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::UnorderedElementsAre;
 using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
 using ::testing::UnorderedElementsAreArray;
 
 std::vector<std::string> Strings(const YAML::Node& seq) {

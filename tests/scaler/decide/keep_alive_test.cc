@@ -14,11 +14,11 @@
 namespace zeroscale::decide {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::StartsWith;
 using testing::FakeSetter;
+using ::testing::HasSubstr;
 using testing::kWorkload;
 using testing::RecordingSink;
+using ::testing::StartsWith;
 
 const absl::Time kT0 = absl::FromUnixSeconds(1'800'000'000);
 

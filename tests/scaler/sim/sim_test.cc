@@ -64,8 +64,8 @@ TEST(SimulatorTest, AdaptivePreWarmsATimer) {
   std::vector<int> at;
   for (int i = 0; i < 96; ++i) at.push_back(i * 1800 + (i % 3) * 7);
   const absl::Duration length = absl::Hours(48);
-  AppResult fixed = SimulateApp(App(at), length, *ParsePolicy("fixed:10m", absl::Seconds(100)),
-                                Model(), 0);
+  AppResult fixed =
+      SimulateApp(App(at), length, *ParsePolicy("fixed:10m", absl::Seconds(100)), Model(), 0);
   AppResult adaptive =
       SimulateApp(App(at), length, *ParsePolicy("adaptive", absl::Seconds(100)), Model(), 0);
   EXPECT_EQ(fixed.cold_starts, 96);
@@ -136,8 +136,9 @@ std::string Azure2019Header(int minutes) {
 }
 
 TEST(TraceTest, Azure2019CountsSpreadOverTheMinute) {
-  const std::string text = Azure2019Header(3) + "o,app1,f1,http,2,0,1\r\no,app1,f2,timer,0,0,1\n"
-                                                "o,app2,f3,queue,0,1,0\n";
+  const std::string text = Azure2019Header(3) +
+                           "o,app1,f1,http,2,0,1\r\no,app1,f2,timer,0,0,1\n"
+                           "o,app2,f3,queue,0,1,0\n";
   absl::StatusOr<Trace> t = ParseTrace(text, TraceFormat::kAzure2019, "t.csv");
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(t->length, absl::Minutes(3));
@@ -151,9 +152,9 @@ TEST(TraceTest, Azure2019CountsSpreadOverTheMinute) {
 }
 
 TEST(TraceTest, Azure2021ArrivesAtEndMinusDuration) {
-  absl::StatusOr<Trace> t = ParseTrace(
-      "app,func,end_timestamp,duration\na,f,10.5,0.5\nb,g,3,1\na,f,2,2\n",
-      TraceFormat::kAzure2021, "t.csv");
+  absl::StatusOr<Trace> t =
+      ParseTrace("app,func,end_timestamp,duration\na,f,10.5,0.5\nb,g,3,1\na,f,2,2\n",
+                 TraceFormat::kAzure2021, "t.csv");
   ASSERT_TRUE(t.ok()) << t.status();
   ASSERT_EQ(t->apps.size(), 2u);
   ASSERT_EQ(t->apps[0].requests.size(), 2u);
@@ -184,16 +185,17 @@ TEST(TraceTest, MalformedFilesNameLineAndColumn) {
   };
   const std::vector<Case> cases = {
       {"", TraceFormat::kAzure2019, "t.csv: empty file"},
-      {"app,func\n", TraceFormat::kAzure2019, "t.csv:1:1: expected the Azure Functions 2019 header"},
+      {"app,func\n", TraceFormat::kAzure2019,
+       "t.csv:1:1: expected the Azure Functions 2019 header"},
       {"HashOwner,HashApp,HashFunction,Trigger,1,3\n", TraceFormat::kAzure2019,
        "t.csv:1:42: expected minute column 2, not '3'"},
       {Azure2019Header(3) + "o,a,f,http,1,x,0\n", TraceFormat::kAzure2019,
        "t.csv:2:14: minute 2: invocation count must be a whole number"},
-      {Azure2019Header(3) + "o,a,f,http,1,-4,0\n", TraceFormat::kAzure2019,
-       "t.csv:2:14: minute 2"},
+      {Azure2019Header(3) + "o,a,f,http,1,-4,0\n", TraceFormat::kAzure2019, "t.csv:2:14: minute 2"},
       {Azure2019Header(3) + "\n\no,a,f,http,1\n", TraceFormat::kAzure2019,
        "t.csv:4:12: expected 7 fields, found 5"},
-      {Azure2019Header(2) + "o,,f,http,1,1\n", TraceFormat::kAzure2019, "t.csv:2:3: HashApp is empty"},
+      {Azure2019Header(2) + "o,,f,http,1,1\n", TraceFormat::kAzure2019,
+       "t.csv:2:3: HashApp is empty"},
       {"app,func,end_timestamp,duration\na,f,1e999,1\n", TraceFormat::kAzure2021,
        "t.csv:2:5: end_timestamp must be a number of seconds"},
       {"app,func,end_timestamp,duration\na,f,10,abc\n", TraceFormat::kAzure2021,
