@@ -79,8 +79,8 @@ absl::Status Seconds(const Reader& r, const Row& row, size_t i, absl::string_vie
   if (!absl::SimpleAtod(absl::StripAsciiWhitespace(row.fields[i]), &v) || !std::isfinite(v) ||
       v < 0 || v > kMaxSeconds) {
     return r.Error(row, i,
-                   absl::StrCat(what, " must be a number of seconds from 0 to ", kMaxSeconds,
-                                ", not ", Quote(row.fields[i])));
+                   absl::StrCat(what, " must be a number of seconds from 0 to ",
+                                static_cast<int64_t>(kMaxSeconds), ", not ", Quote(row.fields[i])));
   }
   *out = v;
   return absl::OkStatus();
