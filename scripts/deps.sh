@@ -7,7 +7,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libhiredis-dev prometheus-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
   libboost-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev
-  libc-ares-dev libre2-dev zlib1g-dev
+  libc-ares-dev libre2-dev zlib1g-dev gnuplot-nox
   redis-server redis-tools wrk nginx-light
   etcd-server iproute2 openssl xz-utils util-linux
   clang libclang-rt-14-dev

@@ -180,6 +180,26 @@ absl::Status ParseSpec(const json& spec, const std::string& ns, CustomAutoscaler
   ZS_KUBE_RETURN_IF_ERROR(GetInt32(spec, "maxReplicas", "spec.", 0, &out->max_replicas));
   ZS_KUBE_RETURN_IF_ERROR(GetInt(spec, "idleTimeoutSeconds", "spec.", 0,
                                  std::numeric_limits<int64_t>::max(), &out->idle_timeout_seconds));
+  if (auto ka = spec.find("keepAlive"); ka != spec.end() && !ka->is_null()) {
+    if (!ka->is_object()) return FieldError("spec.keepAlive", "must be an object");
+    for (const auto& [key, value] : ka->items()) {
+      std::string text;
+      if (value.is_string()) {
+        text = value.get<std::string>();
+      } else if (value.is_number() || value.is_boolean()) {
+        text = value.dump();
+      } else {
+        return FieldError(absl::StrCat("spec.keepAlive.", key.substr(0, 60)),
+                          "must be a string, a number or a boolean");
+      }
+      if (absl::Status s = SetKeepAliveField(&out->keep_alive, key, text); !s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("spec.", s.message()));
+      }
+    }
+    if (absl::Status s = ValidateKeepAlive(out->keep_alive); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("spec.", s.message()));
+    }
+  }
   // Validate after reading everything so that a bad rule still leaves the rest usable
   // for the status the reconciler writes.
   const ScaleTargetRef& t = out->scale_target_ref;

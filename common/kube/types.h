@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/model/keep_alive.h"
 #include "common/model/scaling_rule.h"
 
 namespace zeroscale::kube {
@@ -78,6 +79,8 @@ struct CustomAutoscalerSpec {
   std::vector<ScalingRule> rules;
   // 0: no idle-based scale to zero.
   int64_t idle_timeout_seconds = 0;
+  // spec.keepAlive: the keep-alive policy (fixed when absent).
+  KeepAliveConfig keep_alive;
   // For the balancer; the scaler does not use it.
   std::optional<RouteSpec> route;
 };

@@ -23,6 +23,7 @@ constexpr absl::string_view kWorkloadKeys[] = {"name",
                                                "minReplicas",
                                                "maxReplicas",
                                                "idleTimeoutSeconds",
+                                               "keepAlive",
                                                "route",
                                                "rules",
                                                "readinessPath",
@@ -284,6 +285,27 @@ absl::StatusOr<Workload> ParseWorkload(Context& ctx, const YAML::Node& node, siz
     return s;
   }
   w.idle_timeout = idle.value_or(absl::ZeroDuration());
+
+  const YAML::Node keep_alive = node["keepAlive"];
+  if (Present(keep_alive)) {
+    if (!keep_alive.IsMap()) return ctx.Error("keepAlive", "must be a mapping", keep_alive);
+    std::set<std::string> seen;
+    for (const auto& kv : keep_alive) {
+      if (!kv.first.IsScalar() || !kv.second.IsScalar()) {
+        return ctx.Error("keepAlive", "must map field names to plain values", kv.first);
+      }
+      if (!seen.insert(kv.first.Scalar()).second) {
+        return ctx.Error(absl::StrCat("keepAlive.", kv.first.Scalar()), "is given twice", kv.first);
+      }
+      if (absl::Status s = SetKeepAliveField(&w.keep_alive, kv.first.Scalar(), kv.second.Scalar());
+          !s.ok()) {
+        return ctx.Error("", s.message(), kv.first);
+      }
+    }
+    if (absl::Status s = ValidateKeepAlive(w.keep_alive); !s.ok()) {
+      return ctx.Error("", s.message(), keep_alive);
+    }
+  }
 
   const YAML::Node route = node["route"];
   if (Present(route)) {

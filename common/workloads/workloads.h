@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/model/keep_alive.h"
 #include "common/model/scaling_rule.h"
 
 namespace zeroscale::workloads {
@@ -42,6 +43,7 @@ struct Workload {
   int32_t min_replicas = 0;
   int32_t max_replicas = 1;
   absl::Duration idle_timeout = absl::ZeroDuration();  // zero: no idle scale-to-zero
+  KeepAliveConfig keep_alive;                          // keepAlive: {policy: ...}
   std::optional<Route> route;                          // absent: the balancer skips it
   std::vector<ScalingRule> rules;                      // every target is `id`
   // Optional.

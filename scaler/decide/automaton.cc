@@ -26,6 +26,7 @@ Automaton::Automaton(WorkloadSpec spec, int32_t observed_replicas, const Decider
       state_(observed_replicas > 0 ? State::kHolding : State::kScaledToZero),
       replicas_(std::max(observed_replicas, 0)),
       last_request_(host->Now()),
+      keep_alive_(spec_.keep_alive, spec_.idle_timeout),
       retry_backoff_({options->retry_initial, options->retry_max, 2.0, Jitter::kNone}) {
   window_.set_retention(HistoryNeeded() - options_->staleness);
 }
@@ -56,6 +57,7 @@ void Automaton::Start() {
 
 void Automaton::UpdateSpec(WorkloadSpec spec) {
   spec_ = std::move(spec);
+  keep_alive_.Reconfigure(spec_.keep_alive, spec_.idle_timeout);
   window_.set_retention(HistoryNeeded() - options_->staleness);
   Evaluate(Trigger::kRegistered);
 }
@@ -65,8 +67,13 @@ void Automaton::AddSample(const Podmetric& m) {
   // A pod reporting before Kubernetes lists it (or lists it serving) is remembered too;
   // SetPods prunes to the pods listed.
   if (pods_) reported_.insert(m.id);
+  const bool was_idle = !traffic_busy_ && !sample_busy_;
+  if (m.received_at >= last_sample_at_) {
+    last_sample_at_ = m.received_at;
+    sample_busy_ = m.in_flight > 0;
+  }
   if (m.request_count > 0 || m.in_flight > 0 || m.request_rate > 0) {
-    last_request_ = std::max(last_request_, m.received_at);
+    NoteActivity(m.received_at, was_idle);
   }
 }
 
@@ -74,9 +81,55 @@ void Automaton::OnTraffic(const TrafficReport& report) {
   if (report.at < traffic_at_) return;  // reordered: the newer report already counted
   traffic_at_ = report.at;
   traffic_in_flight_ = report.in_flight;
-  if (report.requests > 0 || report.in_flight > 0) {
-    last_request_ = std::max(last_request_, report.at);
+  const bool was_idle = !traffic_busy_ && !sample_busy_;
+  traffic_busy_ = report.in_flight > 0;
+  if (report.requests > 0 || report.in_flight > 0) NoteActivity(report.at, was_idle);
+}
+
+void Automaton::NoteActivity(absl::Time at, bool after_idle) {
+  if (at <= last_request_ && seen_request_) return;
+  // Only time with nothing in flight is an idle gap: a request waiting through a cold
+  // start, or being served, is not.
+  keep_alive_.OnActivity(seen_request_ && after_idle ? last_request_ : absl::InfinitePast(), at);
+  last_request_ = std::max(last_request_, at);
+  seen_request_ = true;
+}
+
+absl::Status Automaton::LoadKeepAlive(absl::string_view state) {
+  absl::Status s = keep_alive_.LoadJson(state);
+  if (s.ok()) Evaluate(Trigger::kRegistered);
+  return s;
+}
+
+absl::Duration Automaton::IdleAfter() const {
+  const KeepAlivePlan& plan = keep_alive_.Plan();
+  return prewarmed_for_ == last_request_ && seen_request_ ? plan.keep_until : plan.unload_after;
+}
+
+std::string Automaton::IdleReason(absl::Time now) const {
+  const KeepAlivePlan& plan = keep_alive_.Plan();
+  std::string why = absl::StrCat("no request for ",
+                                 FormatSeconds(absl::Trunc(now - last_request_, absl::Seconds(1))),
+                                 " (", ExplainKeepAlive(plan), ")");
+  if (prewarmed_for_ == last_request_ && seen_request_) {
+    absl::StrAppend(&why, "; pre-warmed, but no request came");
   }
+  return why;
+}
+
+void Automaton::MaybePrewarm(absl::Time now, Trigger trigger) {
+  if (spec_.min_replicas > 0 || !seen_request_ || prewarmed_for_ == last_request_) return;
+  const KeepAlivePlan& plan = keep_alive_.Plan();
+  if (plan.prewarm_after == absl::InfiniteDuration()) return;
+  const absl::Time at = last_request_ + plan.prewarm_after;
+  if (now < at) {
+    Consider(at);
+    return;
+  }
+  // Too late for this idle period: the next request was predicted before now.
+  if (now >= last_request_ + plan.keep_until) return;
+  prewarmed_for_ = last_request_;
+  Wake(trigger, ExplainPrewarm(plan));
 }
 
 void Automaton::Record(State from, State to, int32_t before, int32_t after, Trigger trigger,
@@ -146,7 +199,8 @@ void Automaton::Wake(Trigger trigger, std::string reason) {
 }
 
 void Automaton::Activate(ReadyCallback on_ready) {
-  last_request_ = std::max(last_request_, host_->Now());
+  NoteActivity(host_->Now(), !traffic_busy_ && !sample_busy_);
+  traffic_busy_ = true;  // the balancer holds the request until a pod is ready
   switch (state_) {
     case State::kActive:
     case State::kHolding:
@@ -209,14 +263,13 @@ double Automaton::BalancerInFlight(absl::Time now) const {
 
 void Automaton::EvaluateIdle(absl::Time now, Trigger trigger, const std::string& context) {
   note_ = context;
-  if (spec_.min_replicas > 0 || spec_.idle_timeout <= absl::ZeroDuration()) return;
-  if (now - last_request_ < spec_.idle_timeout) {
-    Consider(last_request_ + spec_.idle_timeout);
+  const absl::Duration idle_after = IdleAfter();
+  if (spec_.min_replicas > 0 || idle_after == absl::InfiniteDuration()) return;
+  if (now - last_request_ < idle_after) {
+    Consider(last_request_ + idle_after);
     return;
   }
-  const std::string idle = absl::StrCat(
-      "no request for ", FormatSeconds(absl::Trunc(now - last_request_, absl::Seconds(1))),
-      " (idleTimeoutSeconds ", absl::ToInt64Seconds(spec_.idle_timeout), ")");
+  const std::string idle = IdleReason(now);
   if (const double held = BalancerInFlight(now); held > 0) {
     note_ = absl::StrCat(context, "; ", idle, ", but ", FormatValue(held),
                          " requests are in flight: not scaling to zero");
@@ -330,6 +383,12 @@ void Automaton::ScheduleNext() {
 }
 
 void Automaton::Evaluate(Trigger trigger) {
+  // What the keep-alive policy learned is saved whatever is decided (at most once a
+  // minute: gaps are recorded at most that often).
+  if (keep_alive_.dirty()) {
+    keep_alive_.MarkSaved();
+    host_->SaveKeepAlive(spec_.workload, keep_alive_.ToJson());
+  }
   // The completion of the call in flight evaluates again, from the state it leaves.
   if (op_ != Op::kNone) return;
   const absl::Time now = host_->Now();
@@ -351,6 +410,8 @@ void Automaton::Evaluate(Trigger trigger) {
         Wake(trigger, absl::StrCat("minReplicas is ", spec_.min_replicas));
       } else if (wake_requested_) {
         Wake(trigger, "wake requested by the balancer");
+      } else {
+        MaybePrewarm(now, trigger);
       }
       break;
     case State::kWaking:
@@ -369,6 +430,7 @@ void Automaton::EvaluateWaking(absl::Time now, Trigger trigger) {
   if (ready_signal_ || window_.AnyFreshReady(now, wake_started_, &pod)) {
     ready_signal_ = false;
     wake_requested_ = false;
+    keep_alive_.OnColdStart(now - wake_started_);
     Transition(State::kActive, trigger,
                absl::StrCat("pod ", pod, " is ready ",
                             FormatSeconds(absl::Trunc(now - wake_started_, absl::Milliseconds(1))),
@@ -508,8 +570,9 @@ void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
     return;
   }
 
-  const bool idle_enabled = spec_.min_replicas == 0 && spec_.idle_timeout > absl::ZeroDuration();
-  const bool idle = idle_enabled && now - last_request_ >= spec_.idle_timeout;
+  const absl::Duration idle_after = IdleAfter();
+  const bool idle_enabled = spec_.min_replicas == 0 && idle_after != absl::InfiniteDuration();
+  const bool idle = idle_enabled && now - last_request_ >= idle_after;
   if (may_decrease || !zero.empty() || idle) {
     if (std::string partial = PartialData(now, reporting); !partial.empty()) {
       note_ = std::move(partial);
@@ -538,7 +601,7 @@ void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
   }
 
   // To zero: the last step, taken when nothing else acts.
-  if (idle_enabled && !idle) Consider(last_request_ + spec_.idle_timeout);
+  if (idle_enabled && !idle) Consider(last_request_ + idle_after);
   const ScalingRule* zero_rule = nullptr;
   for (const ScalingRule* r : zero) {
     const absl::Time ready_at = last_change + Cooldown(*r);
@@ -566,12 +629,7 @@ void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
     return;
   }
   const double in_flight = window_.InFlightNow(now) + BalancerInFlight(now);
-  const std::string why =
-      zero_rule != nullptr
-          ? explain(zero_rule)
-          : absl::StrCat("no request for ",
-                         FormatSeconds(absl::Trunc(now - last_request_, absl::Seconds(1))),
-                         " (idleTimeoutSeconds ", absl::ToInt64Seconds(spec_.idle_timeout), ")");
+  const std::string why = zero_rule != nullptr ? explain(zero_rule) : IdleReason(now);
   if (in_flight > 0) {
     note_ = absl::StrCat(why, ", but ", FormatValue(in_flight),
                          " requests are in flight: not scaling to zero");

@@ -6,8 +6,10 @@
 //   (new)         registered with n > 0 / n == 0         Holding / ScaledToZero
 //   Active        sample or timer, increase rule holds   Active        n -> n+step (<= max)
 //   Active        sample or timer, decrease rule holds   Active        n -> n-step (>= max(min,1))
-//   Active        to-zero rule holds or idle timeout,    ScaledToZero  n -> 0
+//   Active        to-zero rule holds or keep-alive over, ScaledToZero  n -> 0
 //                 minReplicas 0, nothing in flight
+//   ScaledToZero  timer: the keep-alive policy's         Waking        0 -> max(1, min)
+//                 pre-warm time (adaptive policy)
 //   Active        timer: no fresh sample for staleness   Holding       (hold n)
 //   Holding       sample (fresh data again)              Active        (then rules as above)
 //   Active/Hold.  n outside minReplicas..maxReplicas     same          n -> clamped
@@ -27,6 +29,12 @@
 //                                                                      (409), after a backoff
 //                                                                      otherwise; then decide
 //                                                                      afresh
+//
+// Idle time is judged by the workload's keep-alive policy (keep_alive/keep_alive.h):
+// fixed idleTimeoutSeconds, knative, or the adaptive histogram, which learns from the idle
+// gaps between requests the automaton sees and may pre-warm a workload at zero ahead of
+// its predicted next request. A pre-warm happens at most once per idle period; once
+// pre-warmed, the workload goes back to zero if still idle at the plan's keep_until.
 //
 // Every transition and every actuation produces a Decision (with a readable reason)
 // through the Host. Rules:
@@ -72,6 +80,7 @@
 #include "common/model/podmetric.h"
 #include "common/time/backoff.h"
 #include "scaler/decide/decision.h"
+#include "scaler/decide/keep_alive/keep_alive.h"
 #include "scaler/decide/window.h"
 
 namespace zeroscale::decide {
@@ -113,6 +122,8 @@ class Automaton {
     // Must call OnTimer(at) once the clock reaches `at`.
     virtual void ScheduleTimer(const std::string& workload, absl::Time at) = 0;
     virtual void Record(const Decision& decision) = 0;
+    // What the keep-alive policy learned changed; `state` is KeepAliveModel::ToJson.
+    virtual void SaveKeepAlive(const std::string& workload, const std::string& state) {}
   };
   using ReadyCallback = std::function<void(absl::Status)>;
 
@@ -138,6 +149,9 @@ class Automaton {
   // view: the local backend, or a replica without the RBAC to list pods).
   void SetPods(std::optional<TargetPods> pods);
   void OnTimer(absl::Time at);
+  // Restores what the keep-alive policy learned (a new leader; KeepAliveModel::LoadJson).
+  absl::Status LoadKeepAlive(absl::string_view state);
+  const KeepAliveModel& keep_alive() const { return keep_alive_; }
   void OnSetDone(uint64_t op, absl::Status status);
   void OnGetDone(uint64_t op, absl::StatusOr<int32_t> replicas);
 
@@ -171,6 +185,17 @@ class Automaton {
   // With no metrics to decide on, only the idle timeout can act: to zero when no
   // request came for idleTimeoutSeconds and none is in flight. `context` says why.
   void EvaluateIdle(absl::Time now, Trigger trigger, const std::string& context);
+  // Request activity (a sample, a traffic report, a wake request) at `at`.
+  // `after_idle`: nothing was in flight before it, so the time since the previous
+  // activity was an idle gap.
+  void NoteActivity(absl::Time at, bool after_idle);
+  // How long after the last request the workload goes to zero (InfiniteDuration: never),
+  // by the keep-alive plan and whether this idle period was pre-warmed.
+  absl::Duration IdleAfter() const;
+  // "no request for 10m (idleTimeoutSeconds 600)", for the scale-to-zero decision.
+  std::string IdleReason(absl::Time now) const;
+  // At zero: wakes ahead of the predicted next request when the plan says so.
+  void MaybePrewarm(absl::Time now, Trigger trigger);
   // Requests the balancer holds or forwards, as its latest fresh report says.
   double BalancerInFlight(absl::Time now) const;
   // Adopts a replica count read from the target; true when it differed.
@@ -194,7 +219,15 @@ class Automaton {
   // When our own last scale change took effect: rules act again only on samples newer
   // than this.
   absl::Time applied_at_ = absl::InfinitePast();
-  absl::Time last_request_;  // registration counts as one: a restart never starts idle
+  absl::Time last_request_;    // registration counts as one: a restart never starts idle
+  bool seen_request_ = false;  // a real request, not the registration, set last_request_
+  // Whether the latest balancer report / the latest sample showed requests in flight.
+  bool traffic_busy_ = false;
+  bool sample_busy_ = false;
+  absl::Time last_sample_at_ = absl::InfinitePast();
+  KeepAliveModel keep_alive_;
+  // The last_request_ whose idle period was pre-warmed (one pre-warm per idle period).
+  absl::Time prewarmed_for_ = absl::InfinitePast();
   absl::Time traffic_at_ = absl::InfinitePast();
   uint64_t traffic_in_flight_ = 0;
 

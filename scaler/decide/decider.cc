@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "common/log/log.h"
+#include "scaler/decide/history.h"
 #include "scaler/decide/rebuild.h"
 
 namespace zeroscale::decide {
@@ -85,6 +87,18 @@ void Decider::GetStatus(std::string workload,
   });
 }
 
+void Decider::LoadKeepAlive(std::string workload, std::string state, Done done) {
+  scheduler_->Post(
+      [this, workload = std::move(workload), state = std::move(state), done = std::move(done)] {
+        absl::Status s = engine_.LoadKeepAlive(workload, state);
+        if (!s.ok()) {
+          ZS_LOG(kWarning, "keep-alive state not restored: starting afresh", {"workload", workload},
+                 {"error", s.ToString()});
+        }
+        if (done) done(s);
+      });
+}
+
 absl::Status Decider::RebuildFromRedis(Redis* redis) {
   std::vector<std::pair<std::string, absl::Duration>> plan;
   {
@@ -97,6 +111,9 @@ absl::Status Decider::RebuildFromRedis(Redis* redis) {
         LoadWorkloadSamples(redis, workload, now - history, now);
     if (!samples.ok()) return samples.status();
     LoadHistory(workload, *std::move(samples));
+    absl::StatusOr<std::string> state = DecisionHistory(redis).ReadKeepAlive(workload);
+    if (!state.ok()) return state.status();
+    if (!state->empty()) LoadKeepAlive(workload, *std::move(state));
   }
   return absl::OkStatus();
 }

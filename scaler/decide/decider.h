@@ -43,12 +43,16 @@ class Decider {
   void OnPodReady(std::string workload, std::string pod);
   void OnObservedReplicas(std::string workload, int32_t n);
   void OnPods(std::string workload, std::optional<TargetPods> pods);
+  // Restores a workload's keep-alive state (see Engine::LoadKeepAlive).
+  void LoadKeepAlive(std::string workload, std::string state, Done done = nullptr);
   void GetStatus(std::string workload, std::function<void(absl::StatusOr<WorkloadStatus>)> done);
 
   // Rebuilds the windows of every workload from Redis (a new leader's first step), so
-  // the rules see full windows at once. Blocks the CALLING thread on Redis (never the
-  // loop): reads what each workload needs, then posts the samples. `redis` is used only
-  // on the calling thread. Returns the first error; workloads read before it are loaded.
+  // the rules see full windows at once, and restores what each keep-alive policy learned
+  // (zeroscale:keepalive:<w>; a malformed state is logged and the policy starts afresh).
+  // Blocks the CALLING thread on Redis (never the loop): reads what each workload needs,
+  // then posts the samples. `redis` is used only on the calling thread. Returns the first
+  // error; workloads read before it are loaded.
   absl::Status RebuildFromRedis(Redis* redis);
 
   Engine& engine() { return engine_; }

@@ -150,6 +150,7 @@ absl::Status ValidateWorkloadSpec(const WorkloadSpec& spec) {
   if (spec.idle_timeout < absl::ZeroDuration()) {
     return FieldError("idleTimeoutSeconds", "must not be negative");
   }
+  if (absl::Status s = ValidateKeepAlive(spec.keep_alive); !s.ok()) return s;
   for (const ScalingRule& rule : spec.rules) {
     if (absl::Status s = ValidateScalingRule(rule); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("rules[", rule.id, "].", s.message()));

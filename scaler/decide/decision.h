@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/model/keep_alive.h"
 #include "common/model/scaling_rule.h"
 
 namespace zeroscale::decide {
@@ -74,6 +75,8 @@ struct WorkloadSpec {
   int32_t min_replicas = 1;
   int32_t max_replicas = 1;
   absl::Duration idle_timeout = absl::ZeroDuration();  // zero: no idle scale-to-zero
+  // How idle time turns into scale to zero, and pre-warming (keep_alive/keep_alive.h).
+  KeepAliveConfig keep_alive;
   // Rules whose target is this workload (an empty target is taken to mean it).
   std::vector<ScalingRule> rules;
 };
@@ -129,6 +132,9 @@ class DecisionSink {
   virtual void OnStatus(const WorkloadStatus& status) {}
   // The workload is no longer managed.
   virtual void OnRemoved(const std::string& workload) {}
+  // What the workload's keep-alive policy learned changed (at most once a minute):
+  // `state` is KeepAliveModel::ToJson, to persist so that a new leader continues it.
+  virtual void OnKeepAlive(const std::string& workload, const std::string& state) {}
 };
 
 // Applies replica counts to the target (Kubernetes scale subresource, local processes).
@@ -162,6 +168,9 @@ class FanoutSink : public DecisionSink {
   }
   void OnRemoved(const std::string& workload) override {
     for (DecisionSink* s : sinks_) s->OnRemoved(workload);
+  }
+  void OnKeepAlive(const std::string& workload, const std::string& state) override {
+    for (DecisionSink* s : sinks_) s->OnKeepAlive(workload, state);
   }
 
  private:

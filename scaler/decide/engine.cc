@@ -167,6 +167,24 @@ absl::Status Engine::OnPods(const std::string& workload, std::optional<TargetPod
   return absl::OkStatus();
 }
 
+absl::Status Engine::LoadKeepAlive(const std::string& workload, absl::string_view state) {
+  Automaton* a = Find(workload);
+  if (a == nullptr) return UnknownWorkload(workload);
+  absl::Status s = a->LoadKeepAlive(state);
+  Publish(a);
+  return s;
+}
+
+void Engine::SaveKeepAlive(const std::string& workload, const std::string& state) {
+  if (sink_ != nullptr) sink_->OnKeepAlive(workload, state);
+}
+
+std::optional<std::string> Engine::KeepAliveState(const std::string& workload) const {
+  Automaton* a = Find(workload);
+  if (a == nullptr) return std::nullopt;
+  return a->keep_alive().ToJson();
+}
+
 std::optional<WorkloadStatus> Engine::GetStatus(const std::string& workload) const {
   Automaton* a = Find(workload);
   if (a == nullptr) return std::nullopt;

@@ -68,8 +68,13 @@ class Engine : private Automaton::Host {
   absl::Status OnObservedReplicas(const std::string& workload, int32_t n);
   // What Kubernetes lists of the target's pods (nullopt: not known).
   absl::Status OnPods(const std::string& workload, std::optional<TargetPods> pods);
+  // Restores what a workload's keep-alive policy learned (KeepAliveModel::ToJson, as the
+  // sink's OnKeepAlive received it). kNotFound if unknown, kInvalidArgument if malformed.
+  absl::Status LoadKeepAlive(const std::string& workload, absl::string_view state);
 
   std::optional<WorkloadStatus> GetStatus(const std::string& workload) const;
+  // What the workload's keep-alive policy learned (KeepAliveModel::ToJson).
+  std::optional<std::string> KeepAliveState(const std::string& workload) const;
   // How far back to read samples from Redis to fill this workload's windows.
   std::optional<absl::Duration> HistoryNeeded(const std::string& workload) const;
   std::vector<std::string> Workloads() const;
@@ -85,6 +90,7 @@ class Engine : private Automaton::Host {
   void StartGet(const std::string& workload, uint64_t op) override;
   void ScheduleTimer(const std::string& workload, absl::Time at) override;
   void Record(const Decision& decision) override;
+  void SaveKeepAlive(const std::string& workload, const std::string& state) override;
 
   Automaton* Find(const std::string& workload) const;
   // Hands the automaton's status to the sink when it changed.

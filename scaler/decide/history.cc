@@ -10,6 +10,28 @@ std::string DecisionsKey(absl::string_view workload) {
   return absl::StrCat("zeroscale:decisions:", workload);
 }
 
+std::string KeepAliveKey(absl::string_view workload) {
+  return absl::StrCat("zeroscale:keepalive:", workload);
+}
+
+void DecisionHistory::OnKeepAlive(const std::string& workload, const std::string& state) {
+  absl::StatusOr<RedisReply> r = redis_->Command({"SET", KeepAliveKey(workload), state});
+  if (!r.ok() || r->is_error()) {
+    ++failures_;
+    ZS_LOG(kWarning, "keep-alive state not written", {"workload", workload},
+           {"error", r.ok() ? r->str : r.status().ToString()});
+  }
+}
+
+absl::StatusOr<std::string> DecisionHistory::ReadKeepAlive(absl::string_view workload) {
+  ZS_ASSIGN_OR_RETURN(RedisReply reply, redis_->Command({"GET", KeepAliveKey(workload)}));
+  if (reply.is_error()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("redis refused ", KeepAliveKey(workload), ": ", reply.str));
+  }
+  return reply.is_nil() ? std::string() : reply.str;
+}
+
 absl::Status DecisionHistory::Append(const Decision& decision) {
   const std::string key = DecisionsKey(decision.workload);
   ZS_ASSIGN_OR_RETURN(std::vector<RedisReply> replies,

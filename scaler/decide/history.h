@@ -22,6 +22,7 @@
 namespace zeroscale::decide {
 
 std::string DecisionsKey(absl::string_view workload);  // zeroscale:decisions:<workload>
+std::string KeepAliveKey(absl::string_view workload);  // zeroscale:keepalive:<workload>
 
 class DecisionHistory : public DecisionSink {
  public:
@@ -34,11 +35,17 @@ class DecisionHistory : public DecisionSink {
   // DecisionSink: Append, with failures logged and counted, never fatal (a decision
   // is made and applied whether or not its history can be written).
   void Record(const Decision& decision) override;
+  // DecisionSink: stores what the keep-alive policy learned under zeroscale:keepalive:<w>
+  // (one bounded JSON string, overwritten), failures logged and counted.
+  void OnKeepAlive(const std::string& workload, const std::string& state) override;
 
   // Up to `limit` decisions of `workload`, newest first. Entries that do not parse are
   // skipped (counted in `skipped`, may be null).
   absl::StatusOr<std::vector<Decision>> Read(absl::string_view workload, size_t limit,
                                              size_t* skipped = nullptr);
+
+  // The stored keep-alive state of `workload`; "" when none is stored.
+  absl::StatusOr<std::string> ReadKeepAlive(absl::string_view workload);
 
   uint64_t failures() const { return failures_; }
 

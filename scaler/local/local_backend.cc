@@ -236,6 +236,7 @@ decide::WorkloadSpec SpecOf(const workloads::Workload& workload) {
   spec.min_replicas = workload.min_replicas;
   spec.max_replicas = workload.max_replicas;
   spec.idle_timeout = workload.idle_timeout;
+  spec.keep_alive = workload.keep_alive;
   spec.rules = workload.rules;
   return spec;
 }

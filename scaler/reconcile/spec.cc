@@ -13,6 +13,7 @@ absl::StatusOr<decide::WorkloadSpec> WorkloadSpecFrom(const kube::CustomAutoscal
   spec.min_replicas = ca.spec.min_replicas;
   spec.max_replicas = ca.spec.max_replicas;
   spec.idle_timeout = absl::Seconds(ca.spec.idle_timeout_seconds);
+  spec.keep_alive = ca.spec.keep_alive;
   spec.rules = ca.spec.rules;
   for (ScalingRule& r : spec.rules) r.target = spec.workload;
   if (absl::Status s = decide::ValidateWorkloadSpec(spec); !s.ok()) {

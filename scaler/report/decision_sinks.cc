@@ -70,22 +70,46 @@ void AsyncSink::Record(const decide::Decision& d) {
       queue_.pop_front();
       dropped_.Increment();
     }
-    queue_.push_back(d);
+    Item item;
+    item.decision = d;
+    queue_.push_back(std::move(item));
+  }
+  cv_.notify_one();
+}
+
+void AsyncSink::OnKeepAlive(const std::string& workload, const std::string& state) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Item& i : queue_) {
+      if (i.keep_alive && i.workload == workload) {
+        i.state = state;
+        return;
+      }
+    }
+    if (queue_.size() >= capacity_) {
+      queue_.pop_front();
+      dropped_.Increment();
+    }
+    queue_.push_back(Item{decide::Decision{}, true, workload, state});
   }
   cv_.notify_one();
 }
 
 void AsyncSink::Run() {
   for (;;) {
-    decide::Decision d;
+    Item item;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, drained
-      d = std::move(queue_.front());
+      item = std::move(queue_.front());
       queue_.pop_front();
     }
-    target_->Record(d);
+    if (item.keep_alive) {
+      target_->OnKeepAlive(item.workload, item.state);
+    } else {
+      target_->Record(item.decision);
+    }
   }
 }
 

@@ -46,6 +46,8 @@ class AsyncSink : public decide::DecisionSink {
   AsyncSink(decide::DecisionSink* target, size_t capacity, prometheus::Registry* registry);
   ~AsyncSink() override;
   void Record(const decide::Decision& d) override;
+  // Queued with the decisions; only the newest state of a workload still queued is kept.
+  void OnKeepAlive(const std::string& workload, const std::string& state) override;
   void Stop();
 
  private:
@@ -56,7 +58,12 @@ class AsyncSink : public decide::DecisionSink {
   prometheus::Counter& dropped_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<decide::Decision> queue_;
+  struct Item {
+    decide::Decision decision;
+    bool keep_alive = false;  // a keep-alive state (workload, state) rather than a decision
+    std::string workload, state;
+  };
+  std::deque<Item> queue_;
   bool stopping_ = false;
   std::thread thread_;
 };

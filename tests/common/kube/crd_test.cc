@@ -13,7 +13,9 @@ namespace zeroscale::kube {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
+using ::testing::UnorderedElementsAreArray;
 
 std::vector<std::string> Strings(const YAML::Node& seq) {
   std::vector<std::string> out;
@@ -146,6 +148,37 @@ TEST_F(CrdTest, RoutePatternsAgreeWithTheParser) {
     EXPECT_EQ(schema_accepts, ca->route_error.ok())
         << c.field << " '" << c.value << "': " << ca->route_error;
   }
+}
+
+TEST_F(CrdTest, KeepAliveSchemaAgreesWithTheParser) {
+  const YAML::Node ka = spec_["properties"]["keepAlive"];
+  EXPECT_THAT(Strings(ka["properties"]["policy"]["enum"]),
+              ElementsAre("fixed", "knative", "adaptive"));
+  std::vector<std::string> fields;
+  for (const auto& kv : ka["properties"]) fields.push_back(kv.first.as<std::string>());
+  std::vector<std::string> parsed(KeepAliveFieldNames().begin(), KeepAliveFieldNames().end());
+  EXPECT_THAT(fields, UnorderedElementsAreArray(parsed));
+
+  auto parse = [](const std::string& keep_alive) {
+    return CustomAutoscalerFromJson(
+        R"({"metadata":{"name":"a","namespace":"ml"},"spec":{"scaleTargetRef":)"
+        R"({"kind":"Deployment","name":"d"},"maxReplicas":1,"keepAlive":)" +
+        keep_alive + "}}");
+  };
+  auto ca = parse(R"({"policy":"knative","stableWindowSeconds":120,"prewarm":true})");
+  ASSERT_TRUE(ca.ok()) << ca.status();
+  ASSERT_TRUE(ca->spec_error.ok()) << ca->spec_error;
+  EXPECT_EQ(ca->spec.keep_alive.policy, KeepAlivePolicy::kKnative);
+  EXPECT_EQ(ca->spec.keep_alive.stable_window, absl::Minutes(2));
+  ca = parse(R"({"policy":"sometimes"})");
+  ASSERT_TRUE(ca.ok());
+  EXPECT_THAT(ca->spec_error.message(), HasSubstr("spec.keepAlive.policy must be fixed"));
+  ca = parse(R"({"coldStartSeconds":{"a":1}})");
+  ASSERT_TRUE(ca.ok());
+  EXPECT_THAT(ca->spec_error.message(), HasSubstr("spec.keepAlive.coldStartSeconds: must be"));
+  ca = parse(R"("adaptive")");
+  ASSERT_TRUE(ca.ok());
+  EXPECT_THAT(ca->spec_error.message(), HasSubstr("spec.keepAlive: must be an object"));
 }
 
 // The enums must be exactly the names the scaler parses, or valid CRs would be refused.

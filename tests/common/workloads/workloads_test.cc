@@ -189,6 +189,36 @@ TEST(WorkloadsTest, ErrorsNameFileWorkloadAndField) {
   }
 }
 
+TEST(WorkloadsTest, KeepAlive) {
+  absl::StatusOr<std::vector<Workload>> w = ParseWorkloads(
+      OneWorkload("    keepAlive: {policy: adaptive, coldStartSeconds: 180, prewarm: false}\n"),
+      "workloads.yaml");
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ((*w)[0].keep_alive.policy, KeepAlivePolicy::kAdaptive);
+  EXPECT_TRUE((*w)[0].keep_alive.policy_set);
+  EXPECT_EQ((*w)[0].keep_alive.cold_start, absl::Minutes(3));
+  EXPECT_FALSE((*w)[0].keep_alive.prewarm);
+  w = ParseWorkloads(OneWorkload(""), "workloads.yaml");
+  ASSERT_TRUE(w.ok());
+  EXPECT_FALSE((*w)[0].keep_alive.policy_set);  // the default policy
+
+  const std::pair<std::string, std::string> cases[] = {
+      {"    keepAlive: adaptive\n", "keepAlive must be a mapping (line 4)"},
+      {"    keepAlive: {policy: lru}\n", "keepAlive.policy must be fixed, knative or adaptive"},
+      {"    keepAlive: {polcy: fixed}\n", "keepAlive has no field 'polcy'"},
+      {"    keepAlive: {policy: [fixed]}\n", "keepAlive must map field names to plain values"},
+      {"    keepAlive: {policy: fixed, policy: knative}\n", "is given twice"},
+      {"    keepAlive: {headPercentile: 99, tailPercentile: 50}\n",
+       "keepAlive.headPercentile must be below tailPercentile"},
+      {"    keepAlive: {minSamples: 0}\n", "keepAlive.minSamples must be a whole number from 1"},
+  };
+  for (const auto& [extra, expected] : cases) {
+    const absl::Status s = ParseError(OneWorkload(extra));
+    EXPECT_THAT(s.message(), HasSubstr("workloads.yaml: workloads[0] (m): ")) << extra;
+    EXPECT_THAT(s.message(), HasSubstr(expected)) << extra;
+  }
+}
+
 // Found by fuzzing (fuzz/corpus/workloads_yaml/repro_rule_not_utf8): a rule whose text
 // was not UTF-8 ended the program with an uncaught nlohmann::type_error.
 TEST(WorkloadsTest, ARuleThatIsNotUtf8IsAnErrorNotACrash) {

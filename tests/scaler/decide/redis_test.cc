@@ -159,3 +159,63 @@ TEST_F(DecideRedisTest, RebuildWithRedisDownIsUnavailable) {
 
 }  // namespace
 }  // namespace zeroscale::decide
+
+namespace zeroscale::decide {
+namespace {
+
+// What an adaptive keep-alive policy learned survives a leader change: the old leader's
+// sink writes it to zeroscale:keepalive:<workload>, the new leader's rebuild reads it.
+TEST_F(DecideRedisTest, KeepAliveStateSurvivesALeaderChange) {
+  WorkloadSpec spec;
+  spec.workload = kWorkload;
+  spec.min_replicas = 0;
+  spec.max_replicas = 1;
+  spec.idle_timeout = absl::Minutes(10);
+  spec.keep_alive.policy = KeepAlivePolicy::kAdaptive;
+  spec.keep_alive.min_samples = 5;
+  spec.keep_alive.cold_start = absl::Minutes(2);
+
+  std::string learned;
+  {
+    DecisionHistory writer(redis_.get());
+    ManualScheduler scheduler(&clock_);
+    FakeSetter setter;
+    Engine old_leader(&clock_, &scheduler, &setter, &writer);
+    ASSERT_TRUE(old_leader.Upsert(spec, 1).ok());
+    // A request every 30 minutes for 10 hours.
+    for (int i = 0; i < 20; ++i) {
+      clock_.Advance(absl::Minutes(30));
+      ASSERT_TRUE(old_leader.OnTraffic(kWorkload, TrafficReport{clock_.Now(), 1, 0}).ok());
+      old_leader.OnSample(testing::Sample("p0", clock_.Now()));
+      scheduler.RunPending();
+    }
+    learned = *old_leader.KeepAliveState(kWorkload);
+    EXPECT_THAT(server_.Cli("GET zeroscale:keepalive:ml/Deployment/llama"), HasSubstr("\"bins\""));
+  }
+  KeepAliveModel check(spec.keep_alive, spec.idle_timeout);
+  ASSERT_TRUE(check.LoadJson(learned).ok());
+  EXPECT_GE(check.in_range(), 18);
+
+  ManualScheduler scheduler(&clock_);
+  FakeSetter setter;
+  RecordingSink sink;
+  Decider new_leader(&clock_, &scheduler, &setter, &sink);
+  new_leader.Upsert(spec, 1);
+  scheduler.RunPending();
+  ASSERT_TRUE(new_leader.RebuildFromRedis(redis_.get()).ok());
+  scheduler.RunPending();
+  EXPECT_EQ(new_leader.engine().KeepAliveState(kWorkload), learned);
+
+  // A malformed state is refused and the policy starts afresh.
+  server_.Cli("SET zeroscale:keepalive:ml/Deployment/llama '{\"v\":7}'");
+  Decider third(&clock_, &scheduler, &setter, &sink);
+  third.Upsert(spec, 1);
+  scheduler.RunPending();
+  ASSERT_TRUE(third.RebuildFromRedis(redis_.get()).ok());
+  scheduler.RunPending();
+  KeepAliveModel fresh(spec.keep_alive, spec.idle_timeout);
+  EXPECT_EQ(third.engine().KeepAliveState(kWorkload), fresh.ToJson());
+}
+
+}  // namespace
+}  // namespace zeroscale::decide
