@@ -488,7 +488,7 @@ void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
   if (stale) {
     std::string why =
         newest == absl::InfinitePast()
-            ? absl::StrCat("no samples received yet: holding ", replicas_, " replicas")
+            ? absl::StrCat(kNoSamplesYet, ": holding ", replicas_, " replicas")
             : absl::StrCat("no fresh samples for ",
                            FormatSeconds(absl::Trunc(now - newest, absl::Seconds(1))), ": holding ",
                            replicas_, " replicas");

@@ -47,6 +47,11 @@ std::optional<Trigger> ParseTrigger(absl::string_view name);
 
 // One transition of one workload's automaton, with a reason a human can read. This is
 // what answers "why does my model have 0 replicas?".
+// How a Holding decision begins when the pods that serve have not sent a first sample
+// yet: right after a pod turns ready its sidecar's first sample is on its way, so this
+// is reported as normal, while samples that stopped coming are a warning.
+inline constexpr char kNoSamplesYet[] = "no samples received yet";
+
 struct Decision {
   absl::Time time = absl::UnixEpoch();
   std::string workload;

@@ -65,8 +65,9 @@ bool IsFailedWrite(const Decision& d) {
 EventExplanation ExplainDecision(const Decision& d) {
   EventExplanation e;
   const std::string base = BaseReason(d);
-  e.type = base == "FailedScale" || base == "HoldingReplicas" ? kube::EventType::kWarning
-                                                              : kube::EventType::kNormal;
+  const bool warn = base == "FailedScale" ||
+                    (base == "HoldingReplicas" && !absl::StartsWith(d.reason, decide::kNoSamplesYet));
+  e.type = warn ? kube::EventType::kWarning : kube::EventType::kNormal;
   // Dry-run decisions stay apart from real ones, so `kubectl get events` cannot mistake
   // a rehearsal for an action.
   e.reason = d.dry_run ? absl::StrCat("DryRun", base) : base;

@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/kube/zeroscale_release.h"
+#include "tests/testing/command.h"
 #include "tests/testing/kube_test_env.h"
 #include "tests/testing/yaml_json.h"
 
@@ -129,8 +130,11 @@ TEST_F(ChartReleaseTest, InstallsRunsUpgradesWithoutChangeAndUninstalls) {
   for (const json& p : balancer_pods) {
     EXPECT_TRUE(WaitFor(
         [&] {
-          HttpExchange m = HttpRequestTo(PodIP(p), 8001, "admin", "/metrics", absl::Seconds(2));
-          return absl::StrContains(m.body, "\nzeroscale_balancer_scaler_leader_known 1");
+          // The chart serves the admin port over TLS (its own certificate: not verified
+          // here, kube_chart_tls_test does).
+          CommandResult m = RunCommand({"curl", "-sk", "--max-time", "2",
+                                        absl::StrCat("https://", PodIP(p), ":8001/metrics")});
+          return absl::StrContains(m.output, "\nzeroscale_balancer_scaler_leader_known 1");
         },
         absl::Seconds(30)))
         << NameOf(p) << " does not follow the scaler's Lease";

@@ -45,6 +45,10 @@ TEST(ExplainDecisionTest, ReasonsAndTypes) {
        kube::EventType::kNormal, "WakingFromZero"},
       {D(State::kActive, State::kHolding, 2, 2, Trigger::kTimer, "no fresh samples"),
        kube::EventType::kWarning, "HoldingReplicas"},
+      // A pod just turned ready; its first sample is on its way: not a warning.
+      {D(State::kActive, State::kHolding, 1, 1, Trigger::kPodReady,
+         "no samples received yet: holding 1 replicas"),
+       kube::EventType::kNormal, "HoldingReplicas"},
       {D(State::kActive, State::kActive, 3, 2, Trigger::kActuation,
          "could not set 3 replicas (UNAVAILABLE: 503): re-reading"),
        kube::EventType::kWarning, "FailedScale"},
