@@ -15,7 +15,8 @@ absl::StatusOr<Identity> AccessControl::Authenticate(absl::string_view authoriza
           absl::StrCat("this call needs a credential and none can be checked here: ",
                        options_.how_to_configure));
     }
-    return token.status();
+    return absl::UnauthenticatedError(
+        absl::StrCat(token.status().message(), "; ", options_.how_to_configure));
   }
   if (options_.tokens != nullptr) {
     absl::StatusOr<Identity> id = options_.tokens->Authenticate(*token);

@@ -109,6 +109,15 @@ void StaticTokens::AddPodCredential(const std::string& token, const std::string&
   tokens_[token] = std::move(id);
 }
 
+void StaticTokens::Add(const std::string& token, const std::string& name,
+                       std::vector<std::string> groups) {
+  Identity id;
+  id.user = name;
+  id.groups = std::move(groups);
+  std::lock_guard<std::mutex> lock(mu_);
+  tokens_[token] = std::move(id);
+}
+
 void StaticTokens::Remove(const std::string& token) {
   std::lock_guard<std::mutex> lock(mu_);
   tokens_.erase(token);

@@ -44,6 +44,8 @@ class StaticTokens : public Authenticator, public Authorizer {
   // with the same token.
   void AddPodCredential(const std::string& token, const std::string& pod,
                         const std::string& workload);
+  // Registers a token with a name and groups, as a line of the file would.
+  void Add(const std::string& token, const std::string& name, std::vector<std::string> groups);
   void Remove(const std::string& token);
   size_t size() const;
 

@@ -229,6 +229,11 @@ class MetricsStream::Impl {
 
     auto stub = v1::MetricsService::NewStub(channel);
     grpc::ClientContext context;
+    if (options_.authorization) {
+      if (std::string a = options_.authorization(); !a.empty()) {
+        context.AddMetadata("authorization", a);
+      }
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (hard_stop_) return result;

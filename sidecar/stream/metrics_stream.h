@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -36,6 +37,11 @@ struct MetricsStreamOptions {
   std::string scaler;  // host:port of the scaler's gRPC endpoint
   // Insecure when null.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // The "authorization" metadata of each stream ("Bearer <token>"), asked for every time
+  // a stream opens, so a rotated token is used from the next connection; none when it
+  // is empty or returns "". Added with ClientContext::AddMetadata, which (unlike call
+  // credentials) also travels without TLS.
+  std::function<std::string()> authorization;
   // Unacknowledged samples kept; at 1 sample/s the default bridges 10 minutes.
   size_t buffer_capacity = 600;
   // Samples per StreamRequest while catching up after a reconnect.
