@@ -114,7 +114,8 @@ Flags ParseFlags(int argc, char** argv) {
   fs.String("workloads", &f.workloads, "", "Workloads file (YAML) of the local backend");
   fs.Duration("retention", &f.retention, absl::Minutes(15), "Podmetric history kept in Redis");
   fs.String("kubeconfig", &f.kubeconfig, "",
-            "kubeconfig file (default: in-cluster config, else $KUBECONFIG)");
+            "kubeconfig file (default: in-cluster config, else $KUBECONFIG); with "
+            "--backend=local or none it is used to check tokens only");
   fs.String("namespace", &f.namespace_, "", "Namespace to watch (default: all)");
   fs.Bool("leader-elect", &f.leader_elect, true, "Take a Lease so one replica decides");
   fs.Duration("lease-duration", &f.lease_duration, absl::Seconds(5),
@@ -392,6 +393,14 @@ int Run(int argc, char** argv) {
       return 2;
     }
     if (backend == "auto") backend = cluster.ok() ? "kubernetes" : "none";
+  } else if (!flags.kubeconfig.empty()) {
+    // Without the kubernetes backend a cluster still checks tokens (TokenReview,
+    // SubjectAccessReview) when one is named.
+    cluster = kube::LoadKubeconfig(flags.kubeconfig);
+    if (!cluster.ok()) {
+      std::cerr << "zeroscale-scaler: --kubeconfig: " << cluster.status().message() << "\n";
+      return 2;
+    }
   }
   if (backend == "kubernetes" && !flags.workloads.empty()) {
     std::cerr << "zeroscale-scaler: --workloads is for --backend=local (or none); in Kubernetes "

@@ -63,7 +63,23 @@ TEST(SidecarPatchTest, DeploymentPodGetsTheSidecarWithDefaults) {
   EXPECT_EQ(c["args"], json::array({"--scaler=zeroscale-scaler.zs.svc:9090", "--app-port=8080",
                                     "--proxy-port=8012", "--pod=$(POD_NAMESPACE)/$(POD_NAME)",
                                     "--sample-interval=1s", "--advertise-address=$(POD_IP):8012",
-                                    "--measure=processes", "--workload=ml/Deployment/llama"}));
+                                    "--measure=processes",
+                                    "--token-file=/var/run/secrets/zeroscale.io/serviceaccount/token",
+                                    "--workload=ml/Deployment/llama"}));
+  // Its identity toward the scaler: a kubelet-minted token for audience zeroscale.
+  EXPECT_EQ(c["volumeMounts"],
+            json::array({{{"name", "zeroscale-sidecar-token"},
+                          {"mountPath", "/var/run/secrets/zeroscale.io/serviceaccount"},
+                          {"readOnly", true}}}));
+  ASSERT_EQ(out["spec"]["volumes"].size(), 1u);
+  EXPECT_EQ(out["spec"]["volumes"][0],
+            json({{"name", "zeroscale-sidecar-token"},
+                  {"projected",
+                   {{"sources",
+                     json::array({{{"serviceAccountToken",
+                                    {{"audience", "zeroscale"},
+                                     {"expirationSeconds", 3600},
+                                     {"path", "token"}}}}})}}}}));
   EXPECT_EQ(c["env"][0]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
   EXPECT_EQ(c["env"][1]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace");
   EXPECT_EQ(c["env"][2]["name"], "POD_IP");
@@ -185,7 +201,9 @@ TEST(SidecarPatchTest, AnnotationsOverrideDefaults) {
   EXPECT_EQ(c["args"], json::array({"--scaler=zeroscale-scaler.zs.svc:9090", "--app-port=9000",
                                     "--proxy-port=9100", "--pod=$(POD_NAMESPACE)/$(POD_NAME)",
                                     "--sample-interval=250ms", "--advertise-address=$(POD_IP):9100",
-                                    "--measure=processes", "--workload=ml/Deployment/llama-big",
+                                    "--measure=processes",
+                                    "--token-file=/var/run/secrets/zeroscale.io/serviceaccount/token",
+                                    "--workload=ml/Deployment/llama-big",
                                     "--disk-paths=/models,/cache", "--readiness-path=/v1/ready"}));
   EXPECT_EQ(c["ports"][0]["containerPort"], 9100);
 }
@@ -287,7 +305,9 @@ TEST(SidecarPatchTest, CreatesTheContainersArrayWhenAbsent) {
 
   const json bare = {{"metadata", {{"annotations", {{"zeroscale.io/port", "8080"}}}}}};
   EXPECT_EQ(Applied(bare, PlanInjection(bare, "ml", Options()))["spec"],
-            json({{"containers", json::array({Sidecar(out)})}, {"shareProcessNamespace", true}}));
+            json({{"containers", json::array({Sidecar(out)})},
+                  {"volumes", out["spec"]["volumes"]},
+                  {"shareProcessNamespace", true}}));
 }
 
 TEST(SidecarPatchTest, TheInjectedAnnotationKeyIsEscapedInThePointer) {
