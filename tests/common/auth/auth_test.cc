@@ -1,6 +1,10 @@
 // Unit tests of common/auth: bearer parsing, the TokenReview verifier and the
 // SubjectAccessReview authorizer against a scripted API server (fake clock for the
 // caches), static tokens and their groups, and the AccessControl gate.
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -10,6 +14,7 @@
 #include "common/auth/access_control.h"
 #include "common/auth/kube_review.h"
 #include "common/auth/static_tokens.h"
+#include "common/auth/token_file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -357,6 +362,31 @@ TEST(AccessControlTest, StaticThenKubernetes) {
   absl::StatusOr<Identity> not_pod = gate.AuthenticatePod("Bearer op-token-0123456789");
   EXPECT_EQ(not_pod.status().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_THAT(not_pod.status().message(), HasSubstr("\"alice\" is not a pod"));
+}
+
+// As the kubelet rotates a projected token: a new file renamed over the old one.
+TEST(TokenFileTest, RereadWhenTheFileChanges) {
+  const std::string path = ::testing::TempDir() + "/token-file-test-" + std::to_string(::getpid());
+  auto replace = [&](const std::string& text) {
+    std::ofstream(path + ".new") << text;
+    ASSERT_EQ(std::rename((path + ".new").c_str(), path.c_str()), 0);
+  };
+  TokenFile file(path);
+  EXPECT_THAT(std::string(file.Get().status().message()), HasSubstr(path));
+  EXPECT_EQ(file.AuthorizationValue(), "");
+  replace("  first-token\n");
+  EXPECT_EQ(*file.Get(), "first-token");
+  EXPECT_EQ(file.AuthorizationValue(), "Bearer first-token");
+  replace("second-token");
+  EXPECT_EQ(*file.Get(), "second-token");
+  // Briefly gone (mid-swap) or empty: the last token stands.
+  std::remove(path.c_str());
+  EXPECT_EQ(*file.Get(), "second-token");
+  replace("");
+  EXPECT_EQ(*file.Get(), "second-token");
+  replace(std::string(20000, 'a'));
+  EXPECT_THAT(std::string(file.Get().status().message()), HasSubstr("20000 bytes"));
+  std::remove(path.c_str());
 }
 
 }  // namespace
