@@ -234,7 +234,7 @@ void Dispatcher::OnScalerChanged() {
       if (w->queue.empty() || !w->ready.empty()) continue;
       w->accepted = false;
       w->next_attempt = absl::InfinitePast();
-      w->backoff = options_.activate_backoff_initial;
+      w->backoff.Reset();
       MaybeActivateLocked(w.get(), now, &actions);
     }
   }

@@ -183,7 +183,7 @@ class LeaseFollowerTest : public ::testing::Test {
     LeaseFollowerOptions o;
     o.namespace_ = "zs";
     o.min_reread_interval = reread;
-    o.watch.backoff = {absl::Milliseconds(50), absl::Milliseconds(200), 2.0, 0.0};
+    o.watch.backoff = {absl::Milliseconds(50), absl::Milliseconds(200), 2.0, Jitter::kNone};
     auto f = std::make_unique<LeaseFollower>(client_.get(), o, published_.Callback(), clock);
     f->Start();
     return f;
