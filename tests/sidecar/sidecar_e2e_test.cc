@@ -195,8 +195,9 @@ class SidecarTest : public ::testing::Test {
   }
 
   // The pods whose sidecars the tests start; each has a credential.
-  inline static const std::vector<std::string> kPods = {"e2e/drain-3", "e2e/drain-4",
-                                                         "e2e/metrics-1"};
+  inline static const std::vector<std::string> kPods = {
+      "e2e/bytes-1", "e2e/metrics-1", "e2e/restart-1", "e2e/ready-1",
+      "e2e/drain-1", "e2e/drain-2",   "e2e/drain-3",   "e2e/drain-4"};
   const std::string dir_ = absl::StrCat(::testing::TempDir(), "/sidecar-e2e-", ::getpid());
 
   void TearDown() override {

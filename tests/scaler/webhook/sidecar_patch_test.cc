@@ -93,7 +93,6 @@ TEST(SidecarPatchTest, DeploymentPodGetsTheSidecarWithDefaults) {
   EXPECT_EQ(sc["capabilities"]["drop"], json::array({"ALL"}));
   EXPECT_TRUE(c["resources"]["requests"].contains("memory"));
   EXPECT_TRUE(c["resources"]["limits"].contains("memory"));
-  EXPECT_FALSE(c.contains("volumeMounts"));
   EXPECT_EQ(out["metadata"]["annotations"]["zeroscale.io/injected"], "true");
   EXPECT_EQ(out["spec"]["shareProcessNamespace"], true);
 }
