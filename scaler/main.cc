@@ -608,10 +608,10 @@ int Run(int argc, char** argv) {
   }
 
   http::Router router;
-  router.Handle("POST", "/metrics",
-                ingest::HttpIngestHandler(&queue, &ingest_metrics, clock, &feed,
-                                          {static_cast<size_t>(flags.ingest_max_items)},
-                                          &sample_auth));
+  router.Handle(
+      "POST", "/metrics",
+      ingest::HttpIngestHandler(&queue, &ingest_metrics, clock, &feed,
+                                {static_cast<size_t>(flags.ingest_max_items)}, &sample_auth));
   router.HandleSync("GET", "/metrics", metrics::ExpositionHandler(registry.get()));
   router.HandleSync("GET", "/healthz",
                     [](const http::Request&) { return http::Response::Text(200, "ok\n"); });
@@ -663,15 +663,15 @@ int Run(int argc, char** argv) {
          {"http", flags.http_listen.ToString()}, {"redis", flags.redis.ToString()},
          {"backend", backend}, {"workloads", absl::StrCat(workload_list.size())},
          {"dry_run", dry_run ? "true" : "false"},
-         {"auth", flags.insecure ? "off (--insecure)"
-                                 : absl::StrCat(static_tokens != nullptr ? "static tokens" : "",
-                                                static_tokens != nullptr && token_reviewer != nullptr
-                                                    ? " + "
-                                                    : "",
-                                                token_reviewer != nullptr ? "TokenReview/SubjectAccessReview" : "",
-                                                static_tokens == nullptr && token_reviewer == nullptr
-                                                    ? "none configured: checked calls are refused"
-                                                    : "")});
+         {"auth",
+          flags.insecure
+              ? "off (--insecure)"
+              : absl::StrCat(static_tokens != nullptr ? "static tokens" : "",
+                             static_tokens != nullptr && token_reviewer != nullptr ? " + " : "",
+                             token_reviewer != nullptr ? "TokenReview/SubjectAccessReview" : "",
+                             static_tokens == nullptr && token_reviewer == nullptr
+                                 ? "none configured: checked calls are refused"
+                                 : "")});
 
   const int sig = WaitForTerminationSignal();
   ZS_LOG(kInfo, "stopping", {"signal", absl::StrCat(sig)});

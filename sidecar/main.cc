@@ -393,7 +393,8 @@ int Run(int argc, char** argv) {
     token_file = std::make_unique<auth::TokenFile>(flags.token_file);
     if (absl::StatusOr<std::string> t = token_file->Get(); !t.ok()) {
       // The kubelet may not have written it yet; the scaler refuses until it has.
-      ZS_LOG(kWarning, "no token to send to the scaler yet", {"error", std::string(t.status().message())});
+      ZS_LOG(kWarning, "no token to send to the scaler yet",
+             {"error", std::string(t.status().message())});
     }
     stream_options.authorization = [tf = token_file.get()] {
       std::string a = tf->AuthorizationValue();

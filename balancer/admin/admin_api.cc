@@ -95,34 +95,36 @@ void RegisterAdminRoutes(const AdminApiDeps& deps, http::Router* router) {
     return http::Response::Error(auth::HttpStatusOf(who.status()), who.status().message());
   };
 
-  router->HandleSync("GET", "/loadbalancer/settings", [settings, refused](const http::Request& req) {
-    if (auto r = refused(req, auth::actions::kSettingsGet)) return *r;
-    absl::StatusOr<std::string> env = EnvironmentOf(req, *settings);
-    if (!env.ok()) return ErrorResponse(env.status());
-    absl::StatusOr<Settings> s = settings->Get(*env);
-    if (!s.ok()) return ErrorResponse(s.status());
-    return http::Response::Json(200, SettingsToJson(*s));
-  });
+  router->HandleSync("GET", "/loadbalancer/settings",
+                     [settings, refused](const http::Request& req) {
+                       if (auto r = refused(req, auth::actions::kSettingsGet)) return *r;
+                       absl::StatusOr<std::string> env = EnvironmentOf(req, *settings);
+                       if (!env.ok()) return ErrorResponse(env.status());
+                       absl::StatusOr<Settings> s = settings->Get(*env);
+                       if (!s.ok()) return ErrorResponse(s.status());
+                       return http::Response::Json(200, SettingsToJson(*s));
+                     });
 
-  router->HandleSync("PUT", "/loadbalancer/settings", [settings, refused](const http::Request& req) {
-    if (auto r = refused(req, auth::actions::kSettingsUpdate)) return *r;
-    absl::StatusOr<SettingsPatch> patch = ParseSettingsPatch(req.body);
-    if (!patch.ok()) return ErrorResponse(patch.status());
-    // The environment comes from the body when given, else the query, else the served one.
-    absl::StatusOr<std::string> env =
-        patch->environment ? *patch->environment : EnvironmentOf(req, *settings);
-    if (!env.ok()) return ErrorResponse(env.status());
-    absl::StatusOr<Settings> current = settings->Get(*env);
-    if (!current.ok()) return ErrorResponse(current.status());
-    const absl::StatusOr<Settings> next = ApplySettingsPatch(*patch, *current);
-    absl::StatusOr<Settings> stored = settings->Put(*next);
-    if (!stored.ok()) return ErrorResponse(stored.status());
-    ZS_LOG(kInfo, "balancer settings changed", {"environment", stored->environment},
-           {"policy", std::string(PolicyName(stored->policy))},
-           {"max_connections", absl::StrCat(stored->max_connections)},
-           {"timeout_seconds", absl::StrCat(stored->timeout_seconds)});
-    return http::Response::Json(200, SettingsToJson(*stored));
-  });
+  router->HandleSync(
+      "PUT", "/loadbalancer/settings", [settings, refused](const http::Request& req) {
+        if (auto r = refused(req, auth::actions::kSettingsUpdate)) return *r;
+        absl::StatusOr<SettingsPatch> patch = ParseSettingsPatch(req.body);
+        if (!patch.ok()) return ErrorResponse(patch.status());
+        // The environment comes from the body when given, else the query, else the served one.
+        absl::StatusOr<std::string> env =
+            patch->environment ? *patch->environment : EnvironmentOf(req, *settings);
+        if (!env.ok()) return ErrorResponse(env.status());
+        absl::StatusOr<Settings> current = settings->Get(*env);
+        if (!current.ok()) return ErrorResponse(current.status());
+        const absl::StatusOr<Settings> next = ApplySettingsPatch(*patch, *current);
+        absl::StatusOr<Settings> stored = settings->Put(*next);
+        if (!stored.ok()) return ErrorResponse(stored.status());
+        ZS_LOG(kInfo, "balancer settings changed", {"environment", stored->environment},
+               {"policy", std::string(PolicyName(stored->policy))},
+               {"max_connections", absl::StrCat(stored->max_connections)},
+               {"timeout_seconds", absl::StrCat(stored->timeout_seconds)});
+        return http::Response::Json(200, SettingsToJson(*stored));
+      });
 
   router->HandleSync("GET", "/proxy/logs", [logs, refused](const http::Request& req) {
     if (auto r = refused(req, auth::actions::kLogsList)) return *r;

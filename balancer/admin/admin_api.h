@@ -30,7 +30,7 @@ struct AdminApiDeps {
   SettingsStore* settings = nullptr;         // required
   LogReader* logs = nullptr;                 // required
   prometheus::Registry* registry = nullptr;  // required
-  auth::AccessControl* access = nullptr;  // required
+  auth::AccessControl* access = nullptr;     // required
 };
 
 void RegisterAdminRoutes(const AdminApiDeps& deps, http::Router* router);

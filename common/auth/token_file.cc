@@ -25,14 +25,15 @@ absl::StatusOr<std::string> TokenFile::Get() {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot read the token file ", path_, ": ", std::strerror(errno)));
   }
-  const int64_t mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  const int64_t mtime_ns =
+      static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   if (!token_.empty() && st.st_ino == inode_ && st.st_size == size_ && mtime_ns == mtime_ns_) {
     return token_;
   }
   if (st.st_size > kMaxTokenFileBytes) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "the token file ", path_, " holds ", st.st_size, " bytes; a token is at most ",
-        kMaxTokenFileBytes));
+    return absl::FailedPreconditionError(absl::StrCat("the token file ", path_, " holds ",
+                                                      st.st_size, " bytes; a token is at most ",
+                                                      kMaxTokenFileBytes));
   }
   std::ifstream in(path_, std::ios::binary);
   std::stringstream text;

@@ -284,9 +284,8 @@ grpc::ServerUnaryReactor* ActivationServiceImpl::Activate(grpc::CallbackServerCo
 
 grpc::ServerWriteReactor<v1::WorkloadState>* ActivationServiceImpl::Watch(
     grpc::CallbackServerContext* context, const v1::WatchRequest* request) {
-  return new WatchReactor(
-      registry_, request->workload(), streams_,
-      Refusal(context, {auth::actions::kWatch, auth::actions::kListEndpoints}));
+  return new WatchReactor(registry_, request->workload(), streams_,
+                          Refusal(context, {auth::actions::kWatch, auth::actions::kListEndpoints}));
 }
 
 grpc::ServerReadReactor<v1::TrafficReport>* ActivationServiceImpl::ReportTraffic(

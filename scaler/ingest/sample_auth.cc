@@ -8,8 +8,8 @@
 namespace zeroscale::ingest {
 namespace {
 
-constexpr absl::string_view kReasons[] = {"unauthenticated", "not_a_pod", "id", "workload", "seq",
-                                          "unavailable"};
+constexpr absl::string_view kReasons[] = {"unauthenticated", "not_a_pod", "id",
+                                          "workload",        "seq",       "unavailable"};
 
 }  // namespace
 
@@ -79,9 +79,9 @@ absl::Status SampleAuth::CheckSample(const auth::Identity& who, const Podmetric&
   if (m.seq > now_us + kMaxSeqAheadMicros) {
     Count("seq");
     return absl::PermissionDeniedError(absl::StrCat(
-        "seq: ", m.seq, " is more than 1h ahead of this scaler's clock in microseconds (",
-        now_us, "); sidecars number samples from their start time in microseconds, so it is "
-                "refused rather than stored as the pod's high-water mark"));
+        "seq: ", m.seq, " is more than 1h ahead of this scaler's clock in microseconds (", now_us,
+        "); sidecars number samples from their start time in microseconds, so it is "
+        "refused rather than stored as the pod's high-water mark"));
   }
   if (access_->insecure()) return absl::OkStatus();
   if (m.id != who.pod) {
@@ -89,20 +89,22 @@ absl::Status SampleAuth::CheckSample(const auth::Identity& who, const Podmetric&
     return absl::PermissionDeniedError(absl::StrCat("id: ", Quote(m.id),
                                                     " is not the pod this credential is bound "
                                                     "to (",
-                                                    Quote(who.pod), "); a pod reports only for itself"));
+                                                    Quote(who.pod),
+                                                    "); a pod reports only for itself"));
   }
   if (!who.workload.empty()) {
     if (m.workload != who.workload) {
       Count("workload");
-      return absl::PermissionDeniedError(absl::StrCat("workload: ", Quote(m.workload),
-                                                      " is not the workload of pod ", Quote(who.pod),
-                                                      " (", Quote(who.workload), ")"));
+      return absl::PermissionDeniedError(
+          absl::StrCat("workload: ", Quote(m.workload), " is not the workload of pod ",
+                       Quote(who.pod), " (", Quote(who.workload), ")"));
     }
     return absl::OkStatus();
   }
   if (owners_ == nullptr) return absl::OkStatus();
   const std::string owner = owners_->OwnerOf(who.pod);
-  if (!owner.empty() ? m.workload != owner : (!m.workload.empty() && owners_->HasView(m.workload))) {
+  if (!owner.empty() ? m.workload != owner
+                     : (!m.workload.empty() && owners_->HasView(m.workload))) {
     Count("workload");
     return absl::PermissionDeniedError(absl::StrCat(
         "workload: ", Quote(m.workload), " is not the workload of pod ", Quote(who.pod),

@@ -274,13 +274,13 @@ absl::Status LocalBackend::Start() {
   }
   if (options_.credentials != nullptr) {
     const char* tmp = std::getenv("TMPDIR");
-    std::string dir_template =
-        absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/zeroscale-credentials-XXXXXX");
+    std::string dir_template = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp",
+                                            "/zeroscale-credentials-XXXXXX");
     // mkdtemp makes it 0700: only this user may read the tokens inside.
     if (::mkdtemp(dir_template.data()) == nullptr) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "local backend: cannot create a directory for the replicas' credentials: ",
-          ErrnoText(errno)));
+      return absl::FailedPreconditionError(
+          absl::StrCat("local backend: cannot create a directory for the replicas' credentials: ",
+                       ErrnoText(errno)));
     }
     credential_dir_ = dir_template;
   }
@@ -433,8 +433,8 @@ absl::Status LocalBackend::IssueCredential(const WorkloadState& w, Replica& r,
   if (fd < 0) {
     return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", ErrnoText(errno)));
   }
-  const bool written = ::write(fd, token->data(), token->size()) ==
-                       static_cast<ssize_t>(token->size());
+  const bool written =
+      ::write(fd, token->data(), token->size()) == static_cast<ssize_t>(token->size());
   ::close(fd);
   if (!written) {
     ::unlink(path.c_str());

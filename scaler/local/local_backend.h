@@ -31,9 +31,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/auth/static_tokens.h"
 #include "common/time/backoff.h"
 #include "common/time/clock.h"
-#include "common/auth/static_tokens.h"
 #include "common/workloads/workloads.h"
 #include "scaler/decide/decision.h"
 
@@ -202,7 +202,7 @@ class LocalBackend : public decide::ReplicaSetter {
   bool shutting_down_ = false;
   bool finished_ = false;
   std::condition_variable finished_cv_;
-  int wake_fd_ = -1;  // eventfd: a command is waiting for the supervisor
+  int wake_fd_ = -1;            // eventfd: a command is waiting for the supervisor
   std::string credential_dir_;  // mkdtemp'd by Start when credentials are given
   std::thread thread_;
 };

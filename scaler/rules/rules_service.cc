@@ -43,7 +43,8 @@ grpc::Status RulesServiceImpl::GetRule(grpc::ServerContext* context, const v1::G
   return grpc::Status::OK;
 }
 
-grpc::Status RulesServiceImpl::ListRules(grpc::ServerContext* context, const v1::ListRulesRequest* req,
+grpc::Status RulesServiceImpl::ListRules(grpc::ServerContext* context,
+                                         const v1::ListRulesRequest* req,
                                          v1::ListRulesResponse* resp) {
   if (grpc::Status a = Allowed(context, auth::actions::kRulesList); !a.ok()) return a;
   absl::StatusOr<std::vector<ScalingRule>> rules = store_->List(req->target());
@@ -62,7 +63,8 @@ grpc::Status RulesServiceImpl::UpdateRule(grpc::ServerContext* context, const v1
   return grpc::Status::OK;
 }
 
-grpc::Status RulesServiceImpl::DeleteRule(grpc::ServerContext* context, const v1::DeleteRuleRequest* req,
+grpc::Status RulesServiceImpl::DeleteRule(grpc::ServerContext* context,
+                                          const v1::DeleteRuleRequest* req,
                                           v1::DeleteRuleResponse*) {
   if (grpc::Status a = Allowed(context, auth::actions::kRulesDelete); !a.ok()) return a;
   return ToGrpcStatus(store_->Delete(req->id()));

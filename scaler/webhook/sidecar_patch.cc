@@ -278,11 +278,10 @@ bool IsTrue(const json* spec, const char* key) {
 json TokenVolume(const InjectorOptions& o) {
   return {{"name", kTokenVolume},
           {"projected",
-           {{"sources",
-             json::array({{{"serviceAccountToken",
-                            {{"audience", "zeroscale"},
-                             {"expirationSeconds", o.token_expiration_seconds},
-                             {"path", "token"}}}}})}}}};
+           {{"sources", json::array({{{"serviceAccountToken",
+                                       {{"audience", "zeroscale"},
+                                        {"expirationSeconds", o.token_expiration_seconds},
+                                        {"path", "token"}}}}})}}}};
 }
 
 // The JSON Patch adding `container` and its token volume to the pod, sharing the pod's
@@ -302,13 +301,12 @@ std::string PatchAdding(const json& container, const json& volume, const json* s
     patch.push_back(
         {{"op", "add"}, {"path", "/spec/containers"}, {"value", json::array({container})}});
   } else {
-    patch.push_back(
-        {{"op", "add"},
-         {"path", "/spec"},
-         {"value",
-          {{"containers", json::array({container})},
-           {"volumes", json::array({volume})},
-           {"shareProcessNamespace", true}}}});
+    patch.push_back({{"op", "add"},
+                     {"path", "/spec"},
+                     {"value",
+                      {{"containers", json::array({container})},
+                       {"volumes", json::array({volume})},
+                       {"shareProcessNamespace", true}}}});
   }
   if (spec != nullptr && spec->is_object() && !IsTrue(spec, "shareProcessNamespace")) {
     patch.push_back({{"op", "add"}, {"path", "/spec/shareProcessNamespace"}, {"value", true}});

@@ -349,7 +349,8 @@ TEST_F(ChartHelm, LeastPrivilege) {
   EXPECT_THAT(YAML::Dump((*review_role)["rules"]), HasSubstr("subjectaccessreviews"));
   // The balancer may activate, watch, report traffic and list endpoints; nothing else of
   // zeroscale.io. Operators and viewers are bound only to the subjects listed.
-  const YAML::Node* activation = Find(all_namespaces, "ClusterRole", "zs-zeroscale-balancer-activation");
+  const YAML::Node* activation =
+      Find(all_namespaces, "ClusterRole", "zs-zeroscale-balancer-activation");
   ASSERT_NE(activation, nullptr);
   const std::string rules = YAML::Dump((*activation)["rules"]);
   EXPECT_THAT(rules, HasSubstr("workloads/activation"));
@@ -368,7 +369,8 @@ TEST_F(ChartHelm, LeastPrivilege) {
   const std::string balancer_pod =
       YAML::Dump((*Find(all_namespaces, "Deployment", "zs-zeroscale-balancer"))["spec"]);
   EXPECT_THAT(balancer_pod, HasSubstr("audience: zeroscale"));
-  EXPECT_THAT(balancer_pod, HasSubstr("--token-file=/var/run/secrets/zeroscale.io/serviceaccount/token"));
+  EXPECT_THAT(balancer_pod,
+              HasSubstr("--token-file=/var/run/secrets/zeroscale.io/serviceaccount/token"));
   EXPECT_THAT(balancer_pod, Not(HasSubstr("--insecure")));
   EXPECT_THAT(YAML::Dump((*Find(Objects("--set auth.insecure=true"), "Deployment",
                                 "zs-zeroscale-scaler"))["spec"]),

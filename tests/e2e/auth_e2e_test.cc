@@ -46,7 +46,8 @@ class AuthE2E : public ::testing::Test {
     Shell("mkdir -p " + dir_);
     http_ = FreePort();
     grpc_ = FreePort();
-    std::vector<std::string> argv = {ZS_SCALER_BIN, absl::StrCat("--redis=", redis_.address()),
+    std::vector<std::string> argv = {ZS_SCALER_BIN,
+                                     absl::StrCat("--redis=", redis_.address()),
                                      absl::StrCat("--http-listen=127.0.0.1:", http_),
                                      absl::StrCat("--grpc-listen=127.0.0.1:", grpc_),
                                      absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()),
@@ -60,7 +61,9 @@ class AuthE2E : public ::testing::Test {
     channel_ =
         grpc::CreateChannel(absl::StrCat("127.0.0.1:", grpc_), grpc::InsecureChannelCredentials());
   }
-  void StartWithTokens() { StartScaler({"--auth-tokens=" + testing::WriteTestTokens(dir(), {kPod})}); }
+  void StartWithTokens() {
+    StartScaler({"--auth-tokens=" + testing::WriteTestTokens(dir(), {kPod})});
+  }
   std::string dir() {
     dir_ = absl::StrCat(::testing::TempDir(), "/zs-auth-e2e-", ::getpid());
     Shell("mkdir -p " + dir_);
@@ -191,10 +194,12 @@ TEST_F(AuthE2E, RulesServiceByGroup) {
     EXPECT_EQ(Rules("not-a-configured-token-00", verb).error_code(),
               grpc::StatusCode::UNAUTHENTICATED);
     EXPECT_EQ(Rules(kPodToken, verb).error_code(), grpc::StatusCode::PERMISSION_DENIED);
-    EXPECT_EQ(Rules(testing::kBalancerToken, verb).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(Rules(testing::kBalancerToken, verb).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
     const bool read = verb == "get" || verb == "list";
     EXPECT_EQ(Allowed(Rules(testing::kViewerToken, verb)), read);
-    EXPECT_TRUE(Allowed(Rules(testing::kOperatorToken, verb))) << Rules(testing::kOperatorToken, verb).error_message();
+    EXPECT_TRUE(Allowed(Rules(testing::kOperatorToken, verb)))
+        << Rules(testing::kOperatorToken, verb).error_message();
   }
   EXPECT_THAT(Rules(testing::kViewerToken, "create").error_message(),
               HasSubstr("\"viewer\" may not scalingrules create"));
@@ -253,8 +258,8 @@ TEST_F(AuthE2E, SamplesOnlyFromThePodsOwnCredential) {
   EXPECT_EQ(std::stoll(redis_.Cli(absl::StrCat("ZCARD podmetric:", kPod))), 1);
 
   // POST /metrics the same way.
-  const std::string own = absl::StrCat(R"({"id":")", kPod,
-                                       R"(","workload":"auth/Deployment/model","cpuUsage":5})");
+  const std::string own =
+      absl::StrCat(R"({"id":")", kPod, R"(","workload":"auth/Deployment/model","cpuUsage":5})");
   const std::string other =
       R"([{"id":"auth/model-1","workload":"auth/Deployment/model","cpuUsage":5}])";
   EXPECT_EQ(Code(Http("POST", "/metrics", "", own)), 401);

@@ -8,9 +8,8 @@
 // No timing assertions: the random moments only vary where the kills land. The run is
 // bounded (a few kill cycles; ZEROSCALE_DURABILITY_CYCLES, _PODS and _SEED make longer
 // or repeatable runs, e.g. for the README's figures).
-#include <unistd.h>
-
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -27,9 +26,9 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/auth_files.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/redis_server.h"
-#include "tests/testing/auth_files.h"
 #include "zeroscale/v1/metrics_service.grpc.pb.h"
 
 namespace zeroscale {
@@ -187,12 +186,12 @@ class Durability : public ::testing::Test {
     for (int p = 0; p < kMaxPods; ++p) pods.push_back(absl::StrCat("durability/pod-", p));
     const std::string tokens = testing::WriteTestTokens(
         absl::StrCat(::testing::TempDir(), "/durability-", ::getpid()), pods);
-    scaler_ = std::make_unique<ChildProcess>(std::vector<std::string>{
-        ZS_SCALER_BIN, absl::StrCat("--redis=", redis_->address()),
-        absl::StrCat("--http-listen=127.0.0.1:", http_),
-        absl::StrCat("--grpc-listen=127.0.0.1:", grpc_),
-        absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()), "--backend=none",
-        "--auth-tokens=" + tokens});
+    scaler_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{ZS_SCALER_BIN, absl::StrCat("--redis=", redis_->address()),
+                                 absl::StrCat("--http-listen=127.0.0.1:", http_),
+                                 absl::StrCat("--grpc-listen=127.0.0.1:", grpc_),
+                                 absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()),
+                                 "--backend=none", "--auth-tokens=" + tokens});
     ASSERT_TRUE(scaler_->Start().ok());
     WaitScaler();
   }

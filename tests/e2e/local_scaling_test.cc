@@ -84,9 +84,9 @@ class LocalScaling : public ::testing::Test {
   }
 
   nlohmann::json Status() {
-    const std::string out = Shell(absl::StrCat("curl -s -H 'Authorization: Bearer ",
-                                               testing::kViewerToken, "' http://127.0.0.1:", http_,
-                                               "/workloads"));
+    const std::string out =
+        Shell(absl::StrCat("curl -s -H 'Authorization: Bearer ", testing::kViewerToken,
+                           "' http://127.0.0.1:", http_, "/workloads"));
     nlohmann::json all = nlohmann::json::parse(out, nullptr, false);
     if (all.is_array()) {
       for (auto& w : all) {
@@ -171,9 +171,9 @@ TEST_F(LocalScaling, ZeroToManyToZeroUnderGeneratedLoad) {
   ASSERT_TRUE(WaitFor([&] { return Replicas() == 0; }, absl::Seconds(60))) << Status().dump(2);
   EXPECT_TRUE(WaitFor([&] { return Shell("pgrep -f -- '--ta[g] " + tag_ + "' | wc -l") == "0\n"; },
                       absl::Seconds(20)));
-  const std::string decisions = Shell(absl::StrCat(
-      "curl -s -H 'Authorization: Bearer ", testing::kViewerToken, "' 'http://127.0.0.1:", http_,
-      "/decisions?workload=", kWorkload, "&limit=50'"));
+  const std::string decisions = Shell(
+      absl::StrCat("curl -s -H 'Authorization: Bearer ", testing::kViewerToken,
+                   "' 'http://127.0.0.1:", http_, "/decisions?workload=", kWorkload, "&limit=50'"));
   EXPECT_THAT(decisions, HasSubstr("wake requested by the balancer"));
   EXPECT_THAT(decisions, HasSubstr("rule 'busy' holds"));
   EXPECT_THAT(decisions, HasSubstr("(idleTimeoutSeconds 4): 1 -> 0 replicas"));
@@ -208,8 +208,9 @@ TEST_F(LocalScaling, EachReplicaCredentialSpeaksForItsPodOnly) {
   ASSERT_TRUE(WaitFor([&] { return !ReadyAddresses().empty(); }, absl::Seconds(30)))
       << scaler_->ReadLog();
   // The sidecar's command line names its token file.
-  const std::string cmdline = Shell("pgrep -a -f -- '--po[d]=local/m-0' | grep -o -- "
-                                    "'--token-file=[^ ]*' | head -1");
+  const std::string cmdline = Shell(
+      "pgrep -a -f -- '--po[d]=local/m-0' | grep -o -- "
+      "'--token-file=[^ ]*' | head -1");
   ASSERT_THAT(cmdline, HasSubstr("--token-file="));
   std::string path = cmdline.substr(cmdline.find('=') + 1);
   while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) path.pop_back();
@@ -246,7 +247,8 @@ TEST_F(LocalScaling, EachReplicaCredentialSpeaksForItsPodOnly) {
   EXPECT_EQ(resp.rejections(0).field(), "id");
   EXPECT_THAT(resp.rejections(0).message(), HasSubstr("permission denied"));
   resp.Clear();
-  ASSERT_TRUE(send(testing::Bearer(token), "local/m-0", "local/Deployment/other", seq + 1, &resp).ok());
+  ASSERT_TRUE(
+      send(testing::Bearer(token), "local/m-0", "local/Deployment/other", seq + 1, &resp).ok());
   ASSERT_EQ(resp.rejections_size(), 1);
   EXPECT_EQ(resp.rejections(0).field(), "workload");
   resp.Clear();

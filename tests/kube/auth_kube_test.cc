@@ -71,7 +71,8 @@ class AuthKubeTest : public KubeTest {
   // The CRD, a Deployment `model` (one pod) managed by a CustomAutoscaler, and the scaler
   // watching it with the admin's credentials (its own RBAC is the chart's concern).
   void StartScaler() {
-    const std::string crd = ReadFileOrEmpty(ZS_SOURCE_DIR "/charts/zeroscale/crds/customautoscalers.yaml");
+    const std::string crd =
+        ReadFileOrEmpty(ZS_SOURCE_DIR "/charts/zeroscale/crds/customautoscalers.yaml");
     ASSERT_FALSE(crd.empty());
     ZS_ASSERT_OK(Apply(crd));
     ASSERT_TRUE(WaitFor(
@@ -103,14 +104,13 @@ spec:
     http_ = FreePort();
     grpc_ = FreePort();
     scaler_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{ZS_SCALER_BIN, "--backend=kubernetes",
-                                 "--kubeconfig=" + cluster().admin_kubeconfig(),
-                                 "--namespace=" + ns(), "--redis=" + redis_.address(),
-                                 absl::StrCat("--grpc-listen=127.0.0.1:", grpc_),
-                                 absl::StrCat("--http-listen=127.0.0.1:", http_),
-                                 absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()),
-                                 "--lease-duration=2s", "--renew-deadline=1500ms",
-                                 "--retry-period=500ms"},
+        std::vector<std::string>{
+            ZS_SCALER_BIN, "--backend=kubernetes", "--kubeconfig=" + cluster().admin_kubeconfig(),
+            "--namespace=" + ns(), "--redis=" + redis_.address(),
+            absl::StrCat("--grpc-listen=127.0.0.1:", grpc_),
+            absl::StrCat("--http-listen=127.0.0.1:", http_),
+            absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()), "--lease-duration=2s",
+            "--renew-deadline=1500ms", "--retry-period=500ms"},
         cluster().work_dir() + "/" + ns() + "-scaler.log");
     PrintOnFailure("the scaler", scaler_->log_path());
     ZS_ASSERT_OK(scaler_->Start());
@@ -122,13 +122,14 @@ spec:
   // A ServiceAccount `name`, bound cluster-wide to a ClusterRole granting `rules` (YAML
   // list; none: no binding); returns a token for audience zeroscale.
   std::string Account(const std::string& name, const std::string& rules) {
-    EXPECT_TRUE(Apply(absl::StrCat("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: ", name,
-                                   "}\n"))
-                    .ok());
+    EXPECT_TRUE(
+        Apply(absl::StrCat("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: ", name, "}\n"))
+            .ok());
     if (!rules.empty()) {
       const std::string role = absl::StrCat(ns(), "-", name);
       cluster_objects_.push_back(role);
-      EXPECT_TRUE(Apply(absl::StrReplaceAll(R"(
+      EXPECT_TRUE(
+          Apply(absl::StrReplaceAll(R"(
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata: {name: ROLE}
@@ -140,8 +141,8 @@ metadata: {name: ROLE}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: ROLE}
 subjects: [{kind: ServiceAccount, name: SA, namespace: NS}]
 )",
-                                            {{"ROLE", role}, {"RULES", rules}, {"SA", name}, {"NS", ns()}}))
-                      .ok());
+                                    {{"ROLE", role}, {"RULES", rules}, {"SA", name}, {"NS", ns()}}))
+              .ok());
     }
     absl::StatusOr<std::string> token = api().CreateToken(ns(), name, {"zeroscale"});
     EXPECT_TRUE(token.ok()) << token.status();
@@ -197,7 +198,8 @@ subjects: [{kind: ServiceAccount, name: SA, namespace: NS}]
     return r.ok() ? r->body : "";
   }
   double Refused(const std::string& reason) {
-    return Counter(Prometheus(), absl::StrCat("zeroscale_ingest_refused_total{reason=\"", reason, "\"}"));
+    return Counter(Prometheus(),
+                   absl::StrCat("zeroscale_ingest_refused_total{reason=\"", reason, "\"}"));
   }
 
   RedisServer redis_;

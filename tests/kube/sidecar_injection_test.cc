@@ -130,10 +130,12 @@ spec:
   }
   EXPECT_GT(stored, 0);
   // ...with the pod's own token, which the kubelet projected (audience zeroscale).
-  EXPECT_THAT(kubelet_log, HasSubstr("--token-file=/var/run/secrets/zeroscale.io/serviceaccount/token"));
+  EXPECT_THAT(kubelet_log,
+              HasSubstr("--token-file=/var/run/secrets/zeroscale.io/serviceaccount/token"));
   absl::StatusOr<kube::HttpResponse> metrics = HttpGet("127.0.0.1", http_port, "/metrics");
   ASSERT_TRUE(metrics.ok());
-  EXPECT_EQ(Counter(metrics->body, "zeroscale_ingest_refused_total{reason=\"unauthenticated\"}"), 0);
+  EXPECT_EQ(Counter(metrics->body, "zeroscale_ingest_refused_total{reason=\"unauthenticated\"}"),
+            0);
   EXPECT_EQ(Counter(metrics->body, "zeroscale_ingest_refused_total{reason=\"id\"}"), 0);
 }
 

@@ -231,8 +231,8 @@ class SidecarTest : public ::testing::Test {
         "--workload=e2e/Deployment/model", "--log-level=debug",
         // Tests that drain say so; the others stop at once.
         "--drain-timeout=0s",
-        "--token-file=" + testing::WriteTokenFile(dir_ + "/" + testing::PodToken(pod),
-                                                  testing::PodToken(pod))};
+        "--token-file=" +
+            testing::WriteTokenFile(dir_ + "/" + testing::PodToken(pod), testing::PodToken(pod))};
     argv.insert(argv.end(), extra.begin(), extra.end());
     sidecar_ = std::make_unique<ChildProcess>(std::move(argv));
     ASSERT_TRUE(sidecar_->Start().ok());

@@ -31,10 +31,11 @@ std::string WriteTokenFile(const std::string& path, const std::string& token) {
 
 std::string WriteTestTokens(const std::string& dir, const std::vector<std::string>& pods) {
   ::mkdir(dir.c_str(), 0700);  // may exist
-  std::string text = absl::StrCat(kOperatorToken, ",operator,zeroscale:operators\n",
-                                  kBalancerToken, ",balancer,zeroscale:balancers\n", kViewerToken,
-                                  ",viewer,zeroscale:viewers\n");
-  for (const std::string& p : pods) absl::StrAppend(&text, PodToken(p), ",", p, ",zeroscale:pods\n");
+  std::string text =
+      absl::StrCat(kOperatorToken, ",operator,zeroscale:operators\n", kBalancerToken,
+                   ",balancer,zeroscale:balancers\n", kViewerToken, ",viewer,zeroscale:viewers\n");
+  for (const std::string& p : pods)
+    absl::StrAppend(&text, PodToken(p), ",", p, ",zeroscale:pods\n");
   return WriteTokenFile(dir + "/tokens.csv", text);
 }
 

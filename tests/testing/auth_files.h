@@ -17,8 +17,8 @@ inline constexpr char kViewerToken[] = "test-viewer-token-0123456789";
 // A token for pod NAMESPACE/NAME ("test-pod-token-<namespace>-<name>", made token-safe).
 std::string PodToken(const std::string& pod);
 
-// Writes `dir`/tokens.csv (making `dir` if missing): the three tokens above (names operator, balancer, viewer) and
-// one zeroscale:pods line per pod of `pods`. Returns the path.
+// Writes `dir`/tokens.csv (making `dir` if missing): the three tokens above (names operator,
+// balancer, viewer) and one zeroscale:pods line per pod of `pods`. Returns the path.
 std::string WriteTestTokens(const std::string& dir, const std::vector<std::string>& pods = {});
 // Writes `token` to `path` (0600); returns the path.
 std::string WriteTokenFile(const std::string& path, const std::string& token);

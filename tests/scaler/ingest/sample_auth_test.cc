@@ -90,7 +90,8 @@ TEST_F(SampleAuthTest, PodViewsBindTheWorkload) {
 
 TEST_F(SampleAuthTest, ASeqFarAheadOfTheClockIsRefused) {
   const uint64_t now_us = static_cast<uint64_t>(absl::ToUnixMicros(kNow));
-  EXPECT_TRUE(auth_.CheckSample(Pod("ml/a"), Sample("ml/a", "", now_us + kMaxSeqAheadMicros), kNow).ok());
+  EXPECT_TRUE(
+      auth_.CheckSample(Pod("ml/a"), Sample("ml/a", "", now_us + kMaxSeqAheadMicros), kNow).ok());
   absl::Status s =
       auth_.CheckSample(Pod("ml/a"), Sample("ml/a", "", now_us + kMaxSeqAheadMicros + 1), kNow);
   EXPECT_THAT(s.message(), HasSubstr("seq:"));
@@ -112,7 +113,8 @@ TEST_F(SampleAuthTest, SendersAreCountedByWhyTheyWereRefused) {
   EXPECT_EQ(with_tokens.AuthenticateSender("Bearer operator-token-0123456789").status().code(),
             absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(Count(registry, "not_a_pod"), 1);
-  absl::StatusOr<auth::Identity> pod = with_tokens.AuthenticateSender("Bearer pod-token-0123456789ab");
+  absl::StatusOr<auth::Identity> pod =
+      with_tokens.AuthenticateSender("Bearer pod-token-0123456789ab");
   ASSERT_TRUE(pod.ok());
   EXPECT_EQ(pod->pod, "ml/a");
 }

@@ -41,23 +41,23 @@ bool Eventually(const std::function<bool()>& cond, absl::Duration timeout = absl
 
 // The pods the tests stream for, each with a credential (testing::PodToken) the scaler
 // knows from its --auth-tokens.
-const std::vector<std::string> kPods = {"test/pod-basic", "test/pod-crash", "test/pod-overflow",
+const std::vector<std::string> kPods = {"test/pod-basic",  "test/pod-crash",  "test/pod-overflow",
                                         "test/pod-urgent", "test/pod-reject", "test/pod-stop",
-                                        "test/pod-down",  "test/pod-rotated"};
+                                        "test/pod-down",   "test/pod-rotated"};
 
 // The real scaler on fixed loopback ports, so a restart comes back where it was.
 class Scaler {
  public:
   explicit Scaler(const std::string& redis)
       : grpc_port_(FreePort()),
-        process_({ZS_SCALER_BIN, absl::StrCat("--redis=", redis),
-                  absl::StrCat("--grpc-listen=127.0.0.1:", grpc_port_),
-                  absl::StrCat("--http-listen=127.0.0.1:", FreePort()),
-                  absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()), "--backend=none",
-                  "--auth-tokens=" +
-                      testing::WriteTestTokens(
-                          absl::StrCat(::testing::TempDir(), "/metrics-stream-", ::getpid()),
-                          kPods)}) {}
+        process_(
+            {ZS_SCALER_BIN, absl::StrCat("--redis=", redis),
+             absl::StrCat("--grpc-listen=127.0.0.1:", grpc_port_),
+             absl::StrCat("--http-listen=127.0.0.1:", FreePort()),
+             absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()), "--backend=none",
+             "--auth-tokens=" +
+                 testing::WriteTestTokens(
+                     absl::StrCat(::testing::TempDir(), "/metrics-stream-", ::getpid()), kPods)}) {}
 
   absl::Status Start() {
     if (absl::Status s = process_.Start(); !s.ok()) return s;
