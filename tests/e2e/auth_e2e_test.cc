@@ -326,5 +326,54 @@ TEST_F(AuthE2E, ABadTokenFileStopsTheScalerNamingTheLine) {
   EXPECT_THAT(scaler.ReadLog(), HasSubstr(file + ":2: the token must be at least 16"));
 }
 
+// The balancer's admin port, as started: secure by default, a token file's groups, and
+// --insecure with its warning. Prometheus and health stay open.
+TEST_F(AuthE2E, BalancerAdminPortIsSecureByDefault) {
+  const std::string tokens = testing::WriteTestTokens(dir());
+  auto start = [&](std::vector<std::string> extra, uint16_t* admin) {
+    *admin = FreePort();
+    std::vector<std::string> argv = {ZS_BALANCER_BIN,
+                                     absl::StrCat("--redis=", redis_.address()),
+                                     absl::StrCat("--listen=127.0.0.1:", FreePort()),
+                                     absl::StrCat("--admin-listen=127.0.0.1:", *admin),
+                                     "--discovery=none",
+                                     "--scaler=127.0.0.1:1"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto p = std::make_unique<ChildProcess>(argv);
+    EXPECT_TRUE(p->Start().ok());
+    const uint16_t port = *admin;
+    EXPECT_TRUE(
+        WaitFor([&] { return testing::HttpGetStatus(port, "/healthz") == 200; }, absl::Seconds(20)))
+        << p->ReadLog();
+    return p;
+  };
+  auto code = [](uint16_t port, const std::string& method, const std::string& path,
+                 const std::string& token) {
+    std::string cmd = absl::StrCat("curl -s -o /dev/null -w '%{http_code}' -X ", method);
+    if (!token.empty()) absl::StrAppend(&cmd, " -H 'Authorization: Bearer ", token, "'");
+    if (method == "PUT") absl::StrAppend(&cmd, " --data-binary '{\"policy\":\"random\"}'");
+    return Shell(absl::StrCat(cmd, " 'http://127.0.0.1:", port, path, "'"));
+  };
+  uint16_t admin = 0;
+  {
+    auto balancer = start({}, &admin);
+    EXPECT_EQ(code(admin, "GET", "/loadbalancer/settings", ""), "401");
+    EXPECT_EQ(code(admin, "GET", "/proxy/logs", ""), "401");
+    EXPECT_EQ(code(admin, "GET", "/metrics", ""), "200");
+  }
+  {
+    auto balancer = start({"--auth-tokens=" + tokens}, &admin);
+    EXPECT_EQ(code(admin, "PUT", "/loadbalancer/settings", testing::kViewerToken), "403");
+    EXPECT_EQ(code(admin, "GET", "/loadbalancer/settings", testing::kViewerToken), "200");
+    EXPECT_EQ(code(admin, "PUT", "/loadbalancer/settings", testing::kOperatorToken), "200");
+    EXPECT_EQ(code(admin, "GET", "/proxy/logs", testing::kBalancerToken), "403");
+  }
+  {
+    auto balancer = start({"--insecure"}, &admin);
+    EXPECT_EQ(code(admin, "PUT", "/loadbalancer/settings", ""), "200");
+    EXPECT_THAT(balancer->ReadLog(), HasSubstr("--insecure: the admin port checks no credential"));
+  }
+}
+
 }  // namespace
 }  // namespace zeroscale
