@@ -15,6 +15,10 @@
 #include "balancer/metrics/balancer_metrics.h"
 #include "balancer/policy/settings_store.h"
 #include "balancer/routing/routes.h"
+#include "common/auth/access_control.h"
+#include "common/auth/kube_review.h"
+#include "common/auth/static_tokens.h"
+#include "common/auth/token_file.h"
 #include "common/config/flags.h"
 #include "common/grpcutil/credentials.h"
 #include "common/http/http_server.h"
@@ -34,6 +38,8 @@ namespace {
 struct Flags {
   config::HostPort scaler, redis, listen, admin_listen;
   std::string routes, environment, log_level, admin_token, discovery, kubeconfig, namespace_;
+  std::string auth_tokens, token_file;
+  bool insecure = false;
   std::string scaler_lease, lease_namespace, lease_name;  // the last two parsed from the first
   std::string admin_tls_cert, admin_tls_key;
   grpcutil::ScalerTls scaler_tls;
@@ -92,7 +98,17 @@ Flags ParseFlags(int argc, char** argv) {
   fs.Duration("settings-refresh", &f.settings_refresh, absl::Seconds(5),
               "How often settings are re-read from Redis (other replicas' changes)");
   fs.String("admin-token", &f.admin_token, "",
-            "When set, PUT /loadbalancer/settings requires 'Authorization: Bearer <token>'");
+            "A bearer token granted everything on the admin port (a zeroscale:operators token; "
+            "kept for earlier command lines, --auth-tokens says more)");
+  fs.String("auth-tokens", &f.auth_tokens, "",
+            "Static bearer tokens for the admin port, one per line: token,name,group[,group...] "
+            "(zeroscale:operators everything, zeroscale:viewers read-only)");
+  fs.String("token-file", &f.token_file, "",
+            "Bearer token sent to the scaler on every ActivationService call (re-read when it "
+            "changes: the kubelet rotates projected tokens)");
+  fs.Bool("insecure", &f.insecure, false,
+          "Turn the admin port's credential checks off: anyone who reaches it may change "
+          "settings and read request logs");
   fs.Enum("log-level", &f.log_level, "info", log::LevelNames(), "Lowest level logged");
   fs.ParseOrExit(argc, argv);
   if (f.admin_tls_cert.empty() != f.admin_tls_key.empty()) {
@@ -209,6 +225,15 @@ int Run(int argc, char** argv) {
     grpcutil::WarnIfPlaintext(flags.scaler_lease.empty() ? flags.scaler.host : "the leader",
                               "the ActivationService calls to the scaler",
                               "--scaler-ca or --scaler-ca-data");
+  }
+  std::unique_ptr<auth::TokenFile> token_file;
+  if (!flags.token_file.empty()) {
+    token_file = std::make_unique<auth::TokenFile>(flags.token_file);
+    if (absl::StatusOr<std::string> t = token_file->Get(); !t.ok()) {
+      ZS_LOG(kWarning, "no token to send to the scaler yet",
+             {"error", std::string(t.status().message())});
+    }
+    scaler_options.authorization = [tf = token_file.get()] { return tf->AuthorizationValue(); };
   }
   ScalerClient scaler(scaler_options);
 
@@ -328,13 +353,63 @@ int Run(int argc, char** argv) {
     return 2;
   }
 
+  // Who may use the admin port: static tokens, and in a cluster TokenReview and
+  // SubjectAccessReview.
+  std::unique_ptr<auth::StaticTokens> static_tokens;
+  if (!flags.auth_tokens.empty()) {
+    absl::StatusOr<std::unique_ptr<auth::StaticTokens>> loaded =
+        auth::StaticTokens::LoadFile(flags.auth_tokens);
+    if (!loaded.ok()) {
+      std::cerr << "zeroscale-balancer: --auth-tokens: " << loaded.status().message() << "\n";
+      return 2;
+    }
+    static_tokens = *std::move(loaded);
+  }
+  if (!flags.admin_token.empty()) {
+    if (static_tokens == nullptr) static_tokens = std::make_unique<auth::StaticTokens>();
+    static_tokens->Add(flags.admin_token, "admin-token", {std::string(auth::kOperatorsGroup)});
+  }
+  std::unique_ptr<kube::KubeClient> review_client;
+  std::unique_ptr<auth::TokenReviewer> token_reviewer;
+  std::unique_ptr<auth::AccessReviewer> access_reviewer;
+  if (cluster && !flags.insecure) {
+    absl::StatusOr<std::unique_ptr<kube::KubeClient>> client = kube::KubeClient::Create(*cluster);
+    if (!client.ok()) {
+      std::cerr << "zeroscale-balancer: " << cluster->source << ": " << client.status().message()
+                << "\n";
+      return 2;
+    }
+    review_client = *std::move(client);
+    auth::ApiPoster post = [c = review_client.get()](const std::string& path,
+                                                     const std::string& body) {
+      return c->Call("POST", path, body);
+    };
+    token_reviewer = std::make_unique<auth::TokenReviewer>(post, clock);
+    access_reviewer = std::make_unique<auth::AccessReviewer>(post, clock);
+  }
+  auth::AccessControlOptions access_options;
+  access_options.insecure = flags.insecure;
+  access_options.tokens = static_tokens.get();
+  access_options.kube_authenticator = token_reviewer.get();
+  access_options.kube_authorizer = access_reviewer.get();
+  access_options.how_to_configure =
+      "give the balancer --auth-tokens=FILE (lines token,name,group), or run it in a cluster "
+      "where TokenReview and SubjectAccessReview check Kubernetes tokens, or pass --insecure "
+      "to turn checks off";
+  auth::AccessControl access(access_options);
+  if (flags.insecure) {
+    ZS_LOG(kWarning,
+           "--insecure: the admin port checks no credential; anyone who reaches it may change "
+           "settings and read request logs (client IPs, URLs)");
+  }
+
   LogReader log_reader(NewRedis(flags.redis));
   http::Router router;
   AdminApiDeps deps;
   deps.settings = &settings;
   deps.logs = &log_reader;
   deps.registry = registry.get();
-  deps.admin_token = flags.admin_token;
+  deps.access = &access;
   RegisterAdminRoutes(deps, &router);
   http::ServerOptions admin_options;
   admin_options.listen = flags.admin_listen;

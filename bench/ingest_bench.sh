@@ -4,7 +4,10 @@
 #      spread over 10,000 keys (one per simulated pod);
 #   2. zeroscale: sustained acknowledged samples/s through the scaler's gRPC stream into
 #      the same Redis (zeroscale-loadgen, streams of simulated pods);
-#   3. the scaler's RSS with 10,000 simulated pods streaming one sample per second.
+#   3. the same with identity checks on: each simulated pod's stream presents its own
+#      credential (a zeroscale:pods token from --auth-tokens) and every sample is checked
+#      against it; alternating off / on rounds (ROUNDS, default 3), medians;
+#   4. the scaler's RSS with 10,000 simulated pods streaming one sample per second.
 # Prints both rates and their ratio. Usage: bench/ingest_bench.sh [build-dir]
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -35,25 +38,52 @@ for cfg in "1 64" "4 64" "8 128"; do
   redis-cli -p "$REDIS_PORT" flushall >/dev/null
 done
 
+# Pod credentials for the simulated pods bench/pod-0..99 (loadgen --token-prefix).
+TOKENS=$TMP/tokens.csv
+(umask 077; for i in $(seq 0 99); do echo "bench-pod-token-$i,bench/pod-$i,zeroscale:pods"; done >"$TOKENS")
+
+# start_scaler [auth]: with "auth", identity checks on (static pod tokens); else --insecure.
 start_scaler() {
   HTTP=$(free_port); GRPC=$(free_port)
+  local auth_flag=--insecure
+  [ "${1:-}" = auth ] && auth_flag=--auth-tokens=$TOKENS
   "$SCALER" --redis=127.0.0.1:$REDIS_PORT --http-listen=127.0.0.1:$HTTP \
     --grpc-listen=127.0.0.1:$GRPC --webhook-listen=127.0.0.1:$(free_port) --log-level=warning \
-    >"$TMP/scaler.log" 2>&1 &
+    "$auth_flag" >"$TMP/scaler.log" 2>&1 &
   SCALER_PID=$!; PIDS+=($SCALER_PID)
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$HTTP/readyz" >/dev/null 2>&1 && return; sleep 0.1; done
   echo "scaler did not become ready" >&2; cat "$TMP/scaler.log" >&2; exit 1
 }
 
-start_scaler
-out=$("$LOADGEN" --scaler=127.0.0.1:$GRPC --pods=100 --batch=32 --window=1024 \
-        --duration="$DURATION" --warmup=3s --quiet)
-echo "$out"
-zs=$(echo "$out" | sed -n 's/.*acked_per_s=\([0-9.]*\).*/\1/p')
-stored=$(redis-cli -p "$REDIS_PORT" eval "local n=0 for _,k in ipairs(redis.call('keys','podmetric:*')) do n=n+redis.call('zcard',k) end return n" 0)
-echo "samples in Redis after the run: $stored"
-kill "$SCALER_PID"; wait "$SCALER_PID" 2>/dev/null || true
-redis-cli -p "$REDIS_PORT" flushall >/dev/null
+# One measured run: prints the acknowledged rate.
+ingest_run() {  # ingest_run off|auth
+  start_scaler "$1"
+  local prefix=()
+  [ "$1" = auth ] && prefix=(--token-prefix=bench-pod-token-)
+  local out
+  out=$("$LOADGEN" --scaler=127.0.0.1:$GRPC --pods=100 --batch=32 --window=1024 \
+          --duration="$DURATION" --warmup=3s --quiet "${prefix[@]}")
+  echo "[$1] $out" >&2
+  local stored
+  stored=$(redis-cli -p "$REDIS_PORT" eval "local n=0 for _,k in ipairs(redis.call('keys','podmetric:*')) do n=n+redis.call('zcard',k) end return n" 0)
+  echo "[$1] samples in Redis after the run: $stored" >&2
+  if [ "$1" = auth ]; then
+    curl -fs "http://127.0.0.1:$HTTP/metrics" | grep '^zeroscale_ingest_refused_total' | grep -v ' 0$' >&2 || true
+  fi
+  kill "$SCALER_PID"; wait "$SCALER_PID" 2>/dev/null || true
+  redis-cli -p "$REDIS_PORT" flushall >/dev/null
+  echo "$out" | sed -n 's/.*acked_per_s=\([0-9.]*\).*/\1/p'
+}
+ROUNDS=${ROUNDS:-3}
+off_rates=(); auth_rates=()
+for _ in $(seq "$ROUNDS"); do
+  off_rates+=("$(ingest_run off)")
+  auth_rates+=("$(ingest_run auth)")
+done
+median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+zs=$(median "${off_rates[@]}")
+zs_auth=$(median "${auth_rates[@]}")
+echo "identity checks off: ${off_rates[*]}; on: ${auth_rates[*]}"
 
 start_scaler
 "$LOADGEN" --scaler=127.0.0.1:$GRPC --pods=10000 --rate=1 --channels=8 --duration=20s \
@@ -65,11 +95,14 @@ streams=$(curl -fs "http://127.0.0.1:$HTTP/metrics" | awk '/^zeroscale_ingest_ac
 wait $LG || true
 cat "$TMP/rss-load.out"
 
-python3 - "$ref_best" "$zs" "$rss" "$streams" <<'PY'
+python3 - "$ref_best" "$zs" "$rss" "$streams" "$zs_auth" <<'PY'
 import sys
 ref, zs, rss, streams = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+zs_auth = float(sys.argv[5])
 print(f"RESULT reference redis-benchmark ZADD (best config): {ref:,.0f} samples/s")
 print(f"RESULT zeroscale acknowledged through gRPC:        {zs:,.0f} samples/s")
 print(f"RESULT ratio zeroscale / redis-benchmark:          {zs/ref:.2f}")
+print(f"RESULT with identity checks (pod credentials):      {zs_auth:,.0f} samples/s")
+print(f"RESULT ratio checks on / off (same run):           {zs_auth/zs:.2f}")
 print(f"RESULT scaler RSS with {streams} active pod streams: {rss/1024:.1f} MiB")
 PY

@@ -38,6 +38,9 @@ struct Options {
   int64_t channels = 4;
   bool print_sample = false;
   bool quiet = false;
+  // Each pod's stream presents "Bearer <prefix><pod>" (a zeroscale:pods token of
+  // bench/pod-<pod> in the scaler's --auth-tokens); "": none.
+  std::string token_prefix;
 };
 
 struct Stats {
@@ -72,6 +75,9 @@ class PodStream : public grpc::ClientBidiReactor<v1::StreamRequest, v1::StreamRe
  public:
   PodStream(v1::MetricsService::Stub* stub, int pod, const Options& o, Stats* stats)
       : pod_(pod), options_(o), stats_(stats), rng_(pod) {
+    if (!options_.token_prefix.empty()) {
+      ctx_.AddMetadata("authorization", absl::StrCat("Bearer ", options_.token_prefix, pod));
+    }
     stub->async()->Stream(&ctx_, this);
     StartRead(&response_);
     StartCall();
@@ -193,6 +199,9 @@ int Run(int argc, char** argv) {
   fs.Bool("quiet", &o.quiet, false, "Only the summary line");
   grpcutil::ScalerTls tls;
   grpcutil::RegisterScalerTlsFlags(&fs, &tls);
+  fs.String("token-prefix", &o.token_prefix, "",
+            "Each pod's stream sends the bearer token <prefix><pod number> (pod credentials "
+            "in the scaler's --auth-tokens); empty: none");
   fs.ParseOrExit(argc, argv);
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       grpcutil::MakeChannelCredentials(tls);

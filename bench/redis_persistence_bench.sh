@@ -69,7 +69,7 @@ run_policy() {  # policy -> sets RATE (acknowledged samples/s) and WRITE (ms per
   http=$(free_port); grpc=$(free_port)
   "$SCALER" --redis=127.0.0.1:$REDIS_PORT --http-listen=127.0.0.1:$http \
     --grpc-listen=127.0.0.1:$grpc --webhook-listen=127.0.0.1:$(free_port) --backend=none \
-    --log-level=warning >"$TMP/scaler-$policy.log" 2>&1 &
+    --insecure --log-level=warning >"$TMP/scaler-$policy.log" 2>&1 &  # measures persistence
   local scaler=$!; PIDS+=($scaler)
   wait_http "http://127.0.0.1:$http/readyz" 10
   local out

@@ -20,8 +20,12 @@ def say(msg):
         print(f"[{time.monotonic() - T0:6.1f}s] {msg}", flush=True)
 
 
+TOKEN = ""  # the scaler's /workloads and /decisions need a bearer token (--token-file)
+
+
 def get_json(url):
-    with urllib.request.urlopen(url, timeout=5) as r:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"} if TOKEN else {})
+    with urllib.request.urlopen(req, timeout=5) as r:
         return json.load(r)
 
 
@@ -82,11 +86,16 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--balancer", default="127.0.0.1:8000")
     p.add_argument("--scaler-http", default="127.0.0.1:8080")
+    p.add_argument("--token-file", default="", help="bearer token for the scaler's HTTP API")
     p.add_argument("--host", default="demo-model.local")
     p.add_argument("--workload", default="local/Deployment/demo-model")
     p.add_argument("--load-seconds", type=float, default=20)
     p.add_argument("--concurrency", type=int, default=12)
     args = p.parse_args()
+    global TOKEN
+    if args.token_file:
+        with open(args.token_file) as f:
+            TOKEN = f.read().strip()
 
     w = Watcher(args.scaler_http, args.workload)
     say("waiting for the scaler to report the workload")

@@ -5,6 +5,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/auth/access_control.h"
+#include "common/auth/kube_review.h"
+#include "common/auth/static_tokens.h"
 #include "common/config/flags.h"
 #include "common/grpcutil/credentials.h"
 #include "common/http/http_server.h"
@@ -31,6 +34,7 @@
 #include "scaler/ingest/ingest_metrics.h"
 #include "scaler/ingest/ingest_queue.h"
 #include "scaler/ingest/metrics_service.h"
+#include "scaler/ingest/sample_auth.h"
 #include "scaler/ingest/sample_listener.h"
 #include "scaler/leader/leadership.h"
 #include "scaler/local/local_backend.h"
@@ -52,7 +56,8 @@ struct Flags {
   std::string backend, workloads, kubeconfig, namespace_, webhook_cert, webhook_key, log_level;
   std::string tls_cert, tls_key, sidecar_scaler_ca;
   absl::Duration retention;
-  bool leader_elect = true, dry_run = false;
+  bool leader_elect = true, dry_run = false, insecure = false;
+  std::string auth_tokens;
   int64_t ingest_batch = 4096, ingest_queue = 200000;
   int64_t http_max_body_bytes = 1 << 20, ingest_max_items = 1000;
   int64_t http_max_connections = 1024, webhook_max_connections = 256;
@@ -112,7 +117,8 @@ Flags ParseFlags(int argc, char** argv) {
   fs.String("workloads", &f.workloads, "", "Workloads file (YAML) of the local backend");
   fs.Duration("retention", &f.retention, absl::Minutes(15), "Podmetric history kept in Redis");
   fs.String("kubeconfig", &f.kubeconfig, "",
-            "kubeconfig file (default: in-cluster config, else $KUBECONFIG)");
+            "kubeconfig file (default: in-cluster config, else $KUBECONFIG); with "
+            "--backend=local or none it is used to check tokens only");
   fs.String("namespace", &f.namespace_, "", "Namespace to watch (default: all)");
   fs.Bool("leader-elect", &f.leader_elect, true, "Take a Lease so one replica decides");
   fs.Duration("lease-duration", &f.lease_duration, absl::Seconds(5),
@@ -174,6 +180,14 @@ Flags ParseFlags(int argc, char** argv) {
   fs.Duration("follow-interval", &f.follow_interval, absl::Seconds(1),
               "Kubernetes leader: how often to read the samples other replicas stored in "
               "Redis, so decisions hear every pod (0: never)");
+  fs.String("auth-tokens", &f.auth_tokens, "",
+            "Static bearer tokens, one per line: token,name,group[,group...] with groups "
+            "zeroscale:operators (everything), zeroscale:balancers (activate, watch, report "
+            "traffic, list endpoints), zeroscale:viewers (read-only), zeroscale:pods (name "
+            "NAMESPACE/NAME: that pod's samples)");
+  fs.Bool("insecure", &f.insecure, false,
+          "Turn every credential check off (samples, rules, activation, /workloads, "
+          "/decisions): anyone who reaches a port may do anything");
   fs.Enum("log-level", &f.log_level, "info", log::LevelNames(), "Lowest level logged");
   fs.ParseOrExit(argc, argv);
   if (f.webhook_cert.empty() != f.webhook_key.empty()) {
@@ -334,14 +348,18 @@ struct KubeUnits {
 
   // What needs the decider.
   void Wire(const Flags& flags, decide::Decider* decider, Redis* rebuild_redis,
-            activation::EndpointRegistry* endpoints) {
+            activation::EndpointRegistry* endpoints, ingest::PodOwners* owners) {
     reconcile::ReconcilerOptions o;
     o.watch_namespace = flags.namespace_;
-    // Only pods Kubernetes lists may take traffic.
-    o.on_pods = [endpoints](const std::string& workload,
-                            const std::optional<decide::TargetPods>& pods) {
-      std::optional<std::vector<std::string>> existing;
-      if (pods) existing = pods->existing;
+    // Only pods Kubernetes lists may take traffic, and report for the target.
+    o.on_pods = [endpoints, owners](const std::string& workload,
+                                    const std::optional<decide::TargetPods>& pods) {
+      std::optional<std::vector<std::string>> existing, members;
+      if (pods) {
+        existing = pods->existing;
+        members = pods->members;
+      }
+      owners->Set(workload, members);
       endpoints->SetPodView(workload, std::move(existing));
     };
     reconciler = std::make_unique<reconcile::Reconciler>(client.get(), leadership.get(), decider,
@@ -402,6 +420,14 @@ int Run(int argc, char** argv) {
       return 2;
     }
     if (backend == "auto") backend = cluster.ok() ? "kubernetes" : "none";
+  } else if (!flags.kubeconfig.empty()) {
+    // Without the kubernetes backend a cluster still checks tokens (TokenReview,
+    // SubjectAccessReview) when one is named.
+    cluster = kube::LoadKubeconfig(flags.kubeconfig);
+    if (!cluster.ok()) {
+      std::cerr << "zeroscale-scaler: --kubeconfig: " << cluster.status().message() << "\n";
+      return 2;
+    }
   }
   if (backend == "kubernetes" && !flags.workloads.empty()) {
     std::cerr << "zeroscale-scaler: --workloads is for --backend=local (or none); in Kubernetes "
@@ -468,6 +494,54 @@ int Run(int argc, char** argv) {
   activation::EndpointRegistry endpoints(clock, &loop,
                                          activation::EndpointRegistryOptions{flags.staleness});
 
+  // Who may call what (common/auth): static tokens (the file, and the local backend's
+  // per-replica credentials), and in a cluster TokenReview and SubjectAccessReview.
+  std::unique_ptr<auth::StaticTokens> static_tokens;
+  if (!flags.auth_tokens.empty()) {
+    absl::StatusOr<std::unique_ptr<auth::StaticTokens>> loaded =
+        auth::StaticTokens::LoadFile(flags.auth_tokens);
+    if (!loaded.ok()) {
+      std::cerr << "zeroscale-scaler: --auth-tokens: " << loaded.status().message() << "\n";
+      return 2;
+    }
+    static_tokens = *std::move(loaded);
+  } else if (backend == "local" && !flags.insecure) {
+    static_tokens = std::make_unique<auth::StaticTokens>();
+  }
+  std::unique_ptr<kube::KubeClient> review_client;
+  std::unique_ptr<auth::TokenReviewer> token_reviewer;
+  std::unique_ptr<auth::AccessReviewer> access_reviewer;
+  if (cluster.ok() && !flags.insecure) {
+    absl::StatusOr<std::unique_ptr<kube::KubeClient>> c =
+        kube::KubeClient::Create(*cluster, RealClock::Get());
+    if (!c.ok()) {
+      std::cerr << "zeroscale-scaler: " << c.status().message() << "\n";
+      return 2;
+    }
+    review_client = *std::move(c);
+    auth::ApiPoster post = [client = review_client.get()](const std::string& path,
+                                                          const std::string& body) {
+      return client->Call("POST", path, body);
+    };
+    token_reviewer = std::make_unique<auth::TokenReviewer>(post, clock);
+    access_reviewer = std::make_unique<auth::AccessReviewer>(post, clock);
+  }
+  auth::AccessControlOptions access_options;
+  access_options.insecure = flags.insecure;
+  access_options.tokens = static_tokens.get();
+  access_options.kube_authenticator = token_reviewer.get();
+  access_options.kube_authorizer = access_reviewer.get();
+  access_options.how_to_configure =
+      "give the scaler --auth-tokens=FILE (lines token,name,group), or run it in a cluster "
+      "where TokenReview and SubjectAccessReview check Kubernetes tokens, or pass --insecure "
+      "to turn checks off";
+  auth::AccessControl access(access_options);
+  if (flags.insecure) {
+    ZS_LOG(kWarning,
+           "--insecure: no credential is checked; anyone who reaches the gRPC or HTTP port may "
+           "send samples for any pod, change rules, wake workloads and read pod addresses");
+  }
+
   std::unique_ptr<local::LocalBackend> local_backend;
   NoBackend no_backend;
   decide::ReplicaSetter* setter = &no_backend;
@@ -494,6 +568,7 @@ int Run(int argc, char** argv) {
                      ":", flags.grpc_listen.port);
     local_options.log_dir = flags.replica_log_dir;
     local_options.scaler_ca_file = flags.sidecar_scaler_ca;
+    if (!flags.insecure) local_options.credentials = static_tokens.get();
     local_backend = std::make_unique<local::LocalBackend>(workload_list, local_options);
     local_backend->SetEndpointsListener(
         [&endpoints](const std::string& workload, const std::vector<local::Endpoint>& eps) {
@@ -508,7 +583,8 @@ int Run(int argc, char** argv) {
   decider_options.staleness = flags.staleness;
   decide::FanoutSink sinks(sink_list);
   decide::Decider decider(clock, &loop, setter, &sinks, decider_options);
-  if (kube != nullptr) kube->Wire(flags, &decider, &kube_rebuild_redis, &endpoints);
+  ingest::PodOwners pod_owners;
+  if (kube != nullptr) kube->Wire(flags, &decider, &kube_rebuild_redis, &endpoints, &pod_owners);
   // Each sidecar streams to whichever replica it reached, but only the leader decides:
   // while leading, it reads back what the others stored. --backend=local has one replica.
   const bool follow = kube != nullptr && flags.follow_interval > absl::ZeroDuration();
@@ -526,17 +602,20 @@ int Run(int argc, char** argv) {
       [&feed](std::vector<Podmetric> samples) { feed.Deliver(std::move(samples)); }, tail_options);
 
   store::RuleStore rule_store(&api_redis);
-  rules::RulesServiceImpl rules_service(&rule_store);
+  rules::RulesServiceImpl rules_service(&rule_store, &access);
+  ingest::SampleAuth sample_auth(&access, kube != nullptr ? &pod_owners : nullptr, registry.get());
   ingest::StreamLimits stream_limits;
   stream_limits.max_samples_per_message = static_cast<size_t>(flags.grpc_max_samples_per_message);
   stream_limits.max_pods_per_stream = static_cast<size_t>(flags.grpc_max_pods_per_stream);
-  ingest::MetricsServiceImpl metrics_service(&queue, &ingest_metrics, clock, &feed, stream_limits);
+  ingest::MetricsServiceImpl metrics_service(&queue, &ingest_metrics, clock, &feed, stream_limits,
+                                             &sample_auth);
   // With several replicas only the Lease holder answers the balancers.
   activation::ActivationServiceImpl activation_service(
       &decider, &endpoints, clock,
       kube != nullptr
           ? activation::ServingCheck([&kube] { return kube->leadership->CheckServing(); })
-          : nullptr);
+          : nullptr,
+      &access);
   CloseStreamsOnTermEnd close_streams(&activation_service, kube.get());
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -566,9 +645,10 @@ int Run(int argc, char** argv) {
   }
 
   http::Router router;
-  router.Handle("POST", "/metrics",
-                ingest::HttpIngestHandler(&queue, &ingest_metrics, clock, &feed,
-                                          {static_cast<size_t>(flags.ingest_max_items)}));
+  router.Handle(
+      "POST", "/metrics",
+      ingest::HttpIngestHandler(&queue, &ingest_metrics, clock, &feed,
+                                {static_cast<size_t>(flags.ingest_max_items)}, &sample_auth));
   router.HandleSync("GET", "/metrics", metrics::ExpositionHandler(registry.get()));
   router.HandleSync("GET", "/healthz",
                     [](const http::Request&) { return http::Response::Text(200, "ok\n"); });
@@ -576,7 +656,7 @@ int Run(int argc, char** argv) {
     if (!queue.redis_up()) return http::Response::Text(503, "redis unreachable\n");
     return http::Response::Text(200, "ready\n");
   });
-  report::StatusHttp status_http(&status_board, &history_reader, &endpoints);
+  report::StatusHttp status_http(&status_board, &history_reader, &endpoints, &access);
   status_http.Register(&router);
   http::ServerOptions http_options;
   http_options.listen = flags.http_listen;
@@ -623,7 +703,16 @@ int Run(int argc, char** argv) {
          {"http", flags.http_listen.ToString()}, {"redis", flags.redis.ToString()},
          {"backend", backend}, {"workloads", absl::StrCat(workload_list.size())},
          {"tls", flags.tls_cert.empty() ? "off" : "on"},
-         {"dry_run", dry_run ? "true" : "false"});
+         {"dry_run", dry_run ? "true" : "false"},
+         {"auth",
+          flags.insecure
+              ? "off (--insecure)"
+              : absl::StrCat(static_tokens != nullptr ? "static tokens" : "",
+                             static_tokens != nullptr && token_reviewer != nullptr ? " + " : "",
+                             token_reviewer != nullptr ? "TokenReview/SubjectAccessReview" : "",
+                             static_tokens == nullptr && token_reviewer == nullptr
+                                 ? "none configured: checked calls are refused"
+                                 : "")});
 
   const int sig = WaitForTerminationSignal();
   ZS_LOG(kInfo, "stopping", {"signal", absl::StrCat(sig)});

@@ -25,20 +25,34 @@ redis-server charts/zeroscale/files/redis.conf --port "$REDIS" --bind 127.0.0.1 
 PIDS+=($!)
 for _ in $(seq 50); do redis-cli -p "$REDIS" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
+# Credentials (README: Security), generated for this run in the private $LOGS (0700): an
+# operator token for the demo's client (/workloads, /decisions) and the balancer's token
+# for the scaler's ActivationService. Each replica's sidecar gets its own from the scaler.
+token() { head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'; }
+OPERATOR_TOKEN=$(token); BALANCER_TOKEN=$(token)
+(umask 077
+ printf '%s,demo-operator,zeroscale:operators\n%s,demo-balancer,zeroscale:balancers\n' \
+   "$OPERATOR_TOKEN" "$BALANCER_TOKEN" >"$LOGS/tokens.csv"
+ printf '%s' "$BALANCER_TOKEN" >"$LOGS/balancer.token"
+ printf '%s' "$OPERATOR_TOKEN" >"$LOGS/operator.token")
+
 "$B/scaler/zeroscale-scaler" --redis=127.0.0.1:$REDIS --grpc-listen=127.0.0.1:$GRPC \
   --http-listen=127.0.0.1:$HTTP --webhook-listen=127.0.0.1:$(free_port) \
   --backend=local --workloads=demo/workloads.yaml --sidecar-bin="$B/sidecar/zeroscale-sidecar" \
-  --replica-log-dir="$LOGS" >"$LOGS/scaler.log" 2>&1 &
+  --auth-tokens="$LOGS/tokens.csv" --replica-log-dir="$LOGS" >"$LOGS/scaler.log" 2>&1 &
 PIDS+=($!)
 "$B/balancer/zeroscale-balancer" --scaler=127.0.0.1:$GRPC --redis=127.0.0.1:$REDIS \
   --listen=127.0.0.1:$BAL --admin-listen=127.0.0.1:$ADMIN --routes=demo/workloads.yaml \
+  --token-file="$LOGS/balancer.token" --auth-tokens="$LOGS/tokens.csv" \
   >"$LOGS/balancer.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$ADMIN/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 echo "zeroscale demo: scaler http://127.0.0.1:$HTTP (/workloads, /decisions, /metrics),"
 echo "balancer http://127.0.0.1:$BAL (admin http://127.0.0.1:$ADMIN), redis 127.0.0.1:$REDIS"
-python3 demo/client.py --balancer=127.0.0.1:$BAL --scaler-http=127.0.0.1:$HTTP "$@"
+echo "token for both APIs: curl -H \"Authorization: Bearer \$(cat $LOGS/operator.token)\" ..."
+python3 demo/client.py --balancer=127.0.0.1:$BAL --scaler-http=127.0.0.1:$HTTP \
+  --token-file="$LOGS/operator.token" "$@"
 echo
 echo "samples in Redis for the demo's pods:"
 for k in $(redis-cli -p "$REDIS" --scan --pattern 'podmetric:local/*'); do

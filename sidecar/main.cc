@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/auth/token_file.h"
 #include "common/config/flags.h"
 #include "common/grpcutil/credentials.h"
 #include "common/http/http_server.h"
@@ -40,7 +41,7 @@ struct Flags {
   int64_t cpu_limit_millicores = 0, memory_limit_bytes = 0;
   int64_t max_connections = 4096, admin_max_connections = 64;
   std::string pod, workload, cgroup_root, disk_paths, readiness_path, log_level, advertise;
-  std::string measure, admin_tls_cert, admin_tls_key;
+  std::string measure, admin_tls_cert, admin_tls_key, token_file;
   grpcutil::ScalerTls scaler_tls;
   absl::Duration sample_interval, drain_timeout;
 };
@@ -121,6 +122,10 @@ Flags ParseFlags(int argc, char** argv) {
   fs.Int("admin-max-connections", &f.admin_max_connections, 64,
          "Connections the admin port keeps open at once; more wait in the backlog (0: no cap)", 0,
          10000000);
+  fs.String("token-file", &f.token_file, "",
+            "Bearer token sent to the scaler on every stream (re-read when it changes: the "
+            "kubelet rotates projected tokens); the webhook projects a service-account token "
+            "for audience zeroscale, the local backend writes one per replica");
   fs.Enum("log-level", &f.log_level, "info", log::LevelNames(), "Lowest level logged");
   fs.ParseOrExit(argc, argv);
   if (f.app_port == 0) Refuse("--app-port is required (the app's port on localhost)");
@@ -411,6 +416,23 @@ int Run(int argc, char** argv) {
   MetricsStreamOptions stream_options;
   stream_options.scaler = flags.scaler.ToString();
   stream_options.buffer_capacity = static_cast<size_t>(flags.buffer);
+  std::unique_ptr<auth::TokenFile> token_file;
+  if (!flags.token_file.empty()) {
+    token_file = std::make_unique<auth::TokenFile>(flags.token_file);
+    if (absl::StatusOr<std::string> t = token_file->Get(); !t.ok()) {
+      // The kubelet may not have written it yet; the scaler refuses until it has.
+      ZS_LOG(kWarning, "no token to send to the scaler yet",
+             {"error", std::string(t.status().message())});
+    }
+    stream_options.authorization = [tf = token_file.get()] {
+      std::string a = tf->AuthorizationValue();
+      if (a.empty()) {
+        ZS_LOG(kWarning, "streaming without a token: the token file cannot be read",
+               {"token_file", tf->path()});
+      }
+      return a;
+    };
+  }
   stream_options.registry = registry.get();
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       grpcutil::MakeChannelCredentials(flags.scaler_tls);

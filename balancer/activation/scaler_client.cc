@@ -202,6 +202,7 @@ class ScalerClient::Impl {
       activate_ctxs_.push_back(&call->ctx);
     }
     call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + options_.activate_timeout));
+    Authorize(&call->ctx);
     ActivateCall* raw = call.release();
     raw->stub->async()->Activate(&raw->ctx, &raw->req, &raw->resp,
                                  [this, raw](grpc::Status s) { OnActivateDone(raw, s); });
@@ -249,6 +250,11 @@ class ScalerClient::Impl {
     return !stopping_;
   }
 
+  void Authorize(grpc::ClientContext* ctx) const {
+    if (!options_.authorization) return;
+    if (std::string a = options_.authorization(); !a.empty()) ctx->AddMetadata("authorization", a);
+  }
+
   void WatchLoop() {
     Backoff backoff = NewBackoff();
     bool reported_down = false;  // said once per outage why the scaler cannot be reached
@@ -261,6 +267,7 @@ class ScalerClient::Impl {
         watch_ctx_ = &ctx;
         line = CurrentLineLocked();
       }
+      Authorize(&ctx);
       v1::WatchRequest req;  // all workloads
       std::unique_ptr<grpc::ClientReader<v1::WorkloadState>> reader = line.stub->Watch(&ctx, req);
       v1::WorkloadState msg;
@@ -314,6 +321,7 @@ class ScalerClient::Impl {
         report_ctx_ = &ctx;
         line = CurrentLineLocked();
       }
+      Authorize(&ctx);
       v1::TrafficAck ack;
       std::unique_ptr<grpc::ClientWriter<v1::TrafficReport>> writer =
           line.stub->ReportTraffic(&ctx, &ack);

@@ -71,6 +71,10 @@ struct ScalerClientOptions {
   absl::Duration report_interval = absl::Seconds(1);
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(5);
+  // The "authorization" metadata of every call ("Bearer <token>"; "" or empty: none),
+  // asked per call so a rotated token file is used at once. Added with
+  // ClientContext::AddMetadata, which also travels on channels without TLS.
+  std::function<std::string()> authorization;
 };
 
 class ScalerClient : public Activator {

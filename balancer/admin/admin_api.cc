@@ -1,5 +1,7 @@
 #include "balancer/admin/admin_api.h"
 
+#include <optional>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/log/log.h"
@@ -84,39 +86,48 @@ absl::StatusOr<LogFilter> ParseLogFilter(const http::Request& req) {
 void RegisterAdminRoutes(const AdminApiDeps& deps, http::Router* router) {
   SettingsStore* settings = deps.settings;
   LogReader* logs = deps.logs;
-  const std::string token = deps.admin_token;
+  auth::AccessControl* access = deps.access;
+  // The refusal of `req` for `action`, if refused.
+  auto refused = [access](const http::Request& req,
+                          const auth::Action& action) -> std::optional<http::Response> {
+    absl::StatusOr<auth::Identity> who = access->Check(req.Header("Authorization"), action);
+    if (who.ok()) return std::nullopt;
+    return http::Response::Error(auth::HttpStatusOf(who.status()), who.status().message());
+  };
 
-  router->HandleSync("GET", "/loadbalancer/settings", [settings](const http::Request& req) {
-    absl::StatusOr<std::string> env = EnvironmentOf(req, *settings);
-    if (!env.ok()) return ErrorResponse(env.status());
-    absl::StatusOr<Settings> s = settings->Get(*env);
-    if (!s.ok()) return ErrorResponse(s.status());
-    return http::Response::Json(200, SettingsToJson(*s));
-  });
+  router->HandleSync("GET", "/loadbalancer/settings",
+                     [settings, refused](const http::Request& req) {
+                       if (auto r = refused(req, auth::actions::kSettingsGet)) return *r;
+                       absl::StatusOr<std::string> env = EnvironmentOf(req, *settings);
+                       if (!env.ok()) return ErrorResponse(env.status());
+                       absl::StatusOr<Settings> s = settings->Get(*env);
+                       if (!s.ok()) return ErrorResponse(s.status());
+                       return http::Response::Json(200, SettingsToJson(*s));
+                     });
 
-  router->HandleSync("PUT", "/loadbalancer/settings", [settings, token](const http::Request& req) {
-    if (!token.empty() && req.Header("Authorization") != absl::StrCat("Bearer ", token)) {
-      return http::Response::Error(401, "a bearer token is required to change settings");
-    }
-    absl::StatusOr<SettingsPatch> patch = ParseSettingsPatch(req.body);
-    if (!patch.ok()) return ErrorResponse(patch.status());
-    // The environment comes from the body when given, else the query, else the served one.
-    absl::StatusOr<std::string> env =
-        patch->environment ? *patch->environment : EnvironmentOf(req, *settings);
-    if (!env.ok()) return ErrorResponse(env.status());
-    absl::StatusOr<Settings> current = settings->Get(*env);
-    if (!current.ok()) return ErrorResponse(current.status());
-    const absl::StatusOr<Settings> next = ApplySettingsPatch(*patch, *current);
-    absl::StatusOr<Settings> stored = settings->Put(*next);
-    if (!stored.ok()) return ErrorResponse(stored.status());
-    ZS_LOG(kInfo, "balancer settings changed", {"environment", stored->environment},
-           {"policy", std::string(PolicyName(stored->policy))},
-           {"max_connections", absl::StrCat(stored->max_connections)},
-           {"timeout_seconds", absl::StrCat(stored->timeout_seconds)});
-    return http::Response::Json(200, SettingsToJson(*stored));
-  });
+  router->HandleSync(
+      "PUT", "/loadbalancer/settings", [settings, refused](const http::Request& req) {
+        if (auto r = refused(req, auth::actions::kSettingsUpdate)) return *r;
+        absl::StatusOr<SettingsPatch> patch = ParseSettingsPatch(req.body);
+        if (!patch.ok()) return ErrorResponse(patch.status());
+        // The environment comes from the body when given, else the query, else the served one.
+        absl::StatusOr<std::string> env =
+            patch->environment ? *patch->environment : EnvironmentOf(req, *settings);
+        if (!env.ok()) return ErrorResponse(env.status());
+        absl::StatusOr<Settings> current = settings->Get(*env);
+        if (!current.ok()) return ErrorResponse(current.status());
+        const absl::StatusOr<Settings> next = ApplySettingsPatch(*patch, *current);
+        absl::StatusOr<Settings> stored = settings->Put(*next);
+        if (!stored.ok()) return ErrorResponse(stored.status());
+        ZS_LOG(kInfo, "balancer settings changed", {"environment", stored->environment},
+               {"policy", std::string(PolicyName(stored->policy))},
+               {"max_connections", absl::StrCat(stored->max_connections)},
+               {"timeout_seconds", absl::StrCat(stored->timeout_seconds)});
+        return http::Response::Json(200, SettingsToJson(*stored));
+      });
 
-  router->HandleSync("GET", "/proxy/logs", [logs](const http::Request& req) {
+  router->HandleSync("GET", "/proxy/logs", [logs, refused](const http::Request& req) {
+    if (auto r = refused(req, auth::actions::kLogsList)) return *r;
     absl::StatusOr<LogFilter> filter = ParseLogFilter(req);
     if (!filter.ok()) return ErrorResponse(filter.status());
     absl::StatusOr<LogPage> page = logs->Query(*filter);

@@ -2,12 +2,14 @@
 //   GET  /loadbalancer/settings[?environment=E]   settings of E (default: the served one)
 //   PUT  /loadbalancer/settings[?environment=E]   JSON {environment, policy,
 //        max_connections, timeout_seconds}; absent fields keep their values; 400 names
-//        the bad field; 401 without the admin token when one is configured; 503 when
-//        Redis cannot store it
+//        the bad field; 503 when Redis cannot store it
 //   GET  /proxy/logs?from=&to=&target=&limit=&offset=&cursor=   newest first; `target`
 //        matches any substring of target_url (so a host, a path prefix or a full URL);
 //        limit 1..1000 (default 100); answer {entries, next_cursor}
-//   GET  /metrics (Prometheus), GET /healthz
+//   GET  /metrics (Prometheus), GET /healthz: always open
+// Settings and logs are checked by `access` ("Authorization: Bearer"): balancersettings
+// get / update, requestlogs list; 401 without an accepted credential, 403 when it does
+// not grant the action, 503 when it cannot be checked now.
 //
 // Thread-safety: handlers run on the HTTP server's threads; the stores they use are
 // thread-safe.
@@ -18,6 +20,7 @@
 
 #include "balancer/logs/request_log.h"
 #include "balancer/policy/settings_store.h"
+#include "common/auth/access_control.h"
 #include "common/http/http_server.h"
 #include "prometheus/registry.h"
 
@@ -27,9 +30,7 @@ struct AdminApiDeps {
   SettingsStore* settings = nullptr;         // required
   LogReader* logs = nullptr;                 // required
   prometheus::Registry* registry = nullptr;  // required
-  // When non-empty, PUT requires "Authorization: Bearer <token>" (SPEC section 7, for
-  // running outside a cluster).
-  std::string admin_token;
+  auth::AccessControl* access = nullptr;     // required
 };
 
 void RegisterAdminRoutes(const AdminApiDeps& deps, http::Router* router);

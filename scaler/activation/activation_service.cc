@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpcutil/metadata.h"
 #include "common/grpcutil/status.h"
 #include "common/log/log.h"
 
@@ -244,7 +245,7 @@ grpc::ServerUnaryReactor* ActivationServiceImpl::Activate(grpc::CallbackServerCo
                                                           const v1::ActivateRequest* request,
                                                           v1::WorkloadState* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (grpc::Status refused = Refusal(); !refused.ok()) {
+  if (grpc::Status refused = Refusal(context, {auth::actions::kActivate}); !refused.ok()) {
     reactor->Finish(refused);
     return reactor;
   }
@@ -283,25 +284,37 @@ grpc::ServerUnaryReactor* ActivationServiceImpl::Activate(grpc::CallbackServerCo
 
 grpc::ServerWriteReactor<v1::WorkloadState>* ActivationServiceImpl::Watch(
     grpc::CallbackServerContext* context, const v1::WatchRequest* request) {
-  return new WatchReactor(registry_, request->workload(), streams_, Refusal());
+  return new WatchReactor(registry_, request->workload(), streams_,
+                          Refusal(context, {auth::actions::kWatch, auth::actions::kListEndpoints}));
 }
 
 grpc::ServerReadReactor<v1::TrafficReport>* ActivationServiceImpl::ReportTraffic(
     grpc::CallbackServerContext* context, v1::TrafficAck* response) {
-  return new TrafficReactor(decider_, clock_, streams_, Refusal());
+  return new TrafficReactor(decider_, clock_, streams_,
+                            Refusal(context, {auth::actions::kReportTraffic}));
 }
 
 ActivationServiceImpl::ActivationServiceImpl(decide::Decider* decider, EndpointRegistry* registry,
-                                             const Clock* clock, ServingCheck serving)
+                                             const Clock* clock, ServingCheck serving,
+                                             auth::AccessControl* access)
     : decider_(decider),
       registry_(registry),
       clock_(clock),
       serving_(std::move(serving)),
+      access_(access),
       streams_(std::make_shared<StreamSet>()) {}
 
 ActivationServiceImpl::~ActivationServiceImpl() = default;
 
-grpc::Status ActivationServiceImpl::Refusal() const {
+grpc::Status ActivationServiceImpl::Refusal(const grpc::CallbackServerContext* context,
+                                            std::initializer_list<auth::Action> needed) const {
+  if (access_ != nullptr) {
+    const std::string authorization = AuthorizationOf(*context);
+    for (const auth::Action& a : needed) {
+      absl::StatusOr<auth::Identity> who = access_->Check(authorization, a);
+      if (!who.ok()) return ToGrpcStatus(who.status());
+    }
+  }
   if (!serving_) return grpc::Status::OK;
   absl::Status s = serving_();
   if (s.ok()) return grpc::Status::OK;

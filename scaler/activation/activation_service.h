@@ -10,6 +10,12 @@
 // address), and when it stops serving it ends the streams open on it the same way, so
 // balancers go to the leader.
 //
+// Every call is first checked by `access` (when given): Activate needs
+// workloads/activation create, Watch workloads/activation watch and workloads/endpoints
+// list (it streams pod addresses), ReportTraffic workloads/traffic create; refused
+// calls end with UNAUTHENTICATED, PERMISSION_DENIED or UNAVAILABLE before anything else
+// is said (not even who leads).
+//
 // Thread-safe: gRPC callback reactors; registry listeners may fire from any thread.
 #ifndef ZEROSCALE_SCALER_ACTIVATION_ACTIVATION_SERVICE_H_
 #define ZEROSCALE_SCALER_ACTIVATION_ACTIVATION_SERVICE_H_
@@ -18,6 +24,7 @@
 #include <memory>
 
 #include "absl/status/status.h"
+#include "common/auth/access_control.h"
 #include "common/time/clock.h"
 #include "scaler/activation/endpoint_registry.h"
 #include "scaler/decide/decider.h"
@@ -37,7 +44,7 @@ class ActivationServiceImpl : public v1::ActivationService::CallbackService {
  public:
   // `serving` may be empty: always serve (one replica, no leader election).
   ActivationServiceImpl(decide::Decider* decider, EndpointRegistry* registry, const Clock* clock,
-                        ServingCheck serving = nullptr);
+                        ServingCheck serving = nullptr, auth::AccessControl* access = nullptr);
   ~ActivationServiceImpl() override;
 
   // Ends every open Watch and ReportTraffic stream with `status` (this replica stopped
@@ -54,13 +61,15 @@ class ActivationServiceImpl : public v1::ActivationService::CallbackService {
                                                             v1::TrafficAck* response) override;
 
  private:
-  // OK, or the refusal as a gRPC status.
-  grpc::Status Refusal() const;
+  // OK, or the refusal as a gRPC status: access to every one of `needed`, then serving.
+  grpc::Status Refusal(const grpc::CallbackServerContext* context,
+                       std::initializer_list<auth::Action> needed) const;
 
   decide::Decider* const decider_;
   EndpointRegistry* const registry_;
   const Clock* const clock_;
   const ServingCheck serving_;
+  auth::AccessControl* const access_;
   // Open streams, so CloseStreams can reach them; each removes itself when done.
   const std::shared_ptr<StreamSet> streams_;
 };

@@ -97,8 +97,11 @@ absl::Status ValidateWorkloadSpec(const WorkloadSpec& spec);
 struct TargetPods {
   std::vector<std::string> existing;
   std::vector<std::string> serving;
+  // Every pod the target's selector matches, terminating ones too: whose samples (a
+  // draining pod's last ones) may name this workload.
+  std::vector<std::string> members;
   bool operator==(const TargetPods& o) const {
-    return existing == o.existing && serving == o.serving;
+    return existing == o.existing && serving == o.serving && members == o.members;
   }
 };
 

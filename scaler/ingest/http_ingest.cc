@@ -16,8 +16,17 @@ std::string ReasonOf(const absl::Status& s) {
 }  // namespace
 
 http::Handler HttpIngestHandler(IngestQueue* queue, IngestMetrics* metrics, const Clock* clock,
-                                SampleListener* listener, HttpIngestLimits limits) {
+                                SampleListener* listener, HttpIngestLimits limits,
+                                SampleAuth* auth) {
   return [=](http::Request&& req, http::Responder respond) {
+    absl::StatusOr<auth::Identity> sender = auth::Identity{};
+    if (auth != nullptr) {
+      sender = auth->AuthenticateSender(req.Header("Authorization"));
+      if (!sender.ok()) {
+        return respond(
+            http::Response::Error(auth::HttpStatusOf(sender.status()), sender.status().message()));
+      }
+    }
     absl::StatusOr<std::vector<Podmetric>> parsed =
         PodmetricsFromJsonBody(req.body, limits.max_items);
     if (!parsed.ok()) {
@@ -33,6 +42,11 @@ http::Handler HttpIngestHandler(IngestQueue* queue, IngestMetrics* metrics, cons
     for (size_t i = 0; i < samples.size(); ++i) {
       samples[i].received_at = now;
       absl::Status s = ValidatePodmetric(samples[i], now);
+      int status = 400;
+      if (s.ok() && auth != nullptr) {
+        s = auth->CheckSample(*sender, samples[i], now);
+        status = 403;
+      }
       if (!s.ok()) {
         metrics->Rejected(ReasonOf(s), static_cast<double>(samples.size()));
         // Items of an array body are named by index, as parse errors are.
@@ -40,7 +54,7 @@ http::Handler HttpIngestHandler(IngestQueue* queue, IngestMetrics* metrics, cons
         const bool array = first != std::string::npos && req.body[first] == '[';
         const std::string msg =
             array ? absl::StrCat("[", i, "].", s.message()) : std::string(s.message());
-        return respond(http::Response::Error(400, msg));
+        return respond(http::Response::Error(status, msg));
       }
     }
     if (!queue->redis_up() || !queue->HasSpace()) {

@@ -24,17 +24,28 @@ struct Shared {
 
 class StreamReactor : public Reactor {
  public:
+  // `sender` is who the stream's credential says it is, or why it is refused (the
+  // stream then ends at once with that status).
   StreamReactor(IngestQueue* queue, IngestMetrics* metrics, const Clock* clock,
-                SampleListener* listener, const StreamLimits& limits)
+                SampleListener* listener, const StreamLimits& limits, SampleAuth* auth,
+                absl::StatusOr<auth::Identity> sender)
       : queue_(queue),
         metrics_(metrics),
         clock_(clock),
         listener_(listener),
         limits_(limits),
+        auth_(auth),
+        sender_(std::move(sender)),
         shared_(std::make_shared<Shared>()) {
     shared_->reactor = this;
     metrics_->active_streams.Increment();
     std::lock_guard<std::recursive_mutex> lock(shared_->mu);
+    if (!sender_.ok()) {
+      finished_ = true;
+      Finish(grpc::Status(static_cast<grpc::StatusCode>(sender_.status().code()),
+                          std::string(sender_.status().message())));
+      return;
+    }
     reading_ = true;
     StartRead(&request_bytes_);
   }
@@ -81,6 +92,12 @@ class StreamReactor : public Reactor {
         s = absl::InvalidArgumentError(
             absl::StrCat("id: this stream already carried samples of ", seen_pods_.size(),
                          " pods, the most one stream may (--grpc-max-pods-per-stream)"));
+      }
+      if (s.ok() && auth_ != nullptr) {
+        s = auth_->CheckSample(*sender_, *m, now);
+        if (!s.ok()) {
+          s = absl::InvalidArgumentError(absl::StrCat(s.message(), " (permission denied)"));
+        }
       }
       if (s.ok() && p.seq() != 0) {
         if (p.seq() <= last_seq_) {
@@ -253,6 +270,8 @@ class StreamReactor : public Reactor {
   const Clock* const clock_;
   SampleListener* const listener_;
   const StreamLimits limits_;
+  SampleAuth* const auth_;
+  const absl::StatusOr<auth::Identity> sender_;
   std::shared_ptr<Shared> shared_;
 
   grpc::ByteBuffer request_bytes_;
@@ -279,7 +298,16 @@ class StreamReactor : public Reactor {
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* MetricsServiceImpl::Stream(
     grpc::CallbackServerContext* context) {
-  return new StreamReactor(queue_, metrics_, clock_, listener_, limits_);
+  absl::StatusOr<auth::Identity> sender = auth::Identity{};
+  if (auth_ != nullptr) {
+    std::string authorization;
+    const auto& md = context->client_metadata();
+    if (auto it = md.find("authorization"); it != md.end()) {
+      authorization.assign(it->second.data(), it->second.size());
+    }
+    sender = auth_->AuthenticateSender(authorization);
+  }
+  return new StreamReactor(queue_, metrics_, clock_, listener_, limits_, auth_, std::move(sender));
 }
 
 }  // namespace zeroscale::ingest

@@ -10,6 +10,11 @@
 // it with RESOURCE_EXHAUSTED, and samples naming more distinct pods than one stream
 // carries are rejected by field.
 //
+// Identity (sample_auth.h): the stream's "authorization" metadata is checked once, when
+// it opens; a stream without a pod's credential ends at once with UNAUTHENTICATED or
+// PERMISSION_DENIED, and each sample not of that pod (or its workload) is rejected with
+// its field and a message ending "(permission denied)".
+//
 // Thread-safe: gRPC and the writer thread call into reactors concurrently; each
 // reactor serialises under its own lock.
 #ifndef ZEROSCALE_SCALER_INGEST_METRICS_SERVICE_H_
@@ -18,6 +23,7 @@
 #include "common/time/clock.h"
 #include "scaler/ingest/ingest_metrics.h"
 #include "scaler/ingest/ingest_queue.h"
+#include "scaler/ingest/sample_auth.h"
 #include "scaler/ingest/sample_listener.h"
 #include "zeroscale/v1/metrics_service.grpc.pb.h"
 
@@ -35,8 +41,14 @@ class MetricsServiceImpl
  public:
   // `listener` (may be null) hears every accepted sample.
   MetricsServiceImpl(IngestQueue* queue, IngestMetrics* metrics, const Clock* clock,
-                     SampleListener* listener = nullptr, StreamLimits limits = {})
-      : queue_(queue), metrics_(metrics), clock_(clock), listener_(listener), limits_(limits) {}
+                     SampleListener* listener = nullptr, StreamLimits limits = {},
+                     SampleAuth* auth = nullptr)
+      : queue_(queue),
+        metrics_(metrics),
+        clock_(clock),
+        listener_(listener),
+        limits_(limits),
+        auth_(auth) {}
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Stream(
       grpc::CallbackServerContext* context) override;
@@ -47,6 +59,7 @@ class MetricsServiceImpl
   const Clock* const clock_;
   SampleListener* const listener_;
   const StreamLimits limits_;
+  SampleAuth* const auth_;  // null: no identity checks (tests of other concerns)
 };
 
 }  // namespace zeroscale::ingest

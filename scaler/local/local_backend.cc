@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -272,6 +273,18 @@ absl::Status LocalBackend::Start() {
         absl::StrCat("local backend: cannot create the log directory ", options_.log_dir, ": ",
                      ErrnoText(errno)));
   }
+  if (options_.credentials != nullptr) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string dir_template = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp",
+                                            "/zeroscale-credentials-XXXXXX");
+    // mkdtemp makes it 0700: only this user may read the tokens inside.
+    if (::mkdtemp(dir_template.data()) == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("local backend: cannot create a directory for the replicas' credentials: ",
+                       ErrnoText(errno)));
+    }
+    credential_dir_ = dir_template;
+  }
   for (const workloads::Workload& w : workloads_) {
     if (!w.working_dir.empty() && !IsDirectory(w.working_dir)) {
       return absl::FailedPreconditionError(
@@ -405,6 +418,41 @@ void LocalBackend::Shutdown() {
   finished_cv_.wait(lock, [this] { return finished_; });
   lock.unlock();
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+  if (!credential_dir_.empty()) {
+    ::rmdir(credential_dir_.c_str());  // empty by now: each replica's file left with it
+    credential_dir_.clear();
+  }
+}
+
+absl::Status LocalBackend::IssueCredential(const WorkloadState& w, Replica& r,
+                                           const std::string& base) {
+  if (options_.credentials == nullptr) return absl::OkStatus();
+  absl::StatusOr<std::string> token = auth::GenerateToken();
+  if (!token.ok()) return token.status();
+  const std::string path = absl::StrCat(credential_dir_, "/", base, ".token");
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    return absl::UnavailableError(absl::StrCat("cannot write ", path, ": ", ErrnoText(errno)));
+  }
+  const bool written =
+      ::write(fd, token->data(), token->size()) == static_cast<ssize_t>(token->size());
+  ::close(fd);
+  if (!written) {
+    ::unlink(path.c_str());
+    return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  }
+  options_.credentials->AddPodCredential(*token, r.pod, w.spec->id);
+  r.token = *std::move(token);
+  r.token_file = path;
+  return absl::OkStatus();
+}
+
+void LocalBackend::ForgetCredential(Replica& r) {
+  if (r.token.empty()) return;
+  options_.credentials->Remove(r.token);
+  ::unlink(r.token_file.c_str());
+  r.token.clear();
+  r.token_file.clear();
 }
 
 BackoffPolicy LocalBackend::RestartBackoff() const {
@@ -482,6 +530,8 @@ absl::Status LocalBackend::StartReplica(WorkloadState& w, Replica& r, absl::Time
   if (!options_.scaler_ca_file.empty()) {
     sidecar.argv.push_back(absl::StrCat("--scaler-ca=", options_.scaler_ca_file));
   }
+  if (absl::Status c = IssueCredential(w, r, base); !c.ok()) return c;  // the caller stops the app
+  if (!r.token_file.empty()) sidecar.argv.push_back(absl::StrCat("--token-file=", r.token_file));
   for (const std::string& arg : options_.extra_sidecar_args) sidecar.argv.push_back(arg);
   sidecar.env = Environment({});
   if (!options_.log_dir.empty()) {
@@ -569,6 +619,7 @@ void LocalBackend::Reconcile(WorkloadState& w, absl::Time now,
         ports_in_use_.erase(r.proxy_port);
         ports_in_use_.erase(r.admin_port);
         ZS_LOG(kInfo, "replica stopped", {"workload", w.spec->id}, {"pod", r.pod});
+        ForgetCredential(r);
         it = w.replicas.erase(it);
         continue;
       }
@@ -615,6 +666,7 @@ void LocalBackend::Reconcile(WorkloadState& w, absl::Time now,
         StopReplica(w, *r, now, "its sidecar could not start");
         w.replicas.push_back(std::move(r));
       } else {
+        ForgetCredential(*r);
         ports_in_use_.erase(r->app_port);
         ports_in_use_.erase(r->proxy_port);
         ports_in_use_.erase(r->admin_port);

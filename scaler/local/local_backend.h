@@ -31,6 +31,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/auth/static_tokens.h"
 #include "common/time/backoff.h"
 #include "common/time/clock.h"
 #include "common/workloads/workloads.h"
@@ -60,6 +61,12 @@ struct LocalBackendOptions {
   std::string log_dir;
   // Appended to every sidecar's command line (e.g. "--cgroup-root=" for /proc only).
   std::vector<std::string> extra_sidecar_args;
+  // When set (not owned), each replica's sidecar gets a credential of its own, bound to
+  // its pod and workload: a fresh random token registered here while the replica lives,
+  // written 0600 into a directory only this user may enter (made with mkdtemp under
+  // $TMPDIR, removed at Shutdown) and passed as --token-file. The scaler accepts it for
+  // that pod's samples only.
+  auth::StaticTokens* credentials = nullptr;
 };
 
 // One running replica as the balancer should reach it.
@@ -151,6 +158,7 @@ class LocalBackend : public decide::ReplicaSetter {
     absl::Time started_at;
     absl::Time deadline = absl::InfiniteFuture();  // kStopping: when SIGKILL follows
     bool killed = false;                           // SIGKILL sent
+    std::string token, token_file;                 // its credential, when given one
   };
   struct WorkloadState {
     const workloads::Workload* spec = nullptr;
@@ -174,6 +182,9 @@ class LocalBackend : public decide::ReplicaSetter {
   void Reap(WorkloadState& w, Replica& r, absl::Time now,
             std::vector<std::function<void()>>* calls);
   void NotifyEndpoints(const WorkloadState& w, std::vector<std::function<void()>>* calls);
+  // Gives `r` a credential (options_.credentials); ForgetCredential withdraws it.
+  absl::Status IssueCredential(const WorkloadState& w, Replica& r, const std::string& base);
+  void ForgetCredential(Replica& r);
   std::vector<Endpoint> EndpointsLocked(const WorkloadState& w) const;
   uint16_t PickPort();
   absl::Duration GraceOf(const WorkloadState& w) const;
@@ -193,7 +204,8 @@ class LocalBackend : public decide::ReplicaSetter {
   bool shutting_down_ = false;
   bool finished_ = false;
   std::condition_variable finished_cv_;
-  int wake_fd_ = -1;  // eventfd: a command is waiting for the supervisor
+  int wake_fd_ = -1;            // eventfd: a command is waiting for the supervisor
+  std::string credential_dir_;  // mkdtemp'd by Start when credentials are given
   std::thread thread_;
 };
 

@@ -10,12 +10,14 @@ namespace zeroscale::reconcile {
 decide::TargetPods TargetPodsOf(const std::vector<kube::Pod>& pods) {
   decide::TargetPods out;
   for (const kube::Pod& p : pods) {
+    out.members.push_back(p.Key());
     if (p.terminating) continue;  // on its way out: not a pod to wait for or send to
     out.existing.push_back(p.Key());
     if (p.Serving()) out.serving.push_back(p.Key());
   }
   std::sort(out.existing.begin(), out.existing.end());
   std::sort(out.serving.begin(), out.serving.end());
+  std::sort(out.members.begin(), out.members.end());
   return out;
 }
 

@@ -1,5 +1,7 @@
 #include "scaler/report/status_http.h"
 
+#include <optional>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
@@ -7,9 +9,21 @@
 namespace zeroscale::report {
 
 void StatusHttp::Register(http::Router* router) {
-  router->HandleSync("GET", "/workloads", [this](const http::Request&) { return Workloads(); });
-  router->HandleSync("GET", "/decisions",
-                     [this](const http::Request& req) { return Decisions(req); });
+  auto refused = [this](const http::Request& req,
+                        const auth::Action& action) -> std::optional<http::Response> {
+    if (access_ == nullptr) return std::nullopt;
+    absl::StatusOr<auth::Identity> who = access_->Check(req.Header("Authorization"), action);
+    if (who.ok()) return std::nullopt;
+    return http::Response::Error(auth::HttpStatusOf(who.status()), who.status().message());
+  };
+  router->HandleSync("GET", "/workloads", [this, refused](const http::Request& req) {
+    if (auto r = refused(req, auth::actions::kWorkloadsList)) return *r;
+    return Workloads();
+  });
+  router->HandleSync("GET", "/decisions", [this, refused](const http::Request& req) {
+    if (auto r = refused(req, auth::actions::kDecisionsList)) return *r;
+    return Decisions(req);
+  });
 }
 
 http::Response StatusHttp::Workloads() {

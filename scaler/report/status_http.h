@@ -2,7 +2,8 @@
 //   GET /workloads                      every managed workload: state, replicas, pods,
 //                                       the last decision and why nothing else happened
 //   GET /decisions?workload=W&limit=N   the workload's recent decisions, newest first
-// This is how "why does my model have 0 replicas?" gets an answer.
+// This is how "why does my model have 0 replicas?" gets an answer. With `access`, they
+// need workloads list and decisions list ("Authorization: Bearer"; 401/403/503).
 //
 // Thread-safe: handlers run on HTTP threads; workload states come from the StatusBoard
 // the decider pushes to (the loop is never asked); history reads use their own Redis
@@ -12,6 +13,7 @@
 
 #include <mutex>
 
+#include "common/auth/access_control.h"
 #include "common/http/http_server.h"
 #include "scaler/activation/endpoint_registry.h"
 #include "scaler/decide/history.h"
@@ -24,8 +26,8 @@ class StatusHttp {
   // `history` must use a Redis connection of its own (it is used under this object's
   // lock only).
   StatusHttp(const StatusBoard* board, decide::DecisionHistory* history,
-             activation::EndpointRegistry* registry)
-      : board_(board), history_(history), registry_(registry) {}
+             activation::EndpointRegistry* registry, auth::AccessControl* access = nullptr)
+      : board_(board), history_(history), registry_(registry), access_(access) {}
 
   void Register(http::Router* router);
 
@@ -37,6 +39,7 @@ class StatusHttp {
   std::mutex history_mu_;
   decide::DecisionHistory* const history_;
   activation::EndpointRegistry* const registry_;
+  auth::AccessControl* const access_;
 };
 
 }  // namespace zeroscale::report

@@ -1,5 +1,6 @@
 #include "scaler/rules/rules_service.h"
 
+#include "common/grpcutil/metadata.h"
 #include "common/grpcutil/status.h"
 #include "common/model/proto_convert.h"
 
@@ -17,8 +18,15 @@ absl::Status FromWire(const v1::ScalingRule& p, ScalingRule* rule) {
 
 }  // namespace
 
-grpc::Status RulesServiceImpl::CreateRule(grpc::ServerContext*, const v1::ScalingRule* req,
+grpc::Status RulesServiceImpl::Allowed(const grpc::ServerContext* context,
+                                       const auth::Action& action) {
+  if (access_ == nullptr) return grpc::Status::OK;
+  return ToGrpcStatus(access_->Check(AuthorizationOf(*context), action).status());
+}
+
+grpc::Status RulesServiceImpl::CreateRule(grpc::ServerContext* context, const v1::ScalingRule* req,
                                           v1::ScalingRule* resp) {
+  if (grpc::Status a = Allowed(context, auth::actions::kRulesCreate); !a.ok()) return a;
   ScalingRule rule;
   if (absl::Status s = FromWire(*req, &rule); !s.ok()) return ToGrpcStatus(s);
   if (absl::Status s = store_->Create(rule); !s.ok()) return ToGrpcStatus(s);
@@ -26,24 +34,28 @@ grpc::Status RulesServiceImpl::CreateRule(grpc::ServerContext*, const v1::Scalin
   return grpc::Status::OK;
 }
 
-grpc::Status RulesServiceImpl::GetRule(grpc::ServerContext*, const v1::GetRuleRequest* req,
+grpc::Status RulesServiceImpl::GetRule(grpc::ServerContext* context, const v1::GetRuleRequest* req,
                                        v1::ScalingRule* resp) {
+  if (grpc::Status a = Allowed(context, auth::actions::kRulesGet); !a.ok()) return a;
   absl::StatusOr<ScalingRule> rule = store_->Get(req->id());
   if (!rule.ok()) return ToGrpcStatus(rule.status());
   ScalingRuleToProto(*rule, resp);
   return grpc::Status::OK;
 }
 
-grpc::Status RulesServiceImpl::ListRules(grpc::ServerContext*, const v1::ListRulesRequest* req,
+grpc::Status RulesServiceImpl::ListRules(grpc::ServerContext* context,
+                                         const v1::ListRulesRequest* req,
                                          v1::ListRulesResponse* resp) {
+  if (grpc::Status a = Allowed(context, auth::actions::kRulesList); !a.ok()) return a;
   absl::StatusOr<std::vector<ScalingRule>> rules = store_->List(req->target());
   if (!rules.ok()) return ToGrpcStatus(rules.status());
   for (const ScalingRule& r : *rules) ScalingRuleToProto(r, resp->add_rules());
   return grpc::Status::OK;
 }
 
-grpc::Status RulesServiceImpl::UpdateRule(grpc::ServerContext*, const v1::ScalingRule* req,
+grpc::Status RulesServiceImpl::UpdateRule(grpc::ServerContext* context, const v1::ScalingRule* req,
                                           v1::ScalingRule* resp) {
+  if (grpc::Status a = Allowed(context, auth::actions::kRulesUpdate); !a.ok()) return a;
   ScalingRule rule;
   if (absl::Status s = FromWire(*req, &rule); !s.ok()) return ToGrpcStatus(s);
   if (absl::Status s = store_->Update(rule); !s.ok()) return ToGrpcStatus(s);
@@ -51,8 +63,10 @@ grpc::Status RulesServiceImpl::UpdateRule(grpc::ServerContext*, const v1::Scalin
   return grpc::Status::OK;
 }
 
-grpc::Status RulesServiceImpl::DeleteRule(grpc::ServerContext*, const v1::DeleteRuleRequest* req,
+grpc::Status RulesServiceImpl::DeleteRule(grpc::ServerContext* context,
+                                          const v1::DeleteRuleRequest* req,
                                           v1::DeleteRuleResponse*) {
+  if (grpc::Status a = Allowed(context, auth::actions::kRulesDelete); !a.ok()) return a;
   return ToGrpcStatus(store_->Delete(req->id()));
 }
 

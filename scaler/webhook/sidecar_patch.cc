@@ -210,6 +210,8 @@ json SidecarContainer(const InjectorOptions& o, const std::vector<std::string>& 
       {"imagePullPolicy", "IfNotPresent"},
       {"args", args},
       {"env", std::move(env)},
+      {"volumeMounts",
+       json::array({{{"name", kTokenVolume}, {"mountPath", kTokenDir}, {"readOnly", true}}})},
       {"ports",
        json::array(
            {{{"name", "zeroscale"}, {"containerPort", proxy_port}, {"protocol", "TCP"}},
@@ -285,20 +287,39 @@ bool IsTrue(const json* spec, const char* key) {
   return v != nullptr && v->is_boolean() && v->get<bool>();
 }
 
-// The JSON Patch adding `container` to the pod, sharing the pod's process namespace so
-// the sidecar sees the app's processes, and marking it injected.
-std::string PatchAdding(const json& container, const json* spec, const json* containers) {
+// The projected volume of the sidecar's token (see kTokenVolume).
+json TokenVolume(const InjectorOptions& o) {
+  return {{"name", kTokenVolume},
+          {"projected",
+           {{"sources", json::array({{{"serviceAccountToken",
+                                       {{"audience", "zeroscale"},
+                                        {"expirationSeconds", o.token_expiration_seconds},
+                                        {"path", "token"}}}}})}}}};
+}
+
+// The JSON Patch adding `container` and its token volume to the pod, sharing the pod's
+// process namespace so the sidecar sees the app's processes, and marking it injected.
+std::string PatchAdding(const json& container, const json& volume, const json* spec,
+                        const json* containers) {
   json patch = json::array();
+  const json* volumes = spec != nullptr && spec->is_object() ? Find(*spec, "volumes") : nullptr;
+  if (volumes != nullptr && volumes->is_array()) {
+    patch.push_back({{"op", "add"}, {"path", "/spec/volumes/-"}, {"value", volume}});
+  } else if (spec != nullptr && spec->is_object()) {
+    patch.push_back({{"op", "add"}, {"path", "/spec/volumes"}, {"value", json::array({volume})}});
+  }
   if (containers != nullptr && containers->is_array()) {
     patch.push_back({{"op", "add"}, {"path", "/spec/containers/-"}, {"value", container}});
   } else if (spec != nullptr && spec->is_object()) {
     patch.push_back(
         {{"op", "add"}, {"path", "/spec/containers"}, {"value", json::array({container})}});
   } else {
-    patch.push_back(
-        {{"op", "add"},
-         {"path", "/spec"},
-         {"value", {{"containers", json::array({container})}, {"shareProcessNamespace", true}}}});
+    patch.push_back({{"op", "add"},
+                     {"path", "/spec"},
+                     {"value",
+                      {{"containers", json::array({container})},
+                       {"volumes", json::array({volume})},
+                       {"shareProcessNamespace", true}}}});
   }
   if (spec != nullptr && spec->is_object() && !IsTrue(spec, "shareProcessNamespace")) {
     patch.push_back({{"op", "add"}, {"path", "/spec/shareProcessNamespace"}, {"value", true}});
@@ -434,6 +455,7 @@ Injection PlanInjection(const json& pod, const std::string& pod_namespace,
       absl::StrCat("--sample-interval=", interval),
       absl::StrCat("--advertise-address=$(POD_IP):", proxy_port),
       "--measure=processes",
+      absl::StrCat("--token-file=", kTokenPath),
   };
   if (!workload.empty()) {
     args.push_back(absl::StrCat("--workload=", workload));
@@ -447,8 +469,8 @@ Injection PlanInjection(const json& pod, const std::string& pod_namespace,
   if (!readiness_path.empty()) args.push_back(absl::StrCat("--readiness-path=", readiness_path));
 
   out.patch = PatchAdding(
-      SidecarContainer(options, args, proxy_port, AppContainer(containers, app_port, named)), spec,
-      containers);
+      SidecarContainer(options, args, proxy_port, AppContainer(containers, app_port, named)),
+      TokenVolume(options), spec, containers);
   out.inject = true;
   return out;
 }

@@ -28,6 +28,12 @@
 namespace zeroscale::webhook {
 
 inline constexpr char kSidecarName[] = "zeroscale-sidecar";
+// The sidecar's identity toward the scaler: a service-account token for audience
+// "zeroscale" that the kubelet mints bound to the pod (TokenRequest), rotates before it
+// expires and mounts here; the sidecar sends it on every stream (--token-file).
+inline constexpr char kTokenVolume[] = "zeroscale-sidecar-token";
+inline constexpr char kTokenDir[] = "/var/run/secrets/zeroscale.io/serviceaccount";
+inline constexpr char kTokenPath[] = "/var/run/secrets/zeroscale.io/serviceaccount/token";
 
 struct InjectorOptions {
   std::string sidecar_image;   // see DefaultSidecarImage()
@@ -41,6 +47,8 @@ struct InjectorOptions {
   std::string memory_request = "32Mi";
   std::string memory_limit = "64Mi";
   int64_t run_as_user = 65532;  // the distroless "nonroot" user of the sidecar image
+  // Life of the projected token; the kubelet renews it at 80%.
+  int64_t token_expiration_seconds = 3600;
 };
 
 // ghcr.io/zeroscale/zeroscale-sidecar:<this build's version>

@@ -192,7 +192,10 @@ class MetricsStream::Impl {
         Inc(instruments_.failures);
       }
       if (!reported_down || r.healthy) {
-        ZS_LOG(kWarning, r.healthy ? "stream to scaler broke; reconnecting" : "cannot reach scaler",
+        ZS_LOG(kWarning,
+               r.refused   ? "the scaler refused this sidecar's credential (--token-file); retrying"
+               : r.healthy ? "stream to scaler broke; reconnecting"
+                           : "cannot reach scaler",
                {"scaler", options_.scaler}, {"error", r.error});
         reported_down = true;
       } else {
@@ -211,6 +214,7 @@ class MetricsStream::Impl {
 
   struct ConnectionResult {
     bool healthy = false;  // the scaler answered on this stream
+    bool refused = false;  // the scaler refused this sidecar's credential
     std::string error;
   };
 
@@ -233,6 +237,11 @@ class MetricsStream::Impl {
 
     auto stub = v1::MetricsService::NewStub(channel);
     grpc::ClientContext context;
+    if (options_.authorization) {
+      if (std::string a = options_.authorization(); !a.empty()) {
+        context.AddMetadata("authorization", a);
+      }
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (hard_stop_) return result;
@@ -310,6 +319,8 @@ class MetricsStream::Impl {
     }
     result.error = status.ok() ? "closed by scaler"
                                : absl::StrCat(status.error_code(), ": ", status.error_message());
+    result.refused = status.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+                     status.error_code() == grpc::StatusCode::PERMISSION_DENIED;
     return result;
   }
 

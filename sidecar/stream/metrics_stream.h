@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -39,6 +40,11 @@ struct MetricsStreamOptions {
   // With TLS credentials: the name the scaler's certificate must carry instead of the
   // host of `scaler`.
   std::string server_name;
+  // The "authorization" metadata of each stream ("Bearer <token>"), asked for every time
+  // a stream opens, so a rotated token is used from the next connection; none when it
+  // is empty or returns "". Added with ClientContext::AddMetadata, which (unlike call
+  // credentials) also travels without TLS.
+  std::function<std::string()> authorization;
   // Unacknowledged samples kept; at 1 sample/s the default bridges 10 minutes.
   size_t buffer_capacity = 600;
   // Samples per StreamRequest while catching up after a reconnect.

@@ -5,6 +5,8 @@
 #include "balancer/admin/admin_api.h"
 #include "balancer/logs/request_log.h"
 #include "balancer/policy/settings_store.h"
+#include "common/auth/access_control.h"
+#include "common/auth/static_tokens.h"
 #include "common/http/http_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -208,10 +210,18 @@ class AdminTest : public StoreTest {
     StoreTest::SetUp();
     store_ = std::make_unique<SettingsStore>(Connect(redis_.port()), RealClock::Get(), "default");
     reader_ = std::make_unique<LogReader>(Connect(redis_.port()));
+    tokens_ = *auth::StaticTokens::Parse(
+        absl::StrCat(kOperator, ",alice,zeroscale:operators\n", kViewer, ",bob,zeroscale:viewers\n",
+                     kBalancer, ",lb,zeroscale:balancers\n"),
+        "tokens");
+    auth::AccessControlOptions ao;
+    ao.tokens = tokens_.get();
+    access_ = std::make_unique<auth::AccessControl>(ao);
     AdminApiDeps deps;
     deps.settings = store_.get();
     deps.logs = reader_.get();
     deps.registry = &registry_;
+    deps.access = access_.get();
     RegisterAdminRoutes(deps, &router_);
     http::ServerOptions o;
     o.listen = {"127.0.0.1", 0};
@@ -220,15 +230,25 @@ class AdminTest : public StoreTest {
     ASSERT_TRUE(server_->Start().ok());
   }
   testing::SimpleResponse Put(const std::string& body,
-                              const std::string& target = "/loadbalancer/settings") {
+                              const std::string& target = "/loadbalancer/settings",
+                              const std::string& token = kOperator) {
     TestClient c(server_->port());
-    return c.Send("PUT", target, {{"Content-Type", "application/json"}}, body);
+    std::vector<std::pair<std::string, std::string>> headers = {
+        {"Content-Type", "application/json"}};
+    if (!token.empty()) headers.push_back({"Authorization", "Bearer " + token});
+    return c.Send("PUT", target, headers, body);
   }
-  testing::SimpleResponse Get(const std::string& target) {
+  testing::SimpleResponse Get(const std::string& target, const std::string& token = kOperator) {
     TestClient c(server_->port());
-    return c.Send("GET", target);
+    if (token.empty()) return c.Send("GET", target);
+    return c.Send("GET", target, {{"Authorization", "Bearer " + token}});
   }
 
+  static constexpr char kOperator[] = "operator-token-0123456789";
+  static constexpr char kViewer[] = "viewer-token-0123456789";
+  static constexpr char kBalancer[] = "balancer-token-0123456789";
+  std::unique_ptr<auth::StaticTokens> tokens_;
+  std::unique_ptr<auth::AccessControl> access_;
   prometheus::Registry registry_;
   std::unique_ptr<SettingsStore> store_;
   std::unique_ptr<LogReader> reader_;
@@ -274,6 +294,33 @@ TEST_F(AdminTest, SettingsGetPutAndValidation) {
             "random");
   EXPECT_EQ(json::parse(Get("/loadbalancer/settings").body)["policy"], "least_connections");
   EXPECT_EQ(Get("/loadbalancer/settings?environment=a%20b").status, 400);
+}
+
+// Secure by default: settings and logs need a credential that grants them; Prometheus
+// and health stay open.
+TEST_F(AdminTest, EachEndpointRefusedWithoutCredentialsAndAllowedWithTheRightOnes) {
+  struct Case {
+    std::string method, target, body;
+  } cases[] = {{"GET", "/loadbalancer/settings", ""},
+               {"PUT", "/loadbalancer/settings", R"({"policy":"random"})"},
+               {"GET", "/proxy/logs", ""}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.method + " " + c.target);
+    auto send = [&](const std::string& token) {
+      return c.method == "PUT" ? Put(c.body, c.target, token) : Get(c.target, token);
+    };
+    testing::SimpleResponse r = send("");
+    EXPECT_EQ(r.status, 401);
+    EXPECT_THAT(r.body, HasSubstr("--auth-tokens"));
+    EXPECT_EQ(send("not-a-known-token-0000").status, 401);
+    EXPECT_EQ(send(kBalancer).status, 403);  // balancers may not touch the admin API
+    EXPECT_EQ(send(kViewer).status, c.method == "PUT" ? 403 : 200);
+    EXPECT_EQ(send(kOperator).status, 200);
+  }
+  EXPECT_THAT(Put(R"({"policy":"random"})", "/loadbalancer/settings", kViewer).body,
+              HasSubstr("may not balancersettings update"));
+  EXPECT_EQ(Get("/metrics", "").status, 200);
+  EXPECT_EQ(Get("/healthz", "").status, 200);
 }
 
 TEST_F(AdminTest, LogsEndpointFiltersAndPages) {

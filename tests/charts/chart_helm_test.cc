@@ -406,6 +406,42 @@ TEST_F(ChartHelm, LeastPrivilege) {
     ASSERT_NE(binding, nullptr) << component;
     EXPECT_EQ((*binding)["metadata"]["namespace"].as<std::string>(), "ml");
   }
+  // Checking callers' tokens is cluster-scoped: bound cluster-wide even for one namespace.
+  const YAML::Node* reviewer = Find(one, "ClusterRoleBinding", "zs-zeroscale-auth-reviewer");
+  ASSERT_NE(reviewer, nullptr);
+  EXPECT_THAT(YAML::Dump((*reviewer)["subjects"]), HasSubstr("zs-zeroscale-balancer"));
+  const YAML::Node* review_role = Find(one, "ClusterRole", "zs-zeroscale-auth-reviewer");
+  ASSERT_NE(review_role, nullptr);
+  EXPECT_THAT(YAML::Dump((*review_role)["rules"]), HasSubstr("tokenreviews"));
+  EXPECT_THAT(YAML::Dump((*review_role)["rules"]), HasSubstr("subjectaccessreviews"));
+  // The balancer may activate, watch, report traffic and list endpoints; nothing else of
+  // zeroscale.io. Operators and viewers are bound only to the subjects listed.
+  const YAML::Node* activation =
+      Find(all_namespaces, "ClusterRole", "zs-zeroscale-balancer-activation");
+  ASSERT_NE(activation, nullptr);
+  const std::string rules = YAML::Dump((*activation)["rules"]);
+  EXPECT_THAT(rules, HasSubstr("workloads/activation"));
+  EXPECT_THAT(rules, Not(HasSubstr("scalingrules")));
+  EXPECT_THAT(rules, Not(HasSubstr("balancersettings")));
+  EXPECT_NE(Find(all_namespaces, "ClusterRole", "zs-zeroscale-operator"), nullptr);
+  EXPECT_NE(Find(all_namespaces, "ClusterRole", "zs-zeroscale-viewer"), nullptr);
+  EXPECT_EQ(Find(all_namespaces, "ClusterRoleBinding", "zs-zeroscale-operator"), nullptr);
+  const std::vector<YAML::Node> ops = Objects(
+      "--set auth.operators[0].kind=Group --set auth.operators[0].name=platform "
+      "--set auth.operators[0].apiGroup=rbac.authorization.k8s.io");
+  const YAML::Node* op_binding = Find(ops, "ClusterRoleBinding", "zs-zeroscale-operator");
+  ASSERT_NE(op_binding, nullptr);
+  EXPECT_EQ((*op_binding)["subjects"][0]["name"].as<std::string>(), "platform");
+  // The balancer presents a projected token for audience zeroscale to the scaler.
+  const std::string balancer_pod =
+      YAML::Dump((*Find(all_namespaces, "Deployment", "zs-zeroscale-balancer"))["spec"]);
+  EXPECT_THAT(balancer_pod, HasSubstr("audience: zeroscale"));
+  EXPECT_THAT(balancer_pod,
+              HasSubstr("--token-file=/var/run/secrets/zeroscale.io/serviceaccount/token"));
+  EXPECT_THAT(balancer_pod, Not(HasSubstr("--insecure")));
+  EXPECT_THAT(YAML::Dump((*Find(Objects("--set auth.insecure=true"), "Deployment",
+                                "zs-zeroscale-scaler"))["spec"]),
+              HasSubstr("--insecure"));
   // The balancer's admin API never rides on the data-plane Service (a LoadBalancer).
   const std::vector<YAML::Node> lb = Objects("--set balancer.service.type=LoadBalancer");
   const YAML::Node* data = Find(lb, "Service", "zs-zeroscale-balancer");

@@ -9,6 +9,7 @@
 // bounded (a few kill cycles; ZEROSCALE_DURABILITY_CYCLES, _PODS and _SEED make longer
 // or repeatable runs, e.g. for the README's figures).
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -25,6 +26,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/auth_files.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/redis_server.h"
 #include "zeroscale/v1/metrics_service.grpc.pb.h"
@@ -99,6 +101,7 @@ class PodSender {
   // One stream: replays what is unacknowledged, then sends new samples, until it breaks.
   void RunStream() {
     grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", testing::Bearer(testing::PodToken(id_)));
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) return;
@@ -178,11 +181,17 @@ class Durability : public ::testing::Test {
   void StartScaler() {
     http_ = FreePort();
     grpc_ = FreePort();
-    scaler_ = std::make_unique<ChildProcess>(std::vector<std::string>{
-        ZS_SCALER_BIN, absl::StrCat("--redis=", redis_->address()),
-        absl::StrCat("--http-listen=127.0.0.1:", http_),
-        absl::StrCat("--grpc-listen=127.0.0.1:", grpc_),
-        absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()), "--backend=none"});
+    // Each simulated pod streams with a credential of its own, as sidecars do.
+    std::vector<std::string> pods;
+    for (int p = 0; p < kMaxPods; ++p) pods.push_back(absl::StrCat("durability/pod-", p));
+    const std::string tokens = testing::WriteTestTokens(
+        absl::StrCat(::testing::TempDir(), "/durability-", ::getpid()), pods);
+    scaler_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{ZS_SCALER_BIN, absl::StrCat("--redis=", redis_->address()),
+                                 absl::StrCat("--http-listen=127.0.0.1:", http_),
+                                 absl::StrCat("--grpc-listen=127.0.0.1:", grpc_),
+                                 absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()),
+                                 "--backend=none", "--auth-tokens=" + tokens});
     ASSERT_TRUE(scaler_->Start().ok());
     WaitScaler();
   }
@@ -192,7 +201,10 @@ class Durability : public ::testing::Test {
         << scaler_->ReadLog();
   }
 
+  static constexpr int kMaxPods = 256;  // the most a run may simulate (credentials made)
+
   void StartSenders(int pods, double rate) {
+    ASSERT_LE(pods, kMaxPods);
     grpc::ChannelArguments args;
     // Reconnect to a restarted scaler at once, not after gRPC's default backoff.
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);

@@ -19,6 +19,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/auth_files.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/fake_apiserver.h"
 #include "tests/testing/redis_server.h"
@@ -142,7 +143,8 @@ class KubeTakeover : public ::testing::Test {
                                  "--backend=kubernetes", "--kubeconfig=" + kubeconfig,
                                  "--leader-elect=true", "--namespace=ml", "--lease-duration=2s",
                                  "--renew-deadline=1500ms", "--retry-period=500ms",
-                                 absl::StrCat("--advertise-address=", s.Address())},
+                                 absl::StrCat("--advertise-address=", s.Address()),
+                                 "--auth-tokens=" + testing::WriteTestTokens(dir_)},
         absl::StrCat(dir_, "/scaler-", name, ".log"));
     return s;
   }
@@ -153,6 +155,7 @@ class KubeTakeover : public ::testing::Test {
         grpc::CreateChannel(s.Address(), grpc::InsecureChannelCredentials()));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    ctx.AddMetadata("authorization", testing::Bearer(testing::kBalancerToken));
     v1::ActivateRequest req;
     req.set_workload("ml/Deployment/llama");
     v1::WorkloadState state;
@@ -164,6 +167,7 @@ class KubeTakeover : public ::testing::Test {
         grpc::CreateChannel(s.Address(), grpc::InsecureChannelCredentials()));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    ctx.AddMetadata("authorization", testing::Bearer(testing::kBalancerToken));
     v1::WatchRequest req;
     req.set_workload("ml/Deployment/llama");
     auto reader = stub->Watch(&ctx, req);

@@ -1,6 +1,8 @@
 // The scaler with the local backend, end to end: real replica processes behind real
 // sidecars, woken through the ActivationService, scaled up by generated load, down when
-// quiet and to zero when idle, every step explained in /decisions.
+// quiet and to zero when idle, every step explained in /decisions. Every replica's
+// sidecar streams with a credential the backend made for its pod alone; the test speaks
+// to the scaler as a balancer and a viewer would, with static tokens.
 #include <atomic>
 #include <fstream>
 #include <thread>
@@ -10,9 +12,11 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/auth_files.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/redis_server.h"
 #include "zeroscale/v1/activation.grpc.pb.h"
+#include "zeroscale/v1/metrics_service.grpc.pb.h"
 
 namespace zeroscale {
 namespace {
@@ -64,7 +68,8 @@ class LocalScaling : public ::testing::Test {
         absl::StrCat("--http-listen=127.0.0.1:", http_),
         absl::StrCat("--grpc-listen=127.0.0.1:", grpc_),
         absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()), "--backend=local",
-        "--workloads=" + file, "--sidecar-bin=" ZS_SIDECAR_BIN, "--replica-log-dir=" + dir_});
+        "--workloads=" + file, "--sidecar-bin=" ZS_SIDECAR_BIN, "--replica-log-dir=" + dir_,
+        "--auth-tokens=" + testing::WriteTestTokens(dir_)});
     ASSERT_TRUE(scaler_->Start().ok());
     ASSERT_TRUE(
         WaitFor([&] { return testing::HttpGetStatus(http_, "/readyz") == 200; }, absl::Seconds(20)))
@@ -79,7 +84,9 @@ class LocalScaling : public ::testing::Test {
   }
 
   nlohmann::json Status() {
-    const std::string out = Shell(absl::StrCat("curl -s http://127.0.0.1:", http_, "/workloads"));
+    const std::string out =
+        Shell(absl::StrCat("curl -s -H 'Authorization: Bearer ", testing::kViewerToken,
+                           "' http://127.0.0.1:", http_, "/workloads"));
     nlohmann::json all = nlohmann::json::parse(out, nullptr, false);
     if (all.is_array()) {
       for (auto& w : all) {
@@ -117,6 +124,7 @@ TEST_F(LocalScaling, ZeroToManyToZeroUnderGeneratedLoad) {
 
   // Watch the workload; then wake it as the balancer would.
   grpc::ClientContext watch_ctx;
+  watch_ctx.AddMetadata("authorization", testing::Bearer(testing::kBalancerToken));
   v1::WatchRequest watch_req;
   watch_req.set_workload(kWorkload);
   auto watch = stub_->Watch(&watch_ctx, watch_req);
@@ -127,6 +135,7 @@ TEST_F(LocalScaling, ZeroToManyToZeroUnderGeneratedLoad) {
   });
   {
     grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", testing::Bearer(testing::kBalancerToken));
     v1::ActivateRequest req;
     req.set_workload(kWorkload);
     req.set_held_requests(1);
@@ -162,8 +171,9 @@ TEST_F(LocalScaling, ZeroToManyToZeroUnderGeneratedLoad) {
   ASSERT_TRUE(WaitFor([&] { return Replicas() == 0; }, absl::Seconds(60))) << Status().dump(2);
   EXPECT_TRUE(WaitFor([&] { return Shell("pgrep -f -- '--ta[g] " + tag_ + "' | wc -l") == "0\n"; },
                       absl::Seconds(20)));
-  const std::string decisions = Shell(absl::StrCat(
-      "curl -s 'http://127.0.0.1:", http_, "/decisions?workload=", kWorkload, "&limit=50'"));
+  const std::string decisions = Shell(
+      absl::StrCat("curl -s -H 'Authorization: Bearer ", testing::kViewerToken,
+                   "' 'http://127.0.0.1:", http_, "/decisions?workload=", kWorkload, "&limit=50'"));
   EXPECT_THAT(decisions, HasSubstr("wake requested by the balancer"));
   EXPECT_THAT(decisions, HasSubstr("rule 'busy' holds"));
   EXPECT_THAT(decisions, HasSubstr("(idleTimeoutSeconds 4): 1 -> 0 replicas"));
@@ -173,12 +183,92 @@ TEST_F(LocalScaling, ZeroToManyToZeroUnderGeneratedLoad) {
 
 TEST_F(LocalScaling, UnknownWorkloadCannotBeActivated) {
   grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", testing::Bearer(testing::kBalancerToken));
   v1::ActivateRequest req;
   req.set_workload("local/Deployment/nope");
   v1::WorkloadState st;
   grpc::Status s = stub_->Activate(&ctx, req, &st);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(s.error_message(), HasSubstr("not managed"));
+}
+
+// A replica's credential is a private file that speaks for its pod and workload only:
+// samples naming another pod or workload are refused (and counted); without a token, or
+// as a viewer, the stream is refused.
+TEST_F(LocalScaling, EachReplicaCredentialSpeaksForItsPodOnly) {
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", testing::Bearer(testing::kBalancerToken));
+    v1::ActivateRequest req;
+    req.set_workload(kWorkload);
+    req.set_held_requests(1);
+    v1::WorkloadState st;
+    ASSERT_TRUE(stub_->Activate(&ctx, req, &st).ok());
+  }
+  ASSERT_TRUE(WaitFor([&] { return !ReadyAddresses().empty(); }, absl::Seconds(30)))
+      << scaler_->ReadLog();
+  // The sidecar's command line names its token file.
+  const std::string cmdline = Shell(
+      "pgrep -a -f -- '--po[d]=local/m-0' | grep -o -- "
+      "'--token-file=[^ ]*' | head -1");
+  ASSERT_THAT(cmdline, HasSubstr("--token-file="));
+  std::string path = cmdline.substr(cmdline.find('=') + 1);
+  while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) path.pop_back();
+  EXPECT_EQ(Shell("stat -c %a " + path), "600\n");
+  EXPECT_EQ(Shell("stat -c %a $(dirname " + path + ")"), "700\n");
+  std::string token;
+  std::ifstream(path) >> token;
+  ASSERT_FALSE(token.empty());
+
+  auto metrics = v1::MetricsService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", grpc_), grpc::InsecureChannelCredentials()));
+  const uint64_t seq = static_cast<uint64_t>(absl::ToUnixMicros(absl::Now()));
+  auto send = [&](const std::string& authorization, const std::string& id,
+                  const std::string& workload, uint64_t s, v1::StreamResponse* resp) {
+    grpc::ClientContext ctx;
+    if (!authorization.empty()) ctx.AddMetadata("authorization", authorization);
+    auto stream = metrics->Stream(&ctx);
+    v1::StreamRequest req;
+    v1::Podmetric* p = req.add_samples();
+    p->set_id(id);
+    p->set_workload(workload);
+    p->set_seq(s);
+    p->set_ready(false);
+    stream->Write(req);
+    if (!stream->Read(resp)) return stream->Finish();  // refused: the status says why
+    stream->WritesDone();
+    ctx.TryCancel();
+    (void)stream->Finish();
+    return grpc::Status::OK;
+  };
+  v1::StreamResponse resp;
+  ASSERT_TRUE(send(testing::Bearer(token), "local/m-1", kWorkload, seq, &resp).ok());
+  ASSERT_EQ(resp.rejections_size(), 1);
+  EXPECT_EQ(resp.rejections(0).field(), "id");
+  EXPECT_THAT(resp.rejections(0).message(), HasSubstr("permission denied"));
+  resp.Clear();
+  ASSERT_TRUE(
+      send(testing::Bearer(token), "local/m-0", "local/Deployment/other", seq + 1, &resp).ok());
+  ASSERT_EQ(resp.rejections_size(), 1);
+  EXPECT_EQ(resp.rejections(0).field(), "workload");
+  resp.Clear();
+  // Far ahead of any sidecar's numbering: refused, the pod's mark untouched.
+  ASSERT_TRUE(send(testing::Bearer(token), "local/m-0", kWorkload, ~uint64_t{0}, &resp).ok());
+  ASSERT_EQ(resp.rejections_size(), 1);
+  EXPECT_EQ(resp.rejections(0).field(), "seq");
+  EXPECT_EQ(send("", "local/m-0", kWorkload, seq + 2, &resp).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(send(testing::Bearer(testing::kViewerToken), "local/m-0", kWorkload, seq + 3, &resp)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  const std::string prom = Shell(absl::StrCat("curl -s http://127.0.0.1:", http_, "/metrics"));
+  EXPECT_THAT(prom, HasSubstr("zeroscale_ingest_refused_total{reason=\"id\"} 1"));
+  EXPECT_THAT(prom, HasSubstr("zeroscale_ingest_refused_total{reason=\"workload\"} 1"));
+  EXPECT_THAT(prom, HasSubstr("zeroscale_ingest_refused_total{reason=\"seq\"} 1"));
+  EXPECT_THAT(prom, HasSubstr("zeroscale_ingest_refused_total{reason=\"unauthenticated\"} 1"));
+  EXPECT_THAT(prom, HasSubstr("zeroscale_ingest_refused_total{reason=\"not_a_pod\"} 1"));
+  // The real sidecar's samples keep arriving: its pod stays ready.
+  EXPECT_FALSE(ReadyAddresses().empty());
 }
 
 }  // namespace

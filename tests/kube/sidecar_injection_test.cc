@@ -48,7 +48,9 @@ TEST_F(SidecarInjectionTest, RunsTheSidecarAsTheRealWebhookInjectsIt) {
        absl::StrCat("--http-listen=127.0.0.1:", http_port),
        absl::StrCat("--webhook-listen=127.0.0.1:", webhook_port), "--webhook-cert=" + cert.cert,
        "--webhook-key=" + cert.key, "--sidecar-image=ghcr.io/zeroscale/zeroscale-sidecar:test",
-       absl::StrCat("--sidecar-scaler-address=", kHostAddress, ":", grpc_port)},
+       absl::StrCat("--sidecar-scaler-address=", kHostAddress, ":", grpc_port),
+       // Checks the sidecars' projected tokens with TokenReview.
+       "--kubeconfig=" + cluster().admin_kubeconfig()},
       cluster().work_dir() + "/" + ns() + "-scaler.log");
   PrintOnFailure("the scaler", scaler.log_path());
   ZS_ASSERT_OK(scaler.Start());
@@ -127,6 +129,14 @@ spec:
     if (stored <= 0) absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_GT(stored, 0);
+  // ...with the pod's own token, which the kubelet projected (audience zeroscale).
+  EXPECT_THAT(kubelet_log,
+              HasSubstr("--token-file=/var/run/secrets/zeroscale.io/serviceaccount/token"));
+  absl::StatusOr<kube::HttpResponse> metrics = HttpGet("127.0.0.1", http_port, "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_EQ(Counter(metrics->body, "zeroscale_ingest_refused_total{reason=\"unauthenticated\"}"),
+            0);
+  EXPECT_EQ(Counter(metrics->body, "zeroscale_ingest_refused_total{reason=\"id\"}"), 0);
 }
 
 }  // namespace

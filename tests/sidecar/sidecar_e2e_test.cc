@@ -35,6 +35,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/auth_files.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/redis_server.h"
 
@@ -184,12 +185,20 @@ class SidecarTest : public ::testing::Test {
         ZS_SCALER_BIN, absl::StrCat("--redis=", redis_.address()),
         absl::StrCat("--grpc-listen=127.0.0.1:", scaler_grpc_),
         absl::StrCat("--http-listen=127.0.0.1:", scaler_http_),
-        absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()), "--backend=none"});
+        absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()), "--backend=none",
+        // Each sidecar streams with its pod's credential (StartSidecar).
+        "--auth-tokens=" + testing::WriteTestTokens(dir_, kPods)});
     StartScaler();
     app_port_ = FreePort();
     proxy_port_ = FreePort();
     admin_port_ = FreePort();
   }
+
+  // The pods whose sidecars the tests start; each has a credential.
+  inline static const std::vector<std::string> kPods = {
+      "e2e/bytes-1", "e2e/metrics-1", "e2e/restart-1", "e2e/ready-1",
+      "e2e/drain-1", "e2e/drain-2",   "e2e/drain-3",   "e2e/drain-4"};
+  const std::string dir_ = absl::StrCat(::testing::TempDir(), "/sidecar-e2e-", ::getpid());
 
   void TearDown() override {
     if (HasFailure()) {
@@ -221,7 +230,9 @@ class SidecarTest : public ::testing::Test {
         absl::StrCat("--admin-listen=127.0.0.1:", admin_port_), absl::StrCat("--pod=", pod),
         "--workload=e2e/Deployment/model", "--log-level=debug",
         // Tests that drain say so; the others stop at once.
-        "--drain-timeout=0s"};
+        "--drain-timeout=0s",
+        "--token-file=" +
+            testing::WriteTokenFile(dir_ + "/" + testing::PodToken(pod), testing::PodToken(pod))};
     argv.insert(argv.end(), extra.begin(), extra.end());
     sidecar_ = std::make_unique<ChildProcess>(std::move(argv));
     ASSERT_TRUE(sidecar_->Start().ok());

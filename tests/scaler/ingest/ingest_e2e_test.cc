@@ -40,7 +40,11 @@ class ScalerE2E : public ::testing::Test {
         std::vector<std::string>{ZS_SCALER_BIN, absl::StrCat("--redis=", redis_.address()),
                                  absl::StrCat("--http-listen=127.0.0.1:", http_),
                                  absl::StrCat("--grpc-listen=127.0.0.1:", grpc_),
-                                 absl::StrCat("--webhook-listen=127.0.0.1:", FreePort())});
+                                 absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()),
+                                 // About ingest itself (seed 004's POST /metrics bodies,
+                                 // several pods per stream, Redis faults), so identity is
+                                 // off; tests/e2e/auth_e2e_test.cc checks it.
+                                 "--insecure"});
     ASSERT_TRUE(scaler_->Start().ok());
     ASSERT_TRUE(
         WaitFor([&] { return testing::HttpGetStatus(http_, "/readyz") == 200; }, absl::Seconds(20)))

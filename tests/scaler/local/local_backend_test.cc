@@ -7,9 +7,11 @@
 
 #include <dirent.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <iterator>
@@ -17,6 +19,7 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -96,7 +99,11 @@ class LocalBackendTest : public ::testing::Test {
         {ZS_SCALER_BIN, "--backend=none", absl::StrCat("--redis=", redis_->address()),
          absl::StrCat("--http-listen=127.0.0.1:", http_),
          absl::StrCat("--grpc-listen=127.0.0.1:", grpc_),
-         absl::StrCat("--webhook-listen=127.0.0.1:", FreePort())},
+         absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()),
+         // The replicas' credentials are the backend's own (registered in the process that
+         // runs it, see EachReplicaGetsACredentialOfItsOwn): this separate scaler only
+         // stores samples. The whole path is tests/e2e/local_scaling_test.cc's.
+         "--insecure"},
         ::testing::TempDir() + "/local_backend_test_scaler.log");
     ASSERT_TRUE(scaler_->Start().ok());
     ASSERT_TRUE(WaitFor([] { return HttpGetStatus(http_, "/readyz") == 200; }, absl::Seconds(20)))
@@ -287,6 +294,44 @@ TEST_F(LocalBackendTest, ScalesZeroToTwoToZeroWithRealProcesses) {
   EXPECT_EQ(stats.crashed, 0u);
   std::lock_guard<std::mutex> lock(mu_);
   EXPECT_EQ(notified_, (std::vector<size_t>{2, 0}));
+}
+
+// Each replica's sidecar gets a token of its own, bound to its pod and workload, in a file
+// only this user can read; it is withdrawn (and the file removed) with the replica.
+TEST_F(LocalBackendTest, EachReplicaGetsACredentialOfItsOwn) {
+  auth::StaticTokens tokens;
+  LocalBackendOptions o = Options();
+  o.credentials = &tokens;
+  Make({Web()}, o);
+  ASSERT_TRUE(Set(2).ok());
+  const auto pids = backend_->Pids(kWorkload);
+  ASSERT_EQ(pids.size(), 2u);
+  std::vector<std::string> files;
+  for (size_t i = 0; i < 2; ++i) {
+    std::string file;
+    for (const std::string& arg : Cmdline(pids[i].second)) {
+      if (absl::StartsWith(arg, "--token-file=")) file = arg.substr(strlen("--token-file="));
+    }
+    ASSERT_FALSE(file.empty()) << "replica " << i << " has no --token-file";
+    struct stat st;
+    ASSERT_EQ(::stat(file.c_str(), &st), 0) << file;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << file;
+    std::string dir = file.substr(0, file.rfind('/'));
+    ASSERT_EQ(::stat(dir.c_str(), &st), 0) << dir;
+    EXPECT_EQ(st.st_mode & 0777, 0700u) << dir;
+    std::string token;
+    std::ifstream(file) >> token;
+    absl::StatusOr<auth::Identity> who = tokens.Authenticate(token);
+    ASSERT_TRUE(who.ok()) << who.status();
+    EXPECT_EQ(who->pod, absl::StrCat("local/web-", i));
+    EXPECT_EQ(who->workload, kWorkload);
+    files.push_back(file);
+  }
+  EXPECT_NE(files[0], files[1]);
+  EXPECT_EQ(tokens.size(), 2u);
+  ASSERT_TRUE(Set(0).ok());
+  ASSERT_TRUE(WaitFor([&] { return tokens.size() == 0; }, absl::Seconds(20)));
+  for (const std::string& f : files) EXPECT_NE(::access(f.c_str(), F_OK), 0) << f;
 }
 
 TEST_F(LocalBackendTest, ScaleDownStopsTheNewest) {

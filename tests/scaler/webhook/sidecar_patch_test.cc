@@ -60,10 +60,26 @@ TEST(SidecarPatchTest, DeploymentPodGetsTheSidecarWithDefaults) {
   const json& c = Sidecar(out);
   EXPECT_EQ(c["name"], "zeroscale-sidecar");
   EXPECT_EQ(c["image"], "registry.test/zeroscale-sidecar:1.2.3");
-  EXPECT_EQ(c["args"], json::array({"--scaler=zeroscale-scaler.zs.svc:9090", "--app-port=8080",
-                                    "--proxy-port=8012", "--pod=$(POD_NAMESPACE)/$(POD_NAME)",
-                                    "--sample-interval=1s", "--advertise-address=$(POD_IP):8012",
-                                    "--measure=processes", "--workload=ml/Deployment/llama"}));
+  EXPECT_EQ(
+      c["args"],
+      json::array({"--scaler=zeroscale-scaler.zs.svc:9090", "--app-port=8080", "--proxy-port=8012",
+                   "--pod=$(POD_NAMESPACE)/$(POD_NAME)", "--sample-interval=1s",
+                   "--advertise-address=$(POD_IP):8012", "--measure=processes",
+                   "--token-file=/var/run/secrets/zeroscale.io/serviceaccount/token",
+                   "--workload=ml/Deployment/llama"}));
+  // Its identity toward the scaler: a kubelet-minted token for audience zeroscale.
+  EXPECT_EQ(c["volumeMounts"],
+            json::array({{{"name", "zeroscale-sidecar-token"},
+                          {"mountPath", "/var/run/secrets/zeroscale.io/serviceaccount"},
+                          {"readOnly", true}}}));
+  ASSERT_EQ(out["spec"]["volumes"].size(), 1u);
+  EXPECT_EQ(out["spec"]["volumes"][0],
+            json({{"name", "zeroscale-sidecar-token"},
+                  {"projected",
+                   {{"sources", json::array({{{"serviceAccountToken",
+                                               {{"audience", "zeroscale"},
+                                                {"expirationSeconds", 3600},
+                                                {"path", "token"}}}}})}}}}));
   EXPECT_EQ(c["env"][0]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
   EXPECT_EQ(c["env"][1]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace");
   EXPECT_EQ(c["env"][2]["name"], "POD_IP");
@@ -77,7 +93,6 @@ TEST(SidecarPatchTest, DeploymentPodGetsTheSidecarWithDefaults) {
   EXPECT_EQ(sc["capabilities"]["drop"], json::array({"ALL"}));
   EXPECT_TRUE(c["resources"]["requests"].contains("memory"));
   EXPECT_TRUE(c["resources"]["limits"].contains("memory"));
-  EXPECT_FALSE(c.contains("volumeMounts"));
   // Kubernetes counts the pod ready only through the sidecar's /readyz: not before the
   // app is ready, and no longer once the sidecar drains (it is told to stop).
   EXPECT_EQ(c["readinessProbe"]["httpGet"],
@@ -188,11 +203,14 @@ TEST(SidecarPatchTest, AnnotationsOverrideDefaults) {
                                   {"zeroscale.io/readiness-path", "/v1/ready"},
                                   {"zeroscale.io/workload", "Deployment/llama-big"}});
   const json c = Sidecar(Applied(pod, PlanInjection(pod, "ml", Options())));
-  EXPECT_EQ(c["args"], json::array({"--scaler=zeroscale-scaler.zs.svc:9090", "--app-port=9000",
-                                    "--proxy-port=9100", "--pod=$(POD_NAMESPACE)/$(POD_NAME)",
-                                    "--sample-interval=250ms", "--advertise-address=$(POD_IP):9100",
-                                    "--measure=processes", "--workload=ml/Deployment/llama-big",
-                                    "--disk-paths=/models,/cache", "--readiness-path=/v1/ready"}));
+  EXPECT_EQ(
+      c["args"],
+      json::array({"--scaler=zeroscale-scaler.zs.svc:9090", "--app-port=9000", "--proxy-port=9100",
+                   "--pod=$(POD_NAMESPACE)/$(POD_NAME)", "--sample-interval=250ms",
+                   "--advertise-address=$(POD_IP):9100", "--measure=processes",
+                   "--token-file=/var/run/secrets/zeroscale.io/serviceaccount/token",
+                   "--workload=ml/Deployment/llama-big", "--disk-paths=/models,/cache",
+                   "--readiness-path=/v1/ready"}));
   EXPECT_EQ(c["ports"][0]["containerPort"], 9100);
 }
 
@@ -279,6 +297,18 @@ TEST(SidecarPatchTest, AnInjectedPodIsLeftAlone) {
   EXPECT_THAT(again.warnings, IsEmpty());
 }
 
+// The pod's own volumes stay; the token's is added after them.
+TEST(SidecarPatchTest, TheTokenVolumeJoinsThePodsVolumes) {
+  json pod = DeploymentPod({{"zeroscale.io/port", "8080"}});
+  pod["spec"]["volumes"] = json::array({{{"name", "models"}, {"emptyDir", json::object()}}});
+  const json out = Applied(pod, PlanInjection(pod, "ml", Options()));
+  ASSERT_EQ(out["spec"]["volumes"].size(), 2u);
+  EXPECT_EQ(out["spec"]["volumes"][0]["name"], "models");
+  EXPECT_EQ(out["spec"]["volumes"][1]["name"], "zeroscale-sidecar-token");
+  EXPECT_EQ(out["spec"]["volumes"][1]["projected"]["sources"][0]["serviceAccountToken"]["audience"],
+            "zeroscale");
+}
+
 TEST(SidecarPatchTest, CreatesTheContainersArrayWhenAbsent) {
   const json pod = {
       {"metadata",
@@ -293,7 +323,9 @@ TEST(SidecarPatchTest, CreatesTheContainersArrayWhenAbsent) {
 
   const json bare = {{"metadata", {{"annotations", {{"zeroscale.io/port", "8080"}}}}}};
   EXPECT_EQ(Applied(bare, PlanInjection(bare, "ml", Options()))["spec"],
-            json({{"containers", json::array({Sidecar(out)})}, {"shareProcessNamespace", true}}));
+            json({{"containers", json::array({Sidecar(out)})},
+                  {"volumes", out["spec"]["volumes"]},
+                  {"shareProcessNamespace", true}}));
 }
 
 TEST(SidecarPatchTest, TheInjectedAnnotationKeyIsEscapedInThePointer) {

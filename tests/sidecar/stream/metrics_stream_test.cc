@@ -1,6 +1,8 @@
 // End-to-end: MetricsStream against the real zeroscale-scaler and a real redis-server.
 #include "sidecar/stream/metrics_stream.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -15,6 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
+#include "tests/testing/auth_files.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/redis_server.h"
 
@@ -36,15 +39,25 @@ bool Eventually(const std::function<bool()>& cond, absl::Duration timeout = absl
   return cond();
 }
 
+// The pods the tests stream for, each with a credential (testing::PodToken) the scaler
+// knows from its --auth-tokens.
+const std::vector<std::string> kPods = {"test/pod-basic",  "test/pod-crash",  "test/pod-overflow",
+                                        "test/pod-urgent", "test/pod-reject", "test/pod-stop",
+                                        "test/pod-down",   "test/pod-rotated"};
+
 // The real scaler on fixed loopback ports, so a restart comes back where it was.
 class Scaler {
  public:
   explicit Scaler(const std::string& redis)
       : grpc_port_(FreePort()),
-        process_({ZS_SCALER_BIN, absl::StrCat("--redis=", redis),
-                  absl::StrCat("--grpc-listen=127.0.0.1:", grpc_port_),
-                  absl::StrCat("--http-listen=127.0.0.1:", FreePort()),
-                  absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()), "--backend=none"}) {}
+        process_(
+            {ZS_SCALER_BIN, absl::StrCat("--redis=", redis),
+             absl::StrCat("--grpc-listen=127.0.0.1:", grpc_port_),
+             absl::StrCat("--http-listen=127.0.0.1:", FreePort()),
+             absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()), "--backend=none",
+             "--auth-tokens=" +
+                 testing::WriteTestTokens(
+                     absl::StrCat(::testing::TempDir(), "/metrics-stream-", ::getpid()), kPods)}) {}
 
   absl::Status Start() {
     if (absl::Status s = process_.Start(); !s.ok()) return s;
@@ -90,10 +103,12 @@ class MetricsStreamTest : public ::testing::Test {
     scaler_ = std::make_unique<Scaler>(redis_.address());
   }
 
-  MetricsStreamOptions Options() {
+  // Options for a stream of `pod`, with its credential.
+  MetricsStreamOptions Options(const std::string& pod) {
     MetricsStreamOptions o;
     o.scaler = scaler_->address();
     o.max_backoff = absl::Seconds(1);
+    o.authorization = [pod] { return testing::Bearer(testing::PodToken(pod)); };
     return o;
   }
 
@@ -118,7 +133,7 @@ class MetricsStreamTest : public ::testing::Test {
 TEST_F(MetricsStreamTest, SamplesLandInRedisWithTheirSeq) {
   ASSERT_TRUE(scaler_->Start().ok());
   const absl::Time before = absl::Now();
-  MetricsStream stream(Options());
+  MetricsStream stream(Options("test/pod-basic"));
   ASSERT_TRUE(stream.Start().ok());
   std::vector<uint64_t> seqs;
   for (int i = 0; i < 5; ++i) {
@@ -150,9 +165,9 @@ TEST_F(MetricsStreamTest, SamplesLandInRedisWithTheirSeq) {
 
 TEST_F(MetricsStreamTest, ScalerCrashLosesNoSample) {
   ASSERT_TRUE(scaler_->Start().ok());
-  MetricsStream stream(Options());
-  ASSERT_TRUE(stream.Start().ok());
   const std::string pod = "test/pod-crash";
+  MetricsStream stream(Options(pod));
+  ASSERT_TRUE(stream.Start().ok());
 
   // A steady producer, as the sampler would be, running across the crash.
   std::atomic<bool> produce{true};
@@ -199,12 +214,12 @@ TEST_F(MetricsStreamTest, ScalerCrashLosesNoSample) {
 
 TEST_F(MetricsStreamTest, FullBufferDropsOldestAndReportsDrops) {
   auto registry = std::make_shared<prometheus::Registry>();
-  MetricsStreamOptions options = Options();
+  const std::string pod = "test/pod-overflow";
+  MetricsStreamOptions options = Options(pod);
   options.buffer_capacity = 10;
   options.registry = registry.get();
   MetricsStream stream(options);
   ASSERT_TRUE(stream.Start().ok());  // the scaler is not up yet
-  const std::string pod = "test/pod-overflow";
   uint64_t first = 0;
   for (int i = 0; i < 25; ++i) {
     absl::StatusOr<uint64_t> seq = stream.Submit(Sample(pod, i));
@@ -249,7 +264,7 @@ TEST_F(MetricsStreamTest, FullBufferDropsOldestAndReportsDrops) {
 }
 
 TEST_F(MetricsStreamTest, UrgentSubmitSkipsReconnectBackoff) {
-  MetricsStreamOptions options = Options();
+  MetricsStreamOptions options = Options("test/pod-urgent");
   options.initial_backoff = absl::Seconds(60);
   options.max_backoff = absl::Seconds(60);
   MetricsStream stream(options);
@@ -266,11 +281,11 @@ TEST_F(MetricsStreamTest, UrgentSubmitSkipsReconnectBackoff) {
 TEST_F(MetricsStreamTest, RejectedSampleIsCountedAndDoesNotBlock) {
   ASSERT_TRUE(scaler_->Start().ok());
   auto registry = std::make_shared<prometheus::Registry>();
-  MetricsStreamOptions options = Options();
+  const std::string pod = "test/pod-reject";
+  MetricsStreamOptions options = Options(pod);
   options.registry = registry.get();
   MetricsStream stream(options);
   ASSERT_TRUE(stream.Start().ok());
-  const std::string pod = "test/pod-reject";
   absl::StatusOr<uint64_t> good1 = stream.Submit(Sample(pod, 1));
   absl::StatusOr<uint64_t> bad = stream.Submit(Sample(pod, -1));  // negative cpuUsage
   absl::StatusOr<uint64_t> good2 = stream.Submit(Sample(pod, 2));
@@ -290,9 +305,9 @@ TEST_F(MetricsStreamTest, RejectedSampleIsCountedAndDoesNotBlock) {
 
 TEST_F(MetricsStreamTest, StopFlushesWithinGrace) {
   ASSERT_TRUE(scaler_->Start().ok());
-  MetricsStream stream(Options());
-  ASSERT_TRUE(stream.Start().ok());
   const std::string pod = "test/pod-stop";
+  MetricsStream stream(Options(pod));
+  ASSERT_TRUE(stream.Start().ok());
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(stream.Submit(Sample(pod, i)).ok());
   EXPECT_TRUE(stream.Stop(absl::Seconds(10)).ok());
   EXPECT_EQ(Stored(pod).size(), 100u);
@@ -301,13 +316,37 @@ TEST_F(MetricsStreamTest, StopFlushesWithinGrace) {
 }
 
 TEST_F(MetricsStreamTest, StopWithScalerDownGivesUpAfterGrace) {
-  MetricsStream stream(Options());  // nothing listens
+  MetricsStream stream(Options("test/pod-down"));  // nothing listens
   ASSERT_TRUE(stream.Start().ok());
   ASSERT_TRUE(stream.Submit(Sample("test/pod-down")).ok());
   const absl::Time start = absl::Now();
   const absl::Status s = stream.Stop(absl::Milliseconds(300));
   EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
   EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+}
+
+// The credential is asked for at every connection: a stream refused for a token the
+// scaler does not know (UNAUTHENTICATED) reconnects, and the rotated token gets through.
+TEST_F(MetricsStreamTest, TheTokenIsSentAndAskedForAgainOnReconnect) {
+  ASSERT_TRUE(scaler_->Start().ok());
+  const std::string pod = "test/pod-rotated";
+  std::atomic<int> asked{0};
+  MetricsStreamOptions options = Options(pod);
+  options.initial_backoff = absl::Milliseconds(10);
+  options.max_backoff = absl::Milliseconds(100);
+  options.authorization = [&asked, pod] {
+    return ++asked < 3 ? std::string("Bearer not-yet-a-valid-token")
+                       : testing::Bearer(testing::PodToken(pod));
+  };
+  MetricsStream stream(options);
+  ASSERT_TRUE(stream.Start().ok());
+  absl::StatusOr<uint64_t> seq = stream.Submit(Sample(pod));
+  ASSERT_TRUE(seq.ok());
+  EXPECT_TRUE(stream.WaitForAck(*seq, absl::Seconds(20)).ok());
+  EXPECT_GE(asked.load(), 3);
+  EXPECT_GE(stream.stats().stream_failures, 2u);
+  EXPECT_EQ(Stored(pod).size(), 1u);
+  EXPECT_TRUE(stream.Stop(absl::Seconds(5)).ok());
 }
 
 TEST(MetricsStreamOptionsTest, BadOptionsAreRefused) {
