@@ -69,12 +69,30 @@ class TlsE2E : public ::testing::Test {
                                  absl::StrCat("--http-listen=127.0.0.1:", http_port_),
                                  absl::StrCat("--grpc-listen=127.0.0.1:", grpc_port_),
                                  absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()),
-                                 "--tls-cert=" + scaler_cert_.cert, "--tls-key=" + scaler_cert_.key},
+                                 "--tls-cert=" + scaler_cert_.cert, "--tls-key=" + scaler_cert_.key,
+                                 "--auth-tokens=" + Tokens()},
         dir_ + "/scaler.log");
     EXPECT_TRUE(p->Start().ok());
     EXPECT_TRUE(testing::WaitForTcpPort(http_port_, kStart).ok()) << p->ReadLog();
     EXPECT_TRUE(testing::WaitForTcpPort(grpc_port_, kStart).ok()) << p->ReadLog();
     return p;
+  }
+
+  // TLS together with the checks that are on by default: a credential for each sidecar's
+  // pod and one for the balancers (--auth-tokens), handed out as --token-file.
+  std::string Tokens() {
+    const std::string path = dir_ + "/tokens";
+    std::ofstream out(path);
+    out << "balancer-token-0123456789,balancer,zeroscale:balancers\n";
+    for (const char* pod : {"good", "wrong-ca", "plain", "before", "after"}) {
+      out << "pod-token-" << pod << "-0123456789,e2e/" << pod << ",zeroscale:pods\n";
+    }
+    return path;
+  }
+  std::string TokenFile(const std::string& token) {
+    const std::string path = dir_ + "/" + token + ".token";
+    std::ofstream(path) << token << "\n";
+    return path;
   }
 
   struct Sidecar {
@@ -95,7 +113,8 @@ class TlsE2E : public ::testing::Test {
                                      "--pod=e2e/" + name,
                                      "--workload=e2e/Deployment/tls",
                                      "--cgroup-root=",
-                                     "--sample-interval=200ms"};
+                                     "--sample-interval=200ms",
+                                     "--token-file=" + TokenFile("pod-token-" + name + "-0123456789")};
     argv.insert(argv.end(), scaler_flags.begin(), scaler_flags.end());
     s.process = std::make_unique<ChildProcess>(argv, absl::StrCat(dir_, "/", name, ".log"));
     EXPECT_TRUE(s.process->Start().ok());
@@ -205,7 +224,8 @@ TEST_F(TlsE2E, TheBalancerVerifiesTheScalerAndServesItsAdminPortOverTls) {
                                      absl::StrCat("--listen=127.0.0.1:", FreePort()),
                                      absl::StrCat("--admin-listen=127.0.0.1:", admin_port),
                                      "--admin-tls-cert=" + admin_cert_.cert,
-                                     "--admin-tls-key=" + admin_cert_.key};
+                                     "--admin-tls-key=" + admin_cert_.key,
+                                     "--token-file=" + TokenFile("balancer-token-0123456789")};
     argv.insert(argv.end(), scaler_flags.begin(), scaler_flags.end());
     auto p = std::make_unique<ChildProcess>(argv, absl::StrCat(dir_, "/", name, ".log"));
     EXPECT_TRUE(p->Start().ok());

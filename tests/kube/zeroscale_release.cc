@@ -192,9 +192,16 @@ absl::Status ZeroscaleRelease::Install() {
   ZS_RETURN_IF_ERROR(SetScalerEndpoints());
 
   ZS_ASSIGN_OR_RETURN(std::vector<std::string> balancer_args, RenderedArgs(full + "-balancer"));
+  // The balancer's identity toward the scaler, as the chart projects it into its pod: a
+  // token of its ServiceAccount for audience "zeroscale".
+  ZS_ASSIGN_OR_RETURN(std::string balancer_token,
+                      api.CreateToken(ns, full + "-balancer", {"zeroscale"}));
+  ZS_RETURN_IF_ERROR(WriteFile(dir_ + "/balancer.token", balancer_token));
   std::vector<std::string> argv = {ZS_BALANCER_BIN};
   for (std::string a : balancer_args) {
-    if (StartsWithFlag(a, "--scaler")) {
+    if (StartsWithFlag(a, "--token-file")) {
+      a = "--token-file=" + dir_ + "/balancer.token";
+    } else if (StartsWithFlag(a, "--scaler")) {
       a = absl::StrCat("--scaler=", kScalerAddress[0], ":", PortOf(a));
     } else if (StartsWithFlag(a, "--listen") || StartsWithFlag(a, "--admin-listen")) {
       a = absl::StrCat(a.substr(0, a.find('=') + 1), kBalancerAddress, ":", PortOf(a));
