@@ -40,6 +40,7 @@
 #include "scaler/report/status_board.h"
 #include "scaler/report/status_http.h"
 #include "scaler/rules/rules_service.h"
+#include "scaler/rules/stored_rules_watcher.h"
 #include "scaler/store/podmetric_store.h"
 #include "scaler/store/rule_store.h"
 #include "scaler/webhook/webhook_server.h"
@@ -61,6 +62,8 @@ struct Flags {
   std::string sidecar_bin, replica_log_dir, sidecar_image, sidecar_scaler_address;
   absl::Duration staleness;
   absl::Duration follow_interval;
+  absl::Duration rules_reload_interval;
+  bool rules_configure_notifications = true;
   absl::Duration lease_duration, renew_deadline, retry_period;
   config::HostPort advertise_address;
 };
@@ -174,6 +177,12 @@ Flags ParseFlags(int argc, char** argv) {
   fs.Duration("follow-interval", &f.follow_interval, absl::Seconds(1),
               "Kubernetes leader: how often to read the samples other replicas stored in "
               "Redis, so decisions hear every pod (0: never)");
+  fs.Duration("rules-reload-interval", &f.rules_reload_interval, absl::Seconds(5),
+              "How often every rule stored under scaling_rule:<id> is reloaded, the safety net "
+              "behind Redis keyspace notifications (changes normally apply within a second)");
+  fs.Bool("rules-configure-notifications", &f.rules_configure_notifications, true,
+          "Turn on Redis keyspace notifications for scaling_rule:* (CONFIG SET "
+          "notify-keyspace-events, adding K$gx); false: use what Redis has");
   fs.Enum("log-level", &f.log_level, "info", log::LevelNames(), "Lowest level logged");
   fs.ParseOrExit(argc, argv);
   if (f.webhook_cert.empty() != f.webhook_key.empty()) {
@@ -186,6 +195,10 @@ Flags ParseFlags(int argc, char** argv) {
   }
   if (f.backend == "local" && f.workloads.empty()) {
     std::cerr << "zeroscale-scaler: --backend=local needs --workloads=FILE\n";
+    std::exit(2);
+  }
+  if (f.rules_reload_interval < absl::Milliseconds(100)) {
+    std::cerr << "zeroscale-scaler: --rules-reload-interval: must be at least 100ms\n";
     std::exit(2);
   }
   if (absl::Status s = ValidateLeaderFlags(f); !s.ok()) {
@@ -526,7 +539,35 @@ int Run(int argc, char** argv) {
       [&feed](std::vector<Podmetric> samples) { feed.Deliver(std::move(samples)); }, tail_options);
 
   store::RuleStore rule_store(&api_redis);
-  rules::RulesServiceImpl rules_service(&rule_store);
+  // A rule id the workload already has from its CustomAutoscaler or workloads file.
+  rules::RulesServiceImpl rules_service(
+      &rule_store, [&status_board](const std::string& target, const std::string& id) {
+        for (const decide::WorkloadStatus& st : status_board.All()) {
+          if (st.workload != target) continue;
+          for (const decide::RuleRef& r : st.rules) {
+            if (r.id == id && r.source != decide::RuleSource::kRedis) {
+              return std::string(decide::RuleSourceName(r.source));
+            }
+          }
+        }
+        return std::string();
+      });
+  // Rules stored in Redis (RulesService or straight SETs) join each workload's rules.
+  HiredisClient rules_watch_redis(redis_options, clock);
+  rules::StoredRulesWatcherOptions rules_watch_options;
+  rules_watch_options.redis = redis_options;
+  rules_watch_options.reload_interval = flags.rules_reload_interval;
+  rules_watch_options.configure_notifications = flags.rules_configure_notifications;
+  rules::StoredRulesWatcher* rules_watcher_ptr = nullptr;
+  rules::StoredRulesWatcher rules_watcher(
+      rules_watch_options, &rules_watch_redis,
+      [&decider, &rules_watcher_ptr](std::vector<ScalingRule> rules) {
+        decider.SetStoredRules(std::move(rules), [&rules_watcher_ptr](size_t conflicts) {
+          rules_watcher_ptr->SetConflicts(conflicts);
+        });
+      },
+      registry.get(), clock);
+  rules_watcher_ptr = &rules_watcher;
   ingest::StreamLimits stream_limits;
   stream_limits.max_samples_per_message = static_cast<size_t>(flags.grpc_max_samples_per_message);
   stream_limits.max_pods_per_stream = static_cast<size_t>(flags.grpc_max_pods_per_stream);
@@ -578,6 +619,9 @@ int Run(int argc, char** argv) {
   });
   report::StatusHttp status_http(&status_board, &history_reader, &endpoints);
   status_http.Register(&router);
+  router.HandleSync("GET", "/rules", [&rules_watcher](const http::Request&) {
+    return http::Response::Json(200, rules_watcher.SnapshotJson());
+  });
   http::ServerOptions http_options;
   http_options.listen = flags.http_listen;
   http_options.threads = 2;
@@ -594,6 +638,7 @@ int Run(int argc, char** argv) {
   }
 
   loop.Start();
+  rules_watcher.Start();
   if (local_backend != nullptr) {
     if (absl::Status s = local_backend->Start(); !s.ok()) {
       std::cerr << "zeroscale-scaler: " << s.message() << "\n";
@@ -622,8 +667,7 @@ int Run(int argc, char** argv) {
   ZS_LOG(kInfo, "scaler started", {"grpc", flags.grpc_listen.ToString()},
          {"http", flags.http_listen.ToString()}, {"redis", flags.redis.ToString()},
          {"backend", backend}, {"workloads", absl::StrCat(workload_list.size())},
-         {"tls", flags.tls_cert.empty() ? "off" : "on"},
-         {"dry_run", dry_run ? "true" : "false"});
+         {"tls", flags.tls_cert.empty() ? "off" : "on"}, {"dry_run", dry_run ? "true" : "false"});
 
   const int sig = WaitForTerminationSignal();
   ZS_LOG(kInfo, "stopping", {"signal", absl::StrCat(sig)});
@@ -632,6 +676,7 @@ int Run(int argc, char** argv) {
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (local_backend != nullptr) local_backend->Shutdown();
   tail.Stop();
+  rules_watcher.Stop();
   if (kube != nullptr) kube->Stop();
   loop.Stop();
   queue.Stop(absl::Seconds(3));

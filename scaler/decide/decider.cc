@@ -24,6 +24,13 @@ void Decider::Upsert(WorkloadSpec spec, int32_t observed_replicas, Done done) {
   });
 }
 
+void Decider::SetStoredRules(std::vector<ScalingRule> rules, std::function<void(size_t)> done) {
+  scheduler_->Post([this, rules = std::move(rules), done = std::move(done)]() mutable {
+    const size_t conflicts = engine_.SetStoredRules(std::move(rules));
+    if (done) done(conflicts);
+  });
+}
+
 void Decider::Remove(std::string workload) {
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -36,6 +36,9 @@ class Decider {
 
   void Upsert(WorkloadSpec spec, int32_t observed_replicas, Done done = nullptr);
   void Remove(std::string workload);
+  // Every rule stored in Redis (Engine::SetStoredRules); `done` gets the number of
+  // conflicts between spec and stored rules after the merge.
+  void SetStoredRules(std::vector<ScalingRule> rules, std::function<void(size_t)> done = nullptr);
   void OnSamples(std::vector<Podmetric> samples);
   void LoadHistory(std::string workload, std::vector<Podmetric> samples, Done done = nullptr);
   void OnTraffic(std::string workload, TrafficReport report);

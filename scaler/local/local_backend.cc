@@ -237,6 +237,7 @@ decide::WorkloadSpec SpecOf(const workloads::Workload& workload) {
   spec.max_replicas = workload.max_replicas;
   spec.idle_timeout = workload.idle_timeout;
   spec.rules = workload.rules;
+  spec.rules_source = decide::RuleSource::kWorkloadsFile;
   return spec;
 }
 

@@ -1,7 +1,14 @@
 // RulesService: gRPC CRUD over ScalingRules kept in Redis (scaling_rule:<id>).
-// Invalid rules are refused with INVALID_ARGUMENT naming the field. Thread-safe.
+// Invalid rules are refused with INVALID_ARGUMENT naming the field. A rule whose id the
+// target workload already has from another source (its CustomAutoscaler or the
+// workloads file) is refused with ALREADY_EXISTS naming that source: the spec would win
+// and the stored rule be dead. A rule without a target is stored (seed 004's shape) with
+// a warning in the log: it applies to no workload. Thread-safe.
 #ifndef ZEROSCALE_SCALER_RULES_RULES_SERVICE_H_
 #define ZEROSCALE_SCALER_RULES_RULES_SERVICE_H_
+
+#include <functional>
+#include <string>
 
 #include "scaler/store/rule_store.h"
 #include "zeroscale/v1/rules.grpc.pb.h"
@@ -10,7 +17,12 @@ namespace zeroscale::rules {
 
 class RulesServiceImpl : public v1::RulesService::Service {
  public:
-  explicit RulesServiceImpl(store::RuleStore* store) : store_(store) {}
+  // The source ("customautoscaler", "workloads-file") that already gives workload
+  // `target` a rule `id`, or "" when none does. Must be thread-safe.
+  using OtherSource = std::function<std::string(const std::string& target, const std::string& id)>;
+
+  explicit RulesServiceImpl(store::RuleStore* store, OtherSource other_source = nullptr)
+      : store_(store), other_source_(std::move(other_source)) {}
 
   grpc::Status CreateRule(grpc::ServerContext*, const v1::ScalingRule* req,
                           v1::ScalingRule* resp) override;
@@ -24,7 +36,11 @@ class RulesServiceImpl : public v1::RulesService::Service {
                           v1::DeleteRuleResponse* resp) override;
 
  private:
+  // OK, or ALREADY_EXISTS when the rule's workload has its id from another source.
+  absl::Status CheckConflict(const ScalingRule& rule) const;
+
   store::RuleStore* const store_;
+  const OtherSource other_source_;
 };
 
 }  // namespace zeroscale::rules
