@@ -102,7 +102,7 @@ class StoredRules : public ::testing::Test {
   int Replicas() {
     nlohmann::json s = Status();
     return s.contains("replicas") && !s["actuationInFlight"].get<bool>() ? s["replicas"].get<int>()
-                                                                          : -1;
+                                                                         : -1;
   }
   // The source of the effective rule `id`, "" when the workload does not have it.
   std::string SourceOf(const std::string& id) {
@@ -114,8 +114,8 @@ class StoredRules : public ::testing::Test {
     return "";
   }
   std::string Decisions() {
-    return Shell(absl::StrCat("curl -s 'http://127.0.0.1:", http_, "/decisions?workload=",
-                              kWorkload, "&limit=100'"));
+    return Shell(absl::StrCat("curl -s 'http://127.0.0.1:", http_,
+                              "/decisions?workload=", kWorkload, "&limit=100'"));
   }
   v1::ScalingRule GrowProto(const std::string& id, const std::string& target) {
     v1::ScalingRule r;
@@ -147,14 +147,20 @@ TEST_F(StoredRules, RuleSetTheSeedsWayScalesUpdatesAndDeletes) {
       << Status().dump(2) << scaler_->ReadLog();
   ASSERT_TRUE(WaitFor([&] { return Replicas() == 3; }, absl::Seconds(60))) << Status().dump(2);
   EXPECT_THAT(Decisions(), HasSubstr(R"("rule":"grow","ruleSource":"redis")"));
+  // Heard through a keyspace notification, not only the periodic reload.
+  EXPECT_EQ(Get("/rules")["changesHeardBy"], "keyspace");
+  EXPECT_THAT(Shell(absl::StrCat("curl -s http://127.0.0.1:", http_, "/metrics")),
+              HasSubstr(R"(zeroscale_stored_rules_reloads_total{trigger="notification"})"));
 
   // Updated so it never holds: the file's 'quiet' takes the workload back down.
-  redis_.Cli("SET scaling_rule:grow '" + SeedRule("grow", "INCREASE_INSTANCES", "GREATER_THAN", 1000) + "'");
+  redis_.Cli("SET scaling_rule:grow '" +
+             SeedRule("grow", "INCREASE_INSTANCES", "GREATER_THAN", 1000) + "'");
   ASSERT_TRUE(WaitFor([&] { return Replicas() == 1; }, absl::Seconds(60))) << Status().dump(2);
   EXPECT_THAT(Decisions(), HasSubstr(R"("rule":"quiet","ruleSource":"workloads-file")"));
 
   // Back, then deleted: gone from the effective set, and down again.
-  redis_.Cli("SET scaling_rule:grow '" + SeedRule("grow", "INCREASE_INSTANCES", "LESS_THAN", 1) + "'");
+  redis_.Cli("SET scaling_rule:grow '" + SeedRule("grow", "INCREASE_INSTANCES", "LESS_THAN", 1) +
+             "'");
   ASSERT_TRUE(WaitFor([&] { return Replicas() >= 2; }, absl::Seconds(60))) << Status().dump(2);
   EXPECT_EQ(redis_.Cli("DEL scaling_rule:grow"), "1\n");
   ASSERT_TRUE(WaitFor([&] { return SourceOf("grow").empty(); }, absl::Seconds(10)));
@@ -190,7 +196,8 @@ TEST_F(StoredRules, ConflictWithTheWorkloadsFileIsRefusedOrReportedAndTheFileWin
     EXPECT_THAT(s.error_message(), HasSubstr("workloads-file"));
   }
   // Written straight into Redis it cannot be refused: reported, and the file wins.
-  redis_.Cli("SET scaling_rule:quiet '" + SeedRule("quiet", "INCREASE_INSTANCES", "LESS_THAN", 1) + "'");
+  redis_.Cli("SET scaling_rule:quiet '" + SeedRule("quiet", "INCREASE_INSTANCES", "LESS_THAN", 1) +
+             "'");
   ASSERT_TRUE(WaitFor([&] { return Status().contains("ruleConflicts"); }, absl::Seconds(10)))
       << Status().dump(2);
   nlohmann::json c = Status()["ruleConflicts"][0];

@@ -15,8 +15,8 @@ using testing::kWorkload;
 using testing::Rule;
 
 ScalingRule Stored(const std::string& id, const std::string& target) {
-  ScalingRule r = Rule(id, Action::kIncreaseInstances, MetricType::kCpuUsage,
-                       Operator::kGreaterThan, 80);
+  ScalingRule r =
+      Rule(id, Action::kIncreaseInstances, MetricType::kCpuUsage, Operator::kGreaterThan, 80);
   r.target = target;
   return r;
 }
@@ -37,8 +37,8 @@ std::vector<std::string> Ids(const WorkloadSpec& s) {
 }
 
 TEST(GroupStoredRules, ByTargetSortedAndUnboundApart) {
-  StoredRules g = GroupStoredRules({Stored("b", kWorkload), Stored("x", ""),
-                                    Stored("a", kWorkload), Stored("c", "ns/Deployment/other")});
+  StoredRules g = GroupStoredRules({Stored("b", kWorkload), Stored("x", ""), Stored("a", kWorkload),
+                                    Stored("c", "ns/Deployment/other")});
   ASSERT_EQ(g.by_target.size(), 2u);
   EXPECT_EQ(g.by_target[kWorkload][0].id, "a");
   EXPECT_EQ(g.by_target[kWorkload][1].id, "b");
@@ -51,7 +51,8 @@ TEST(MergeRules, SpecRulesFirstThenStoredRulesForThisWorkloadOnly) {
   StoredRules g = GroupStoredRules(
       {Stored("z", kWorkload), Stored("other", "ns/Deployment/other"), Stored("free", "")});
   std::vector<RuleConflict> conflicts;
-  WorkloadSpec m = MergeRules(Base({Stored("busy", "")}, RuleSource::kWorkloadsFile), g, &conflicts);
+  WorkloadSpec m =
+      MergeRules(Base({Stored("busy", "")}, RuleSource::kWorkloadsFile), g, &conflicts);
   EXPECT_THAT(Ids(m), ElementsAre("busy", "z"));
   EXPECT_THAT(m.rule_sources, ElementsAre(RuleSource::kWorkloadsFile, RuleSource::kRedis));
   EXPECT_THAT(conflicts, IsEmpty());
@@ -74,8 +75,8 @@ TEST(MergeRules, SameIdFromSpecAndRedisIsAConflictTheSpecWins) {
   ASSERT_EQ(m.rules.size(), 1u);
   EXPECT_EQ(m.rules[0], spec_rule);
   EXPECT_THAT(m.rule_sources, ElementsAre(RuleSource::kCustomAutoscaler));
-  EXPECT_THAT(conflicts, ElementsAre(RuleConflict{"busy", RuleSource::kCustomAutoscaler,
-                                                  RuleSource::kRedis}));
+  EXPECT_THAT(conflicts,
+              ElementsAre(RuleConflict{"busy", RuleSource::kCustomAutoscaler, RuleSource::kRedis}));
 }
 
 TEST(MergeRules, NothingStored) {
