@@ -638,6 +638,9 @@ int Run(int argc, char** argv) {
   }
 
   loop.Start();
+  // The stored rules before the workloads register, so a restarted scaler decides (and
+  // rebuilds windows) with them from its first evaluation; the watcher then follows.
+  (void)rules_watcher.Reload("start");
   rules_watcher.Start();
   if (local_backend != nullptr) {
     if (absl::Status s = local_backend->Start(); !s.ok()) {

@@ -1,5 +1,6 @@
 #include "scaler/decide/decider.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "scaler/decide/rebuild.h"
@@ -25,6 +26,16 @@ void Decider::Upsert(WorkloadSpec spec, int32_t observed_replicas, Done done) {
 }
 
 void Decider::SetStoredRules(std::vector<ScalingRule> rules, std::function<void(size_t)> done) {
+  {
+    // Windows rebuilt from Redis must cover the stored rules' windows too.
+    std::lock_guard<std::mutex> lock(mu_);
+    stored_windows_.clear();
+    for (const ScalingRule& r : rules) {
+      if (r.target.empty()) continue;
+      absl::Duration& w = stored_windows_[r.target];
+      w = std::max(w, absl::Seconds(r.window_seconds));
+    }
+  }
   scheduler_->Post([this, rules = std::move(rules), done = std::move(done)]() mutable {
     const size_t conflicts = engine_.SetStoredRules(std::move(rules));
     if (done) done(conflicts);
@@ -97,6 +108,10 @@ absl::Status Decider::RebuildFromRedis(Redis* redis) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     plan.assign(history_.begin(), history_.end());
+    for (auto& [workload, history] : plan) {
+      auto it = stored_windows_.find(workload);
+      if (it != stored_windows_.end()) history = std::max(history, it->second + staleness_);
+    }
   }
   const absl::Time now = clock_->Now();
   for (const auto& [workload, history] : plan) {

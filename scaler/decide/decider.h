@@ -65,6 +65,8 @@ class Decider {
   // waiting for the loop.
   std::mutex mu_;
   absl::flat_hash_map<std::string, absl::Duration> history_;
+  // The longest window of the stored rules targeting each workload.
+  absl::flat_hash_map<std::string, absl::Duration> stored_windows_;
 };
 
 }  // namespace zeroscale::decide

@@ -122,6 +122,7 @@ kube::CustomAutoscalerStatus BuildStatus(const StatusInputs& in,
     const decide::WorkloadStatus& w = *in.workload;
     st.replicas = w.replicas;
     st.desired_replicas = w.desired;
+    st.effective_rules = static_cast<int32_t>(w.rules.size());
     st.state = std::string(decide::StateName(w.state));
     if (w.last_decision) {
       st.last_decision = DescribeDecision(*w.last_decision);
@@ -151,6 +152,17 @@ kube::CustomAutoscalerStatus BuildStatus(const StatusInputs& in,
     kube::Condition c = Cond(kConditionScalingActive, false, "NotManaged", "no automaton runs");
     c.status = "Unknown";
     conds.push_back(std::move(c));
+  }
+  // A rule id given both here and in Redis: shown only while it lasts.
+  if (in.workload && !in.workload->rule_conflicts.empty()) {
+    std::string ids;
+    for (const decide::RuleConflict& c : in.workload->rule_conflicts) {
+      absl::StrAppend(&ids, ids.empty() ? "" : ", ", "'", c.id, "' (scaling_rule:", c.id, ")");
+    }
+    conds.push_back(Cond("RuleConflict", true, "StoredRuleIgnored",
+                         absl::StrCat("Redis also has rules with ids of spec.rules; spec.rules "
+                                      "wins, the stored ones are ignored: ",
+                                      ids)));
   }
 
   for (kube::Condition& c : conds) {

@@ -301,7 +301,7 @@ void StoredRulesWatcher::Run() {
   absl::Time next_connect = absl::InfinitePast();
   absl::Time next_reload = absl::InfinitePast();  // at once
   bool dirty = false;
-  const char* trigger = "start";
+  const char* trigger = "periodic";
   while (!stop_) {
     const absl::Time now = clock_->Now();
     if (sub_ == nullptr && now >= next_connect) {
