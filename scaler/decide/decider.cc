@@ -42,6 +42,12 @@ void Decider::SetStoredRules(std::vector<ScalingRule> rules, std::function<void(
   });
 }
 
+absl::Duration Decider::StoredRulesWindow(const std::string& workload) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = stored_windows_.find(workload);
+  return it == stored_windows_.end() ? absl::ZeroDuration() : it->second;
+}
+
 void Decider::Remove(std::string workload) {
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -39,6 +39,9 @@ class Decider {
   // Every rule stored in Redis (Engine::SetStoredRules); `done` gets the number of
   // conflicts between spec and stored rules after the merge.
   void SetStoredRules(std::vector<ScalingRule> rules, std::function<void(size_t)> done = nullptr);
+  // The longest window of the stored rules targeting `workload` (zero: none), so the
+  // history rebuilt from Redis covers them too.
+  absl::Duration StoredRulesWindow(const std::string& workload) const;
   void OnSamples(std::vector<Podmetric> samples);
   void LoadHistory(std::string workload, std::vector<Podmetric> samples, Done done = nullptr);
   void OnTraffic(std::string workload, TrafficReport report);
@@ -63,7 +66,7 @@ class Decider {
   Engine engine_;
   // History each workload needs, mirrored here so a rebuild can plan its reads without
   // waiting for the loop.
-  std::mutex mu_;
+  mutable std::mutex mu_;
   absl::flat_hash_map<std::string, absl::Duration> history_;
   // The longest window of the stored rules targeting each workload.
   absl::flat_hash_map<std::string, absl::Duration> stored_windows_;
