@@ -74,6 +74,10 @@ EventExplanation ExplainDecision(const Decision& d) {
   if (!d.rule.empty() && !absl::StrContains(message, d.rule)) {
     absl::StrAppend(&message, " (rule '", d.rule, "')");
   }
+  // A rule from Redis is not in the CustomAutoscaler: say where to find it.
+  if (d.rule_source == "redis") {
+    absl::StrAppend(&message, " (rule from Redis: scaling_rule:", d.rule, ")");
+  }
   e.message = Truncate(std::move(message), kMaxEventMessage);
   return e;
 }

@@ -94,6 +94,15 @@ TEST(BuildStatusTest, InvalidSpec) {
   EXPECT_EQ(Find(st.conditions, kConditionScalingActive)->status, "Unknown");
 }
 
+TEST(ExplainDecisionTest, StoredRuleNamesItsKey) {
+  Decision d = D(State::kActive, State::kActive, 2, 3, Trigger::kSample, "rule 'grow' holds");
+  d.rule = "grow";
+  d.rule_source = "redis";
+  EXPECT_THAT(ExplainDecision(d).message, HasSubstr("(rule from Redis: scaling_rule:grow)"));
+  d.rule_source = "customautoscaler";
+  EXPECT_EQ(ExplainDecision(d).message, "rule 'grow' holds");
+}
+
 TEST(BuildStatusTest, EffectiveRulesCountedAndConflictsAConditionWhileTheyLast) {
   StatusInputs in;
   in.generation = 1;
