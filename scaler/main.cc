@@ -44,6 +44,7 @@
 #include "scaler/report/status_board.h"
 #include "scaler/report/status_http.h"
 #include "scaler/rules/rules_service.h"
+#include "scaler/rules/stored_rules_watcher.h"
 #include "scaler/store/podmetric_store.h"
 #include "scaler/store/rule_store.h"
 #include "scaler/webhook/webhook_server.h"
@@ -66,6 +67,8 @@ struct Flags {
   std::string sidecar_bin, replica_log_dir, sidecar_image, sidecar_scaler_address;
   absl::Duration staleness;
   absl::Duration follow_interval;
+  absl::Duration rules_reload_interval;
+  bool rules_configure_notifications = true;
   absl::Duration lease_duration, renew_deadline, retry_period;
   config::HostPort advertise_address;
 };
@@ -188,6 +191,12 @@ Flags ParseFlags(int argc, char** argv) {
   fs.Bool("insecure", &f.insecure, false,
           "Turn every credential check off (samples, rules, activation, /workloads, "
           "/decisions): anyone who reaches a port may do anything");
+  fs.Duration("rules-reload-interval", &f.rules_reload_interval, absl::Seconds(5),
+              "How often every rule stored under scaling_rule:<id> is reloaded, the safety net "
+              "behind Redis keyspace notifications (changes normally apply within a second)");
+  fs.Bool("rules-configure-notifications", &f.rules_configure_notifications, true,
+          "Turn on Redis keyspace notifications for scaling_rule:* (CONFIG SET "
+          "notify-keyspace-events, adding K$gx); false: use what Redis has");
   fs.Enum("log-level", &f.log_level, "info", log::LevelNames(), "Lowest level logged");
   fs.ParseOrExit(argc, argv);
   if (f.webhook_cert.empty() != f.webhook_key.empty()) {
@@ -200,6 +209,10 @@ Flags ParseFlags(int argc, char** argv) {
   }
   if (f.backend == "local" && f.workloads.empty()) {
     std::cerr << "zeroscale-scaler: --backend=local needs --workloads=FILE\n";
+    std::exit(2);
+  }
+  if (f.rules_reload_interval < absl::Milliseconds(100)) {
+    std::cerr << "zeroscale-scaler: --rules-reload-interval: must be at least 100ms\n";
     std::exit(2);
   }
   if (absl::Status s = ValidateLeaderFlags(f); !s.ok()) {
@@ -602,7 +615,35 @@ int Run(int argc, char** argv) {
       [&feed](std::vector<Podmetric> samples) { feed.Deliver(std::move(samples)); }, tail_options);
 
   store::RuleStore rule_store(&api_redis);
-  rules::RulesServiceImpl rules_service(&rule_store, &access);
+  // A rule id the workload already has from its CustomAutoscaler or workloads file.
+  rules::RulesServiceImpl rules_service(
+      &rule_store, &access, [&status_board](const std::string& target, const std::string& id) {
+        for (const decide::WorkloadStatus& st : status_board.All()) {
+          if (st.workload != target) continue;
+          for (const decide::RuleRef& r : st.rules) {
+            if (r.id == id && r.source != decide::RuleSource::kRedis) {
+              return std::string(decide::RuleSourceName(r.source));
+            }
+          }
+        }
+        return std::string();
+      });
+  // Rules stored in Redis (RulesService or straight SETs) join each workload's rules.
+  HiredisClient rules_watch_redis(redis_options, clock);
+  rules::StoredRulesWatcherOptions rules_watch_options;
+  rules_watch_options.redis = redis_options;
+  rules_watch_options.reload_interval = flags.rules_reload_interval;
+  rules_watch_options.configure_notifications = flags.rules_configure_notifications;
+  rules::StoredRulesWatcher* rules_watcher_ptr = nullptr;
+  rules::StoredRulesWatcher rules_watcher(
+      rules_watch_options, &rules_watch_redis,
+      [&decider, &rules_watcher_ptr](std::vector<ScalingRule> rules) {
+        decider.SetStoredRules(std::move(rules), [&rules_watcher_ptr](size_t conflicts) {
+          rules_watcher_ptr->SetConflicts(conflicts);
+        });
+      },
+      registry.get(), clock);
+  rules_watcher_ptr = &rules_watcher;
   ingest::SampleAuth sample_auth(&access, kube != nullptr ? &pod_owners : nullptr, registry.get());
   ingest::StreamLimits stream_limits;
   stream_limits.max_samples_per_message = static_cast<size_t>(flags.grpc_max_samples_per_message);
@@ -658,6 +699,15 @@ int Run(int argc, char** argv) {
   });
   report::StatusHttp status_http(&status_board, &history_reader, &endpoints, &access);
   status_http.Register(&router);
+  // The stored rules are what RulesService.ListRules shows: the same permission.
+  router.HandleSync("GET", "/rules", [&rules_watcher, &access](const http::Request& req) {
+    absl::StatusOr<auth::Identity> who =
+        access.Check(req.Header("Authorization"), auth::actions::kRulesList);
+    if (!who.ok()) {
+      return http::Response::Error(auth::HttpStatusOf(who.status()), who.status().message());
+    }
+    return http::Response::Json(200, rules_watcher.SnapshotJson());
+  });
   http::ServerOptions http_options;
   http_options.listen = flags.http_listen;
   http_options.threads = 2;
@@ -674,6 +724,10 @@ int Run(int argc, char** argv) {
   }
 
   loop.Start();
+  // The stored rules before the workloads register, so a restarted scaler decides (and
+  // rebuilds windows) with them from its first evaluation; the watcher then follows.
+  (void)rules_watcher.Reload("start");
+  rules_watcher.Start();
   if (local_backend != nullptr) {
     if (absl::Status s = local_backend->Start(); !s.ok()) {
       std::cerr << "zeroscale-scaler: " << s.message() << "\n";
@@ -721,6 +775,7 @@ int Run(int argc, char** argv) {
   grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (local_backend != nullptr) local_backend->Shutdown();
   tail.Stop();
+  rules_watcher.Stop();
   if (kube != nullptr) kube->Stop();
   loop.Stop();
   queue.Stop(absl::Seconds(3));

@@ -318,6 +318,11 @@ absl::Status ParseStatus(const json& st, CustomAutoscalerStatus* out) {
     ZS_KUBE_RETURN_IF_ERROR(GetInt32(st, "desiredReplicas", "status.", 0, &v));
     out->desired_replicas = v;
   }
+  if (st.contains("effectiveRules")) {
+    int32_t v = 0;
+    ZS_KUBE_RETURN_IF_ERROR(GetInt32(st, "effectiveRules", "status.", 0, &v));
+    out->effective_rules = v;
+  }
   ZS_KUBE_RETURN_IF_ERROR(GetString(st, "state", "status.", &out->state));
   ZS_KUBE_RETURN_IF_ERROR(GetString(st, "lastDecision", "status.", &out->last_decision));
   ZS_KUBE_RETURN_IF_ERROR(
@@ -469,6 +474,7 @@ std::string CustomAutoscalerStatusPatch(const CustomAutoscalerStatus& s) {
   // Explicit nulls remove fields in a merge patch, so a stale value cannot linger.
   st["replicas"] = s.replicas ? json(*s.replicas) : json(nullptr);
   st["desiredReplicas"] = s.desired_replicas ? json(*s.desired_replicas) : json(nullptr);
+  st["effectiveRules"] = s.effective_rules ? json(*s.effective_rules) : json(nullptr);
   st["state"] = s.state;
   st["lastDecision"] = s.last_decision;
   st["lastDecisionReason"] = s.last_decision_reason;

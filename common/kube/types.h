@@ -98,6 +98,9 @@ struct Condition {
 struct CustomAutoscalerStatus {
   std::optional<int32_t> replicas;
   std::optional<int32_t> desired_replicas;
+  // How many rules the automaton uses: spec.rules plus the rules stored in Redis
+  // (scaling_rule:<id>) whose target is this CustomAutoscaler's.
+  std::optional<int32_t> effective_rules;
   std::string state;                 // the automaton's state, "Active", "ScaledToZero"
   std::string last_decision;         // "INCREASE_INSTANCES 1 -> 2"
   std::string last_decision_reason;  // why, in words

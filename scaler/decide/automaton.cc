@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "scaler/decide/rule_set.h"
 #include "scaler/decide/rules.h"
 
 namespace zeroscale::decide {
@@ -55,9 +56,16 @@ void Automaton::Start() {
   Evaluate(Trigger::kRegistered);
 }
 
+void Automaton::SetRuleConflicts(std::vector<RuleConflict> conflicts) {
+  if (conflicts == rule_conflicts_) return;
+  rule_conflicts_ = std::move(conflicts);
+  ++rule_changes_;
+}
+
 void Automaton::UpdateSpec(WorkloadSpec spec) {
   spec_ = std::move(spec);
   keep_alive_.Reconfigure(spec_.keep_alive, spec_.idle_timeout);
+  ++rule_changes_;
   window_.set_retention(HistoryNeeded() - options_->staleness);
   Evaluate(Trigger::kRegistered);
 }
@@ -143,6 +151,7 @@ void Automaton::Record(State from, State to, int32_t before, int32_t after, Trig
   d.replicas_after = after;
   d.trigger = trigger;
   d.rule = std::string(rule);
+  if (!rule.empty()) d.rule_source = std::string(RuleSourceName(SourceOf(spec_, rule)));
   d.reason = std::move(reason);
   d.dry_run = dry_run;
   host_->Record(d);
@@ -645,7 +654,7 @@ bool Automaton::StatusChanged() const {
   const bool in_flight = op_ == Op::kSet;
   return p.state != state_ || p.replicas != replicas_ ||
          p.desired != (in_flight ? pending_target_ : replicas_) || p.in_flight != in_flight ||
-         p.decisions != decisions_ || p.note != note_;
+         p.decisions != decisions_ || p.note != note_ || p.rule_changes != rule_changes_;
 }
 
 void Automaton::MarkPublished() {
@@ -656,6 +665,7 @@ void Automaton::MarkPublished() {
   p.desired = p.in_flight ? pending_target_ : replicas_;
   p.decisions = decisions_;
   p.note = note_;
+  p.rule_changes = rule_changes_;
   published_ = std::move(p);
 }
 
@@ -668,6 +678,8 @@ WorkloadStatus Automaton::Status() const {
   s.desired = op_ == Op::kSet ? pending_target_ : replicas_;
   s.last_decision = last_decision_;
   s.note = note_;
+  s.rules = RuleRefs(spec_);
+  s.rule_conflicts = rule_conflicts_;
   return s;
 }
 

@@ -135,6 +135,9 @@ class Automaton {
   // Records the registration and evaluates once (e.g. wakes to minReplicas).
   void Start();
   void UpdateSpec(WorkloadSpec spec);
+  // The rule conflicts the engine's merge found (shown in Status()).
+  void SetRuleConflicts(std::vector<RuleConflict> conflicts);
+  const std::vector<RuleConflict>& rule_conflicts() const { return rule_conflicts_; }
 
   // Adds a sample to the windows without evaluating (batches evaluate once).
   void AddSample(const Podmetric& m);
@@ -264,8 +267,11 @@ class Automaton {
     bool in_flight = false;
     uint64_t decisions = 0;
     std::string note;
+    uint64_t rule_changes = 0;
   };
   std::optional<Published> published_;
+  std::vector<RuleConflict> rule_conflicts_;
+  uint64_t rule_changes_ = 0;  // spec or conflict updates, for StatusChanged()
   // Dry-run repeat suppression.
   std::optional<Decision> last_dry_run_;
 };

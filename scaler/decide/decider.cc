@@ -1,5 +1,6 @@
 #include "scaler/decide/decider.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "common/log/log.h"
@@ -24,6 +25,29 @@ void Decider::Upsert(WorkloadSpec spec, int32_t observed_replicas, Done done) {
     absl::Status s = engine_.Upsert(spec, observed_replicas);
     if (done) done(s);
   });
+}
+
+void Decider::SetStoredRules(std::vector<ScalingRule> rules, std::function<void(size_t)> done) {
+  {
+    // Windows rebuilt from Redis must cover the stored rules' windows too.
+    std::lock_guard<std::mutex> lock(mu_);
+    stored_windows_.clear();
+    for (const ScalingRule& r : rules) {
+      if (r.target.empty()) continue;
+      absl::Duration& w = stored_windows_[r.target];
+      w = std::max(w, absl::Seconds(r.window_seconds));
+    }
+  }
+  scheduler_->Post([this, rules = std::move(rules), done = std::move(done)]() mutable {
+    const size_t conflicts = engine_.SetStoredRules(std::move(rules));
+    if (done) done(conflicts);
+  });
+}
+
+absl::Duration Decider::StoredRulesWindow(const std::string& workload) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = stored_windows_.find(workload);
+  return it == stored_windows_.end() ? absl::ZeroDuration() : it->second;
 }
 
 void Decider::Remove(std::string workload) {
@@ -104,6 +128,10 @@ absl::Status Decider::RebuildFromRedis(Redis* redis) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     plan.assign(history_.begin(), history_.end());
+    for (auto& [workload, history] : plan) {
+      auto it = stored_windows_.find(workload);
+      if (it != stored_windows_.end()) history = std::max(history, it->second + staleness_);
+    }
   }
   const absl::Time now = clock_->Now();
   for (const auto& [workload, history] : plan) {

@@ -36,6 +36,12 @@ class Decider {
 
   void Upsert(WorkloadSpec spec, int32_t observed_replicas, Done done = nullptr);
   void Remove(std::string workload);
+  // Every rule stored in Redis (Engine::SetStoredRules); `done` gets the number of
+  // conflicts between spec and stored rules after the merge.
+  void SetStoredRules(std::vector<ScalingRule> rules, std::function<void(size_t)> done = nullptr);
+  // The longest window of the stored rules targeting `workload` (zero: none), so the
+  // history rebuilt from Redis covers them too.
+  absl::Duration StoredRulesWindow(const std::string& workload) const;
   void OnSamples(std::vector<Podmetric> samples);
   void LoadHistory(std::string workload, std::vector<Podmetric> samples, Done done = nullptr);
   void OnTraffic(std::string workload, TrafficReport report);
@@ -64,8 +70,10 @@ class Decider {
   Engine engine_;
   // History each workload needs, mirrored here so a rebuild can plan its reads without
   // waiting for the loop.
-  std::mutex mu_;
+  mutable std::mutex mu_;
   absl::flat_hash_map<std::string, absl::Duration> history_;
+  // The longest window of the stored rules targeting each workload.
+  absl::flat_hash_map<std::string, absl::Duration> stored_windows_;
 };
 
 }  // namespace zeroscale::decide

@@ -60,13 +60,27 @@ std::optional<Trigger> ParseTrigger(absl::string_view name) {
 bool Decision::operator==(const Decision& o) const {
   return time == o.time && workload == o.workload && from == o.from && to == o.to &&
          replicas_before == o.replicas_before && replicas_after == o.replicas_after &&
-         trigger == o.trigger && rule == o.rule && reason == o.reason && dry_run == o.dry_run;
+         trigger == o.trigger && rule == o.rule && rule_source == o.rule_source &&
+         reason == o.reason && dry_run == o.dry_run;
 }
 
 bool WorkloadStatus::operator==(const WorkloadStatus& o) const {
   return workload == o.workload && state == o.state && replicas == o.replicas &&
          desired == o.desired && actuation_in_flight == o.actuation_in_flight &&
-         last_decision == o.last_decision && note == o.note;
+         last_decision == o.last_decision && note == o.note && rules == o.rules &&
+         rule_conflicts == o.rule_conflicts;
+}
+
+absl::string_view RuleSourceName(RuleSource s) {
+  switch (s) {
+    case RuleSource::kCustomAutoscaler:
+      return "customautoscaler";
+    case RuleSource::kWorkloadsFile:
+      return "workloads-file";
+    case RuleSource::kRedis:
+      return "redis";
+  }
+  return "unknown";
 }
 
 std::string DecisionToJson(const Decision& d) {
@@ -79,6 +93,7 @@ std::string DecisionToJson(const Decision& d) {
   j["replicasAfter"] = d.replicas_after;
   j["trigger"] = std::string(TriggerName(d.trigger));
   if (!d.rule.empty()) j["rule"] = d.rule;
+  if (!d.rule_source.empty()) j["ruleSource"] = d.rule_source;
   j["reason"] = d.reason;
   j["dryRun"] = d.dry_run;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -112,6 +127,7 @@ absl::StatusOr<Decision> DecisionFromJson(absl::string_view json) {
                             {"to", &to},
                             {"trigger", &trigger},
                             {"rule", &d.rule},
+                            {"ruleSource", &d.rule_source},
                             {"reason", &d.reason}}) {
     if (absl::Status s = str(field, out); !s.ok()) return s;
   }

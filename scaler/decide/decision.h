@@ -31,6 +31,12 @@ enum class State {
 absl::string_view StateName(State s);  // "Active"
 std::optional<State> ParseState(absl::string_view name);
 
+// Where a ScalingRule came from. A workload's effective rules are its spec's (the
+// CustomAutoscaler's spec.rules or the workloads file) plus the rules stored in Redis
+// under scaling_rule:<id> whose target names it; see rule_set.h for the merge.
+enum class RuleSource { kCustomAutoscaler, kWorkloadsFile, kRedis };
+absl::string_view RuleSourceName(RuleSource s);  // "customautoscaler", "workloads-file", "redis"
+
 // What made the automaton act.
 enum class Trigger {
   kRegistered,        // the workload was added or its spec changed
@@ -60,8 +66,9 @@ struct Decision {
   int32_t replicas_before = 0;
   int32_t replicas_after = 0;
   Trigger trigger = Trigger::kSample;
-  std::string rule;    // id of the rule that drove it, if one did
-  std::string reason;  // "rule 'busy' holds: IN_FLIGHT_REQUESTS 7.2 > 4 over 60s: 3 -> 4"
+  std::string rule;         // id of the rule that drove it, if one did
+  std::string rule_source;  // where that rule came from (RuleSourceName), with `rule`
+  std::string reason;       // "rule 'busy' holds: IN_FLIGHT_REQUESTS 7.2 > 4 over 60s: 3 -> 4"
   // Computed and recorded but not applied (--dry-run).
   bool dry_run = false;
 
@@ -84,6 +91,11 @@ struct WorkloadSpec {
   KeepAliveConfig keep_alive;
   // Rules whose target is this workload (an empty target is taken to mean it).
   std::vector<ScalingRule> rules;
+  // Where `rules` came from: the door that passed the spec (the reconciler or the local
+  // backend). The engine adds the stored rules and fills `rule_sources`.
+  RuleSource rules_source = RuleSource::kCustomAutoscaler;
+  // Parallel to `rules` once merged (rule_set.h); empty: every rule is `rules_source`.
+  std::vector<RuleSource> rule_sources;
 };
 
 // kInvalidArgument naming the field: negative or inverted bounds, max 0, invalid rules,
@@ -113,6 +125,27 @@ struct TrafficReport {
   uint64_t in_flight = 0;  // requests it holds or is forwarding now
 };
 
+// One of a workload's effective rules, as status reports show it.
+struct RuleRef {
+  std::string id;
+  RuleSource source = RuleSource::kCustomAutoscaler;
+  Action action = Action::kIncreaseInstances;
+  bool operator==(const RuleRef& o) const {
+    return id == o.id && source == o.source && action == o.action;
+  }
+};
+
+// The same rule id for the same workload from two doors: `winner` is used, the rule
+// from `loser` is ignored (and reported).
+struct RuleConflict {
+  std::string id;
+  RuleSource winner = RuleSource::kCustomAutoscaler;
+  RuleSource loser = RuleSource::kRedis;
+  bool operator==(const RuleConflict& o) const {
+    return id == o.id && winner == o.winner && loser == o.loser;
+  }
+};
+
 // A snapshot of one workload's automaton, for status reporting (CustomAutoscaler status,
 // /workloads, the balancer's view of replicas).
 struct WorkloadStatus {
@@ -125,6 +158,9 @@ struct WorkloadStatus {
   // Why the latest evaluation changed nothing, when something held it back ("partial
   // data", "in cooldown", "requests in flight"); empty otherwise.
   std::string note;
+  // The rules in effect, with where each came from, and the conflicts the merge found.
+  std::vector<RuleRef> rules;
+  std::vector<RuleConflict> rule_conflicts;
   bool operator==(const WorkloadStatus& o) const;
 };
 

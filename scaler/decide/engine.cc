@@ -52,22 +52,73 @@ absl::Status Engine::Upsert(const WorkloadSpec& spec, int32_t observed_replicas)
   if (observed_replicas < 0) {
     return absl::InvalidArgumentError("observed replicas must not be negative");
   }
+  base_specs_[spec.workload] = spec;
   if (Automaton* a = Find(spec.workload)) {
-    a->UpdateSpec(spec);
+    ApplyRules(a, spec, /*always=*/true);
     a->OnObservedReplicas(observed_replicas);
     Publish(a);
     return absl::OkStatus();
   }
   Host* host = this;
-  auto a = std::make_unique<Automaton>(spec, observed_replicas, &options_, host);
+  auto a = std::make_unique<Automaton>(MergeRules(spec, stored_, nullptr), observed_replicas,
+                                       &options_, host);
   Automaton* raw = a.get();
   automata_.emplace(spec.workload, std::move(a));
+  ApplyRules(raw, spec, /*always=*/false);
   raw->Start();
   Publish(raw);
   return absl::OkStatus();
 }
 
+void Engine::ApplyRules(Automaton* a, const WorkloadSpec& base, bool always) {
+  std::vector<RuleConflict> conflicts;
+  WorkloadSpec merged = MergeRules(base, stored_, &conflicts);
+  for (const RuleConflict& c : conflicts) {
+    bool known = false;
+    for (const RuleConflict& k : a->rule_conflicts()) known = known || k == c;
+    if (known) continue;
+    ZS_LOG(kWarning, "rule conflict: the same rule id for the same workload from two sources",
+           {"workload", base.workload}, {"rule", c.id},
+           {"used", std::string(RuleSourceName(c.winner))},
+           {"ignored", std::string(RuleSourceName(c.loser))},
+           {"key", absl::StrCat("scaling_rule:", c.id)});
+  }
+  a->SetRuleConflicts(std::move(conflicts));
+  const WorkloadSpec& current = a->spec();
+  if (always || current.rules != merged.rules || current.rule_sources != merged.rule_sources) {
+    a->UpdateSpec(std::move(merged));
+  }
+}
+
+size_t Engine::SetStoredRules(std::vector<ScalingRule> rules) {
+  std::vector<ScalingRule> valid;
+  valid.reserve(rules.size());
+  for (ScalingRule& r : rules) {
+    if (absl::Status s = ValidateScalingRule(r); !s.ok()) {
+      ZS_LOG(kWarning, "stored rule ignored: invalid", {"key", absl::StrCat("scaling_rule:", r.id)},
+             {"error", std::string(s.message())});
+      continue;
+    }
+    valid.push_back(std::move(r));
+  }
+  stored_ = GroupStoredRules(std::move(valid));
+  for (auto& [workload, a] : automata_) {
+    auto base = base_specs_.find(workload);
+    if (base == base_specs_.end()) continue;
+    ApplyRules(a.get(), base->second, /*always=*/false);
+    Publish(a.get());
+  }
+  return rule_conflicts();
+}
+
+size_t Engine::rule_conflicts() const {
+  size_t n = 0;
+  for (const auto& [workload, a] : automata_) n += a->rule_conflicts().size();
+  return n;
+}
+
 bool Engine::Remove(const std::string& workload) {
+  base_specs_.erase(workload);
   if (automata_.erase(workload) == 0) return false;
   if (sink_ != nullptr) sink_->OnRemoved(workload);
   return true;

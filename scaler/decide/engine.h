@@ -30,6 +30,7 @@
 #include "common/time/clock.h"
 #include "scaler/decide/automaton.h"
 #include "scaler/decide/decision.h"
+#include "scaler/decide/rule_set.h"
 #include "scaler/decide/scheduler.h"
 
 namespace zeroscale::decide {
@@ -44,8 +45,16 @@ class Engine : private Automaton::Host {
   Engine& operator=(const Engine&) = delete;
 
   // Adds a workload with the replica count its target has now, or updates its spec
-  // (keeping its state and windows). kInvalidArgument for an invalid spec.
+  // (keeping its state and windows). kInvalidArgument for an invalid spec. The
+  // automaton works from the spec merged with the stored rules (rule_set.h).
   absl::Status Upsert(const WorkloadSpec& spec, int32_t observed_replicas);
+  // Replaces every rule stored in Redis (all of them, bound or not; invalid ones are
+  // dropped with a log line) and re-merges each workload whose effective rules change.
+  // Kept across workloads coming and going, so a workload added later (a new leader's
+  // reconciler) gets its stored rules at once. Returns the conflicts over all workloads.
+  size_t SetStoredRules(std::vector<ScalingRule> rules);
+  // Conflicts between spec and stored rules over all workloads, as of now.
+  size_t rule_conflicts() const;
   // Forgets a workload; pending Activate callbacks get kCancelled. False if unknown.
   bool Remove(const std::string& workload);
 
@@ -93,6 +102,9 @@ class Engine : private Automaton::Host {
   void SaveKeepAlive(const std::string& workload, const std::string& state) override;
 
   Automaton* Find(const std::string& workload) const;
+  // Merges `base` with the stored rules into `a`'s spec when the rules differ (or
+  // `always`); logs conflicts that are new.
+  void ApplyRules(Automaton* a, const WorkloadSpec& base, bool always);
   // Hands the automaton's status to the sink when it changed.
   void Publish(Automaton* a);
 
@@ -102,6 +114,9 @@ class Engine : private Automaton::Host {
   DecisionSink* const sink_;
   const DeciderOptions options_;
   absl::flat_hash_map<std::string, std::unique_ptr<Automaton>> automata_;
+  // Each workload's spec as its door passed it, before the stored rules are added.
+  absl::flat_hash_map<std::string, WorkloadSpec> base_specs_;
+  StoredRules stored_;
   uint64_t unrouted_samples_ = 0;
   std::vector<Decision>* collect_ = nullptr;  // decisions of the call in progress
   // Posted completions hold a weak reference; a destroyed engine ignores them.

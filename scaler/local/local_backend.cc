@@ -239,6 +239,7 @@ decide::WorkloadSpec SpecOf(const workloads::Workload& workload) {
   spec.idle_timeout = workload.idle_timeout;
   spec.keep_alive = workload.keep_alive;
   spec.rules = workload.rules;
+  spec.rules_source = decide::RuleSource::kWorkloadsFile;
   return spec;
 }
 

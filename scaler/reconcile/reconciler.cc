@@ -294,7 +294,9 @@ void Reconciler::Rebuild(uint64_t epoch) {
 void Reconciler::LoadHistory(const std::string& workload, const decide::WorkloadSpec& spec) {
   if (rebuild_redis_ == nullptr) return;
   // Options are fixed when the decider is built, so reading them here is race-free.
-  const absl::Duration need = decide::HistoryNeeded(spec, decider_->engine().options().staleness);
+  const absl::Duration staleness = decider_->engine().options().staleness;
+  const absl::Duration need = std::max(decide::HistoryNeeded(spec, staleness),
+                                       decider_->StoredRulesWindow(workload) + staleness);
   const absl::Time now = clock_->Now();
   absl::StatusOr<std::vector<Podmetric>> samples =
       decide::LoadWorkloadSamples(rebuild_redis_, workload, now - need, now);

@@ -11,7 +11,8 @@ void LogSink::Record(const decide::Decision& d) {
          {"to", std::string(decide::StateName(d.to))},
          {"replicas", absl::StrCat(d.replicas_before, "->", d.replicas_after)},
          {"trigger", std::string(decide::TriggerName(d.trigger))}, {"rule", d.rule},
-         {"reason", d.reason}, {"dry_run", d.dry_run ? "true" : "false"});
+         {"rule_source", d.rule_source}, {"reason", d.reason},
+         {"dry_run", d.dry_run ? "true" : "false"});
 }
 
 MetricsSink::MetricsSink(prometheus::Registry* registry)

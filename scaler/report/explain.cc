@@ -75,6 +75,10 @@ EventExplanation ExplainDecision(const Decision& d) {
   if (!d.rule.empty() && !absl::StrContains(message, d.rule)) {
     absl::StrAppend(&message, " (rule '", d.rule, "')");
   }
+  // A rule from Redis is not in the CustomAutoscaler: say where to find it.
+  if (d.rule_source == "redis") {
+    absl::StrAppend(&message, " (rule from Redis: scaling_rule:", d.rule, ")");
+  }
   e.message = Truncate(std::move(message), kMaxEventMessage);
   return e;
 }
@@ -123,6 +127,7 @@ kube::CustomAutoscalerStatus BuildStatus(const StatusInputs& in,
     const decide::WorkloadStatus& w = *in.workload;
     st.replicas = w.replicas;
     st.desired_replicas = w.desired;
+    st.effective_rules = static_cast<int32_t>(w.rules.size());
     st.state = std::string(decide::StateName(w.state));
     if (w.last_decision) {
       st.last_decision = DescribeDecision(*w.last_decision);
@@ -152,6 +157,17 @@ kube::CustomAutoscalerStatus BuildStatus(const StatusInputs& in,
     kube::Condition c = Cond(kConditionScalingActive, false, "NotManaged", "no automaton runs");
     c.status = "Unknown";
     conds.push_back(std::move(c));
+  }
+  // A rule id given both here and in Redis: shown only while it lasts.
+  if (in.workload && !in.workload->rule_conflicts.empty()) {
+    std::string ids;
+    for (const decide::RuleConflict& c : in.workload->rule_conflicts) {
+      absl::StrAppend(&ids, ids.empty() ? "" : ", ", "'", c.id, "' (scaling_rule:", c.id, ")");
+    }
+    conds.push_back(Cond("RuleConflict", true, "StoredRuleIgnored",
+                         absl::StrCat("Redis also has rules with ids of spec.rules; spec.rules "
+                                      "wins, the stored ones are ignored: ",
+                                      ids)));
   }
 
   for (kube::Condition& c : conds) {

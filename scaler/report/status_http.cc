@@ -43,6 +43,24 @@ http::Response StatusHttp::Workloads() {
       pods.push_back({{"pod", e.pod}, {"address", e.address}, {"ready", e.ready}});
     }
     j["pods"] = std::move(pods);
+    // The effective rules and where each came from (customautoscaler, workloads-file,
+    // redis); a stored rule that lost to the spec is listed under ruleConflicts.
+    nlohmann::ordered_json rules = nlohmann::ordered_json::array();
+    for (const decide::RuleRef& r : st.rules) {
+      rules.push_back({{"id", r.id},
+                       {"source", std::string(decide::RuleSourceName(r.source))},
+                       {"action", std::string(ActionName(r.action))}});
+    }
+    j["rules"] = std::move(rules);
+    if (!st.rule_conflicts.empty()) {
+      nlohmann::ordered_json conflicts = nlohmann::ordered_json::array();
+      for (const decide::RuleConflict& c : st.rule_conflicts) {
+        conflicts.push_back({{"id", c.id},
+                             {"used", std::string(decide::RuleSourceName(c.winner))},
+                             {"ignored", std::string(decide::RuleSourceName(c.loser))}});
+      }
+      j["ruleConflicts"] = std::move(conflicts);
+    }
     if (st.last_decision) {
       j["lastDecision"] = nlohmann::ordered_json::parse(decide::DecisionToJson(*st.last_decision));
     }

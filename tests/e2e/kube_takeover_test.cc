@@ -339,6 +339,59 @@ TEST_F(KubeTakeover, OneLeaderDecidesAndTheOtherTakesOverWhenItDies) {
   EXPECT_NE(Holder(), old_identity);
 }
 
+// Rules stored in Redis (seed-style SETs) join the CustomAutoscaler's on the leader, are
+// counted and their conflicts shown in its status, and a new leader has them all.
+TEST_F(KubeTakeover, StoredRulesReachTheLeaderAndSurviveALeaderChange) {
+  std::string holder;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        holder = Holder();
+        return !holder.empty();
+      },
+      kSettle));
+  Scaler* leader = nullptr;
+  Scaler* follower = nullptr;
+  for (Scaler& s : scalers_) (s.Identity() == holder ? leader : follower) = &s;
+  ASSERT_NE(leader, nullptr);
+  ASSERT_NE(follower, nullptr);
+  auto set_rule = [&](const std::string& id) {
+    json rule = {{"id", id},
+                 {"action", "INCREASE_INSTANCES"},
+                 {"thresholds",
+                  {{{"metricType", "CPU_USAGE"}, {"value", 90}, {"operator", "GREATER_THAN"}}}},
+                 {"target", "ml/Deployment/llama"}};
+    return redis_.Cli(absl::StrCat("SET scaling_rule:", id, " '", rule.dump(), "'"));
+  };
+  auto conflict = [&] {
+    json st = CrStatus();
+    if (!st.contains("conditions")) return false;
+    for (const json& c : st["conditions"]) {
+      if (c.value("type", "") == "RuleConflict" && c.value("status", "") == "True") return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(WaitFor([&] { return CrStatus().value("effectiveRules", 0) == 1; }, kSettle))
+      << CrStatus().dump(2);
+  ASSERT_EQ(set_rule("grow"), "OK\n");
+  ASSERT_TRUE(WaitFor([&] { return CrStatus().value("effectiveRules", 0) == 2; }, kSettle))
+      << CrStatus().dump(2);
+  // The CR's own 'busy' again in Redis: a conflict, the CR's rule wins.
+  ASSERT_EQ(set_rule("busy"), "OK\n");
+  ASSERT_TRUE(WaitFor(conflict, kSettle)) << CrStatus().dump(2);
+  EXPECT_EQ(CrStatus().value("effectiveRules", 0), 2);
+
+  leader->process->Signal(SIGKILL);
+  leader->process->Stop();
+  ASSERT_TRUE(WaitFor([&] { return Holder() == follower->Identity(); }, kTakeover));
+  // Written by the new leader only (the old one is dead): it has 'grow' from before, the
+  // new 'more', and the conflict is gone with the stored 'busy'.
+  EXPECT_EQ(redis_.Cli("DEL scaling_rule:busy"), "1\n");
+  ASSERT_EQ(set_rule("more"), "OK\n");
+  ASSERT_TRUE(
+      WaitFor([&] { return CrStatus().value("effectiveRules", 0) == 3 && !conflict(); }, kSettle))
+      << CrStatus().dump(2);
+}
+
 // Lease timing that would let two replicas lead at once is refused at start.
 TEST(KubeLeaseFlags, BadTimingExitsTwoNamingFlagAndValue) {
   struct Case {

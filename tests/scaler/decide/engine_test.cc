@@ -712,3 +712,74 @@ TEST_F(EngineTest, TenThousandWorkloadsAreCheap) {
 
 }  // namespace
 }  // namespace zeroscale::decide
+
+namespace zeroscale::decide {
+namespace {
+
+class EngineStoredRulesTest : public EngineTest {};
+
+TEST_F(EngineStoredRulesTest, StoredRuleForTheWorkloadDrivesDecisionsAndNamesItsSource) {
+  StartActive(Spec(1, 4, {}), 1);
+  EXPECT_EQ(engine_->SetStoredRules({kBusy}), 0u);
+  scheduler_.RunPending();
+  ASSERT_EQ(Status().rules.size(), 1u);
+  EXPECT_EQ(Status().rules[0], (RuleRef{"busy", RuleSource::kRedis, Action::kIncreaseInstances}));
+  Step();
+  std::vector<Decision> out = Feed(1, [](Podmetric& m) { m.in_flight = 7; });
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].rule, "busy");
+  EXPECT_EQ(out[0].rule_source, "redis");
+  EXPECT_EQ(out[0].replicas_after, 2);
+  // Deleted: the rule is gone from the effective set.
+  CompleteSet();
+  engine_->SetStoredRules({});
+  EXPECT_THAT(Status().rules, IsEmpty());
+}
+
+TEST_F(EngineStoredRulesTest, RulesStoredBeforeTheWorkloadExistsApplyWhenItIsAdded) {
+  ScalingRule other = kCalm;
+  other.target = "ns/Deployment/other";
+  ScalingRule unbound = kIdle;
+  unbound.target.clear();
+  engine_->SetStoredRules({kBusy, other, unbound});
+  ASSERT_TRUE(engine_->Upsert(Spec(1, 4, {}), 1).ok());
+  ASSERT_EQ(Status().rules.size(), 1u);  // neither the other workload's nor the unbound
+  EXPECT_EQ(Status().rules[0].id, "busy");
+}
+
+TEST_F(EngineStoredRulesTest, ConflictWithTheSpecIsReportedAndTheSpecWins) {
+  StartActive(Spec(1, 4, {kBusy}), 1);
+  ScalingRule stored = kBusy;
+  stored.action = Action::kDecreaseInstances;
+  EXPECT_EQ(engine_->SetStoredRules({stored}), 1u);
+  EXPECT_EQ(engine_->rule_conflicts(), 1u);
+  ASSERT_EQ(Status().rules.size(), 1u);
+  EXPECT_EQ(Status().rules[0].source, RuleSource::kCustomAutoscaler);
+  EXPECT_EQ(Status().rules[0].action, Action::kIncreaseInstances);
+  ASSERT_EQ(Status().rule_conflicts.size(), 1u);
+  EXPECT_EQ(Status().rule_conflicts[0].loser, RuleSource::kRedis);
+  EXPECT_EQ(sink_.statuses.back(), Status());  // pushed to the reporters
+  // Resolved by deleting the stored one.
+  EXPECT_EQ(engine_->SetStoredRules({}), 0u);
+  EXPECT_THAT(Status().rule_conflicts, IsEmpty());
+}
+
+TEST_F(EngineStoredRulesTest, InvalidStoredRulesAreDropped) {
+  ASSERT_TRUE(engine_->Upsert(Spec(1, 4, {}), 1).ok());
+  ScalingRule bad = kBusy;
+  bad.step = 0;
+  engine_->SetStoredRules({bad});
+  EXPECT_THAT(Status().rules, IsEmpty());
+}
+
+TEST_F(EngineStoredRulesTest, SpecUpdatesKeepStoredRules) {
+  ASSERT_TRUE(engine_->Upsert(Spec(1, 4, {}), 1).ok());
+  engine_->SetStoredRules({kBusy});
+  ASSERT_TRUE(engine_->Upsert(Spec(1, 5, {kCalm}), 1).ok());
+  ASSERT_EQ(Status().rules.size(), 2u);
+  EXPECT_EQ(Status().rules[0].id, "calm");
+  EXPECT_EQ(Status().rules[1].id, "busy");
+}
+
+}  // namespace
+}  // namespace zeroscale::decide

@@ -9,6 +9,7 @@ namespace {
 using decide::Decision;
 using decide::State;
 using decide::Trigger;
+using ::testing::HasSubstr;
 
 const kube::Condition* Find(const std::vector<kube::Condition>& cs, const std::string& type) {
   for (const kube::Condition& c : cs) {
@@ -95,6 +96,37 @@ TEST(BuildStatusTest, InvalidSpec) {
   EXPECT_EQ(valid->last_transition_time, absl::FromUnixSeconds(100));
   EXPECT_EQ(Find(st.conditions, kConditionReady)->status, "False");
   EXPECT_EQ(Find(st.conditions, kConditionScalingActive)->status, "Unknown");
+}
+
+TEST(ExplainDecisionTest, StoredRuleNamesItsKey) {
+  Decision d = D(State::kActive, State::kActive, 2, 3, Trigger::kSample, "rule 'grow' holds");
+  d.rule = "grow";
+  d.rule_source = "redis";
+  EXPECT_THAT(ExplainDecision(d).message, HasSubstr("(rule from Redis: scaling_rule:grow)"));
+  d.rule_source = "customautoscaler";
+  EXPECT_EQ(ExplainDecision(d).message, "rule 'grow' holds");
+}
+
+TEST(BuildStatusTest, EffectiveRulesCountedAndConflictsAConditionWhileTheyLast) {
+  StatusInputs in;
+  in.generation = 1;
+  decide::WorkloadStatus w;
+  w.rules = {{"busy", decide::RuleSource::kCustomAutoscaler, Action::kIncreaseInstances},
+             {"grow", decide::RuleSource::kRedis, Action::kIncreaseInstances}};
+  w.rule_conflicts = {{"calm", decide::RuleSource::kCustomAutoscaler, decide::RuleSource::kRedis}};
+  in.workload = w;
+  kube::CustomAutoscalerStatus st = BuildStatus(in, {}, absl::FromUnixSeconds(100));
+  EXPECT_EQ(st.effective_rules, 2);
+  const kube::Condition* c = Find(st.conditions, "RuleConflict");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->status, "True");
+  EXPECT_THAT(c->message, HasSubstr("'calm' (scaling_rule:calm)"));
+  EXPECT_THAT(kube::CustomAutoscalerStatusPatch(st), HasSubstr(R"("effectiveRules":2)"));
+  in.workload->rule_conflicts.clear();
+  EXPECT_EQ(Find(BuildStatus(in, {}, absl::FromUnixSeconds(100)).conditions, "RuleConflict"),
+            nullptr);
+  in.workload.reset();
+  EXPECT_FALSE(BuildStatus(in, {}, absl::FromUnixSeconds(100)).effective_rules.has_value());
 }
 
 TEST(BuildStatusTest, RunningWorkloadAndTransitionTimesKept) {

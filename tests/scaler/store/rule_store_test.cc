@@ -82,11 +82,31 @@ TEST_F(RuleStoreTest, ListFiltersByTargetAndSkipsUnreadable) {
   ASSERT_TRUE(store_->Create(Rule("b", "ml/Deployment/y")).ok());
   ASSERT_TRUE(store_->Create(Rule("c", "ml/Deployment/x")).ok());
   ASSERT_TRUE(redis_->Command({"SET", "scaling_rule:junk", "{not json"}).ok());
-  std::vector<std::string> skipped;
+  // Valid JSON, invalid rule; the id of another key; not a string at all.
+  ASSERT_TRUE(redis_
+                  ->Command({"SET", "scaling_rule:nosteps",
+                             R"({"id":"nosteps","action":"INCREASE_INSTANCES","thresholds":[]})"})
+                  .ok());
+  ASSERT_TRUE(redis_
+                  ->Command({"SET", "scaling_rule:other",
+                             R"({"id":"a","action":"INCREASE_INSTANCES","thresholds":[)"
+                             R"({"metricType":"CPU_USAGE","value":1,"operator":"LESS_THAN"}]})"})
+                  .ok());
+  ASSERT_TRUE(redis_->Command({"HSET", "scaling_rule:hash", "f", "v"}).ok());
+  std::vector<SkippedRule> skipped;
   auto all = store_->List("", &skipped);
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(all->size(), 3u);
-  EXPECT_EQ(skipped, std::vector<std::string>{"scaling_rule:junk"});
+  ASSERT_EQ(skipped.size(), 4u);
+  EXPECT_EQ(skipped[0].key, "scaling_rule:hash");
+  EXPECT_THAT(skipped[0].error, HasSubstr("not a string"));
+  EXPECT_EQ(skipped[1].key, "scaling_rule:junk");
+  EXPECT_EQ(skipped[2].key, "scaling_rule:nosteps");
+  EXPECT_THAT(skipped[2].error, HasSubstr("thresholds"));
+  EXPECT_EQ(skipped[3].key, "scaling_rule:other");
+  EXPECT_THAT(skipped[3].error, HasSubstr("id: 'a'"));
+  // Bounded: more keys than the limit is an error, not unbounded memory.
+  EXPECT_EQ(store_->List("", nullptr, 2).status().code(), absl::StatusCode::kResourceExhausted);
   auto x = store_->List("ml/Deployment/x");
   ASSERT_EQ(x->size(), 2u);
   EXPECT_EQ((*x)[0].id, "a");
