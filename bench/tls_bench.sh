@@ -34,8 +34,19 @@ done
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
   -subj /CN=zeroscale-bench -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
   -keyout "$TMP/tls.key" -out "$TMP/tls.crt" 2>/dev/null
-TLS_SCALER="--tls-cert=$TMP/tls.crt --tls-key=$TMP/tls.key $ON_SCALER_ARGS"
+# The "on" side is what the chart ships: TLS and identity checks. Pod credentials
+# (zeroscale:pods, static tokens) for loadgen's simulated pods bench/pod-0..99 and for the
+# sidecar of each proxy round; the "off" side runs --insecure in plain text.
+TOKENS=$TMP/tokens.csv
+(umask 077
+ for i in $(seq 0 99); do echo "bench-pod-token-$i,bench/pod-$i,zeroscale:pods"; done
+ for r in $(seq "$ROUNDS"); do
+   echo "bench-sidecar-token-on$r,bench/tls-on$r,zeroscale:pods"
+   echo "bench-sidecar-token-on$r" >"$TMP/sidecar-on$r.token"
+ done) >"$TOKENS"
+TLS_SCALER="--tls-cert=$TMP/tls.crt --tls-key=$TMP/tls.key --auth-tokens=$TOKENS $ON_SCALER_ARGS"
 TLS_CLIENT="--scaler-ca=$TMP/tls.crt $ON_CLIENT_ARGS"
+OFF_SCALER="--insecure"
 
 start_redis
 
@@ -60,10 +71,10 @@ ingest() {  # scaler flags, client flags -> acked samples/s
   echo "$out" | sed -n 's/.*acked_per_s=\([0-9.]*\).*/\1/p'
 }
 
-echo "== ingest, TLS off and on alternating, $ROUNDS rounds of $DURATION"
+echo "== ingest, TLS and identity checks off and on alternating, $ROUNDS rounds of $DURATION"
 off_best=0; on_best=0
 for r in $(seq "$ROUNDS"); do
-  off=$(ingest "" ""); on=$(ingest "$TLS_SCALER" "$TLS_CLIENT")
+  off=$(ingest "$OFF_SCALER" ""); on=$(ingest "$TLS_SCALER" "$TLS_CLIENT --token-prefix=bench-pod-token-")
   printf 'round %s: off %.0f/s, on %.0f/s\n' "$r" "$off" "$on"
   off_best=$(python3 -c "print(max($off_best, $off))"); on_best=$(python3 -c "print(max($on_best, $on))")
 done
@@ -82,8 +93,8 @@ proxy_run() {  # name, scaler flags, sidecar flags
   stop_scaler
 }
 for r in $(seq "$ROUNDS"); do
-  proxy_run "off$r" "" ""
-  proxy_run "on$r" "$TLS_SCALER" "$TLS_CLIENT --admin-tls-cert=$TMP/tls.crt --admin-tls-key=$TMP/tls.key"
+  proxy_run "off$r" "$OFF_SCALER" ""
+  proxy_run "on$r" "$TLS_SCALER" "$TLS_CLIENT --token-file=$TMP/sidecar-on$r.token --admin-tls-cert=$TMP/tls.crt --admin-tls-key=$TMP/tls.key"
 done
 
 python3 - "$off_best" "$on_best" "$ROUNDS" "$TMP" <<'PY'
@@ -98,7 +109,7 @@ for m in ("off", "on"):
           ", ".join(f"{ov(r):.3f} ms" for r in runs[m]))
 # The least disturbed round of each: the machine's other load only ever adds latency.
 a, b = min(runs["off"], key=ov), min(runs["on"], key=ov)
-print(f"RESULT ingest, TLS off: {off:,.0f} samples/s; TLS on: {on:,.0f} samples/s; "
+print(f"RESULT ingest, TLS+auth off: {off:,.0f} samples/s; TLS+auth on: {on:,.0f} samples/s; "
       f"on/off {on/off:.3f} (cost {100*(1-on/off):.1f}%, target <= 15%)")
 print(f"RESULT sidecar p50 at ~1,000 req/s, overhead over direct (best of {rounds}): "
       f"{ov(a):.3f} ms with the stream in plain text, {ov(b):.3f} ms with it on TLS "
