@@ -565,7 +565,8 @@ TEST_F(ChartHelm, PrometheusRuleIsTheAlertsFile) {
   const YAML::Node file = YAML::LoadFile(kChart + "/files/alerts.yaml");
   ASSERT_TRUE(file["groups"].IsSequence());
   EXPECT_TRUE(SameYaml(file["groups"], (*rule)["spec"]["groups"]))
-      << "rendered:\n" << YAML::Dump((*rule)["spec"]["groups"]);
+      << "rendered:\n"
+      << YAML::Dump((*rule)["spec"]["groups"]);
   int alerts = 0;
   for (const YAML::Node& group : (*rule)["spec"]["groups"]) {
     for (const YAML::Node& r : group["rules"]) {
