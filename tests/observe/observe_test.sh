@@ -61,15 +61,32 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
 pids+=($!)
 for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
+# A workload with a route (the scaler's workloads file is the balancer's routes file) so the
+# per-workload series exist (decisions, state, held requests, hold durations), and a
+# throwaway certificate so the scaler serves its webhook (and its counters).
+cat >"$dir/workloads.yaml" <<'YAML'
+workloads:
+  - name: m
+    command: ["python3", "-m", "http.server", "{port}"]  # never started: --backend=none
+    port: 0
+    minReplicas: 0
+    maxReplicas: 1
+    route: {pathPrefix: /m}
+YAML
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+  -keyout "$dir/webhook.key" -out "$dir/webhook.crt" >/dev/null 2>&1 ||
+  fail "openssl could not make the webhook's certificate"
 http=$(free_port) grpc=$(free_port) webhook=$(free_port)
 "$scaler_bin" --redis=127.0.0.1:"$redis_port" --http-listen=127.0.0.1:"$http" \
   --grpc-listen=127.0.0.1:"$grpc" --webhook-listen=127.0.0.1:"$webhook" --backend=none \
-  --insecure >"$dir/scaler.log" 2>&1 &
+  --workloads="$dir/workloads.yaml" --webhook-cert="$dir/webhook.crt" \
+  --webhook-key="$dir/webhook.key" --insecure >"$dir/scaler.log" 2>&1 &
 pids+=($!)
 wait_http "$http" /readyz scaler "$dir/scaler.log" || fail "the scaler did not get ready"
 
-admin=$(free_port)
-"$balancer_bin" --redis=127.0.0.1:"$redis_port" --listen=127.0.0.1:"$(free_port)" \
+admin=$(free_port) listen=$(free_port)
+"$balancer_bin" --redis=127.0.0.1:"$redis_port" --listen=127.0.0.1:"$listen" \
+  --routes="$dir/workloads.yaml" --default-activation-timeout=1s \
   --admin-listen=127.0.0.1:"$admin" --discovery=none --scaler=127.0.0.1:"$grpc" \
   --insecure >"$dir/balancer.log" 2>&1 &
 pids+=($!)
@@ -82,7 +99,12 @@ sidecar_admin=$(free_port)
   >"$dir/sidecar.log" 2>&1 &
 pids+=($!)
 wait_http "$sidecar_admin" /metrics sidecar "$dir/sidecar.log" || fail "the sidecar did not serve /metrics"
-sleep 1  # a few samples streamed, so the stream's series carry values
+# One request held (no pod of m is ever ready) until the 1 s activation timeout: a hold
+# duration observed. Then a few samples have streamed, so the stream's series carry values.
+curl -s -o /dev/null --max-time 10 "http://127.0.0.1:$listen/m/x"
+# An AdmissionReview that is not one: a webhook error counted (by reason).
+curl -sk -o /dev/null --max-time 10 -X POST -H 'Content-Type: application/json' \
+  --data 'not an AdmissionReview' "https://127.0.0.1:$webhook/mutate"
 
 : >"$dir/served"
 for target in scaler:$http balancer:$admin sidecar:$sidecar_admin; do
