@@ -4,7 +4,8 @@
 #   promtool test rules    tests/observe/alerts_test.yaml (every alert fires and stays quiet)
 #   promtool check metrics on the real /metrics of the scaler, the balancer and the sidecar
 #                          started on 127.0.0.1 (plain HTTP, --insecure, a throwaway Redis)
-# and every zeroscale_ metric an alert uses must be one those /metrics pages serve.
+# and every zeroscale_ metric an alert or a dashboard panel uses must be one those /metrics
+# pages serve.
 # Exit 77 (skipped) without promtool (Debian package prometheus, scripts/deps.sh).
 # Usage: observe_test.sh SOURCE_DIR SCALER_BIN BALANCER_BIN SIDECAR_BIN
 set -u
@@ -92,9 +93,9 @@ admin=$(free_port) listen=$(free_port)
 pids+=($!)
 wait_http "$admin" /metrics balancer "$dir/balancer.log" || fail "the balancer did not serve /metrics"
 
-sidecar_admin=$(free_port)
+sidecar_admin=$(free_port) sidecar_proxy=$(free_port)
 "$sidecar_bin" --scaler=127.0.0.1:"$grpc" --app-port="$(free_port)" \
-  --proxy-listen=127.0.0.1:"$(free_port)" --admin-listen=127.0.0.1:"$sidecar_admin" \
+  --proxy-listen=127.0.0.1:"$sidecar_proxy" --admin-listen=127.0.0.1:"$sidecar_admin" \
   --pod=observe/p --workload=observe/Deployment/w --cgroup-root= --sample-interval=200ms \
   >"$dir/sidecar.log" 2>&1 &
 pids+=($!)
@@ -102,9 +103,16 @@ wait_http "$sidecar_admin" /metrics sidecar "$dir/sidecar.log" || fail "the side
 # One request held (no pod of m is ever ready) until the 1 s activation timeout: a hold
 # duration observed. Then a few samples have streamed, so the stream's series carry values.
 curl -s -o /dev/null --max-time 10 "http://127.0.0.1:$listen/m/x"
-# An AdmissionReview that is not one: a webhook error counted (by reason).
+# An AdmissionReview that is not one: a webhook error counted (by reason); a pod update: a
+# skip counted (by reason).
 curl -sk -o /dev/null --max-time 10 -X POST -H 'Content-Type: application/json' \
   --data 'not an AdmissionReview' "https://127.0.0.1:$webhook/mutate"
+curl -sk -o /dev/null --max-time 10 -X POST -H 'Content-Type: application/json' \
+  --data '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1",
+  "kind":{"group":"","version":"v1","kind":"Pod"},"namespace":"observe","operation":"UPDATE"}}' \
+  "https://127.0.0.1:$webhook/mutate"
+# A request through the sidecar to an app that does not listen: an upstream error counted.
+curl -s -o /dev/null --max-time 10 "http://127.0.0.1:$sidecar_proxy/x"
 
 : >"$dir/served"
 for target in scaler:$http balancer:$admin sidecar:$sidecar_admin; do
@@ -116,19 +124,45 @@ for target in scaler:$http balancer:$admin sidecar:$sidecar_admin; do
   awk '/^# TYPE /{print $3}' "$dir/$name.metrics" >>"$dir/served"
 done
 
+# check_names FILE NAMES...: each zeroscale_ metric FILE uses is served by some program.
+check_names() {
+  local file=$1 m base
+  shift
+  [ $# -gt 0 ] || fail "no zeroscale_ metric found in $file"
+  for m in "$@"; do
+    base=$m
+    if ! grep -qx "$m" "$dir/served"; then base=$(sed -E 's/_(bucket|count|sum)$//' <<<"$m"); fi
+    if grep -qx "$base" "$dir/served"; then
+      echo "ok: $m"
+    else
+      fail "$m (in $file) is served by no program's /metrics"
+    fi
+  done
+}
 echo "== zeroscale_ metrics used by the alerts"
-used=$(grep -E '^ *expr:|^ +[^#]*zeroscale_' "$alerts" | grep -oE 'zeroscale_[a-z_]+' | sort -u)
-[ -n "$used" ] || fail "no zeroscale_ metric found in $alerts"
-for m in $used; do
-  base=$m
-  if ! grep -qx "$m" "$dir/served"; then base=$(sed -E 's/_(bucket|count|sum)$//' <<<"$m"); fi
-  if grep -qx "$base" "$dir/served"; then
-    echo "ok: $m"
-  else
-    fail "$m (in $alerts) is served by no program's /metrics"
-  fi
-done
-
+check_names "$alerts" $(grep -E '^ *expr:|^ +[^#]*zeroscale_' "$alerts" |
+  grep -oE 'zeroscale_[a-z_]+' | sort -u)
+echo "== zeroscale_ metrics used by the dashboard"
+dashboard=$src/charts/zeroscale/files/dashboard.json
+# The copy for manual import is the same file.
+cmp "$dashboard" "$src/charts/zeroscale/dashboards/zeroscale.json" ||
+  fail "charts/zeroscale/dashboards/zeroscale.json differs from files/dashboard.json"
+check_names "$dashboard" $(python3 -c '
+import json, re, sys
+def walk(n):
+    if isinstance(n, dict):
+        for k, v in n.items():
+            if k in ("expr", "query", "definition") and isinstance(v, str):
+                yield v
+            else:
+                yield from walk(v)
+    elif isinstance(n, list):
+        for v in n:
+            yield from walk(v)
+names = set()
+for e in walk(json.load(open(sys.argv[1]))):
+    names.update(re.findall(r"zeroscale_[a-z_]+", e))
+print(" ".join(sorted(names)))' "$dashboard")
 if [ "$failures" -ne 0 ]; then
   echo "$failures failure(s)"
   exit 1
