@@ -54,6 +54,7 @@ const std::vector<std::string> kValueSets = {
     "--set balancer.enabled=false",
     "--set scaler.replicas=1 --set balancer.replicas=1",
     "--set prometheusRule.enabled=true --set prometheusRule.labels.release=prom",
+    "--set grafanaDashboard.enabled=true --set grafanaDashboard.annotations.grafana_folder=ml",
     "--set metrics.serviceMonitor.enabled=true --set metrics.podAnnotations=false",
     "--set balancer.service.type=LoadBalancer",
 };
@@ -585,6 +586,25 @@ TEST_F(ChartHelm, PrometheusRuleIsTheAlertsFile) {
     }
   }
   EXPECT_EQ(alerts, 11);
+}
+
+// The dashboard ConfigMap is opt-in, labelled for Grafana's sidecar, and carries
+// files/dashboard.json byte for byte (tests/observe checks its metric names).
+TEST_F(ChartHelm, GrafanaDashboardIsTheDashboardFile) {
+  EXPECT_EQ(Find(Objects(""), "ConfigMap", "zs-zeroscale-dashboard"), nullptr);
+  const std::vector<YAML::Node> objects = Objects(
+      "--set grafanaDashboard.enabled=true --set grafanaDashboard.annotations.grafana_folder=ml");
+  const YAML::Node* map = Find(objects, "ConfigMap", "zs-zeroscale-dashboard");
+  ASSERT_NE(map, nullptr);
+  EXPECT_EQ((*map)["metadata"]["labels"]["grafana_dashboard"].as<std::string>(""), "1");
+  EXPECT_EQ((*map)["metadata"]["annotations"]["grafana_folder"].as<std::string>(""), "ml");
+  std::ifstream in(kChart + "/files/dashboard.json");
+  std::stringstream file;
+  file << in.rdbuf();
+  std::string want = file.str();
+  while (!want.empty() && want.back() == '\n') want.pop_back();  // |- strips the last newline
+  ASSERT_FALSE(want.empty());
+  EXPECT_EQ((*map)["data"]["zeroscale.json"].as<std::string>(""), want);
 }
 
 }  // namespace
