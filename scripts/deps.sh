@@ -9,7 +9,7 @@ PACKAGES=(
   libboost-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev
   libc-ares-dev libre2-dev zlib1g-dev gnuplot-nox
   redis-server redis-tools wrk nginx-light
-  etcd-server iproute2 openssl xz-utils util-linux
+  etcd-server iproute2 openssl xz-utils util-linux prometheus
   clang libclang-rt-14-dev
 )
 missing=()
@@ -24,8 +24,9 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # nginx-light's package starts a system nginx on :80, etcd-server a system etcd on
-# :2379; benchmarks and tests run their own.
-for service in nginx etcd; do
+# :2379, prometheus (for promtool) a system Prometheus on :9090; benchmarks and tests
+# run their own or none.
+for service in nginx etcd prometheus prometheus-node-exporter; do
   $SUDO systemctl disable --now "$service" >/dev/null 2>&1 ||
     $SUDO service "$service" stop >/dev/null 2>&1 || true
 done

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -52,6 +53,8 @@ const std::vector<std::string> kValueSets = {
     "--set scaler.watchNamespace=ml --set balancer.watchNamespace=ml",
     "--set balancer.enabled=false",
     "--set scaler.replicas=1 --set balancer.replicas=1",
+    "--set prometheusRule.enabled=true --set prometheusRule.labels.release=prom",
+    "--set grafanaDashboard.enabled=true --set grafanaDashboard.annotations.grafana_folder=ml",
     "--set metrics.serviceMonitor.enabled=true --set metrics.podAnnotations=false",
     "--set balancer.service.type=LoadBalancer",
 };
@@ -527,6 +530,81 @@ TEST_F(ChartHelm, TheBalancerFollowsTheScalersLease) {
   EXPECT_THAT(YAML::Dump((*Find(slow, "Deployment", "zs-zeroscale-scaler"))["spec"]),
               AllOf(HasSubstr("--lease-duration=15s"), HasSubstr("--renew-deadline=10s"),
                     HasSubstr("--retry-period=2s")));
+}
+
+// Equal as YAML values: maps by key whatever their order (helm's toYaml sorts keys).
+bool SameYaml(const YAML::Node& a, const YAML::Node& b) {
+  if (a.Type() != b.Type()) return false;
+  if (a.IsScalar()) return a.Scalar() == b.Scalar();
+  if (a.size() != b.size()) return false;
+  if (a.IsSequence()) {
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (!SameYaml(a[i], b[i])) return false;
+    }
+    return true;
+  }
+  if (a.IsMap()) {
+    for (const auto& kv : a) {
+      const std::string key = kv.first.as<std::string>();
+      if (!b[key] || !SameYaml(kv.second, b[key])) return false;
+    }
+    return true;
+  }
+  return true;  // null
+}
+
+// The PrometheusRule is opt-in and carries exactly the groups of files/alerts.yaml, the
+// plain rules file (tests/observe checks those rules with promtool).
+TEST_F(ChartHelm, PrometheusRuleIsTheAlertsFile) {
+  EXPECT_EQ(Find(Objects(""), "PrometheusRule", "zs-zeroscale-alerts"), nullptr);
+  const std::vector<YAML::Node> objects =
+      Objects("--set prometheusRule.enabled=true --set prometheusRule.labels.release=prom");
+  const YAML::Node* rule = Find(objects, "PrometheusRule", "zs-zeroscale-alerts");
+  ASSERT_NE(rule, nullptr);
+  EXPECT_EQ((*rule)["apiVersion"].as<std::string>(), "monitoring.coreos.com/v1");
+  EXPECT_EQ((*rule)["metadata"]["labels"]["release"].as<std::string>(""), "prom");
+  const YAML::Node file = YAML::LoadFile(kChart + "/files/alerts.yaml");
+  ASSERT_TRUE(file["groups"].IsSequence());
+  EXPECT_TRUE(SameYaml(file["groups"], (*rule)["spec"]["groups"]))
+      << "rendered:\n"
+      << YAML::Dump((*rule)["spec"]["groups"]);
+  int alerts = 0;
+  for (const YAML::Node& group : (*rule)["spec"]["groups"]) {
+    for (const YAML::Node& r : group["rules"]) {
+      ++alerts;
+      const std::string name = r["alert"].as<std::string>("");
+      EXPECT_FALSE(r["annotations"]["summary"].as<std::string>("").empty()) << name;
+      // Prometheus' templates reach the rule unexpanded by helm.
+      if (name == "ZeroscaleScalerDown") {
+        EXPECT_THAT(r["annotations"]["summary"].as<std::string>(""),
+                    HasSubstr("{{ $labels.instance }}"));
+      }
+      EXPECT_FALSE(r["annotations"]["description"].as<std::string>("").empty()) << name;
+      EXPECT_THAT(r["annotations"]["runbook_url"].as<std::string>(""),
+                  HasSubstr("README.md#" + absl::AsciiStrToLower(name)))
+          << name;
+    }
+  }
+  EXPECT_EQ(alerts, 11);
+}
+
+// The dashboard ConfigMap is opt-in, labelled for Grafana's sidecar, and carries
+// files/dashboard.json byte for byte (tests/observe checks its metric names).
+TEST_F(ChartHelm, GrafanaDashboardIsTheDashboardFile) {
+  EXPECT_EQ(Find(Objects(""), "ConfigMap", "zs-zeroscale-dashboard"), nullptr);
+  const std::vector<YAML::Node> objects = Objects(
+      "--set grafanaDashboard.enabled=true --set grafanaDashboard.annotations.grafana_folder=ml");
+  const YAML::Node* map = Find(objects, "ConfigMap", "zs-zeroscale-dashboard");
+  ASSERT_NE(map, nullptr);
+  EXPECT_EQ((*map)["metadata"]["labels"]["grafana_dashboard"].as<std::string>(""), "1");
+  EXPECT_EQ((*map)["metadata"]["annotations"]["grafana_folder"].as<std::string>(""), "ml");
+  std::ifstream in(kChart + "/files/dashboard.json");
+  std::stringstream file;
+  file << in.rdbuf();
+  std::string want = file.str();
+  while (!want.empty() && want.back() == '\n') want.pop_back();  // |- strips the last newline
+  ASSERT_FALSE(want.empty());
+  EXPECT_EQ((*map)["data"]["zeroscale.json"].as<std::string>(""), want);
 }
 
 }  // namespace
