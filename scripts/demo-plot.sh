@@ -26,18 +26,18 @@ awk -F, 'NR > 1 && $6 == "cold_start" { print $1 - $7, $1, $7 }' "$CSV" >"$TMP/c
 YMAX=$(awk '{ m = ($2 > m ? $2 : m); m = ($3 > m ? $3 : m); m = ($4 > m ? $4 : m) } END { print m + 2 }' "$TMP/samples")
 mkdir -p "$(dirname "$OUT")"
 gnuplot <<GP
-set terminal pngcairo size 1000,420 font "sans,10" noenhanced
+set terminal pngcairo size 1000,460 font "sans,10" noenhanced
 set output "$OUT"
 set title "zeroscale demo (scripts/demo.sh): replicas, held requests and cold starts"
 set xlabel "seconds since the demo started"
 set ylabel "count"
 set yrange [0:$YMAX]
-set key top right
+set key below horizontal
 set grid ytics
 set style fill transparent solid 0.25 noborder
 plot "$TMP/cold" using 1:($YMAX-1):(\$2-\$1):(0) with vectors heads lw 3 lc rgb "#d62728" \
        title "cold start (request held until answered)", \
-     "$TMP/cold" using ((\$1+\$2)/2):($YMAX-0.5):(sprintf("%.1f s", \$3)) with labels tc rgb "#d62728" notitle, \
+     "$TMP/cold" using ((\$1+\$2)/2):($YMAX-0.5):(sprintf("cold start %.1f s", \$3)) with labels tc rgb "#d62728" notitle, \
      "$TMP/samples" using 1:4 with steps lw 1 lc rgb "#7f7f7f" title "requests in flight (client)", \
      "$TMP/samples" using 1:3 with boxes lc rgb "#ff7f0e" title "requests held by the balancer", \
      "$TMP/samples" using 1:2 with steps lw 3 lc rgb "#1f77b4" title "replicas"
