@@ -52,7 +52,8 @@ TEST_F(ExamplesTest, NamespaceIsOptedIntoInjection) {
   EXPECT_EQ(objects[0]["kind"], "Namespace");
   // The label the chart's webhook selects namespaces by (webhook.onlyLabelledNamespaces).
   EXPECT_EQ(objects[0]["metadata"]["labels"].value("zeroscale.io/injection", ""), "enabled");
-  const std::string webhook = ReadFileOrEmpty(ZS_SOURCE_DIR "/charts/zeroscale/templates/webhook.yaml");
+  const std::string webhook =
+      ReadFileOrEmpty(ZS_SOURCE_DIR "/charts/zeroscale/templates/webhook.yaml");
   EXPECT_THAT(webhook, HasSubstr("zeroscale.io/injection: enabled"));
   // Dry run stored nothing.
   EXPECT_TRUE(absl::IsNotFound(
@@ -96,9 +97,8 @@ TEST_F(ExamplesTest, CustomAutoscalerPassesTheCrdAndNamesTheDeployment) {
   EXPECT_THAT(metrics, Contains("IN_FLIGHT_REQUESTS"));
   // And for real: stored, and the target it names is the example Deployment.
   ZS_ASSERT_OK(Apply(ReadFileOrEmpty(kExamples + "customautoscaler.yaml")));
-  ZS_ASSERT_OK_AND_ASSIGN(
-      json stored, api().Get({"autoscaler-group.autoscaler/v1alpha1", "CustomAutoscaler", ns(),
-                              "llama"}));
+  ZS_ASSERT_OK_AND_ASSIGN(json stored, api().Get({"autoscaler-group.autoscaler/v1alpha1",
+                                                  "CustomAutoscaler", ns(), "llama"}));
   std::vector<json> model = DryRun("model-deployment.yaml");
   ASSERT_FALSE(model.empty());
   EXPECT_EQ(stored["spec"]["scaleTargetRef"]["name"], model[0]["metadata"]["name"]);
@@ -112,8 +112,7 @@ TEST_F(ExamplesTest, ProductionValuesLintAndRender) {
   const std::string values = kExamples + "values-production.yaml";
   CommandResult lint = cluster().Helm({"lint", "--strict", chart, "-f", values});
   ASSERT_TRUE(lint.ok()) << lint.output;
-  CommandResult rendered =
-      cluster().Helm({"template", "zs", chart, "-n", ns(), "-f", values});
+  CommandResult rendered = cluster().Helm({"template", "zs", chart, "-n", ns(), "-f", values});
   ASSERT_TRUE(rendered.ok()) << rendered.output;
   ZS_ASSERT_OK_AND_ASSIGN(std::vector<json> docs, YamlDocumentsToJson(rendered.output));
   std::vector<std::string> kinds;

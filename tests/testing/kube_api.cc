@@ -244,7 +244,7 @@ absl::StatusOr<json> KubeApi::ApplyWith(json object, absl::string_view ns, bool 
   }
   ZS_ASSIGN_OR_RETURN(std::string path, PathOf(ref));
   std::vector<std::pair<std::string, std::string>> params = {{"fieldManager", kFieldManager},
-                                                              {"force", "true"}};
+                                                             {"force", "true"}};
   if (dry_run) params.emplace_back("dryRun", "All");
   return Call("PATCH", absl::StrCat(path, Query(params)), object.dump(),
               "application/apply-patch+yaml");
