@@ -20,6 +20,64 @@ def say(msg):
         print(f"[{time.monotonic() - T0:6.1f}s] {msg}", flush=True)
 
 
+class Recorder(threading.Thread):
+    """Writes the demo's timeline as CSV for scripts/demo-plot.sh: every 0.25 s a sample
+    (t, the workload's replicas and state from the scaler, requests the balancer holds
+    right now from its /metrics, requests the client is waiting on), and an event row
+    for each answer to a request sent at zero replicas (wait: the cold start the user saw).
+    """
+
+    def __init__(self, path, watcher, balancer_admin, workload):
+        super().__init__(daemon=True)
+        self.out = open(path, "w", buffering=1)
+        self.out.write("t,replicas,state,held,in_flight,event,wait\n")
+        self.watcher, self.admin, self.workload = watcher, balancer_admin, workload
+        self.in_flight = 0
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+
+    def held(self):
+        if not self.admin:
+            return ""
+        with urllib.request.urlopen(f"http://{self.admin}/metrics", timeout=2) as r:
+            prefix = f'zeroscale_balancer_held_requests{{workload="{self.workload}"}} '
+            for line in r.read().decode().splitlines():
+                if line.startswith(prefix):
+                    return str(int(float(line[len(prefix):])))
+        return "0"
+
+    def request_started(self):
+        with self.lock:
+            self.in_flight += 1
+
+    def request_ended(self):
+        with self.lock:
+            self.in_flight -= 1
+
+    def event(self, name, wait):
+        with self.lock:
+            self.out.write(f"{time.monotonic() - T0:.2f},,,,,{name},{wait:.2f}\n")
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                st = self.watcher.status()
+                held = self.held()
+                with self.lock:
+                    self.out.write(f"{time.monotonic() - T0:.2f},{st['replicas']},{st['state']},"
+                                   f"{held},{self.in_flight},,\n")
+            except Exception:  # a component may be starting
+                pass
+            time.sleep(0.25)
+
+
+class NoRecorder:
+    def request_started(self): pass
+    def request_ended(self): pass
+    def event(self, name, wait): pass
+
+
+RECORDER = NoRecorder()
 TOKEN = ""  # the scaler's /workloads and /decisions need a bearer token (--token-file)
 
 
@@ -34,9 +92,13 @@ def request(balancer, host, timeout=300):
                                  data=b'{"input": "hello"}', method="POST",
                                  headers={"Host": host, "Content-Type": "application/json"})
     t = time.monotonic()
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        body = json.load(r)
-        return r.status, body, time.monotonic() - t
+    RECORDER.request_started()
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            body = json.load(r)
+            return r.status, body, time.monotonic() - t
+    finally:
+        RECORDER.request_ended()
 
 
 class Watcher(threading.Thread):
@@ -91,8 +153,10 @@ def main():
     p.add_argument("--workload", default="local/Deployment/demo-model")
     p.add_argument("--load-seconds", type=float, default=20)
     p.add_argument("--concurrency", type=int, default=12)
+    p.add_argument("--csv", default="", help="write the timeline as CSV here (scripts/demo-plot.sh)")
+    p.add_argument("--balancer-admin", default="", help="the balancer's admin address, for held requests")
     args = p.parse_args()
-    global TOKEN
+    global TOKEN, RECORDER
     if args.token_file:
         with open(args.token_file) as f:
             TOKEN = f.read().strip()
@@ -105,10 +169,14 @@ def main():
     w.seen.update((d["time"], d["reason"]) for d in
                   get_json(f"http://{args.scaler_http}/decisions?workload={args.workload}&limit=50"))
     w.start()
+    if args.csv:
+        RECORDER = Recorder(args.csv, w, args.balancer_admin, args.workload)
+        RECORDER.start()
 
     say("1) one request while the model is at zero replicas: the balancer holds it,")
     say("   the scaler starts a replica, the model loads, then the request is answered")
     status, body, secs = request(args.balancer, args.host)
+    RECORDER.event("cold_start", secs)
     say(f"   -> HTTP {status} from replica :{body['replica']} after {secs:.2f}s "
         f"(cold start: the time the user waited)")
 
@@ -145,6 +213,7 @@ def main():
 
     say("4) a request at zero again: held, woken, answered")
     status, body, secs = request(args.balancer, args.host)
+    RECORDER.event("cold_start", secs)
     say(f"   -> HTTP {status} after {secs:.2f}s")
     time.sleep(1)
     w.stop.set()

@@ -2,13 +2,17 @@
 # The local end-to-end demo: Redis + zeroscale-scaler (local backend) + zeroscale-balancer
 # + a demo model server whose replicas run behind real zeroscale-sidecars. A client sends
 # requests through the balancer and prints the timeline: cold start from zero, scale-up
-# under load, scale-down, scale to zero after idle, and a second wake.
+# under load, scale-down, scale to zero after idle, and a second wake. The timeline is also
+# written as CSV ($ZEROSCALE_DEMO_CSV, default <logs>/timeline.csv) for scripts/demo-plot.sh.
 # Everything listens on 127.0.0.1 and stops when the demo ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "building zeroscale (log: build/demo-build.log; the first build takes ~10 minutes on 2 cores)"
 mkdir -p build
-bash scripts/build.sh >build/demo-build.log 2>&1 || { tail -30 build/demo-build.log; exit 1; }
+# Only the three programs the demo runs (scripts/build.sh builds everything).
+{ bash scripts/deps.sh && cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null &&
+  cmake --build build -j"$(nproc)" --target zeroscale-scaler zeroscale-balancer zeroscale-sidecar
+} >build/demo-build.log 2>&1 || { tail -30 build/demo-build.log; exit 1; }
 B=build
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 LOGS=$(mktemp -d /tmp/zeroscale-demo.XXXXXX)
@@ -52,7 +56,8 @@ echo "zeroscale demo: scaler http://127.0.0.1:$HTTP (/workloads, /decisions, /me
 echo "balancer http://127.0.0.1:$BAL (admin http://127.0.0.1:$ADMIN), redis 127.0.0.1:$REDIS"
 echo "token for both APIs: curl -H \"Authorization: Bearer \$(cat $LOGS/operator.token)\" ..."
 python3 demo/client.py --balancer=127.0.0.1:$BAL --scaler-http=127.0.0.1:$HTTP \
-  --token-file="$LOGS/operator.token" "$@"
+  --token-file="$LOGS/operator.token" --balancer-admin=127.0.0.1:$ADMIN \
+  --csv="${ZEROSCALE_DEMO_CSV:-$LOGS/timeline.csv}" "$@"
 echo
 echo "samples in Redis for the demo's pods:"
 for k in $(redis-cli -p "$REDIS" --scan --pattern 'podmetric:local/*'); do

@@ -57,6 +57,8 @@ const std::vector<std::string> kValueSets = {
     "--set grafanaDashboard.enabled=true --set grafanaDashboard.annotations.grafana_folder=ml",
     "--set metrics.serviceMonitor.enabled=true --set metrics.podAnnotations=false",
     "--set balancer.service.type=LoadBalancer",
+    // The production install users copy (examples/values-production.yaml).
+    "-f " ZS_SOURCE_DIR "/examples/values-production.yaml",
 };
 
 class ChartHelm : public ::testing::Test {

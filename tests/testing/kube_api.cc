@@ -224,6 +224,14 @@ absl::StatusOr<json> KubeApi::Replace(const json& object, absl::string_view subr
 }
 
 absl::StatusOr<json> KubeApi::Apply(json object, absl::string_view ns) {
+  return ApplyWith(std::move(object), ns, /*dry_run=*/false);
+}
+
+absl::StatusOr<json> KubeApi::DryRunApply(json object, absl::string_view ns) {
+  return ApplyWith(std::move(object), ns, /*dry_run=*/true);
+}
+
+absl::StatusOr<json> KubeApi::ApplyWith(json object, absl::string_view ns, bool dry_run) {
   if (!object.is_object()) return absl::InvalidArgumentError("Apply: not an object");
   ObjectRef ref = ObjectRef::Of(object);
   ZS_ASSIGN_OR_RETURN(ResourceInfo info, Discover(ref.api_version, ref.kind));
@@ -235,9 +243,11 @@ absl::StatusOr<json> KubeApi::Apply(json object, absl::string_view ns) {
     return absl::InvalidArgumentError(absl::StrCat("Apply: ", ref.ToString(), " has no name"));
   }
   ZS_ASSIGN_OR_RETURN(std::string path, PathOf(ref));
-  return Call("PATCH",
-              absl::StrCat(path, Query({{"fieldManager", kFieldManager}, {"force", "true"}})),
-              object.dump(), "application/apply-patch+yaml");
+  std::vector<std::pair<std::string, std::string>> params = {{"fieldManager", kFieldManager},
+                                                             {"force", "true"}};
+  if (dry_run) params.emplace_back("dryRun", "All");
+  return Call("PATCH", absl::StrCat(path, Query(params)), object.dump(),
+              "application/apply-patch+yaml");
 }
 
 absl::StatusOr<std::vector<json>> KubeApi::ApplyManifest(absl::string_view yaml,

@@ -101,6 +101,10 @@ class KubeApi {
   // Server-side apply (field manager "zeroscale-tests", conflicts forced): creates or
   // updates to what `object` says.
   absl::StatusOr<json> Apply(json object, absl::string_view ns = "");
+  // The same with dryRun=All (`kubectl apply --server-side --dry-run=server`): validated,
+  // defaulted and admitted by the API server as a real apply would be, stored nowhere.
+  // Returns the object as it would be stored.
+  absl::StatusOr<json> DryRunApply(json object, absl::string_view ns = "");
   // Every document of a manifest, applied in order; each CustomResourceDefinition is
   // waited for until Established, so later documents may be its custom resources.
   // Returns the applied objects.
@@ -167,6 +171,7 @@ class KubeApi {
   };
   KubeApi(kube::ClusterConfig config, std::unique_ptr<kube::Transport> transport);
   absl::StatusOr<ResourceInfo> Discover(absl::string_view api_version, absl::string_view kind);
+  absl::StatusOr<json> ApplyWith(json object, absl::string_view ns, bool dry_run);
   absl::StatusOr<kube::HttpResponse> Send(kube::HttpRequest request);
 
   kube::ClusterConfig config_;
