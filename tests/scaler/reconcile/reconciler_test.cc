@@ -31,6 +31,7 @@
 #include "scaler/leader/leadership.h"
 #include "scaler/report/kube_reporter.h"
 #include "scaler/store/podmetric_store.h"
+#include "tests/testing/child_process.h"
 #include "tests/testing/fake_apiserver.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/redis_server.h"
@@ -668,7 +669,9 @@ TEST_F(KubeUnitsTest, SecondCustomAutoscalerForOneTargetIsRefusedUntilTheFirstGo
   ASSERT_TRUE(server_.Delete(absl::StrCat(kCrs, "/first")).ok());
   EXPECT_TRUE(
       WaitServer([&] { return Condition("second", "SpecValid").value("status", "") == "True"; }));
-  EXPECT_TRUE(a->Has());
+  // The status is written as the reconciler accepts "second"; the automaton that replaces
+  // the first one's comes from the event loop just after.
+  EXPECT_TRUE(testing::WaitFor([&] { return a->Has(); }, absl::Seconds(15)));
 }
 
 TEST_F(KubeUnitsTest, DryRunNeverPatches) {
