@@ -370,8 +370,7 @@ int Run(int argc, char** argv) {
     static_tokens->Add(flags.admin_token, "admin-token", {std::string(auth::kOperatorsGroup)});
   }
   std::unique_ptr<kube::KubeClient> review_client;
-  std::unique_ptr<auth::TokenReviewer> token_reviewer;
-  std::unique_ptr<auth::AccessReviewer> access_reviewer;
+  auth::KubeReviewers reviewers;
   if (cluster && !flags.insecure) {
     absl::StatusOr<std::unique_ptr<kube::KubeClient>> client = kube::KubeClient::Create(*cluster);
     if (!client.ok()) {
@@ -380,22 +379,18 @@ int Run(int argc, char** argv) {
       return 2;
     }
     review_client = *std::move(client);
-    auth::ApiPoster post = [c = review_client.get()](const std::string& path,
-                                                     const std::string& body) {
-      return c->Call("POST", path, body);
-    };
-    token_reviewer = std::make_unique<auth::TokenReviewer>(post, clock);
-    access_reviewer = std::make_unique<auth::AccessReviewer>(post, clock);
+    reviewers = auth::NewKubeReviewers(
+        [c = review_client.get()](const std::string& path, const std::string& body) {
+          return c->Call("POST", path, body);
+        },
+        clock);
   }
   auth::AccessControlOptions access_options;
   access_options.insecure = flags.insecure;
   access_options.tokens = static_tokens.get();
-  access_options.kube_authenticator = token_reviewer.get();
-  access_options.kube_authorizer = access_reviewer.get();
-  access_options.how_to_configure =
-      "give the balancer --auth-tokens=FILE (lines token,name,group), or run it in a cluster "
-      "where TokenReview and SubjectAccessReview check Kubernetes tokens, or pass --insecure "
-      "to turn checks off";
+  access_options.kube_authenticator = reviewers.authenticator.get();
+  access_options.kube_authorizer = reviewers.authorizer.get();
+  access_options.how_to_configure = auth::HowToConfigure("balancer");
   auth::AccessControl access(access_options);
   if (flags.insecure) {
     ZS_LOG(kWarning,

@@ -522,8 +522,7 @@ int Run(int argc, char** argv) {
     static_tokens = std::make_unique<auth::StaticTokens>();
   }
   std::unique_ptr<kube::KubeClient> review_client;
-  std::unique_ptr<auth::TokenReviewer> token_reviewer;
-  std::unique_ptr<auth::AccessReviewer> access_reviewer;
+  auth::KubeReviewers reviewers;
   if (cluster.ok() && !flags.insecure) {
     absl::StatusOr<std::unique_ptr<kube::KubeClient>> c =
         kube::KubeClient::Create(*cluster, RealClock::Get());
@@ -532,22 +531,18 @@ int Run(int argc, char** argv) {
       return 2;
     }
     review_client = *std::move(c);
-    auth::ApiPoster post = [client = review_client.get()](const std::string& path,
-                                                          const std::string& body) {
-      return client->Call("POST", path, body);
-    };
-    token_reviewer = std::make_unique<auth::TokenReviewer>(post, clock);
-    access_reviewer = std::make_unique<auth::AccessReviewer>(post, clock);
+    reviewers = auth::NewKubeReviewers(
+        [client = review_client.get()](const std::string& path, const std::string& body) {
+          return client->Call("POST", path, body);
+        },
+        clock);
   }
   auth::AccessControlOptions access_options;
   access_options.insecure = flags.insecure;
   access_options.tokens = static_tokens.get();
-  access_options.kube_authenticator = token_reviewer.get();
-  access_options.kube_authorizer = access_reviewer.get();
-  access_options.how_to_configure =
-      "give the scaler --auth-tokens=FILE (lines token,name,group), or run it in a cluster "
-      "where TokenReview and SubjectAccessReview check Kubernetes tokens, or pass --insecure "
-      "to turn checks off";
+  access_options.kube_authenticator = reviewers.authenticator.get();
+  access_options.kube_authorizer = reviewers.authorizer.get();
+  access_options.how_to_configure = auth::HowToConfigure("scaler");
   auth::AccessControl access(access_options);
   if (flags.insecure) {
     ZS_LOG(kWarning,
@@ -756,17 +751,17 @@ int Run(int argc, char** argv) {
   ZS_LOG(kInfo, "scaler started", {"grpc", flags.grpc_listen.ToString()},
          {"http", flags.http_listen.ToString()}, {"redis", flags.redis.ToString()},
          {"backend", backend}, {"workloads", absl::StrCat(workload_list.size())},
-         {"tls", flags.tls_cert.empty() ? "off" : "on"},
-         {"dry_run", dry_run ? "true" : "false"},
+         {"tls", flags.tls_cert.empty() ? "off" : "on"}, {"dry_run", dry_run ? "true" : "false"},
          {"auth",
           flags.insecure
               ? "off (--insecure)"
-              : absl::StrCat(static_tokens != nullptr ? "static tokens" : "",
-                             static_tokens != nullptr && token_reviewer != nullptr ? " + " : "",
-                             token_reviewer != nullptr ? "TokenReview/SubjectAccessReview" : "",
-                             static_tokens == nullptr && token_reviewer == nullptr
-                                 ? "none configured: checked calls are refused"
-                                 : "")});
+              : absl::StrCat(
+                    static_tokens != nullptr ? "static tokens" : "",
+                    static_tokens != nullptr && reviewers.authenticator != nullptr ? " + " : "",
+                    reviewers.authenticator != nullptr ? "TokenReview/SubjectAccessReview" : "",
+                    static_tokens == nullptr && reviewers.authenticator == nullptr
+                        ? "none configured: checked calls are refused"
+                        : "")});
 
   const int sig = WaitForTerminationSignal();
   ZS_LOG(kInfo, "stopping", {"signal", absl::StrCat(sig)});

@@ -5,6 +5,13 @@
 
 namespace zeroscale::auth {
 
+std::string HowToConfigure(absl::string_view program) {
+  return absl::StrCat("give the ", program,
+                      " --auth-tokens=FILE (lines token,name,group), or run it in a cluster "
+                      "where TokenReview and SubjectAccessReview check Kubernetes tokens, or "
+                      "pass --insecure to turn checks off");
+}
+
 absl::StatusOr<Identity> AccessControl::Authenticate(absl::string_view authorization) {
   if (options_.insecure) return Identity{};
   const bool configured = options_.tokens != nullptr || options_.kube_authenticator != nullptr;

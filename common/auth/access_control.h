@@ -35,6 +35,10 @@ struct AccessControlOptions {
       "pass --insecure to turn checks off";
 };
 
+// The end of a refusal for want of a credential, for `program` ("scaler", "balancer"):
+// the three ways to configure one.
+std::string HowToConfigure(absl::string_view program);
+
 class AccessControl {
  public:
   explicit AccessControl(AccessControlOptions options) : options_(std::move(options)) {}

@@ -217,4 +217,11 @@ absl::Status AccessReviewer::Authorize(const Identity& who, const Action& action
   return verdict;
 }
 
+KubeReviewers NewKubeReviewers(ApiPoster post, const Clock* clock) {
+  KubeReviewers r;
+  r.authenticator = std::make_unique<TokenReviewer>(post, clock);
+  r.authorizer = std::make_unique<AccessReviewer>(std::move(post), clock);
+  return r;
+}
+
 }  // namespace zeroscale::auth

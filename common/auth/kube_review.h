@@ -22,6 +22,7 @@
 #define ZEROSCALE_COMMON_AUTH_KUBE_REVIEW_H_
 
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -82,6 +83,15 @@ class AccessReviewer : public Authorizer {
   BoundedCache<absl::Status> cache_;
   uint64_t reviews_ = 0;
 };
+
+// The TokenReview authenticator and SubjectAccessReview authorizer of a program that
+// runs against an API server, both posting through `post` (the scaler and the balancer
+// build the same pair).
+struct KubeReviewers {
+  std::unique_ptr<TokenReviewer> authenticator;
+  std::unique_ptr<AccessReviewer> authorizer;
+};
+KubeReviewers NewKubeReviewers(ApiPoster post, const Clock* clock);
 
 }  // namespace zeroscale::auth
 
