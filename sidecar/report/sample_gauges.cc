@@ -67,17 +67,18 @@ SampleGauges::SampleGauges(prometheus::Registry* registry, std::string workload)
     : labels_({{"workload", std::move(workload)}}),
       gpu_usage_(prometheus::BuildGauge()
                      .Name("zeroscale_sidecar_gpu_usage_percent")
-                     .Help("GPU busy time over the last sample interval, percent (absent "
-                           "without a GPU)")
+                     .Help("GPU compute in use over the last sample interval, percent "
+                           "(absent without GPU readings)")
                      .Register(*registry)),
       gpu_memory_usage_(prometheus::BuildGauge()
                             .Name("zeroscale_sidecar_gpu_memory_usage_percent")
-                            .Help("GPU memory in use at the last sample, percent of the GPU's "
-                                  "(absent without a GPU)")
+                            .Help("GPU memory in use at the last sample, percent of the "
+                                  "GPUs' memory (absent without GPU readings)")
                             .Register(*registry)),
       gpu_memory_bytes_(prometheus::BuildGauge()
                             .Name("zeroscale_sidecar_gpu_memory_bytes")
-                            .Help("GPU memory in use at the last sample (absent without a GPU)")
+                            .Help("GPU memory in use at the last sample (absent without GPU "
+                                  "readings)")
                             .Register(*registry)) {
   for (const Field& f : kFields) {
     families_.push_back(&prometheus::BuildGauge().Name(f.name).Help(f.help).Register(*registry));

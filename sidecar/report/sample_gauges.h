@@ -8,9 +8,8 @@
 //
 // A gauge appears with the first sample that has its value (before it, not even its HELP
 // and TYPE: prometheus-cpp leaves out families without series), so a pod that has not been
-// sampled does not show 0 % CPU. The GPU
-// gauges come and go with the GPU readings, so a GPU that can no longer be read leaves no
-// stale value behind.
+// sampled does not show 0 % CPU. The GPU gauges come and go with the GPU readings, so a GPU
+// that can no longer be read leaves no stale value behind, and a pod without GPUs has none.
 //
 // Thread-safety: Record may be called from any thread (the sample loop in practice);
 // scrapes read the registry concurrently, which prometheus-cpp allows.
@@ -32,8 +31,8 @@ namespace zeroscale::sidecar {
 
 // A sample's GPU readings; each is absent when the pod has no GPU or it could not be read.
 struct GpuSample {
-  std::optional<double> usage_percent;         // busy time, percent
-  std::optional<double> memory_usage_percent;  // of the GPU's memory
+  std::optional<double> usage_percent;         // compute busy, percent
+  std::optional<double> memory_usage_percent;  // of the GPUs' memory
   std::optional<double> memory_bytes;
 };
 
