@@ -5,8 +5,6 @@
 
 namespace zeroscale::sidecar {
 
-GpuSample GpuOf(const Podmetric&) { return {}; }
-
 namespace {
 
 // One gauge: its name, help, and how it reads a sample.
@@ -85,15 +83,15 @@ SampleGauges::SampleGauges(prometheus::Registry* registry, std::string workload)
   }
 }
 
-void SampleGauges::Record(const Podmetric& m, const GpuSample& gpu) {
+void SampleGauges::Record(const Podmetric& m) {
   std::lock_guard<std::mutex> lock(mu_);
   if (children_.empty()) {
     for (Family* family : families_) children_.push_back(&family->Add(labels_));
   }
   for (size_t i = 0; i < std::size(kFields); ++i) children_[i]->Set(kFields[i].value(m));
-  SetOptional(gpu_usage_, &gpu_usage_child_, labels_, gpu.usage_percent);
-  SetOptional(gpu_memory_usage_, &gpu_memory_usage_child_, labels_, gpu.memory_usage_percent);
-  SetOptional(gpu_memory_bytes_, &gpu_memory_bytes_child_, labels_, gpu.memory_bytes);
+  SetOptional(gpu_usage_, &gpu_usage_child_, labels_, m.gpu_usage);
+  SetOptional(gpu_memory_usage_, &gpu_memory_usage_child_, labels_, m.gpu_memory_usage);
+  SetOptional(gpu_memory_bytes_, &gpu_memory_bytes_child_, labels_, m.gpu_memory_bytes);
 }
 
 }  // namespace zeroscale::sidecar

@@ -29,18 +29,6 @@
 
 namespace zeroscale::sidecar {
 
-// A sample's GPU readings; each is absent when the pod has no GPU or it could not be read.
-struct GpuSample {
-  std::optional<double> usage_percent;         // compute busy, percent
-  std::optional<double> memory_usage_percent;  // of the GPUs' memory
-  std::optional<double> memory_bytes;
-};
-
-// The GPU readings a sample carries. Podmetric has no GPU fields yet: once it has them
-// (gpu_usage, gpu_memory_usage, gpu_memory_bytes) this returns them, and every sample's
-// GPU readings reach /metrics through Record(m).
-GpuSample GpuOf(const Podmetric& m);
-
 class SampleGauges {
  public:
   // `registry` must outlive this. `workload` is the sidecar's (--workload), the label of
@@ -49,10 +37,9 @@ class SampleGauges {
   SampleGauges(const SampleGauges&) = delete;
   SampleGauges& operator=(const SampleGauges&) = delete;
 
-  // The sample just taken, with its GPU readings (GpuOf(m)). Its workload is not looked at
-  // (the constructor's is the label).
-  void Record(const Podmetric& m) { Record(m, GpuOf(m)); }
-  void Record(const Podmetric& m, const GpuSample& gpu);
+  // The sample just taken, GPU readings included where it has them. Its workload is not
+  // looked at (the constructor's is the label).
+  void Record(const Podmetric& m);
 
  private:
   using Family = prometheus::Family<prometheus::Gauge>;

@@ -75,18 +75,18 @@ TEST(SampleGaugesTest, TheLatestSampleWithItsWorkload) {
 TEST(SampleGaugesTest, GpuGaugesOnlyWithReadings) {
   prometheus::Registry registry;
   SampleGauges gauges(&registry, "ml/Deployment/llm");
-  GpuSample gpu;
-  gpu.usage_percent = 93;
-  gpu.memory_usage_percent = 61.5;
-  gpu.memory_bytes = 25769803776.0;
-  gauges.Record(Sample(), gpu);
+  Podmetric gpu = Sample();
+  gpu.gpu_usage = 93;
+  gpu.gpu_memory_usage = 61.5;
+  gpu.gpu_memory_bytes = 25769803776.0;
+  gauges.Record(gpu);
   std::string text = metrics::Serialize(registry);
   EXPECT_THAT(text, HasSubstr(Line("zeroscale_sidecar_gpu_usage_percent", "93")));
   EXPECT_THAT(text, HasSubstr(Line("zeroscale_sidecar_gpu_memory_usage_percent", "61.5")));
   EXPECT_THAT(text, HasSubstr(Line("zeroscale_sidecar_gpu_memory_bytes", "25769803776")));
 
-  gpu.usage_percent.reset();  // one reading failed
-  gauges.Record(Sample(), gpu);
+  gpu.gpu_usage.reset();  // one reading failed
+  gauges.Record(gpu);
   text = metrics::Serialize(registry);
   EXPECT_THAT(text, Not(HasSubstr("zeroscale_sidecar_gpu_usage_percent{")));
   EXPECT_THAT(text, HasSubstr(Line("zeroscale_sidecar_gpu_memory_usage_percent", "61.5")));
