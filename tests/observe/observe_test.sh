@@ -6,7 +6,8 @@
 #                          started on 127.0.0.1 (plain HTTP, --insecure, a throwaway Redis)
 # and every zeroscale_ metric an alert or a dashboard panel uses must be one those /metrics
 # pages serve; the dashboard's structure (ids, grid, datasources, queries) is checked too, as
-# Grafana is not in Debian.
+# Grafana is not in Debian, and a real Prometheus scraping the three programs evaluates every
+# dashboard query.
 # Exit 77 (skipped) without promtool (Debian package prometheus, scripts/deps.sh).
 # Usage: observe_test.sh SOURCE_DIR SCALER_BIN BALANCER_BIN SIDECAR_BIN
 set -u
@@ -118,7 +119,18 @@ curl -sk -o /dev/null --max-time 10 -X POST -H 'Content-Type: application/json' 
   "kind":{"group":"","version":"v1","kind":"Pod"},"namespace":"observe","operation":"UPDATE"}}' \
   "https://127.0.0.1:$webhook/mutate"
 # A request through the sidecar to an app that does not listen: an upstream error counted.
-curl -s -o /dev/null --max-time 10 "http://127.0.0.1:$sidecar_proxy/x"
+# Retried until the proxy answers: it may start listening after the admin port.
+for _ in $(seq 100); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$sidecar_proxy/x")
+  [ "$code" != 000 ] && break
+  sleep 0.1
+done
+# The sidecar counts it with its next sample (every 200 ms).
+for _ in $(seq 100); do
+  curl -s "http://127.0.0.1:$sidecar_admin/metrics" |
+    grep -q '^zeroscale_sidecar_upstream_errors_total{' && break
+  sleep 0.1
+done
 
 : >"$dir/served"
 for target in scaler:$http balancer:$admin sidecar:$sidecar_admin; do
@@ -229,6 +241,88 @@ names = set()
 for e in walk(json.load(open(sys.argv[1]))):
     names.update(re.findall(r"zeroscale_[a-z0-9_]+", e))
 print(" ".join(sorted(names)))' "$dashboard")
+
+echo "== a real Prometheus scrapes the three programs and evaluates every query"
+# Grafana is not in Debian, Prometheus is: it scrapes the programs started above and answers
+# each dashboard query (Grafana's variables replaced: every workload, a 1m rate interval). A
+# query Prometheus refuses fails; the panels that must show this
+# run's data (the leader, desired replicas, per-pod CPU from the sidecar) must not be empty.
+# (The alert expressions are promtool's: quiet alerts are empty queries by design.)
+prom_port=$(free_port)
+cat >"$dir/prometheus.yml" <<YAML
+global: {scrape_interval: 1s, evaluation_interval: 1s}
+scrape_configs:
+  - job_name: zeroscale-scaler
+    static_configs: [{targets: ["127.0.0.1:$http"]}]
+  - job_name: zeroscale-balancer
+    static_configs: [{targets: ["127.0.0.1:$admin"]}]
+  - job_name: zeroscale-sidecar
+    static_configs: [{targets: ["127.0.0.1:$sidecar_admin"]}]
+YAML
+prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/tsdb" \
+  --web.listen-address=127.0.0.1:"$prom_port" >"$dir/prometheus.log" 2>&1 &
+pids+=($!)
+if wait_http "$prom_port" /-/ready prometheus "$dir/prometheus.log"; then
+  python3 - "$prom_port" "$dashboard" <<'PY' || fail "a query failed on the real Prometheus (above)"
+import json, sys, time, urllib.parse, urllib.request
+port, dashboard = sys.argv[1], sys.argv[2]
+
+def query(expr):
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return json.load(r)
+    except urllib.error.HTTPError as e:  # 400 for a query Prometheus refuses
+        return json.load(e)
+
+# Until all three targets were scraped at least twice (a rate needs two points).
+for _ in range(300):
+    r = query('count(count_over_time(up[1m]) >= 2 and up == 1)')
+    if r.get("status") == "success" and r["data"]["result"] and \
+            r["data"]["result"][0]["value"][1] == "3":
+        break
+    time.sleep(0.1)
+else:
+    print("the three targets were not scraped up twice:", query("up"))
+    sys.exit(1)
+
+def walk(n):
+    if isinstance(n, dict):
+        for k, v in n.items():
+            if k == "expr" and isinstance(v, str):
+                yield v
+            else:
+                yield from walk(v)
+    elif isinstance(n, list):
+        for v in n:
+            yield from walk(v)
+
+def grafana(expr):
+    for var, value in (("${workload}", ".*"), ("$workload", ".*"),
+                       ("${__rate_interval}", "1m"), ("$__rate_interval", "1m")):
+        expr = expr.replace(var, value)
+    return expr
+
+exprs = [grafana(e) for e in walk(json.load(open(dashboard)))]
+must_have_data = ("zeroscale_scaler_leader", "zeroscale_workload_desired_replicas",
+                  "zeroscale_sidecar_cpu_cores")
+bad = empty = 0
+for e in exprs:
+    r = query(e)
+    if r.get("status") != "success":
+        bad += 1
+        print(f"refused: {e}\n  {r.get('error')}")
+        continue
+    if not r["data"]["result"]:
+        empty += 1
+        if any(name in e for name in must_have_data):
+            bad += 1
+            print(f"no data: {e}")
+print(f"{len(exprs)} queries: {len(exprs) - bad} fine, {empty} without data in this short run")
+sys.exit(1 if bad else 0)
+PY
+fi
+
 if [ "$failures" -ne 0 ]; then
   echo "$failures failure(s)"
   exit 1
