@@ -119,7 +119,7 @@ TEST_F(ExamplesTest, ProductionValuesLintAndRender) {
   for (const json& doc : docs) {
     const std::string kind = doc.value("kind", "");
     kinds.push_back(kind);
-    if (kind == "ServiceMonitor" || kind == "PrometheusRule") continue;
+    if (kind == "ServiceMonitor" || kind == "PodMonitor" || kind == "PrometheusRule") continue;
     // Cluster-scoped objects are dry-run too: nothing is left behind.
     absl::StatusOr<json> applied = api().DryRunApply(doc, ns());
     EXPECT_TRUE(applied.ok()) << kind << " " << doc["metadata"].value("name", "") << ": "
@@ -128,6 +128,7 @@ TEST_F(ExamplesTest, ProductionValuesLintAndRender) {
   EXPECT_THAT(kinds, Contains("PodDisruptionBudget"));
   EXPECT_THAT(kinds, Contains("PrometheusRule"));
   EXPECT_THAT(kinds, Contains("ServiceMonitor"));
+  EXPECT_THAT(kinds, Contains("PodMonitor"));
   int deployments_with_two = 0;
   for (const json& doc : docs) {
     if (doc.value("kind", "") == "Deployment" && doc["spec"].value("replicas", 0) == 2)
