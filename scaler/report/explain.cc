@@ -25,6 +25,8 @@ std::string Truncate(std::string s, size_t max) {
 
 std::string BaseReason(const Decision& d) {
   if (IsFailedWrite(d)) return "FailedScale";
+  // A scale-up an allocation limit held back entirely.
+  if (!d.limited_by.empty() && d.replicas_after == d.replicas_before) return "ScaleUpLimited";
   if (d.trigger == Trigger::kRegistered && d.replicas_before == d.replicas_after &&
       d.from == d.to) {
     return "Registered";
@@ -33,8 +35,6 @@ std::string BaseReason(const Decision& d) {
       (d.trigger == Trigger::kActuation && absl::StartsWith(d.reason, "re-read"))) {
     return "ExternalScale";
   }
-  // A scale-up an allocation limit held back entirely.
-  if (!d.limited_by.empty() && d.replicas_after == d.replicas_before) return "ScaleUpLimited";
   if (d.replicas_after > d.replicas_before) {
     return d.from == State::kScaledToZero || d.to == State::kWaking ? "WakingFromZero" : "ScaledUp";
   }
