@@ -66,22 +66,27 @@ AllocationViews::AllocationViews(kube::KubeClient* client, kube::Sleeper* sleepe
 
 AllocationViews::~AllocationViews() { Stop(); }
 
+kube::WatcherOptions AllocationViews::InformerOptions(bool* synced, bool capacity) {
+  kube::WatcherOptions o;
+  o.watch_timeout = options_.watch_timeout;
+  o.sleeper = sleeper_;
+  o.on_synced = [this, synced, capacity] {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      *synced = true;
+    }
+    Changed(capacity);
+  };
+  return o;
+}
+
 void AllocationViews::Start() {
   std::lock_guard<std::mutex> lock(mu_);
   if (policies_) return;
-  kube::WatcherOptions wo;
-  wo.namespace_ = options_.watch_namespace;
-  wo.watch_timeout = options_.watch_timeout;
-  wo.sleeper = sleeper_;
-  wo.on_synced = [this] {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      policies_synced_ = true;
-    }
-    Changed(false);
-  };
+  kube::WatcherOptions o = InformerOptions(&policies_synced_, false);
+  o.namespace_ = options_.watch_namespace;
   policies_ = std::make_unique<kube::AllocationPolicyWatcher>(
-      client_, std::move(wo),
+      client_, std::move(o),
       [this](kube::WatchEventType, const kube::AllocationPolicy&) { Changed(false); });
   policies_->Start();
 }
@@ -90,31 +95,13 @@ void AllocationViews::WatchCapacity() {
   std::lock_guard<std::mutex> lock(mu_);
   if (nodes_) return;
   ZS_LOG(kInfo, "watching Nodes and scheduled Pods for the cluster's free extended resources");
-  kube::WatcherOptions no;
-  no.watch_timeout = options_.watch_timeout;
-  no.sleeper = sleeper_;
-  no.on_synced = [this] {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      nodes_synced_ = true;
-    }
-    Changed(true);
-  };
   nodes_ = std::make_unique<kube::NodeWatcher>(
-      client_, std::move(no), [this](kube::WatchEventType, const kube::Node&) { Changed(true); });
-  kube::WatcherOptions po;
-  po.watch_timeout = options_.watch_timeout;
-  po.sleeper = sleeper_;
-  po.field_selector = kScheduledPods;
-  po.on_synced = [this] {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      pods_synced_ = true;
-    }
-    Changed(true);
-  };
+      client_, InformerOptions(&nodes_synced_, true),
+      [this](kube::WatchEventType, const kube::Node&) { Changed(true); });
+  kube::WatcherOptions o = InformerOptions(&pods_synced_, true);
+  o.field_selector = kScheduledPods;
   pods_ = std::make_unique<kube::PodWatcher>(
-      client_, std::move(po), [this](kube::WatchEventType, const kube::Pod&) { Changed(true); });
+      client_, std::move(o), [this](kube::WatchEventType, const kube::Pod&) { Changed(true); });
   nodes_->Start();
   pods_->Start();
 }

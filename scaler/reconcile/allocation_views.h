@@ -65,6 +65,9 @@ class AllocationViews {
   void Stop();
 
  private:
+  // An informer's options: on its first list `*synced` is set (under mu_) and a snapshot
+  // of the policies (capacity false) or of the cluster's room (true) is due.
+  kube::WatcherOptions InformerOptions(bool* synced, bool capacity);
   void Changed(bool capacity);  // informer threads
   void Flush(uint64_t generation, bool capacity);
 
