@@ -64,7 +64,7 @@ void Decider::SetAllocation(std::string workload, std::optional<Engine::Allocati
   });
 }
 
-void Decider::SetGroupBudgets(std::vector<budget::GroupBudget> budgets) {
+void Decider::SetGroupBudgets(std::optional<std::vector<budget::GroupBudget>> budgets) {
   scheduler_->Post([this, budgets = std::move(budgets)]() mutable {
     engine_.SetGroupBudgets(std::move(budgets));
   });

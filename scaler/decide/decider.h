@@ -53,7 +53,7 @@ class Decider {
   void LoadKeepAlive(std::string workload, std::string state, Done done = nullptr);
   // Allocation limits (Engine::SetAllocation, SetGroupBudgets, SetClusterCapacity).
   void SetAllocation(std::string workload, std::optional<Engine::Allocation> allocation);
-  void SetGroupBudgets(std::vector<budget::GroupBudget> budgets);
+  void SetGroupBudgets(std::optional<std::vector<budget::GroupBudget>> budgets);
   void SetClusterCapacity(std::optional<budget::ClusterCapacity> capacity);
   void GetStatus(std::string workload, std::function<void(absl::StatusOr<WorkloadStatus>)> done);
 

@@ -240,14 +240,14 @@ void Engine::SetAllocation(const std::string& workload, std::optional<Allocation
   }
 }
 
-void Engine::SetGroupBudgets(std::vector<budget::GroupBudget> budgets) {
+void Engine::SetGroupBudgets(std::optional<std::vector<budget::GroupBudget>> budgets) {
   std::map<std::string, budget::GroupBudget> by_key;
-  for (budget::GroupBudget& b : budgets) {
+  for (budget::GroupBudget& b : budgets ? *budgets : std::vector<budget::GroupBudget>{}) {
     const std::string key = absl::StrCat(b.namespace_, "/", b.name);
     by_key[key] = std::move(b);
   }
-  if (budgets_known_ && by_key == budgets_) return;
-  budgets_known_ = true;
+  if (budgets_known_ == budgets.has_value() && by_key == budgets_) return;
+  budgets_known_ = budgets.has_value();
   budgets_ = std::move(by_key);
   std::vector<Automaton*> grouped;
   for (const auto& [workload, a] : automata_) {

@@ -102,9 +102,9 @@ class Engine : private Automaton::Host {
     }
   };
   void SetAllocation(const std::string& workload, std::optional<Allocation> allocation);
-  // Every group's budget (all AllocationPolicies); until the first call, a workload in a
-  // group holds its scale-ups (its budget is not known yet).
-  void SetGroupBudgets(std::vector<budget::GroupBudget> budgets);
+  // Every group's budget (all AllocationPolicies); nullopt: not known (before the first
+  // list, or after a term ended), when a workload in a group holds its scale-ups.
+  void SetGroupBudgets(std::optional<std::vector<budget::GroupBudget>> budgets);
   // The cluster's room; nullopt when not known (then only budgets and Pending pods
   // limit scale-ups).
   void SetClusterCapacity(std::optional<budget::ClusterCapacity> capacity);

@@ -123,6 +123,12 @@ void AllocationViews::Stop() {
   if (policies) policies->Stop();
   if (nodes) nodes->Stop();
   if (pods) pods->Stop();
+  // What this term knew is not the next term's: until its informers list again, budgets
+  // are unknown (groups hold) and the cluster's room too (not checked).
+  if (policies) {
+    decider_->SetGroupBudgets(std::nullopt);
+    decider_->SetClusterCapacity(std::nullopt);
+  }
 }
 
 void AllocationViews::Changed(bool capacity) {

@@ -77,7 +77,7 @@ class AllocationTest : public ::testing::Test {
 };
 
 TEST_F(AllocationTest, TwoWorkloadsCompeteForOneGroupsBudget) {
-  engine_->SetGroupBudgets({Llm(8)});
+  engine_->SetGroupBudgets(std::vector<budget::GroupBudget>{Llm(8)});
   InGroup(kA, 2);
   InGroup(kB, 2);
   // A wakes to its minReplicas 3: 6 of the 8 GPUs.
@@ -119,7 +119,7 @@ TEST_F(AllocationTest, TwoWorkloadsCompeteForOneGroupsBudget) {
 }
 
 TEST_F(AllocationTest, TheBudgetGrowingLetsAHeldScaleUpGo) {
-  engine_->SetGroupBudgets({Llm(2)});
+  engine_->SetGroupBudgets(std::vector<budget::GroupBudget>{Llm(2)});
   InGroup(kA, 2);
   InGroup(kB, 2);
   ASSERT_TRUE(engine_->Upsert(Spec(kA, 1, 4), 0).ok());
@@ -129,14 +129,14 @@ TEST_F(AllocationTest, TheBudgetGrowingLetsAHeldScaleUpGo) {
   EXPECT_EQ(Status(kB).state, State::kScaledToZero);
   EXPECT_THAT(Status(kB).note, HasSubstr("minReplicas is 1, but holding 0 replicas: group 'llm' "
                                          "is at its 2 nvidia.com/gpu limit"));
-  engine_->SetGroupBudgets({Llm(4)});
+  engine_->SetGroupBudgets(std::vector<budget::GroupBudget>{Llm(4)});
   ASSERT_EQ(setter_.sets.size(), 1u);
   EXPECT_EQ(setter_.sets.back().workload, kB);
   EXPECT_EQ(setter_.sets.back().n, 1);
 }
 
 TEST_F(AllocationTest, AWakeThatDoesNotFitKeepsTheRequestWaiting) {
-  engine_->SetGroupBudgets({Llm(1)});
+  engine_->SetGroupBudgets(std::vector<budget::GroupBudget>{Llm(1)});
   InGroup(kA, 1);
   InGroup(kB, 1);
   ASSERT_TRUE(engine_->Upsert(Spec(kA, 0, 2), 0).ok());
@@ -162,7 +162,7 @@ TEST_F(AllocationTest, AWakeThatDoesNotFitKeepsTheRequestWaiting) {
 }
 
 TEST_F(AllocationTest, UnknownGroupIsSaidNotFatal) {
-  engine_->SetGroupBudgets({Llm(1)});
+  engine_->SetGroupBudgets(std::vector<budget::GroupBudget>{Llm(1)});
   InGroup(kA, 1, "nope");
   ASSERT_TRUE(engine_->Upsert(Spec(kA, 2, 4), 0).ok());
   ASSERT_EQ(setter_.sets.size(), 1u);
@@ -172,7 +172,7 @@ TEST_F(AllocationTest, UnknownGroupIsSaidNotFatal) {
   // The policy appears: the status says nothing more.
   budget::GroupBudget nope = Llm(8);
   nope.name = "nope";
-  engine_->SetGroupBudgets({nope});
+  engine_->SetGroupBudgets(std::vector<budget::GroupBudget>{nope});
   EXPECT_THAT(Status(kA).allocation_problem, IsEmpty());
 }
 
@@ -181,8 +181,14 @@ TEST_F(AllocationTest, BudgetsNotListedYetHoldTheGroup) {
   ASSERT_TRUE(engine_->Upsert(Spec(kA, 1, 4), 0).ok());
   EXPECT_THAT(setter_.sets, IsEmpty());
   EXPECT_THAT(Status(kA).limit, HasSubstr("its AllocationPolicy is not read yet"));
-  engine_->SetGroupBudgets({Llm(8)});
+  engine_->SetGroupBudgets(std::vector<budget::GroupBudget>{Llm(8)});
   ASSERT_EQ(setter_.sets.size(), 1u);
+  CompleteAll();
+  // A term ended: its budgets are forgotten, and the group holds again until relisted.
+  engine_->SetGroupBudgets(std::nullopt);
+  ASSERT_TRUE(engine_->Upsert(Spec(kA, 2, 4), 1).ok());
+  EXPECT_THAT(setter_.sets, IsEmpty());
+  EXPECT_THAT(Status(kA).limit, HasSubstr("its AllocationPolicy is not read yet"));
 }
 
 TEST_F(AllocationTest, ClusterRoomAndUnschedulablePodsLimitARule) {
