@@ -104,6 +104,23 @@ void AllocationViews::WatchCapacity() {
       client_, std::move(o), [this](kube::WatchEventType, const kube::Pod&) { Changed(true); });
   nodes_->Start();
   pods_->Start();
+  budget::ClusterCapacity listing;
+  listing.listed = false;
+  decider_->SetClusterCapacity(listing);
+  worker_->PostAfter(options_.capacity_grace, Priority::kNormal,
+                     [this, generation = generation_] { CapacityGraceOver(generation); });
+}
+
+void AllocationViews::CapacityGraceOver(uint64_t generation) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (generation != generation_ || (nodes_synced_ && pods_synced_)) return;
+  }
+  ZS_LOG(kWarning,
+         "Nodes and Pods not listed yet (RBAC to list them cluster-wide?): scale-ups are not "
+         "checked against the cluster's free extended resources until they are",
+         {"waited", absl::FormatDuration(options_.capacity_grace)});
+  decider_->SetClusterCapacity(std::nullopt);
 }
 
 void AllocationViews::Stop() {

@@ -5,8 +5,9 @@
 // decider as a whole snapshot, coalesced to at most one per `min_interval`, so pod churn
 // costs one recomputation, not one per event; deciding never waits on the API server.
 //
-// Without the RBAC to list Nodes and Pods cluster-wide the cluster's room is never known
-// and the decider does without it (group budgets and the workload's own unschedulable
+// Until the Nodes and Pods are first listed, scale-ups needing an extended resource hold;
+// without the RBAC to list them cluster-wide the cluster's room is never known, and after
+// a grace period the decider does without it (group budgets and the workload's own unschedulable
 // pods still limit); without the RBAC or the CRD for AllocationPolicies, workloads in a
 // group hold their scale-ups and say that the policy is not read yet.
 //
@@ -45,6 +46,10 @@ struct AllocationViewsOptions {
   std::string watch_namespace;  // of the AllocationPolicies; "" = all
   absl::Duration watch_timeout = absl::Minutes(5);
   absl::Duration min_interval = absl::Milliseconds(300);
+  // From the capacity informers' start until their first lists, scale-ups needing an
+  // extended resource hold; if the lists take longer (no RBAC to list Nodes or Pods),
+  // the room is taken as unknown (not checked) and the log says so.
+  absl::Duration capacity_grace = absl::Seconds(15);
 };
 
 class AllocationViews {
@@ -69,6 +74,7 @@ class AllocationViews {
   // of the policies (capacity false) or of the cluster's room (true) is due.
   kube::WatcherOptions InformerOptions(bool* synced, bool capacity);
   void Changed(bool capacity);  // informer threads
+  void CapacityGraceOver(uint64_t generation);
   void Flush(uint64_t generation, bool capacity);
 
   kube::KubeClient* const client_;

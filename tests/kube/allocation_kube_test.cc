@@ -176,8 +176,10 @@ class AllocationKubeTest : public KubeTest {
 
   // A Deployment at 0 replicas whose pods need `gpus` GPUs each (a limit only, as
   // device plugins are used), and its CustomAutoscaler in group llm with `min` replicas.
-  std::string Workload(const std::string& name, int gpus, int min, bool tolerates = false) {
-    return absl::StrReplaceAll(R"(
+  std::string Workload(const std::string& name, int gpus, int min, bool tolerates = false,
+                       int max = 4, const std::string& group = "llm") {
+    return absl::StrReplaceAll(
+        R"(
 apiVersion: apps/v1
 kind: Deployment
 metadata: {name: NAME}
@@ -200,17 +202,19 @@ metadata: {name: NAME}
 spec:
   scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: NAME}
   minReplicas: MIN
-  maxReplicas: 4
-  allocation: {group: llm}
+  maxReplicas: MAX
+  ALLOCATION
 )",
-                               {{"NAME", name},
-                                {"SCHEDULER", kScheduler},
-                                {"GPUS", absl::StrCat(gpus)},
-                                {"MIN", absl::StrCat(min)},
-                                {"TOLERATIONS", tolerates ? "tolerations: [{key: dedicated, "
-                                                            "operator: Equal, value: training, "
-                                                            "effect: NoSchedule}]"
-                                                          : ""}});
+        {{"NAME", name},
+         {"SCHEDULER", kScheduler},
+         {"GPUS", absl::StrCat(gpus)},
+         {"MIN", absl::StrCat(min)},
+         {"MAX", absl::StrCat(max)},
+         {"ALLOCATION", group.empty() ? "" : absl::StrCat("allocation: {group: ", group, "}")},
+         {"TOLERATIONS", tolerates ? "tolerations: [{key: dedicated, "
+                                     "operator: Equal, value: training, "
+                                     "effect: NoSchedule}]"
+                                   : ""}});
   }
 
   absl::Status WaitForReplicas(const std::string& name, int replicas) {
@@ -265,6 +269,33 @@ spec:
     return out;
   }
 
+  void InstallCrds() {
+    for (const char* crd : {"customautoscalers.yaml", "allocationpolicies.yaml"}) {
+      const std::string text =
+          ReadFileOrEmpty(absl::StrCat(ZS_SOURCE_DIR "/charts/zeroscale/crds/", crd));
+      ASSERT_FALSE(text.empty()) << crd;
+      ZS_ASSERT_OK(Apply(text));
+    }
+  }
+
+  // The real scaler on this namespace with the admin's credentials; returns its HTTP port.
+  uint16_t StartScaler() {
+    EXPECT_TRUE(redis_.Start().ok());
+    const uint16_t http = FreePort();
+    scaler_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{
+            ZS_SCALER_BIN, "--backend=kubernetes", "--kubeconfig=" + cluster().admin_kubeconfig(),
+            "--namespace=" + ns(), "--redis=" + redis_.address(),
+            absl::StrCat("--grpc-listen=127.0.0.1:", FreePort()),
+            absl::StrCat("--http-listen=127.0.0.1:", http),
+            absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()), "--lease-duration=2s",
+            "--renew-deadline=1500ms", "--retry-period=500ms"},
+        cluster().work_dir() + "/" + ns() + "-scaler.log");
+    PrintOnFailure("the scaler", scaler_->log_path());
+    EXPECT_TRUE(scaler_->Start().ok());
+    return http;
+  }
+
   std::unique_ptr<ChildProcess> scaler_;
   std::unique_ptr<GpuScheduler> scheduler_;
   std::vector<std::string> nodes_;
@@ -279,12 +310,8 @@ bool AnyHas(const std::vector<std::string>& lines, const std::string& a, const s
 }
 
 TEST_F(AllocationKubeTest, AGroupStopsAtItsGpuLimitAndUnschedulablePodsStopMore) {
-  for (const char* crd : {"customautoscalers.yaml", "allocationpolicies.yaml"}) {
-    const std::string text =
-        ReadFileOrEmpty(absl::StrCat(ZS_SOURCE_DIR "/charts/zeroscale/crds/", crd));
-    ASSERT_FALSE(text.empty()) << crd;
-    ZS_ASSERT_OK(Apply(text));
-  }
+  InstallCrds();
+  if (HasFatalFailure()) return;
   const std::string policy = R"(
 apiVersion: zeroscale.io/v1alpha1
 kind: AllocationPolicy
@@ -309,19 +336,8 @@ spec:
   scheduler_ = std::make_unique<GpuScheduler>(scheduler_api.get(), ns(), node_a, node_b);
   scheduler_->Start();
 
-  ASSERT_TRUE(redis_.Start().ok());
-  const uint16_t http = FreePort();
-  scaler_ = std::make_unique<ChildProcess>(
-      std::vector<std::string>{
-          ZS_SCALER_BIN, "--backend=kubernetes", "--kubeconfig=" + cluster().admin_kubeconfig(),
-          "--namespace=" + ns(), "--redis=" + redis_.address(),
-          absl::StrCat("--grpc-listen=127.0.0.1:", FreePort()),
-          absl::StrCat("--http-listen=127.0.0.1:", http),
-          absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()), "--lease-duration=2s",
-          "--renew-deadline=1500ms", "--retry-period=500ms"},
-      cluster().work_dir() + "/" + ns() + "-scaler.log");
-  PrintOnFailure("the scaler", scaler_->log_path());
-  ZS_ASSERT_OK(scaler_->Start());
+  const uint16_t http = StartScaler();
+  if (HasFatalFailure()) return;
 
   // a: 2 replicas of 2 GPUs, 4 of the group's 6; bound to node a, which is then full.
   ZS_ASSERT_OK(Apply(Workload("a", 2, 2)));
@@ -375,6 +391,34 @@ spec:
   }
   EXPECT_TRUE(group) << metrics->body;
   EXPECT_TRUE(pending_counted) << metrics->body;
+}
+
+// No group: the cluster's free GPUs alone limit a wake, in whole replicas per node, and a
+// Node added with room lets the wake go on.
+TEST_F(AllocationKubeTest, TheClustersFreeGpusLimitAWake) {
+  InstallCrds();
+  if (HasFatalFailure()) return;
+  // 4 GPUs here; the kubelet stand-in's node has 1, too few for a 2-GPU replica.
+  ZS_ASSERT_OK(CreateNode(absl::StrCat(ns(), "-gpu-4"), 4, false));
+  StartScaler();
+  if (HasFatalFailure()) return;
+  // Nobody places these pods (no scheduler serves their schedulerName): they stay unplaced.
+  ZS_ASSERT_OK(Apply(Workload("d", 2, 5, false, /*max=*/5, /*group=*/"")));
+  ZS_ASSERT_OK(WaitForReplicas("d", 2));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return AnyHas(Events("d"), "WakingFromZero",
+                      "0 -> 2 replicas (not 5: the cluster has room for 2 more replicas needing 2 "
+                      "nvidia.com/gpu");
+      },
+      absl::Seconds(30)))
+      << absl::StrJoin(Events("d"), "\n");
+  // Its two replicas not placed yet take that room: it holds.
+  ZS_ASSERT_OK_AND_ASSIGN(json held, WaitForCondition("d", "ScalingLimited", "ClusterCapacity"));
+  EXPECT_THAT(held.value("message", ""), HasSubstr("2 replicas of it not placed yet"));
+  // Another node with room: the wake goes on as far as it fits (2 more).
+  ZS_ASSERT_OK(CreateNode(absl::StrCat(ns(), "-gpu-4b"), 4, false));
+  ZS_ASSERT_OK(WaitForReplicas("d", 4));
 }
 
 }  // namespace

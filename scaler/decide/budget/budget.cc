@@ -65,6 +65,12 @@ Bound ClusterBound(const ScaleUpInputs& in) {
     if (per > 0 && IsExtendedResource(resource)) needs.emplace_back(resource, per);
   }
   if (needs.empty()) return b;
+  if (!in.cluster->listed) {
+    b.replicas = 0;
+    b.kind = LimitKind::kCluster;
+    b.reason = absl::StrCat("the cluster's free ", needs.front().first, " is not read yet");
+    return b;
+  }
   // Whole replicas per node: a pod is never split across nodes.
   int64_t fit = 0;
   ResourceAmounts free_total;

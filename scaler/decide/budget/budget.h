@@ -63,7 +63,10 @@ struct NodeRoom {
 // out), sorted by name.
 struct ClusterCapacity {
   std::vector<NodeRoom> nodes;
-  bool operator==(const ClusterCapacity& o) const { return nodes == o.nodes; }
+  // false while being listed (the informers just started): a scale-up needing an extended
+  // resource holds until it is, rather than guess.
+  bool listed = true;
+  bool operator==(const ClusterCapacity& o) const { return listed == o.listed && nodes == o.nodes; }
 };
 
 enum class LimitKind { kNone, kGroup, kCluster, kPending };

@@ -129,6 +129,12 @@ TEST(BudgetTest, ClusterRoomIsCountedInWholeReplicasPerNode) {
   // cpu alone is left to the scheduler: not checked against the cluster.
   in.per_replica = {{"cpu", Q("64")}};
   EXPECT_EQ(FitScaleUp(in, 1, 2).replicas, 2);
+  // Being listed: holds rather than guess.
+  in.per_replica = Gpus("1");
+  in.cluster = ClusterCapacity{{}, /*listed=*/false};
+  fit = FitScaleUp(in, 1, 2);
+  EXPECT_EQ(fit.replicas, 1);
+  EXPECT_THAT(fit.reason, HasSubstr("the cluster's free nvidia.com/gpu is not read yet"));
   // Overcommitted nodes (negative room) count as none.
   in.per_replica = Gpus("1");
   in.cluster = ClusterCapacity{{NodeRoom{"a", {{"nvidia.com/gpu", -1000}}}}};
