@@ -409,8 +409,7 @@ std::string KubeClient::PodsPath(absl::string_view ns) {
   return absl::StrCat("/api/v1", ns.empty() ? "" : "/namespaces/", ns, "/pods");
 }
 
-absl::StatusOr<PodList> KubeClient::ListPods(absl::string_view ns,
-                                             absl::string_view label_selector,
+absl::StatusOr<PodList> KubeClient::ListPods(absl::string_view ns, absl::string_view label_selector,
                                              absl::string_view field_selector) {
   return ListObjects(*this, &PodsPath, ns, label_selector, field_selector,
                      &internal::PodFromObject);
@@ -421,8 +420,52 @@ absl::Status KubeClient::WatchPods(absl::string_view ns, absl::string_view resou
                                    const std::function<bool(const PodWatchEvent&)>& on_event,
                                    CancelToken* cancel, absl::string_view label_selector,
                                    absl::string_view field_selector) {
-  return WatchObjects(*transport_, &PodsPath, ns, label_selector, field_selector,
-                      resource_version, timeout, on_event, cancel, &internal::PodFromObject);
+  return WatchObjects(*transport_, &PodsPath, ns, label_selector, field_selector, resource_version,
+                      timeout, on_event, cancel, &internal::PodFromObject);
+}
+
+std::string KubeClient::NodesPath(absl::string_view) { return "/api/v1/nodes"; }
+
+absl::StatusOr<NodeList> KubeClient::ListNodes(absl::string_view, absl::string_view label_selector,
+                                               absl::string_view field_selector) {
+  return ListObjects(*this, &NodesPath, "", label_selector, field_selector,
+                     &internal::NodeFromObject);
+}
+
+absl::Status KubeClient::WatchNodes(absl::string_view, absl::string_view resource_version,
+                                    absl::Duration timeout,
+                                    const std::function<bool(const NodeWatchEvent&)>& on_event,
+                                    CancelToken* cancel, absl::string_view label_selector,
+                                    absl::string_view field_selector) {
+  return WatchObjects(*transport_, &NodesPath, "", label_selector, field_selector, resource_version,
+                      timeout, on_event, cancel, &internal::NodeFromObject);
+}
+
+std::string KubeClient::AllocationPoliciesPath(absl::string_view ns) {
+  return absl::StrCat("/apis/", kAllocationPolicyGroup, "/", kAllocationPolicyVersion,
+                      ns.empty() ? "" : "/namespaces/", ns, "/", kAllocationPolicyPlural);
+}
+
+absl::StatusOr<AllocationPolicyList> KubeClient::ListAllocationPolicies(
+    absl::string_view ns, absl::string_view label_selector, absl::string_view field_selector) {
+  return ListObjects(*this, &AllocationPoliciesPath, ns, label_selector, field_selector,
+                     &internal::AllocationPolicyFromObject);
+}
+
+absl::Status KubeClient::WatchAllocationPolicies(
+    absl::string_view ns, absl::string_view resource_version, absl::Duration timeout,
+    const std::function<bool(const AllocationPolicyWatchEvent&)>& on_event, CancelToken* cancel,
+    absl::string_view label_selector, absl::string_view field_selector) {
+  return WatchObjects(*transport_, &AllocationPoliciesPath, ns, label_selector, field_selector,
+                      resource_version, timeout, on_event, cancel,
+                      &internal::AllocationPolicyFromObject);
+}
+
+absl::StatusOr<ResourceAmounts> KubeClient::GetPodTemplateRequests(const WorkloadRef& target) {
+  ZS_ASSIGN_OR_RETURN(std::string path, ScalePath(target));
+  path.resize(path.size() - std::string_view("/scale").size());
+  ZS_ASSIGN_OR_RETURN(const std::string body, Call("GET", path));
+  return PodTemplateRequestsFromJson(body);
 }
 
 absl::StatusOr<CustomAutoscaler> KubeClient::PatchCustomAutoscalerStatus(

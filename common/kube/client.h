@@ -1,9 +1,10 @@
 // A small Kubernetes API client for what the scaler and the balancer need: the Scale
-// subresource of Deployments and StatefulSets, list/watch and status of
-// CustomAutoscalers, list/watch of EndpointSlices, Pods and Leases, Lease writes and Events.
+// subresource of Deployments and StatefulSets (and their pod templates' requests),
+// list/watch and status of CustomAutoscalers, list/watch of AllocationPolicies,
+// EndpointSlices, Pods, Nodes and Leases, Lease writes and Events.
 // Every resource's list and watch go through one code path (a collection path plus an
-// optional labelSelector and fieldSelector); the typed methods are thin wrappers over it. Errors are absl::Status with codes chosen by what the
-// caller should do:
+// optional labelSelector and fieldSelector); the typed methods are thin wrappers over it. Errors
+// are absl::Status with codes chosen by what the caller should do:
 //   kUnavailable       retry with backoff (5xx, 429 with RetryAfterOf(), network)
 //   kAborted           409 Conflict: the object changed (or already exists); re-read
 //                      and re-decide, never re-apply blindly
@@ -49,6 +50,8 @@ using CustomAutoscalerWatchEvent = WatchEvent<CustomAutoscaler>;
 using EndpointSliceWatchEvent = WatchEvent<EndpointSlice>;
 using LeaseWatchEvent = WatchEvent<Lease>;
 using PodWatchEvent = WatchEvent<Pod>;
+using NodeWatchEvent = WatchEvent<Node>;
+using AllocationPolicyWatchEvent = WatchEvent<AllocationPolicy>;
 
 class KubeClient {
  public:
@@ -113,6 +116,29 @@ class KubeClient {
                          CancelToken* cancel, absl::string_view label_selector = "",
                          absl::string_view field_selector = "");
 
+  // --- core/v1 Nodes (cluster-scoped: `ns` is ignored).
+  absl::StatusOr<NodeList> ListNodes(absl::string_view ns = "",
+                                     absl::string_view label_selector = "",
+                                     absl::string_view field_selector = "");
+  absl::Status WatchNodes(absl::string_view ns, absl::string_view resource_version,
+                          absl::Duration timeout,
+                          const std::function<bool(const NodeWatchEvent&)>& on_event,
+                          CancelToken* cancel, absl::string_view label_selector = "",
+                          absl::string_view field_selector = "");
+
+  // --- zeroscale.io/v1alpha1 AllocationPolicies.
+  absl::StatusOr<AllocationPolicyList> ListAllocationPolicies(
+      absl::string_view ns, absl::string_view label_selector = "",
+      absl::string_view field_selector = "");
+  absl::Status WatchAllocationPolicies(
+      absl::string_view ns, absl::string_view resource_version, absl::Duration timeout,
+      const std::function<bool(const AllocationPolicyWatchEvent&)>& on_event, CancelToken* cancel,
+      absl::string_view label_selector = "", absl::string_view field_selector = "");
+
+  // What one replica of a Deployment or StatefulSet requests (its pod template's
+  // PodRequests), read from the workload object.
+  absl::StatusOr<ResourceAmounts> GetPodTemplateRequests(const WorkloadRef& target);
+
   // Merge-patches a CustomAutoscaler's status subresource.
   absl::StatusOr<CustomAutoscaler> PatchCustomAutoscalerStatus(
       absl::string_view ns, absl::string_view name, const CustomAutoscalerStatus& status);
@@ -149,6 +175,8 @@ class KubeClient {
   static std::string EndpointSlicesPath(absl::string_view ns);
   static std::string LeasesPath(absl::string_view ns);
   static std::string PodsPath(absl::string_view ns);
+  static std::string NodesPath(absl::string_view ns = "");
+  static std::string AllocationPoliciesPath(absl::string_view ns);
   // `collection` with the query of a list (watch false) or of a watch from
   // `resource_version` that the server ends after `timeout`; the selectors are
   // percent-encoded.

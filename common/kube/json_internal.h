@@ -23,6 +23,8 @@ absl::StatusOr<CustomAutoscaler> CustomAutoscalerFromObject(const nlohmann::json
 absl::StatusOr<EndpointSlice> EndpointSliceFromObject(const nlohmann::json& object);
 absl::StatusOr<Lease> LeaseFromObject(const nlohmann::json& object);
 absl::StatusOr<Pod> PodFromObject(const nlohmann::json& object);
+absl::StatusOr<Node> NodeFromObject(const nlohmann::json& object);
+absl::StatusOr<AllocationPolicy> AllocationPolicyFromObject(const nlohmann::json& object);
 
 // A list body: metadata.resourceVersion and each of `items` through `decode`.
 template <typename T>

@@ -168,6 +168,83 @@ absl::StatusOr<T> WithIdentity(const json& obj) {
   return out;
 }
 
+int64_t SaturatingAdd(int64_t a, int64_t b) {
+  return a > kMaxQuantityMilli - b ? kMaxQuantityMilli : a + b;
+}
+
+// Reads the map of quantities `key` (resources.requests, status.allocatable) into `out`.
+absl::Status GetAmounts(const json& obj, const char* key, absl::string_view path,
+                        ResourceAmounts* out) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return absl::OkStatus();
+  const std::string field = absl::StrCat(path, key);
+  if (!it->is_object()) return FieldError(field, "must be an object");
+  if (it->size() > kMaxResourceNames) {
+    return FieldError(field, absl::StrCat("has more than ", kMaxResourceNames, " resources"));
+  }
+  for (const auto& [name, value] : it->items()) {
+    const std::string at = absl::StrCat(field, ".", absl::string_view(name).substr(0, 100));
+    if (name.empty() || name.size() > 253) return FieldError(at, "is not a resource name");
+    std::string text;
+    if (value.is_string()) {
+      text = value.get<std::string>();
+    } else if (value.is_number()) {
+      text = value.dump();  // int-or-string, as the API's Quantity
+    } else {
+      return FieldError(at, "must be a quantity (a string such as \"500m\" or a number)");
+    }
+    absl::StatusOr<int64_t> milli = ParseQuantityMilli(text);
+    if (!milli.ok()) return FieldError(at, milli.status().message());
+    (*out)[name] = *milli;
+  }
+  return absl::OkStatus();
+}
+
+// What the scheduler accounts for a pod of this spec (the API's PodRequests): the sum of
+// its containers' requests, at least the largest init container's, plus the overhead. A
+// container's limit without a request is its request too, as the API server defaults it.
+absl::Status PodSpecRequests(const json& spec, absl::string_view path, ResourceAmounts* out) {
+  ResourceAmounts sum, init;
+  auto container = [&](const json& c, const std::string& at, bool is_init) {
+    const json& resources = Obj(c, "resources");
+    ResourceAmounts requests, limits;
+    const std::string r_at = absl::StrCat(at, ".resources.");
+    ZS_KUBE_RETURN_IF_ERROR(GetAmounts(resources, "requests", r_at, &requests));
+    ZS_KUBE_RETURN_IF_ERROR(GetAmounts(resources, "limits", r_at, &limits));
+    for (const auto& [name, amount] : limits) requests.emplace(name, amount);
+    for (const auto& [name, amount] : requests) {
+      int64_t& into = is_init ? init[name] : sum[name];
+      into = is_init ? std::max(into, amount) : SaturatingAdd(into, amount);
+    }
+    return absl::OkStatus();
+  };
+  ZS_KUBE_RETURN_IF_ERROR(ForEachItem(spec, "containers", path, [&](const json& c, std::string at) {
+    return container(c, at, false);
+  }));
+  ZS_KUBE_RETURN_IF_ERROR(
+      ForEachItem(spec, "initContainers", path,
+                  [&](const json& c, std::string at) { return container(c, at, true); }));
+  for (const auto& [name, amount] : init) sum[name] = std::max(sum[name], amount);
+  ResourceAmounts overhead;
+  ZS_KUBE_RETURN_IF_ERROR(GetAmounts(spec, "overhead", path, &overhead));
+  for (const auto& [name, amount] : overhead) sum[name] = SaturatingAdd(sum[name], amount);
+  if (sum.size() > 2 * kMaxResourceNames) {
+    return FieldError(path,
+                      absl::StrCat("requests more than ", 2 * kMaxResourceNames, " resources"));
+  }
+  *out = std::move(sum);
+  return absl::OkStatus();
+}
+
+// The name of an object (a DNS-1123 subdomain): lower-case letters, digits, '-' and '.',
+// starting and ending with a letter or digit.
+bool IsObjectName(absl::string_view s) {
+  return !s.empty() && s.size() <= 253 && absl::ascii_isalnum(s.front()) &&
+         absl::ascii_isalnum(s.back()) && std::all_of(s.begin(), s.end(), [](char c) {
+           return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '-' || c == '.';
+         });
+}
+
 absl::Status ParseSpec(const json& spec, const std::string& ns, CustomAutoscalerSpec* out) {
   const json& ref = Obj(spec, "scaleTargetRef");
   ZS_KUBE_RETURN_IF_ERROR(
@@ -198,6 +275,17 @@ absl::Status ParseSpec(const json& spec, const std::string& ns, CustomAutoscaler
     }
     if (absl::Status s = ValidateKeepAlive(out->keep_alive); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("spec.", s.message()));
+    }
+  }
+  if (auto a = spec.find("allocation"); a != spec.end() && !a->is_null()) {
+    if (!a->is_object()) return FieldError("spec.allocation", "must be an object");
+    ZS_KUBE_RETURN_IF_ERROR(GetString(*a, "group", "spec.allocation.", &out->allocation_group));
+    if (out->allocation_group.empty()) return FieldError("spec.allocation.group", "is required");
+    if (!IsObjectName(out->allocation_group)) {
+      return FieldError("spec.allocation.group",
+                        absl::StrCat("must name an AllocationPolicy (lower-case letters, digits, "
+                                     "'-' and '.'), not '",
+                                     out->allocation_group.substr(0, 100), "'"));
     }
   }
   // Validate after reading everything so that a bad rule still leaves the rest usable
@@ -427,13 +515,76 @@ absl::StatusOr<Pod> internal::PodFromObject(const json& obj) {
   ZS_KUBE_RETURN_IF_ERROR(
       ForEachItem(status, "conditions", "status.", [&](const json& c, std::string at) {
         at += ".";
-        std::string type, value;
+        std::string type, value, reason;
         ZS_KUBE_RETURN_IF_ERROR(GetString(c, "type", at, &type));
         ZS_KUBE_RETURN_IF_ERROR(GetString(c, "status", at, &value));
         if (type == "Ready") pod.ready = value == "True";
+        if (type == "PodScheduled") {
+          ZS_KUBE_RETURN_IF_ERROR(GetString(c, "reason", at, &reason));
+          pod.unschedulable = value == "False" && reason == "Unschedulable";
+          if (pod.unschedulable) {
+            ZS_KUBE_RETURN_IF_ERROR(GetString(c, "message", at, &pod.unschedulable_message));
+            if (pod.unschedulable_message.size() > 1024) pod.unschedulable_message.resize(1024);
+          }
+        }
         return absl::OkStatus();
       }));
+  const json& spec = Obj(obj, "spec");
+  ZS_KUBE_RETURN_IF_ERROR(GetString(spec, "nodeName", "spec.", &pod.node_name));
+  // Bound to a node, it is scheduled whatever a stale condition says.
+  if (!pod.node_name.empty()) pod.unschedulable = false;
+  ZS_KUBE_RETURN_IF_ERROR(PodSpecRequests(spec, "spec.", &pod.requests));
   return pod;
+}
+
+absl::StatusOr<Node> internal::NodeFromObject(const json& obj) {
+  auto meta = ParseMeta(obj);
+  if (!meta.ok()) return meta.status();
+  Node node;
+  node.name = meta->name;
+  node.resource_version = meta->resource_version;
+  ZS_KUBE_RETURN_IF_ERROR(GetBool(Obj(obj, "spec"), "unschedulable", "spec.", &node.unschedulable));
+  const json& status = Obj(obj, "status");
+  ZS_KUBE_RETURN_IF_ERROR(GetAmounts(status, "allocatable", "status.", &node.allocatable));
+  ZS_KUBE_RETURN_IF_ERROR(
+      ForEachItem(status, "conditions", "status.", [&](const json& c, std::string at) {
+        at += ".";
+        std::string type, value;
+        ZS_KUBE_RETURN_IF_ERROR(GetString(c, "type", at, &type));
+        ZS_KUBE_RETURN_IF_ERROR(GetString(c, "status", at, &value));
+        if (type == "Ready") node.ready = value == "True";
+        return absl::OkStatus();
+      }));
+  return node;
+}
+
+absl::StatusOr<AllocationPolicy> internal::AllocationPolicyFromObject(const json& obj) {
+  auto meta = ParseMeta(obj);
+  if (!meta.ok()) return meta.status();
+  if (meta->name.empty()) return FieldError("metadata.name", "is required");
+  ZS_ASSIGN_OR_RETURN(AllocationPolicy policy, WithIdentity<AllocationPolicy>(obj));
+  policy.generation = meta->generation;
+  // A bad spec is reported on the object rather than hiding it: the scaler says so.
+  policy.spec_error = GetAmounts(Obj(obj, "spec"), "limits", "spec.", &policy.limits);
+  if (!policy.spec_error.ok()) policy.limits.clear();
+  return policy;
+}
+
+absl::StatusOr<Node> NodeFromJson(absl::string_view text) {
+  return ObjectFromText(text, &internal::NodeFromObject);
+}
+
+absl::StatusOr<AllocationPolicy> AllocationPolicyFromJson(absl::string_view text) {
+  return ObjectFromText(text, &internal::AllocationPolicyFromObject);
+}
+
+absl::StatusOr<ResourceAmounts> PodTemplateRequestsFromJson(absl::string_view text) {
+  auto j = Parse(text);
+  if (!j.ok()) return j.status();
+  ResourceAmounts out;
+  ZS_KUBE_RETURN_IF_ERROR(
+      PodSpecRequests(Obj(Obj(Obj(*j, "spec"), "template"), "spec"), "spec.template.spec.", &out));
+  return out;
 }
 
 std::string WorkloadRef::Id() const { return absl::StrCat(namespace_, "/", kind, "/", name); }

@@ -1,5 +1,6 @@
 // Domain types for the few Kubernetes objects zeroscale touches (Scale, the
-// CustomAutoscaler custom resource and its status, Lease, Event, EndpointSlice, Pod) and
+// CustomAutoscaler custom resource and its status, the AllocationPolicy custom resource,
+// Lease, Event, EndpointSlice, Pod, Node, a workload's pod template requests) and
 // their JSON wire mapping. The real API server omits zero-valued fields (a Scale at 0 replicas
 // comes back as "spec": {}), so every parser reads a missing field as its zero value. Value types
 // and pure functions; thread-safe.
@@ -17,6 +18,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/model/keep_alive.h"
+#include "common/model/quantity.h"
 #include "common/model/scaling_rule.h"
 
 namespace zeroscale::kube {
@@ -25,6 +27,16 @@ inline constexpr char kCustomAutoscalerGroup[] = "autoscaler-group.autoscaler";
 inline constexpr char kCustomAutoscalerVersion[] = "v1alpha1";
 inline constexpr char kCustomAutoscalerKind[] = "CustomAutoscaler";
 inline constexpr char kCustomAutoscalerPlural[] = "customautoscalers";
+
+// AllocationPolicy: a resource budget for a group of workloads (zeroscale.io/v1alpha1,
+// namespaced; the object's name is the group's name, CustomAutoscalers of its namespace
+// join it with spec.allocation.group).
+inline constexpr char kAllocationPolicyGroup[] = "zeroscale.io";
+inline constexpr char kAllocationPolicyVersion[] = "v1alpha1";
+inline constexpr char kAllocationPolicyKind[] = "AllocationPolicy";
+inline constexpr char kAllocationPolicyPlural[] = "allocationpolicies";
+// At most this many resources in spec.limits, and in one container's requests or limits.
+inline constexpr size_t kMaxResourceNames = 32;
 
 // A scalable workload: kind is "Deployment" or "StatefulSet".
 struct WorkloadRef {
@@ -83,6 +95,9 @@ struct CustomAutoscalerSpec {
   KeepAliveConfig keep_alive;
   // For the balancer; the scaler does not use it.
   std::optional<RouteSpec> route;
+  // spec.allocation.group: the AllocationPolicy (of this namespace) whose budget the
+  // target's replicas count against; "" for none.
+  std::string allocation_group;
 };
 
 struct Condition {
@@ -131,6 +146,22 @@ struct CustomAutoscaler {
   WorkloadRef Target() const;
 };
 
+// A resource budget shared by the workloads of one group.
+struct AllocationPolicy {
+  std::string namespace_;
+  std::string name;  // the group's name
+  std::string uid;
+  std::string resource_version;
+  int64_t generation = 0;
+  // spec.limits: the most the group's replicas may request together, in milli-units.
+  ResourceAmounts limits;
+  // Not OK when spec.limits cannot be used (a bad quantity, too many names), naming the
+  // field; the object is still delivered so that the scaler can say so.
+  absl::Status spec_error;
+
+  std::string Key() const { return namespace_ + "/" + name; }
+};
+
 // A list of any resource, as a list call returns it.
 template <typename T>
 struct ObjectList {
@@ -138,6 +169,7 @@ struct ObjectList {
   std::string resource_version;  // where a watch continues from
 };
 using CustomAutoscalerList = ObjectList<CustomAutoscaler>;
+using AllocationPolicyList = ObjectList<AllocationPolicy>;
 
 // coordination.k8s.io/v1 Lease.
 struct Lease {
@@ -222,7 +254,8 @@ struct EndpointSlice {
 };
 using EndpointSliceList = ObjectList<EndpointSlice>;
 
-// core/v1 Pod: only what tells whether it exists, runs and serves.
+// core/v1 Pod: only what tells whether it exists, runs and serves, where it is
+// scheduled and what it requests.
 struct Pod {
   std::string namespace_;
   std::string name;
@@ -232,12 +265,33 @@ struct Pod {
   bool ready = false;        // condition Ready is "True"
   bool terminating = false;  // metadata.deletionTimestamp is set: it is being deleted
   std::string pod_ip;
+  std::string node_name;  // spec.nodeName: "" until scheduled
+  // What the scheduler accounts for the pod: PodRequests() of its spec.
+  ResourceAmounts requests;
+  // Condition PodScheduled is False with reason Unschedulable: the scheduler found no
+  // node; its message says why ("0/3 nodes are available: 3 Insufficient nvidia.com/gpu.").
+  bool unschedulable = false;
+  std::string unschedulable_message;
 
   std::string Key() const { return namespace_ + "/" + name; }
   // Running and Ready and not being deleted: it takes traffic, so its sidecar reports.
   bool Serving() const { return phase == "Running" && ready && !terminating; }
+  // Succeeded or Failed: it holds no resources on its node any more.
+  bool Terminal() const { return phase == "Succeeded" || phase == "Failed"; }
 };
 using PodList = ObjectList<Pod>;
+
+// core/v1 Node: what the scheduler may place on it.
+struct Node {
+  std::string name;
+  std::string resource_version;
+  bool unschedulable = false;   // spec.unschedulable (cordoned)
+  bool ready = true;            // condition Ready, when present, is "True"
+  ResourceAmounts allocatable;  // status.allocatable, milli-units
+
+  std::string Key() const { return name; }
+};
+using NodeList = ObjectList<Node>;
 
 // JSON mapping. Parsers return kInvalidArgument naming the field; a missing field reads
 // as its zero value. Writers emit exactly what the API server expects.
@@ -250,6 +304,11 @@ absl::StatusOr<EndpointSlice> EndpointSliceFromJson(absl::string_view json);
 absl::StatusOr<EndpointSliceList> EndpointSliceListFromJson(absl::string_view json);
 absl::StatusOr<Pod> PodFromJson(absl::string_view json);
 absl::StatusOr<PodList> PodListFromJson(absl::string_view json);
+absl::StatusOr<Node> NodeFromJson(absl::string_view json);
+absl::StatusOr<AllocationPolicy> AllocationPolicyFromJson(absl::string_view json);
+// What one replica of a Deployment or StatefulSet (the object's JSON) requests: the
+// PodRequests of spec.template.spec, kInvalidArgument naming the field of a bad quantity.
+absl::StatusOr<ResourceAmounts> PodTemplateRequestsFromJson(absl::string_view json);
 absl::StatusOr<Lease> LeaseFromJson(absl::string_view json);
 absl::StatusOr<LeaseList> LeaseListFromJson(absl::string_view json);
 std::string LeaseToJson(const Lease& lease);

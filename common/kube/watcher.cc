@@ -222,5 +222,7 @@ template class Informer<CustomAutoscalerTraits>;
 template class Informer<EndpointSliceTraits>;
 template class Informer<LeaseTraits>;
 template class Informer<PodTraits>;
+template class Informer<NodeTraits>;
+template class Informer<AllocationPolicyTraits>;
 
 }  // namespace zeroscale::kube

@@ -7,7 +7,8 @@
 //
 // One implementation, Informer<Traits>, serves every resource; a traits struct says how
 // to list and watch it and how to key its objects. CustomAutoscalerWatcher,
-// EndpointSliceWatcher and PodWatcher are its instances.
+// EndpointSliceWatcher, PodWatcher, NodeWatcher and AllocationPolicyWatcher are its
+// instances.
 //
 // Thread-safety: the handler runs on the informer's thread, one call at a time. Start,
 // Stop and the accessors may be called from any thread.
@@ -158,6 +159,25 @@ extern template class Informer<PodTraits>;
 // The Pods of options.namespace_ matching options.label_selector (a scale target's
 // status.selector, "app=llama").
 using PodWatcher = Informer<PodTraits>;
+
+struct NodeTraits {
+  using Object = Node;
+  static constexpr char kKind[] = "Node";
+  static constexpr auto kList = &KubeClient::ListNodes;
+  static constexpr auto kWatch = &KubeClient::WatchNodes;
+};
+extern template class Informer<NodeTraits>;
+// Every Node (cluster-scoped: options.namespace_ must be "").
+using NodeWatcher = Informer<NodeTraits>;
+
+struct AllocationPolicyTraits {
+  using Object = AllocationPolicy;
+  static constexpr char kKind[] = "AllocationPolicy";
+  static constexpr auto kList = &KubeClient::ListAllocationPolicies;
+  static constexpr auto kWatch = &KubeClient::WatchAllocationPolicies;
+};
+extern template class Informer<AllocationPolicyTraits>;
+using AllocationPolicyWatcher = Informer<AllocationPolicyTraits>;
 
 }  // namespace zeroscale::kube
 

@@ -30,6 +30,13 @@ std::string Replicas(int32_t before, int32_t after) {
   return absl::StrCat(before, " -> ", after, " replicas");
 }
 
+// What a scale-up cut short by an allocation limit did not get, and why; "" when it got
+// all it wanted.
+std::string NotAll(const budget::ScaleUpFit& fit, int32_t wanted) {
+  if (fit.replicas >= wanted) return "";
+  return absl::StrCat(" (not ", wanted, ": ", fit.reason, ")");
+}
+
 }  // namespace
 
 Automaton::Automaton(WorkloadSpec spec, int32_t observed_replicas, const DeciderOptions* options,
@@ -157,7 +164,8 @@ void Automaton::MaybePrewarm(absl::Time now, Trigger trigger) {
 }
 
 void Automaton::Record(State from, State to, int32_t before, int32_t after, Trigger trigger,
-                       absl::string_view rule, std::string reason, bool dry_run) {
+                       absl::string_view rule, std::string reason, bool dry_run,
+                       budget::LimitKind limited_by) {
   Decision d;
   d.time = host_->Now();
   d.workload = spec_.workload;
@@ -170,6 +178,7 @@ void Automaton::Record(State from, State to, int32_t before, int32_t after, Trig
   if (!rule.empty()) d.rule_source = std::string(RuleSourceName(SourceOf(spec_, rule)));
   d.reason = std::move(reason);
   d.dry_run = dry_run;
+  d.limited_by = budget::LimitKindName(limited_by);
   host_->Record(d);
   last_decision_ = std::move(d);
   ++decisions_;
@@ -182,7 +191,9 @@ void Automaton::Transition(State to, Trigger trigger, std::string reason) {
 }
 
 void Automaton::Apply(State to, int32_t target, Trigger trigger, absl::string_view rule,
-                      std::string reason) {
+                      std::string reason, budget::LimitKind limited_by) {
+  // A scale-up that went through (even in part): a later hold is news again.
+  if (target > replicas_) limit_recorded_.clear();
   const absl::Time now = host_->Now();
   if (options_->dry_run) {
     // Nothing changes in reality, so the same decision would come back on every sample.
@@ -191,14 +202,15 @@ void Automaton::Apply(State to, int32_t target, Trigger trigger, absl::string_vi
         last_dry_run_->rule == rule && now - last_dry_run_->time < options_->dry_run_repeat) {
       return;
     }
-    Record(state_, to, replicas_, target, trigger, rule, absl::StrCat("dry run: ", reason), true);
+    Record(state_, to, replicas_, target, trigger, rule, absl::StrCat("dry run: ", reason), true,
+           limited_by);
     last_dry_run_ = last_decision_;
     // Cooldowns run as if it had been applied, as they would have.
     if (target > replicas_) last_up_ = now;
     if (target < replicas_) last_down_ = now;
     return;
   }
-  Record(state_, to, replicas_, target, trigger, rule, reason, false);
+  Record(state_, to, replicas_, target, trigger, rule, reason, false, limited_by);
   op_ = Op::kSet;
   op_id_++;
   pending_from_ = state_;
@@ -207,10 +219,56 @@ void Automaton::Apply(State to, int32_t target, Trigger trigger, absl::string_vi
   host_->StartSet(spec_.workload, replicas_, target, reason, op_id_);
 }
 
+budget::ScaleUpFit Automaton::FitUp(int32_t wanted) const {
+  std::optional<budget::ScaleUpInputs> in = host_->AllocationInputs(spec_.workload);
+  if (!in) {
+    budget::ScaleUpFit all;
+    all.replicas = std::max(wanted, replicas_);
+    return all;
+  }
+  if (pods_) {
+    const int32_t scheduled = static_cast<int32_t>(pods_->existing.size()) -
+                              static_cast<int32_t>(pods_->unscheduled.size());
+    in->unplaced = std::max(0, replicas_ - scheduled);
+    in->unschedulable = static_cast<int32_t>(pods_->unschedulable.size());
+    in->unschedulable_message = pods_->unschedulable_message;
+  }
+  return budget::FitScaleUp(*in, replicas_, wanted);
+}
+
+void Automaton::HoldForLimit(Trigger trigger, absl::string_view rule, const std::string& context,
+                             const budget::ScaleUpFit& fit) {
+  limit_ = absl::StrCat("holding ", replicas_, " replicas: ", fit.reason);
+  limit_kind_ = fit.limit;
+  note_ = absl::StrCat(context, ", but ", limit_);
+  if (limit_ == limit_recorded_) return;
+  limit_recorded_ = limit_;
+  Record(state_, state_, replicas_, replicas_, trigger, rule, note_, false, fit.limit);
+}
+
+void Automaton::SetAllocationProblem(std::string problem) {
+  if (problem == allocation_problem_) return;
+  allocation_problem_ = std::move(problem);
+  ++rule_changes_;
+}
+
 void Automaton::Wake(Trigger trigger, std::string reason) {
-  const int32_t target = std::min(std::max(1, spec_.min_replicas), spec_.max_replicas);
+  const int32_t wanted = std::min(std::max(1, spec_.min_replicas), spec_.max_replicas);
+  const budget::ScaleUpFit fit = FitUp(wanted);
+  if (fit.replicas <= replicas_) {
+    // Not even one replica fits: stay at zero, the wake still requested (the balancer
+    // keeps holding its requests), until the budget, the cluster or the pods change.
+    HoldForLimit(trigger, "", reason, fit);
+    if (options_->dry_run) {
+      wake_requested_ = false;
+      NotifyWaiters(absl::FailedPreconditionError(
+          absl::StrCat("dry run: ", spec_.workload, " is not woken (", fit.reason, ")")));
+    }
+    return;
+  }
+  const int32_t target = fit.replicas;
   if (options_->dry_run) {
-    Apply(State::kWaking, target, trigger, "", std::move(reason));
+    Apply(State::kWaking, target, trigger, "", reason + NotAll(fit, wanted), fit.limit);
     wake_requested_ = false;
     NotifyWaiters(absl::FailedPreconditionError(
         absl::StrCat("dry run: ", spec_.workload, " is not woken (", replicas_, " replicas)")));
@@ -220,7 +278,7 @@ void Automaton::Wake(Trigger trigger, std::string reason) {
   wake_timed_out_ = false;
   ready_signal_ = false;
   Apply(State::kWaking, target, trigger, "",
-        absl::StrCat(reason, ": ", Replicas(replicas_, target)));
+        absl::StrCat(reason, ": ", Replicas(replicas_, target), NotAll(fit, wanted)), fit.limit);
 }
 
 void Automaton::Activate(ReadyCallback on_ready) {
@@ -429,6 +487,8 @@ void Automaton::Evaluate(Trigger trigger) {
   }
   window_.Prune(now);
   note_.clear();
+  limit_.clear();
+  limit_kind_ = budget::LimitKind::kNone;
   switch (state_) {
     case State::kScaledToZero:
       if (spec_.min_replicas > 0) {
@@ -447,6 +507,8 @@ void Automaton::Evaluate(Trigger trigger) {
       EvaluateRunning(now, trigger);
       break;
   }
+  // Nothing held back any more: the next hold is news.
+  if (limit_.empty()) limit_recorded_.clear();
   ScheduleNext();
 }
 
@@ -462,6 +524,21 @@ void Automaton::EvaluateWaking(absl::Time now, Trigger trigger) {
                             " after the wake: serving with ", replicas_, " replicas"));
     NotifyWaiters(absl::OkStatus());
     return;
+  }
+  // A wake that the allocation limits cut short takes the rest once it fits.
+  const int32_t wake_target = std::min(std::max(1, spec_.min_replicas), spec_.max_replicas);
+  if (replicas_ < wake_target) {
+    const budget::ScaleUpFit fit = FitUp(wake_target);
+    const std::string context = absl::StrCat("waking with ", replicas_, " of ", wake_target,
+                                             " replicas (minReplicas ", spec_.min_replicas, ")");
+    if (fit.replicas > replicas_) {
+      Apply(
+          State::kWaking, fit.replicas, trigger, "",
+          absl::StrCat(context, ": ", Replicas(replicas_, fit.replicas), NotAll(fit, wake_target)),
+          fit.limit);
+      return;
+    }
+    HoldForLimit(trigger, "", context, fit);
   }
   const absl::Time deadline = wake_started_ + options_->wake_timeout;
   if (now < deadline) {
@@ -493,9 +570,16 @@ void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
     return;
   }
   if (replicas_ < spec_.min_replicas) {
-    Apply(state_, spec_.min_replicas, trigger, "",
-          absl::StrCat("below minReplicas ", spec_.min_replicas, ": ",
-                       Replicas(replicas_, spec_.min_replicas)));
+    const std::string context = absl::StrCat("below minReplicas ", spec_.min_replicas);
+    const budget::ScaleUpFit fit = FitUp(spec_.min_replicas);
+    if (fit.replicas <= replicas_) {
+      HoldForLimit(trigger, "", context, fit);
+      return;
+    }
+    Apply(state_, fit.replicas, trigger, "",
+          absl::StrCat(context, ": ", Replicas(replicas_, fit.replicas),
+                       NotAll(fit, spec_.min_replicas)),
+          fit.limit);
     return;
   }
 
@@ -587,10 +671,17 @@ void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
       note_ = absl::StrCat(explain(up.front()), ", but in cooldown");
       return;
     }
-    const int32_t target = static_cast<int32_t>(
+    const int32_t wanted = static_cast<int32_t>(
         std::min<int64_t>(spec_.max_replicas, int64_t{replicas_} + chosen->step));
-    Apply(State::kActive, target, trigger, chosen->id,
-          absl::StrCat(explain(chosen), ": ", Replicas(replicas_, target)));
+    const budget::ScaleUpFit fit = FitUp(wanted);
+    if (fit.replicas <= replicas_) {
+      HoldForLimit(trigger, chosen->id, explain(chosen), fit);
+      return;
+    }
+    Apply(
+        State::kActive, fit.replicas, trigger, chosen->id,
+        absl::StrCat(explain(chosen), ": ", Replicas(replicas_, fit.replicas), NotAll(fit, wanted)),
+        fit.limit);
     return;
   }
 
@@ -669,7 +760,8 @@ bool Automaton::StatusChanged() const {
   const bool in_flight = op_ == Op::kSet;
   return p.state != state_ || p.replicas != replicas_ ||
          p.desired != (in_flight ? pending_target_ : replicas_) || p.in_flight != in_flight ||
-         p.decisions != decisions_ || p.note != note_ || p.rule_changes != rule_changes_;
+         p.decisions != decisions_ || p.note != note_ || p.limit != limit_ ||
+         p.rule_changes != rule_changes_;
 }
 
 void Automaton::MarkPublished() {
@@ -680,6 +772,7 @@ void Automaton::MarkPublished() {
   p.desired = p.in_flight ? pending_target_ : replicas_;
   p.decisions = decisions_;
   p.note = note_;
+  p.limit = limit_;
   p.rule_changes = rule_changes_;
   published_ = std::move(p);
 }
@@ -695,6 +788,9 @@ WorkloadStatus Automaton::Status() const {
   s.note = note_;
   s.rules = RuleRefs(spec_);
   s.rule_conflicts = rule_conflicts_;
+  s.limit = limit_;
+  s.limited_by = budget::LimitKindName(limit_kind_);
+  s.allocation_problem = allocation_problem_;
   return s;
 }
 

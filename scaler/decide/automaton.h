@@ -19,6 +19,8 @@
 //   Waking        timer: wake timeout                    Waking        (fail waiters)
 //   Waking        past the wake timeout, no request for  ScaledToZero  n -> 0
 //                 idleTimeoutSeconds, none in flight
+//   Waking        a wake cut short by an allocation      Waking        n -> more, as fits
+//                 limit: room again (kAllocation)
 //   Holding       no pod serves (Kubernetes lists them   Active        (then only the idle
 //                 all Pending or not ready)                            timeout can act)
 //   any           observed replicas != ours (changed     Active/Hold./ n adopted; 0 means
@@ -57,6 +59,14 @@
 //   that stopped reporting is; and when no pod serves at all there is nothing to miss,
 //   so the idle timeout still applies. Without that list: fresh samples from fewer pods
 //   than it has replicas.
+// - Allocation limits (budget/budget.h): every scale-up (an increase rule, the climb to
+//   minReplicas, a wake from zero, a pre-warm) first asks the Host for the workload's
+//   allocation snapshot and goes only as far as fits its group's budget, the cluster's
+//   room for the extended resources it requests, and not at all while its own pods are
+//   unschedulable. A step that does not fit at all holds and says why ("holding 3
+//   replicas: group 'llm' is at its 8 nvidia.com/gpu limit"), recorded once per distinct
+//   reason; a wake that does not fit leaves the workload at zero with the wake still
+//   requested (the balancer keeps holding its requests) until room appears.
 // - While a SetReplicas call is in flight nothing else is decided; its completion
 //   re-evaluates from the new state, so a decision is never applied twice.
 // - dry_run: every decision is computed, explained and recorded (dry_run = true), none is
@@ -79,6 +89,7 @@
 #include "absl/time/time.h"
 #include "common/model/podmetric.h"
 #include "common/time/backoff.h"
+#include "scaler/decide/budget/budget.h"
 #include "scaler/decide/decision.h"
 #include "scaler/decide/keep_alive/keep_alive.h"
 #include "scaler/decide/window.h"
@@ -124,6 +135,13 @@ class Automaton {
     virtual void Record(const Decision& decision) = 0;
     // What the keep-alive policy learned changed; `state` is KeepAliveModel::ToJson.
     virtual void SaveKeepAlive(const std::string& workload, const std::string& state) {}
+    // What the allocation check of this workload's scale-ups needs besides its own pods
+    // (its requests, its group's budget and what the group's other workloads hold, the
+    // cluster's room); nullopt when it has nothing to check.
+    virtual std::optional<budget::ScaleUpInputs> AllocationInputs(
+        const std::string& workload) const {
+      return std::nullopt;
+    }
   };
   using ReadyCallback = std::function<void(absl::Status)>;
 
@@ -166,6 +184,13 @@ class Automaton {
   const WorkloadSpec& spec() const { return spec_; }
   State state() const { return state_; }
   int32_t replicas() const { return replicas_; }
+  // What it is being set to (replicas() when nothing is in flight).
+  int32_t desired() const { return op_ == Op::kSet ? pending_target_ : replicas_; }
+  // Whether the last evaluation held a scale-up back for an allocation limit.
+  bool limited() const { return !limit_.empty(); }
+  // Why the workload's group budget cannot be used ("" when it can or there is none),
+  // for its status.
+  void SetAllocationProblem(std::string problem);
   // How much sample history the rules need (for rebuilding the windows from Redis).
   absl::Duration HistoryNeeded() const;
 
@@ -173,11 +198,20 @@ class Automaton {
   enum class Op { kNone, kSet, kGet };
 
   void Record(State from, State to, int32_t before, int32_t after, Trigger trigger,
-              absl::string_view rule, std::string reason, bool dry_run);
+              absl::string_view rule, std::string reason, bool dry_run,
+              budget::LimitKind limited_by = budget::LimitKind::kNone);
   // A state change with nothing to apply.
   void Transition(State to, Trigger trigger, std::string reason);
   // Records the decision and sets the replicas (or, in dry-run, only records).
-  void Apply(State to, int32_t target, Trigger trigger, absl::string_view rule, std::string reason);
+  void Apply(State to, int32_t target, Trigger trigger, absl::string_view rule, std::string reason,
+             budget::LimitKind limited_by = budget::LimitKind::kNone);
+  // How far a scale-up from replicas_ to `wanted` may go (budget::FitScaleUp with this
+  // workload's pods).
+  budget::ScaleUpFit FitUp(int32_t wanted) const;
+  // A scale-up that does not fit at all: holds and says why, after `context` (what wanted
+  // it); recorded as a decision once per distinct reason.
+  void HoldForLimit(Trigger trigger, absl::string_view rule, const std::string& context,
+                    const budget::ScaleUpFit& fit);
   void Wake(Trigger trigger, std::string reason);
   void EvaluateWaking(absl::Time now, Trigger trigger);
   void EvaluateRunning(absl::Time now, Trigger trigger);
@@ -259,6 +293,12 @@ class Automaton {
   std::optional<Decision> last_decision_;
   uint64_t decisions_ = 0;  // recorded so far: a new one changes the status
   std::string note_;
+  // What held the last evaluation's scale-up back ("" when nothing), its kind, and the
+  // last one recorded as a decision (so a hold is recorded once, not on every sample).
+  std::string limit_;
+  budget::LimitKind limit_kind_ = budget::LimitKind::kNone;
+  std::string limit_recorded_;
+  std::string allocation_problem_;
   // What the last published status showed.
   struct Published {
     State state = State::kActive;
@@ -267,6 +307,7 @@ class Automaton {
     bool in_flight = false;
     uint64_t decisions = 0;
     std::string note;
+    std::string limit;
     uint64_t rule_changes = 0;
   };
   std::optional<Published> published_;

@@ -58,6 +58,24 @@ void Decider::Remove(std::string workload) {
   scheduler_->Post([this, workload = std::move(workload)] { engine_.Remove(workload); });
 }
 
+void Decider::SetAllocation(std::string workload, std::optional<Engine::Allocation> allocation) {
+  scheduler_->Post([this, workload = std::move(workload), allocation = std::move(allocation)] {
+    engine_.SetAllocation(workload, allocation);
+  });
+}
+
+void Decider::SetGroupBudgets(std::optional<std::vector<budget::GroupBudget>> budgets) {
+  scheduler_->Post([this, budgets = std::move(budgets)]() mutable {
+    engine_.SetGroupBudgets(std::move(budgets));
+  });
+}
+
+void Decider::SetClusterCapacity(std::optional<budget::ClusterCapacity> capacity) {
+  scheduler_->Post([this, capacity = std::move(capacity)]() mutable {
+    engine_.SetClusterCapacity(std::move(capacity));
+  });
+}
+
 void Decider::OnSamples(std::vector<Podmetric> samples) {
   scheduler_->Post([this, samples = std::move(samples)] { engine_.OnSamples(samples); });
 }

@@ -51,6 +51,10 @@ class Decider {
   void OnPods(std::string workload, std::optional<TargetPods> pods);
   // Restores a workload's keep-alive state (see Engine::LoadKeepAlive).
   void LoadKeepAlive(std::string workload, std::string state, Done done = nullptr);
+  // Allocation limits (Engine::SetAllocation, SetGroupBudgets, SetClusterCapacity).
+  void SetAllocation(std::string workload, std::optional<Engine::Allocation> allocation);
+  void SetGroupBudgets(std::optional<std::vector<budget::GroupBudget>> budgets);
+  void SetClusterCapacity(std::optional<budget::ClusterCapacity> capacity);
   void GetStatus(std::string workload, std::function<void(absl::StatusOr<WorkloadStatus>)> done);
 
   // Rebuilds the windows of every workload from Redis (a new leader's first step), so

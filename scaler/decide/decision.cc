@@ -21,6 +21,7 @@ constexpr std::pair<Trigger, absl::string_view> kTriggers[] = {
     {Trigger::kTimer, "timer"},           {Trigger::kActivate, "activate"},
     {Trigger::kPodReady, "podReady"},     {Trigger::kObservedReplicas, "observedReplicas"},
     {Trigger::kActuation, "actuation"},   {Trigger::kPods, "pods"},
+    {Trigger::kAllocation, "allocation"},
 };
 
 absl::Status FieldError(absl::string_view field, absl::string_view what) {
@@ -61,14 +62,15 @@ bool Decision::operator==(const Decision& o) const {
   return time == o.time && workload == o.workload && from == o.from && to == o.to &&
          replicas_before == o.replicas_before && replicas_after == o.replicas_after &&
          trigger == o.trigger && rule == o.rule && rule_source == o.rule_source &&
-         reason == o.reason && dry_run == o.dry_run;
+         reason == o.reason && dry_run == o.dry_run && limited_by == o.limited_by;
 }
 
 bool WorkloadStatus::operator==(const WorkloadStatus& o) const {
   return workload == o.workload && state == o.state && replicas == o.replicas &&
          desired == o.desired && actuation_in_flight == o.actuation_in_flight &&
          last_decision == o.last_decision && note == o.note && rules == o.rules &&
-         rule_conflicts == o.rule_conflicts;
+         rule_conflicts == o.rule_conflicts && limit == o.limit && limited_by == o.limited_by &&
+         allocation_problem == o.allocation_problem;
 }
 
 absl::string_view RuleSourceName(RuleSource s) {
@@ -96,6 +98,7 @@ std::string DecisionToJson(const Decision& d) {
   if (!d.rule_source.empty()) j["ruleSource"] = d.rule_source;
   j["reason"] = d.reason;
   j["dryRun"] = d.dry_run;
+  if (!d.limited_by.empty()) j["limitedBy"] = d.limited_by;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -128,7 +131,8 @@ absl::StatusOr<Decision> DecisionFromJson(absl::string_view json) {
                             {"trigger", &trigger},
                             {"rule", &d.rule},
                             {"ruleSource", &d.rule_source},
-                            {"reason", &d.reason}}) {
+                            {"reason", &d.reason},
+                            {"limitedBy", &d.limited_by}}) {
     if (absl::Status s = str(field, out); !s.ok()) return s;
   }
   if (absl::Status s = num("replicasBefore", &d.replicas_before); !s.ok()) return s;

@@ -47,6 +47,7 @@ enum class Trigger {
   kObservedReplicas,  // the target's replica count changed outside zeroscale
   kActuation,         // a SetReplicas call completed (or failed)
   kPods,              // what Kubernetes lists of the target's pods changed
+  kAllocation,        // the group's budget, its other workloads or the cluster's room changed
 };
 absl::string_view TriggerName(Trigger t);  // "sample"
 std::optional<Trigger> ParseTrigger(absl::string_view name);
@@ -71,6 +72,9 @@ struct Decision {
   std::string reason;       // "rule 'busy' holds: IN_FLIGHT_REQUESTS 7.2 > 4 over 60s: 3 -> 4"
   // Computed and recorded but not applied (--dry-run).
   bool dry_run = false;
+  // A scale-up held back by an allocation limit (budget::LimitKindName: "group",
+  // "cluster", "pending"); the reason says which. "" otherwise.
+  std::string limited_by;
 
   bool operator==(const Decision& o) const;
 };
@@ -112,8 +116,16 @@ struct TargetPods {
   // Every pod the target's selector matches, terminating ones too: whose samples (a
   // draining pod's last ones) may name this workload.
   std::vector<std::string> members;
+  // Of the existing pods: those not yet on a node, and of those the ones the scheduler
+  // could not place (PodScheduled False, Unschedulable), with one of their messages
+  // ("0/3 nodes are available: 3 Insufficient nvidia.com/gpu.").
+  std::vector<std::string> unscheduled;
+  std::vector<std::string> unschedulable;
+  std::string unschedulable_message;
   bool operator==(const TargetPods& o) const {
-    return existing == o.existing && serving == o.serving && members == o.members;
+    return existing == o.existing && serving == o.serving && members == o.members &&
+           unscheduled == o.unscheduled && unschedulable == o.unschedulable &&
+           unschedulable_message == o.unschedulable_message;
   }
 };
 
@@ -161,6 +173,14 @@ struct WorkloadStatus {
   // The rules in effect, with where each came from, and the conflicts the merge found.
   std::vector<RuleRef> rules;
   std::vector<RuleConflict> rule_conflicts;
+  // While a scale-up is held back by an allocation limit: what holds it ("holding 3
+  // replicas: group 'llm' is at its 8 nvidia.com/gpu limit ...") and which kind of limit
+  // (budget::LimitKindName); empty otherwise.
+  std::string limit;
+  std::string limited_by;
+  // The workload names an allocation group whose budget cannot be used (no such
+  // AllocationPolicy, or an invalid one): scale-ups are not limited by it. "" otherwise.
+  std::string allocation_problem;
   bool operator==(const WorkloadStatus& o) const;
 };
 

@@ -65,6 +65,7 @@ absl::Status Engine::Upsert(const WorkloadSpec& spec, int32_t observed_replicas)
   Automaton* raw = a.get();
   automata_.emplace(spec.workload, std::move(a));
   ApplyRules(raw, spec, /*always=*/false);
+  raw->SetAllocationProblem(AllocationProblem(spec.workload));
   raw->Start();
   Publish(raw);
   return absl::OkStatus();
@@ -119,15 +120,151 @@ size_t Engine::rule_conflicts() const {
 
 bool Engine::Remove(const std::string& workload) {
   base_specs_.erase(workload);
+  const std::string group = GroupOf(workload);
+  allocations_.erase(workload);
+  group_desired_.erase(workload);
+  // What it held is free for the rest of its group.
+  if (!group.empty()) ReevaluateLimited(group, workload);
   if (automata_.erase(workload) == 0) return false;
   if (sink_ != nullptr) sink_->OnRemoved(workload);
   return true;
 }
 
 void Engine::Publish(Automaton* a) {
-  if (sink_ == nullptr || !a->StatusChanged()) return;
+  if (!a->StatusChanged()) return;
+  const std::string& workload = a->spec().workload;
+  if (const std::string group = GroupOf(workload); !group.empty()) {
+    auto [it, added] = group_desired_.try_emplace(workload, a->desired());
+    if (!added && it->second != a->desired()) {
+      it->second = a->desired();
+      // Marked first: the others' evaluation may publish this one again.
+      if (sink_ != nullptr) sink_->OnStatus(a->Status());
+      a->MarkPublished();
+      ReevaluateLimited(group, workload);
+      return;
+    }
+  }
+  if (sink_ == nullptr) {
+    a->MarkPublished();
+    return;
+  }
   sink_->OnStatus(a->Status());
   a->MarkPublished();
+}
+
+std::string Engine::GroupOf(const std::string& workload) const {
+  auto it = allocations_.find(workload);
+  if (it == allocations_.end() || it->second.group.empty()) return "";
+  return absl::StrCat(it->second.namespace_, "/", it->second.group);
+}
+
+std::string Engine::AllocationProblem(const std::string& workload) const {
+  auto it = allocations_.find(workload);
+  if (it == allocations_.end() || it->second.group.empty() || !budgets_known_) return "";
+  const Allocation& a = it->second;
+  auto b = budgets_.find(GroupOf(workload));
+  if (b == budgets_.end() || !b->second.found) {
+    return absl::StrCat("group '", a.group, "': no AllocationPolicy '", a.group, "' in namespace ",
+                        a.namespace_, ": scale-ups are not limited by a group budget");
+  }
+  if (!b->second.error.ok()) {
+    return absl::StrCat("group '", a.group, "': AllocationPolicy ", a.namespace_, "/", a.group,
+                        " cannot be used (", b->second.error.message(),
+                        "): scale-ups are not limited by a group budget");
+  }
+  return "";
+}
+
+std::optional<budget::ScaleUpInputs> Engine::AllocationInputs(const std::string& workload) const {
+  auto it = allocations_.find(workload);
+  if (it == allocations_.end()) return std::nullopt;
+  budget::ScaleUpInputs in;
+  in.per_replica = it->second.per_replica;
+  in.cluster = capacity_;
+  const std::string group = GroupOf(workload);
+  if (group.empty()) return in;
+  budget::GroupBudget& b = in.group.emplace();
+  b.name = it->second.group;
+  b.namespace_ = it->second.namespace_;
+  if (!budgets_known_) {
+    b.listed = false;
+  } else if (auto known = budgets_.find(group); known != budgets_.end()) {
+    b = known->second;
+  }
+  for (const auto& [other, alloc] : allocations_) {
+    if (other == workload || alloc.group != it->second.group ||
+        alloc.namespace_ != it->second.namespace_) {
+      continue;
+    }
+    Automaton* a = Find(other);
+    if (a == nullptr) continue;
+    budget::AddTo(&in.group_used_by_others, budget::Times(alloc.per_replica, a->desired()));
+  }
+  return in;
+}
+
+void Engine::ReevaluateLimited(const std::string& group, const std::string& except) {
+  std::vector<Automaton*> limited;
+  for (const auto& [workload, a] : automata_) {
+    if (workload == except || !a->limited()) continue;
+    if (!group.empty() && GroupOf(workload) != group) continue;
+    limited.push_back(a.get());
+  }
+  for (Automaton* a : limited) {
+    a->Evaluate(Trigger::kAllocation);
+    Publish(a);
+  }
+}
+
+void Engine::SetAllocation(const std::string& workload, std::optional<Allocation> allocation) {
+  auto it = allocations_.find(workload);
+  if (!allocation) {
+    if (it == allocations_.end()) return;
+    const std::string group = GroupOf(workload);
+    allocations_.erase(it);
+    group_desired_.erase(workload);
+    if (!group.empty()) ReevaluateLimited(group, workload);
+  } else {
+    if (it != allocations_.end() && it->second == *allocation) return;
+    const std::string old_group = GroupOf(workload);
+    allocations_[workload] = *std::move(allocation);
+    group_desired_.erase(workload);
+    if (!old_group.empty() && old_group != GroupOf(workload)) {
+      ReevaluateLimited(old_group, workload);
+    }
+  }
+  if (Automaton* a = Find(workload)) {
+    a->SetAllocationProblem(AllocationProblem(workload));
+    a->Evaluate(Trigger::kAllocation);
+    Publish(a);
+  }
+}
+
+void Engine::SetGroupBudgets(std::optional<std::vector<budget::GroupBudget>> budgets) {
+  std::map<std::string, budget::GroupBudget> by_key;
+  for (budget::GroupBudget& b : budgets ? *budgets : std::vector<budget::GroupBudget>{}) {
+    const std::string key = absl::StrCat(b.namespace_, "/", b.name);
+    by_key[key] = std::move(b);
+  }
+  if (budgets_known_ == budgets.has_value() && by_key == budgets_) return;
+  budgets_known_ = budgets.has_value();
+  budgets_ = std::move(by_key);
+  std::vector<Automaton*> grouped;
+  for (const auto& [workload, a] : automata_) {
+    if (!GroupOf(workload).empty()) grouped.push_back(a.get());
+  }
+  for (Automaton* a : grouped) {
+    a->SetAllocationProblem(AllocationProblem(a->spec().workload));
+    // A budget that grew lets a held scale-up go; one that shrank limits the next.
+    if (a->limited()) a->Evaluate(Trigger::kAllocation);
+    Publish(a);
+  }
+}
+
+void Engine::SetClusterCapacity(std::optional<budget::ClusterCapacity> capacity) {
+  if (capacity == capacity_) return;
+  capacity_ = std::move(capacity);
+  ReevaluateLimited("", "");
 }
 
 std::vector<Decision> Engine::OnSample(const Podmetric& m) {

@@ -14,11 +14,19 @@
 // After every event, a workload whose status changed has it pushed to the sink
 // (DecisionSink::OnStatus), so reporters never ask the loop.
 //
+// Allocation limits: the engine keeps what the reconciler learned of each workload's
+// requests and group, of the groups' budgets and of the cluster's room, and hands each
+// automaton its snapshot when it considers a scale-up (Automaton::Host::AllocationInputs),
+// counting what the group's other workloads hold from their automata's desired replicas.
+// A change of a budget or of the cluster's room, or a workload of a group moving,
+// re-evaluates the workloads a limit held back (Trigger::kAllocation).
+//
 // Benchmarks and tests can call OnSample and get the decisions it caused synchronously.
 #ifndef ZEROSCALE_SCALER_DECIDE_ENGINE_H_
 #define ZEROSCALE_SCALER_DECIDE_ENGINE_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,6 +37,7 @@
 #include "common/model/podmetric.h"
 #include "common/time/clock.h"
 #include "scaler/decide/automaton.h"
+#include "scaler/decide/budget/budget.h"
 #include "scaler/decide/decision.h"
 #include "scaler/decide/rule_set.h"
 #include "scaler/decide/scheduler.h"
@@ -81,6 +90,25 @@ class Engine : private Automaton::Host {
   // sink's OnKeepAlive received it). kNotFound if unknown, kInvalidArgument if malformed.
   absl::Status LoadKeepAlive(const std::string& workload, absl::string_view state);
 
+  // --- Allocation limits (budget/budget.h).
+  // What one replica of `workload` requests and the group it belongs to ("" for none;
+  // its policy is looked up in `ns`). nullopt: nothing to check (the default).
+  struct Allocation {
+    std::string group;
+    std::string namespace_;
+    ResourceAmounts per_replica;
+    bool operator==(const Allocation& o) const {
+      return group == o.group && namespace_ == o.namespace_ && per_replica == o.per_replica;
+    }
+  };
+  void SetAllocation(const std::string& workload, std::optional<Allocation> allocation);
+  // Every group's budget (all AllocationPolicies); nullopt: not known (before the first
+  // list, or after a term ended), when a workload in a group holds its scale-ups.
+  void SetGroupBudgets(std::optional<std::vector<budget::GroupBudget>> budgets);
+  // The cluster's room; nullopt when not known (then only budgets and Pending pods
+  // limit scale-ups).
+  void SetClusterCapacity(std::optional<budget::ClusterCapacity> capacity);
+
   std::optional<WorkloadStatus> GetStatus(const std::string& workload) const;
   // What the workload's keep-alive policy learned (KeepAliveModel::ToJson).
   std::optional<std::string> KeepAliveState(const std::string& workload) const;
@@ -100,6 +128,14 @@ class Engine : private Automaton::Host {
   void ScheduleTimer(const std::string& workload, absl::Time at) override;
   void Record(const Decision& decision) override;
   void SaveKeepAlive(const std::string& workload, const std::string& state) override;
+  std::optional<budget::ScaleUpInputs> AllocationInputs(const std::string& workload) const override;
+
+  // "<namespace>/<group>" of a workload's group; "" when none.
+  std::string GroupOf(const std::string& workload) const;
+  // Why the workload's group budget cannot be used, "" when it can (or no group).
+  std::string AllocationProblem(const std::string& workload) const;
+  // Re-evaluates the workloads a limit held back (of `group` only, unless it is "").
+  void ReevaluateLimited(const std::string& group, const std::string& except);
 
   Automaton* Find(const std::string& workload) const;
   // Merges `base` with the stored rules into `a`'s spec when the rules differ (or
@@ -118,7 +154,14 @@ class Engine : private Automaton::Host {
   absl::flat_hash_map<std::string, WorkloadSpec> base_specs_;
   StoredRules stored_;
   uint64_t unrouted_samples_ = 0;
-  std::vector<Decision>* collect_ = nullptr;  // decisions of the call in progress
+  std::vector<Decision>* collect_ = nullptr;                  // decisions of the call in progress
+  absl::flat_hash_map<std::string, Allocation> allocations_;  // by workload
+  std::map<std::string, budget::GroupBudget> budgets_;        // by "<namespace>/<name>"
+  bool budgets_known_ = false;
+  std::optional<budget::ClusterCapacity> capacity_;
+  // The desired replicas last published of each workload in a group: when one moves,
+  // the others held back by the group's budget look again.
+  absl::flat_hash_map<std::string, int32_t> group_desired_;
   // Posted completions hold a weak reference; a destroyed engine ignores them.
   std::shared_ptr<Engine*> alive_;
 };

@@ -9,12 +9,25 @@ namespace zeroscale::reconcile {
 
 decide::TargetPods TargetPodsOf(const std::vector<kube::Pod>& pods) {
   decide::TargetPods out;
+  std::string first_unschedulable;
   for (const kube::Pod& p : pods) {
     out.members.push_back(p.Key());
     if (p.terminating) continue;  // on its way out: not a pod to wait for or send to
     out.existing.push_back(p.Key());
     if (p.Serving()) out.serving.push_back(p.Key());
+    if (p.node_name.empty()) out.unscheduled.push_back(p.Key());
+    if (p.unschedulable) {
+      // One message stands for all (they usually say the same): the smallest key's, so
+      // the view does not change with the order pods are listed in.
+      if (out.unschedulable.empty() || p.Key() < first_unschedulable) {
+        first_unschedulable = p.Key();
+        out.unschedulable_message = p.unschedulable_message;
+      }
+      out.unschedulable.push_back(p.Key());
+    }
   }
+  std::sort(out.unscheduled.begin(), out.unscheduled.end());
+  std::sort(out.unschedulable.begin(), out.unschedulable.end());
   std::sort(out.existing.begin(), out.existing.end());
   std::sort(out.serving.begin(), out.serving.end());
   std::sort(out.members.begin(), out.members.end());

@@ -41,7 +41,9 @@ Reconciler::Reconciler(kube::KubeClient* client, const leader::Leadership* leade
           [this](const std::string& workload, const std::optional<decide::TargetPods>& pods) {
             decider_->OnPods(workload, pods);
             if (options_.on_pods) options_.on_pods(workload, pods);
-          }) {}
+          }),
+      allocation_views_(client, &sleeper_, &worker_, decider,
+                        AllocationViewsOptions{options_.watch_namespace, options_.watch_timeout}) {}
 
 Reconciler::~Reconciler() { Stop(); }
 
@@ -52,6 +54,7 @@ void Reconciler::Stop() {
     watcher_->Stop();
     watcher_.reset();
   }
+  allocation_views_.Stop();
   worker_.Stop();
   // The worker is gone, with whatever it had not run: nothing of the last term may
   // outlive it in the decider.
@@ -81,6 +84,7 @@ void Reconciler::OnTermStart(uint64_t epoch) {
         worker_.Post(Priority::kNormal, [this, epoch, type, ca] { Reconcile(epoch, type, ca); });
       });
   watcher_->Start();
+  allocation_views_.Start();
   worker_.PostAfter(options_.resync, Priority::kNormal, [this, epoch] { RetryUnapplied(epoch); });
 }
 
@@ -89,6 +93,7 @@ void Reconciler::OnTermEnd(uint64_t epoch) {
     watcher_->Stop();
     watcher_.reset();
   }
+  allocation_views_.Stop();
   // Ahead of anything a next term queues, so no automaton of this term survives it.
   worker_.Post(Priority::kUrgent, [this] { Cleanup(); });
 }
@@ -138,6 +143,7 @@ void Reconciler::Reconcile(uint64_t epoch, kube::WatchEventType type,
     pod_views_.Forget(released);
     cr.workload.clear();
     cr.applied.reset();
+    cr.allocation.reset();
   }
   bool newly_refused = false;
   if (!spec.ok()) {
@@ -155,7 +161,8 @@ void Reconciler::Reconcile(uint64_t epoch, kube::WatchEventType type,
       cr.spec = refused;
       cr.spec_reason = "AmbiguousTarget";
       spec = refused;
-    } else if (owner != owners_.end() && cr.applied && SameSpec(*cr.applied, *spec)) {
+    } else if (owner != owners_.end() && cr.applied && SameSpec(*cr.applied, *spec) &&
+               cr.allocation && cr.allocation->group == ca.spec.allocation_group) {
       // Nothing the automaton cares about changed (our own status write, say).
       Report(cr);
       return;
@@ -200,6 +207,9 @@ void Reconciler::Apply(uint64_t epoch, const std::string& key, const decide::Wor
   // first decision already has somewhere to go.
   actuator_->Track(spec.workload, ref, *scale);
   Report(cr);
+  // Before the Upsert, so the automaton's first evaluation (a wake to minReplicas) is
+  // already checked against the limits.
+  UpdateAllocation(cr, spec.workload);
   decider_->Upsert(spec, scale->spec_replicas);
   // After the Upsert, so the automaton exists when its pods arrive.
   pod_views_.Watch(spec.workload, ref.namespace_, scale->selector);
@@ -208,6 +218,41 @@ void Reconciler::Apply(uint64_t epoch, const std::string& key, const decide::Wor
            {"replicas", absl::StrCat(scale->spec_replicas)});
     // A CR that appears mid-term gets its windows from Redis too.
     if (rebuilt_) LoadHistory(spec.workload, spec);
+  }
+}
+
+void Reconciler::UpdateAllocation(CrState& cr, const std::string& workload) {
+  decide::Engine::Allocation a;
+  a.group = cr.object.spec.allocation_group;
+  a.namespace_ = cr.object.namespace_;
+  absl::StatusOr<ResourceAmounts> requests = client_->GetPodTemplateRequests(cr.object.Target());
+  if (requests.ok()) {
+    a.per_replica = *std::move(requests);
+  } else if (cr.allocation) {
+    a.per_replica = cr.allocation->per_replica;  // keep what was read before
+  } else {
+    // Without them nothing counts against the budget or the cluster's room; the
+    // scheduler's Pending pods still stop scale-ups.
+    ZS_LOG(kWarning, "cannot read the scale target's pod template requests", {"workload", workload},
+           {"error", requests.status().ToString()});
+  }
+  for (const auto& [resource, amount] : a.per_replica) {
+    if (amount > 0 && IsExtendedResource(resource)) allocation_views_.WatchCapacity();
+  }
+  if (cr.allocation && *cr.allocation == a) return;
+  cr.allocation = a;
+  decider_->SetAllocation(workload, std::move(a));
+}
+
+void Reconciler::RefreshAllocations(uint64_t epoch) {
+  if (!leadership_->Current(epoch)) return;
+  for (auto& [key, cr] : crs_) {
+    if (!cr.applied || !cr.allocation) continue;
+    bool matters = !cr.allocation->group.empty();
+    for (const auto& [resource, amount] : cr.allocation->per_replica) {
+      matters = matters || (amount > 0 && IsExtendedResource(resource));
+    }
+    if (matters) UpdateAllocation(cr, cr.workload);
   }
 }
 
@@ -269,6 +314,7 @@ void Reconciler::RetryUnapplied(uint64_t epoch) {
       });
     }
   }
+  RefreshAllocations(epoch);
   worker_.PostAfter(options_.resync, Priority::kNormal, [this, epoch] { RetryUnapplied(epoch); });
 }
 

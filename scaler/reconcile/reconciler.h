@@ -9,6 +9,12 @@
 // decides at once without warming up; it ends by removing every workload from the
 // decider. Ingest is not affected.
 //
+// Allocation limits: before a CR's automaton starts, the reconciler reads what one
+// replica of its target requests (the pod template) and tells the decider, with the CR's
+// spec.allocation.group; AllocationViews keeps the groups' budgets and the cluster's free
+// extended resources current. Template requests are read again at every resync for
+// workloads where they matter (in a group, or requesting an extended resource).
+//
 // Threads: a worker of its own for every reconcile and every API call it makes, the CR
 // watcher while leading, and one pod informer per target.
 //
@@ -36,6 +42,7 @@
 #include "scaler/actuate/scale_actuator.h"
 #include "scaler/decide/decider.h"
 #include "scaler/leader/leadership.h"
+#include "scaler/reconcile/allocation_views.h"
 #include "scaler/reconcile/pod_views.h"
 #include "scaler/report/kube_reporter.h"
 
@@ -90,6 +97,8 @@ class Reconciler : public leader::TermListener {
     std::string spec_reason = "InvalidSpec";
     absl::Status target;
     std::string target_uid;
+    // What the decider was told of its allocation (group and template requests).
+    std::optional<decide::Engine::Allocation> allocation;
   };
 
   // Worker thread.
@@ -105,6 +114,10 @@ class Reconciler : public leader::TermListener {
   void LoadHistory(const std::string& workload, const decide::WorkloadSpec& spec);
   void Cleanup();
   void Report(const CrState& cr);
+  // Reads the target's pod template requests and tells the decider the CR's allocation
+  // (when it changed); starts the capacity informers for extended resources.
+  void UpdateAllocation(CrState& cr, const std::string& workload);
+  void RefreshAllocations(uint64_t epoch);
 
   kube::KubeClient* const client_;
   const leader::Leadership* const leadership_;
@@ -118,6 +131,7 @@ class Reconciler : public leader::TermListener {
   WorkQueue worker_;
   const UniformRandom uniform_ = DefaultUniform();  // the retries' jitter
   PodViews pod_views_;                              // worker thread
+  AllocationViews allocation_views_;
 
   // The CR watcher of the current term; created and destroyed by the leadership's
   // control thread.

@@ -27,7 +27,19 @@ MetricsSink::MetricsSink(prometheus::Registry* registry)
       state_(prometheus::BuildGauge()
                  .Name("zeroscale_workload_state")
                  .Help("1 for the automaton's current state of each workload")
-                 .Register(*registry)) {}
+                 .Register(*registry)),
+      limited_(prometheus::BuildCounter()
+                   .Name("zeroscale_scaleups_limited_total")
+                   .Help("Scale-ups held back (in part or entirely) by an allocation limit, by "
+                         "workload and reason: group (its AllocationPolicy's budget), cluster "
+                         "(no node has the extended resource free), pending (its pods are "
+                         "unschedulable); a hold counts once per distinct reason")
+                   .Register(*registry)),
+      limited_now_(prometheus::BuildGauge()
+                       .Name("zeroscale_workload_scaleup_limited")
+                       .Help("1 while an allocation limit holds a workload's scale-up back, by "
+                             "reason")
+                       .Register(*registry)) {}
 
 void MetricsSink::Record(const decide::Decision& d) {
   decisions_
@@ -36,10 +48,39 @@ void MetricsSink::Record(const decide::Decision& d) {
             {"trigger", std::string(decide::TriggerName(d.trigger))}})
       .Increment();
   replicas_.Add({{"workload", d.workload}}).Set(d.replicas_after);
+  if (!d.limited_by.empty()) {
+    limited_.Add({{"workload", d.workload}, {"reason", d.limited_by}}).Increment();
+  }
   for (decide::State s : {decide::State::kActive, decide::State::kHolding,
                           decide::State::kScaledToZero, decide::State::kWaking}) {
     state_.Add({{"workload", d.workload}, {"state", std::string(decide::StateName(s))}})
         .Set(s == d.to ? 1 : 0);
+  }
+}
+
+void MetricsSink::OnStatus(const decide::WorkloadStatus& status) {
+  for (const char* reason : {"group", "cluster", "pending"}) {
+    const bool now = status.limited_by == reason;
+    auto key = std::make_pair(status.workload, std::string(reason));
+    auto it = limited_series_.find(key);
+    if (it == limited_series_.end()) {
+      if (!now) continue;  // no series for reasons that never applied
+      it = limited_series_
+               .emplace(key, &limited_now_.Add({{"workload", status.workload}, {"reason", reason}}))
+               .first;
+    }
+    it->second->Set(now ? 1 : 0);
+  }
+}
+
+void MetricsSink::OnRemoved(const std::string& workload) {
+  for (auto it = limited_series_.begin(); it != limited_series_.end();) {
+    if (it->first.first == workload) {
+      limited_now_.Remove(it->second);
+      it = limited_series_.erase(it);
+    } else {
+      ++it;
+    }
   }
 }
 

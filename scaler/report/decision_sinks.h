@@ -9,9 +9,12 @@
 
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <utility>
 
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -31,11 +34,18 @@ class MetricsSink : public decide::DecisionSink {
  public:
   explicit MetricsSink(prometheus::Registry* registry);
   void Record(const decide::Decision& d) override;
+  // The limited-now gauge follows each workload's status.
+  void OnStatus(const decide::WorkloadStatus& status) override;
+  void OnRemoved(const std::string& workload) override;
 
  private:
   prometheus::Family<prometheus::Counter>& decisions_;
   prometheus::Family<prometheus::Gauge>& replicas_;
   prometheus::Family<prometheus::Gauge>& state_;
+  prometheus::Family<prometheus::Counter>& limited_;
+  prometheus::Family<prometheus::Gauge>& limited_now_;
+  // (workload, reason) -> its limited-now series. Decision-loop thread only.
+  std::map<std::pair<std::string, std::string>, prometheus::Gauge*> limited_series_;
 };
 
 // Hands decisions to another sink on a background thread, in order. Bounded: when the

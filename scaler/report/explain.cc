@@ -25,6 +25,8 @@ std::string Truncate(std::string s, size_t max) {
 
 std::string BaseReason(const Decision& d) {
   if (IsFailedWrite(d)) return "FailedScale";
+  // A scale-up an allocation limit held back entirely.
+  if (!d.limited_by.empty() && d.replicas_after == d.replicas_before) return "ScaleUpLimited";
   if (d.trigger == Trigger::kRegistered && d.replicas_before == d.replicas_after &&
       d.from == d.to) {
     return "Registered";
@@ -65,8 +67,9 @@ bool IsFailedWrite(const Decision& d) {
 EventExplanation ExplainDecision(const Decision& d) {
   EventExplanation e;
   const std::string base = BaseReason(d);
-  const bool warn = base == "FailedScale" ||
-                    (base == "HoldingReplicas" && !absl::StartsWith(d.reason, decide::kNoSamplesYet));
+  const bool warn =
+      base == "FailedScale" || base == "ScaleUpLimited" ||
+      (base == "HoldingReplicas" && !absl::StartsWith(d.reason, decide::kNoSamplesYet));
   e.type = warn ? kube::EventType::kWarning : kube::EventType::kNormal;
   // Dry-run decisions stay apart from real ones, so `kubectl get events` cannot mistake
   // a rehearsal for an action.
@@ -157,6 +160,20 @@ kube::CustomAutoscalerStatus BuildStatus(const StatusInputs& in,
     kube::Condition c = Cond(kConditionScalingActive, false, "NotManaged", "no automaton runs");
     c.status = "Unknown";
     conds.push_back(std::move(c));
+  }
+  // Allocation limits: shown only while a scale-up is held back, or while the group's
+  // budget cannot be used.
+  if (in.workload && !in.workload->limit.empty()) {
+    const std::string& kind = in.workload->limited_by;
+    conds.push_back(Cond(kConditionScalingLimited, true,
+                         kind == "group"     ? "GroupBudget"
+                         : kind == "cluster" ? "ClusterCapacity"
+                                             : "PodsUnschedulable",
+                         in.workload->limit));
+  }
+  if (in.workload && !in.workload->allocation_problem.empty()) {
+    conds.push_back(
+        Cond(kConditionAllocationPolicy, false, "PolicyUnusable", in.workload->allocation_problem));
   }
   // A rule id given both here and in Redis: shown only while it lasts.
   if (in.workload && !in.workload->rule_conflicts.empty()) {

@@ -24,6 +24,10 @@ namespace zeroscale::report {
 inline constexpr char kConditionSpecValid[] = "SpecValid";
 inline constexpr char kConditionReady[] = "Ready";
 inline constexpr char kConditionScalingActive[] = "ScalingActive";
+// Present only while they apply: a scale-up held back by an allocation limit (True), a
+// group budget that cannot be used (False).
+inline constexpr char kConditionScalingLimited[] = "ScalingLimited";
+inline constexpr char kConditionAllocationPolicy[] = "AllocationPolicy";
 
 struct EventExplanation {
   kube::EventType type = kube::EventType::kNormal;

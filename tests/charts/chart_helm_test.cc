@@ -419,6 +419,21 @@ TEST_F(ChartHelm, LeastPrivilege) {
   ASSERT_NE(review_role, nullptr);
   EXPECT_THAT(YAML::Dump((*review_role)["rules"]), HasSubstr("tokenreviews"));
   EXPECT_THAT(YAML::Dump((*review_role)["rules"]), HasSubstr("subjectaccessreviews"));
+  // Allocation limits: the cluster's free GPUs need Nodes and Pods read cluster-wide, even
+  // for one namespace (list and watch only), unless turned off; budgets and templates are
+  // read with the scaler's own role.
+  const YAML::Node* capacity = Find(one, "ClusterRole", "zs-zeroscale-scaler-capacity");
+  ASSERT_NE(capacity, nullptr);
+  EXPECT_THAT(YAML::Dump((*capacity)["rules"]), HasSubstr("nodes"));
+  EXPECT_THAT(YAML::Dump((*capacity)["rules"]), Not(HasSubstr("get")));
+  EXPECT_NE(Find(one, "ClusterRoleBinding", "zs-zeroscale-scaler-capacity"), nullptr);
+  EXPECT_EQ(Find(Objects("--set scaler.clusterCapacity=false"), "ClusterRole",
+                 "zs-zeroscale-scaler-capacity"),
+            nullptr);
+  const std::string scaler_rules =
+      YAML::Dump((*Find(all_namespaces, "ClusterRole", "zs-zeroscale-scaler"))["rules"]);
+  EXPECT_THAT(scaler_rules, HasSubstr("allocationpolicies"));
+  EXPECT_THAT(scaler_rules, HasSubstr("deployments"));
   // The balancer may activate, watch, report traffic and list endpoints; nothing else of
   // zeroscale.io. Operators and viewers are bound only to the subjects listed.
   const YAML::Node* activation =

@@ -52,6 +52,7 @@ TEST(ChartTest, ChartAndValuesParse) {
   EXPECT_TRUE(values["podSecurityContext"]["runAsNonRoot"].as<bool>());
   // The CRD ships in crds/, which Helm installs before the templates.
   EXPECT_TRUE(std::filesystem::exists(kChart + "/crds/customautoscalers.yaml"));
+  EXPECT_TRUE(std::filesystem::exists(kChart + "/crds/allocationpolicies.yaml"));
 }
 
 TEST(ChartTest, EveryValueATemplateReadsExists) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/kube/types.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/kube_test_env.h"
@@ -24,8 +25,10 @@ class ExamplesTest : public KubeTest {
   void SetUp() override {
     KubeTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    ZS_ASSERT_OK(api().ApplyManifest(
-        ReadFileOrEmpty(ZS_SOURCE_DIR "/charts/zeroscale/crds/customautoscalers.yaml")));
+    for (const char* crd : {"customautoscalers.yaml", "allocationpolicies.yaml"}) {
+      ZS_ASSERT_OK(api().ApplyManifest(
+          ReadFileOrEmpty(absl::StrCat(ZS_SOURCE_DIR "/charts/zeroscale/crds/", crd))));
+    }
   }
 
   // Every document of examples/<file>, dry-run applied into ns() (namespaced ones that
@@ -89,6 +92,7 @@ TEST_F(ExamplesTest, CustomAutoscalerPassesTheCrdAndNamesTheDeployment) {
   EXPECT_EQ(spec["keepAlive"]["policy"], "adaptive");
   EXPECT_EQ(spec["route"]["service"], "llama");
   EXPECT_EQ(spec["route"]["port"], "zeroscale");
+  EXPECT_EQ(spec["allocation"]["group"], "llm");
   std::vector<std::string> metrics;
   for (const json& rule : spec["rules"]) {
     for (const json& t : rule["thresholds"]) metrics.push_back(t["metricType"]);
@@ -102,6 +106,18 @@ TEST_F(ExamplesTest, CustomAutoscalerPassesTheCrdAndNamesTheDeployment) {
   std::vector<json> model = DryRun("model-deployment.yaml");
   ASSERT_FALSE(model.empty());
   EXPECT_EQ(stored["spec"]["scaleTargetRef"]["name"], model[0]["metadata"]["name"]);
+}
+
+// The GPU budget the example CustomAutoscaler names: accepted by the CRD, and read by the
+// scaler's parser without an error.
+TEST_F(ExamplesTest, AllocationPolicyPassesTheCrd) {
+  std::vector<json> objects = DryRun("allocation-policy.yaml");
+  ASSERT_EQ(objects.size(), 1u);
+  EXPECT_EQ(objects[0]["metadata"]["name"], "llm");
+  absl::StatusOr<kube::AllocationPolicy> parsed = kube::AllocationPolicyFromJson(objects[0].dump());
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_TRUE(parsed->spec_error.ok()) << parsed->spec_error;
+  EXPECT_EQ(parsed->limits.at("nvidia.com/gpu"), 8000);
 }
 
 // helm lint --strict and a dry-run install of the chart with the production values (the

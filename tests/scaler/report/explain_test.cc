@@ -171,3 +171,61 @@ TEST(BuildStatusTest, RunningWorkloadAndTransitionTimesKept) {
 
 }  // namespace
 }  // namespace zeroscale::report
+
+namespace zeroscale::report {
+namespace {
+
+TEST(AllocationLimitsTest, AHeldScaleUpIsAWarningEventAndACondition) {
+  Decision hold = D(State::kActive, State::kActive, 3, 3, Trigger::kSample,
+                    "rule 'busy' holds, but holding 3 replicas: group 'llm' is at its 8 "
+                    "nvidia.com/gpu limit");
+  hold.limited_by = "group";
+  EventExplanation e = ExplainDecision(hold);
+  EXPECT_EQ(e.reason, "ScaleUpLimited");
+  EXPECT_EQ(e.type, kube::EventType::kWarning);
+  EXPECT_THAT(e.message, HasSubstr("group 'llm' is at its 8 nvidia.com/gpu limit"));
+  // A scale-up cut short still scaled up: ScaledUp, with the limit in its message.
+  Decision partial = D(State::kActive, State::kActive, 1, 2, Trigger::kSample,
+                       "rule 'busy' holds: 1 -> 2 replicas (not 4: the cluster has room for 1 "
+                       "more replica needing 1 nvidia.com/gpu)");
+  partial.limited_by = "cluster";
+  EXPECT_EQ(ExplainDecision(partial).reason, "ScaledUp");
+
+  StatusInputs in;
+  in.generation = 1;
+  decide::WorkloadStatus w;
+  w.state = State::kActive;
+  w.limit = "holding 3 replicas: 2 replicas Pending for lack of nvidia.com/gpu: not adding more";
+  w.limited_by = "pending";
+  w.allocation_problem =
+      "group 'nope': no AllocationPolicy 'nope' in namespace ml: scale-ups "
+      "are not limited by a group budget";
+  in.workload = w;
+  kube::CustomAutoscalerStatus st = BuildStatus(in, {}, absl::FromUnixSeconds(100));
+  const kube::Condition* c = Find(st.conditions, kConditionScalingLimited);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->status, "True");
+  EXPECT_EQ(c->reason, "PodsUnschedulable");
+  EXPECT_EQ(c->message, w.limit);
+  c = Find(st.conditions, kConditionAllocationPolicy);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->status, "False");
+  EXPECT_THAT(c->message, HasSubstr("no AllocationPolicy 'nope'"));
+  // Gone when they no longer apply.
+  in.workload->limit.clear();
+  in.workload->allocation_problem.clear();
+  st = BuildStatus(in, {}, absl::FromUnixSeconds(100));
+  EXPECT_EQ(Find(st.conditions, kConditionScalingLimited), nullptr);
+  EXPECT_EQ(Find(st.conditions, kConditionAllocationPolicy), nullptr);
+}
+
+TEST(AllocationLimitsTest, DecisionJsonKeepsTheLimit) {
+  Decision d = D(State::kWaking, State::kWaking, 1, 1, Trigger::kAllocation, "held");
+  d.limited_by = "group";
+  absl::StatusOr<Decision> back = decide::DecisionFromJson(decide::DecisionToJson(d));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, d);
+}
+
+}  // namespace
+}  // namespace zeroscale::report
