@@ -5,8 +5,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/charconv.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace zeroscale::prom {
@@ -157,8 +157,8 @@ class LineParser {
       ++pos_;
       if (absl::Status st = Labels(out); !st.ok()) return st;
     } else if (!AtEnd() && !IsBlank(Peek())) {
-      return Error(absl::StrCat(name, ": unexpected ", Quote(s_.substr(pos_, 1)),
-                                " after the metric name"));
+      return Error(
+          absl::StrCat(name, ": unexpected ", Quote(s_.substr(pos_, 1)), " after the metric name"));
     }
     SkipBlanks();
     const absl::string_view value = Token();
@@ -305,8 +305,7 @@ absl::Status ParseText(absl::string_view text, const ParseLimits& limits,
 absl::StatusOr<std::vector<Sample>> ParseSamples(absl::string_view text,
                                                  const ParseLimits& limits) {
   std::vector<Sample> out;
-  absl::Status st =
-      ParseText(text, limits, [&out](Sample&& s) { out.push_back(std::move(s)); });
+  absl::Status st = ParseText(text, limits, [&out](Sample&& s) { out.push_back(std::move(s)); });
   if (!st.ok()) return st;
   return out;
 }

@@ -29,7 +29,7 @@
 namespace zeroscale::prom {
 
 struct ParseLimits {
-  size_t max_bytes = 4 << 20;       // the whole text (vLLM's /metrics is ~50 KiB)
+  size_t max_bytes = 4 << 20;        // the whole text (vLLM's /metrics is ~50 KiB)
   size_t max_line_bytes = 16 << 10;  // one line, without its newline
   size_t max_samples = 20000;        // sample lines
   size_t max_labels = 32;            // label pairs on one sample

@@ -69,9 +69,7 @@ TEST(PromTextTest, ParsesTritonAndReportsMetadata) {
   int samples = 0;
   absl::Status st = ParseText(
       Testdata("triton.txt"), {}, [&](Sample&&) { ++samples; },
-      [&](Metadata&& m) {
-        (m.kind == Metadata::Kind::kType ? types : help)[m.name] = m.text;
-      });
+      [&](Metadata&& m) { (m.kind == Metadata::Kind::kType ? types : help)[m.name] = m.text; });
   ASSERT_TRUE(st.ok()) << st;
   EXPECT_EQ(types["nv_inference_pending_request_count"], "gauge");
   EXPECT_EQ(types["nv_inference_queue_duration_us"], "counter");
