@@ -69,6 +69,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
   void OnRead(beast::error_code ec) {
     if (ec) return Fail("read response", ec);
+    if (parser_.get().body().size() > options_.max_body_bytes) {
+      return Fail("read response", bhttp::error::body_limit);
+    }
     LocalGetResponse r;
     r.status = static_cast<int>(parser_.get().result_int());
     r.content_type = std::string(parser_.get()[bhttp::field::content_type]);

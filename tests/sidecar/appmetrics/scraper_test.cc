@@ -15,10 +15,10 @@
 #include "absl/strings/str_cat.h"
 #include "common/file/read_file.h"
 #include "common/http/http_server.h"
+#include "common/prom/presets.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/registry.h"
-#include "sidecar/appmetrics/presets.h"
 #include "tests/testing/fake_clock.h"
 #include "tests/testing/redis_server.h"
 
@@ -106,7 +106,7 @@ class ScraperTest : public ::testing::Test {
     AppMetricsOptions o;
     o.port = port != 0 ? port : server_->port();
     o.path = path;
-    absl::StatusOr<std::vector<std::string>> series = SeriesToForward(preset, "", 64);
+    absl::StatusOr<std::vector<std::string>> series = prom::SeriesToForward(preset, "", 64);
     EXPECT_TRUE(series.ok());
     o.series = *series;
     o.interval = absl::Seconds(1);
@@ -182,6 +182,7 @@ TEST_F(ScraperTest, ErrorsAreCountedByReason) {
   EXPECT_EQ(Errors("status"), 1);
   absl::StatusOr<std::map<std::string, double>> big = Scraper("/big", "vllm")->ScrapeOnce();
   EXPECT_EQ(big.status().code(), absl::StatusCode::kResourceExhausted) << big.status();
+  EXPECT_THAT(big.status().message(), HasSubstr("body over 50000 bytes"));
   EXPECT_EQ(Errors("too_large"), 1);
   EXPECT_FALSE(Scraper("/nothing-here", "vllm")->ScrapeOnce().ok());  // 404
   EXPECT_EQ(Errors("status"), 2);
@@ -245,22 +246,6 @@ TEST(ScraperOptionsTest, RefusesWhatCannotWork) {
   absl::StatusOr<std::unique_ptr<AppMetricsScraper>> s = AppMetricsScraper::Create(o, &clock);
   ASSERT_TRUE(s.ok());
   EXPECT_EQ((*s)->timeout(), absl::Milliseconds(500));
-}
-
-TEST(PresetsTest, PresetsAndExtraSeries) {
-  absl::StatusOr<std::vector<std::string>> s =
-      SeriesToForward("vllm", "vllm:num_requests_waiting, my_queue_depth", 64);
-  ASSERT_TRUE(s.ok()) << s.status();
-  EXPECT_THAT(
-      *s, ElementsAre("vllm:num_requests_waiting", "vllm:num_requests_running",
-                      "vllm:gpu_cache_usage_perc", "vllm:kv_cache_usage_perc", "my_queue_depth"));
-  EXPECT_THAT(SeriesToForward("vlm", "", 64).status().message(),
-              HasSubstr("unknown app metrics preset \"vlm\" (one of vllm, tgi, triton)"));
-  EXPECT_THAT(SeriesToForward("", "ok,bad-name", 64).status().message(),
-              HasSubstr("app metrics series \"bad-name\": not a Prometheus metric name"));
-  EXPECT_THAT(SeriesToForward("tgi", "a,b", 3).status().message(),
-              HasSubstr("4 app metrics series: at most 3"));
-  EXPECT_THAT(*SeriesToForward("", "", 64), IsEmpty());
 }
 
 }  // namespace

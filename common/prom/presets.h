@@ -3,8 +3,8 @@
 // rule compares a value with a threshold, and a cumulative counter would only ever grow.
 //
 // Pure functions; thread-safe.
-#ifndef ZEROSCALE_SIDECAR_APPMETRICS_PRESETS_H_
-#define ZEROSCALE_SIDECAR_APPMETRICS_PRESETS_H_
+#ifndef ZEROSCALE_COMMON_PROM_PRESETS_H_
+#define ZEROSCALE_COMMON_PROM_PRESETS_H_
 
 #include <string>
 #include <vector>
@@ -12,7 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace zeroscale::sidecar {
+namespace zeroscale::prom {
 
 // "vllm", "tgi", "triton" (for flag help and the webhook's check of its annotation).
 const std::vector<std::string>& AppMetricsPresetNames();
@@ -27,6 +27,6 @@ absl::StatusOr<std::vector<std::string>> SeriesToForward(absl::string_view prese
                                                          absl::string_view extra,
                                                          size_t max_series);
 
-}  // namespace zeroscale::sidecar
+}  // namespace zeroscale::prom
 
-#endif  // ZEROSCALE_SIDECAR_APPMETRICS_PRESETS_H_
+#endif  // ZEROSCALE_COMMON_PROM_PRESETS_H_

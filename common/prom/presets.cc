@@ -1,4 +1,4 @@
-#include "sidecar/appmetrics/presets.h"
+#include "common/prom/presets.h"
 
 #include <algorithm>
 
@@ -8,7 +8,7 @@
 #include "absl/strings/strip.h"
 #include "common/prom/text_parser.h"
 
-namespace zeroscale::sidecar {
+namespace zeroscale::prom {
 namespace {
 
 // Metric names are at most this long in Podmetric JSON (the model's bound).
@@ -62,7 +62,7 @@ absl::StatusOr<std::vector<std::string>> SeriesToForward(absl::string_view prese
   if (!series.ok()) return series.status();
   for (absl::string_view name : absl::StrSplit(extra, ',', absl::SkipWhitespace())) {
     name = absl::StripAsciiWhitespace(name);
-    if (!prom::IsMetricName(name) || name.size() > kMaxSeriesNameBytes) {
+    if (!IsMetricName(name) || name.size() > kMaxSeriesNameBytes) {
       return absl::InvalidArgumentError(
           absl::StrCat("app metrics series \"", name.substr(0, 64),
                        "\": not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*, at most ",
@@ -79,4 +79,4 @@ absl::StatusOr<std::vector<std::string>> SeriesToForward(absl::string_view prese
   return series;
 }
 
-}  // namespace zeroscale::sidecar
+}  // namespace zeroscale::prom
