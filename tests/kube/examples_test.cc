@@ -68,6 +68,7 @@ TEST_F(ExamplesTest, ModelServerAsksForAGpuTheSidecarAndALongStart) {
   const json& annotations = deployment["spec"]["template"]["metadata"]["annotations"];
   EXPECT_EQ(annotations.value("zeroscale.io/inject", ""), "true");
   EXPECT_EQ(annotations.value("zeroscale.io/port", ""), "8000");
+  EXPECT_EQ(annotations.value("zeroscale.io/metrics-preset", ""), "vllm");
   const json& container = deployment["spec"]["template"]["spec"]["containers"][0];
   EXPECT_EQ(container["resources"]["limits"].value("nvidia.com/gpu", ""), "1");
   EXPECT_TRUE(container.contains("startupProbe"));
