@@ -5,6 +5,7 @@
 #include <memory>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/address_v4.hpp"
@@ -112,18 +113,23 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
 }  // namespace
 
+absl::Status ValidateLocalPath(absl::string_view path) {
+  if (path.empty() || path.front() != '/') {
+    return absl::InvalidArgumentError(absl::StrCat("\"", path, "\" must start with '/'"));
+  }
+  for (char c : path) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "\"", absl::CHexEscape(path), "\" contains whitespace or control characters"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<LocalGetResponse> LocalGet(const LocalGetOptions& options) {
   if (options.port == 0) return absl::InvalidArgumentError("port: must be set (1-65535)");
-  if (options.path.empty() || options.path.front() != '/') {
-    return absl::InvalidArgumentError(
-        absl::StrCat("path: \"", options.path, "\" must start with '/'"));
-  }
-  for (char c : options.path) {
-    // Would break the request line; a URL needs these percent-encoded anyway.
-    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("path: \"", options.path, "\" contains whitespace or control characters"));
-    }
+  if (absl::Status s = ValidateLocalPath(options.path); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("path: ", s.message()));
   }
   if (options.timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("timeout: must be positive");

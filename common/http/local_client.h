@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace zeroscale::http {
@@ -27,6 +29,11 @@ struct LocalGetResponse {
   std::string content_type;
   std::string body;
 };
+
+// OK when `path` can be sent as a request target: starts with '/', no whitespace or control
+// characters (they would break the request line; a URL percent-encodes them anyway).
+// Otherwise kInvalidArgument quoting it.
+absl::Status ValidateLocalPath(absl::string_view path);
 
 // GET http://127.0.0.1:<port><path>. Any status is a response. Errors: kInvalidArgument for
 // a bad port or path, kDeadlineExceeded when the timeout passes, kResourceExhausted for a

@@ -55,15 +55,8 @@ absl::StatusOr<std::map<std::string, double>> SumSeries(absl::string_view text,
 absl::StatusOr<std::unique_ptr<AppMetricsScraper>> AppMetricsScraper::Create(
     AppMetricsOptions options, Clock* clock) {
   if (options.port == 0) return absl::InvalidArgumentError("app metrics: port must be set");
-  if (options.path.empty() || options.path.front() != '/') {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--app-metrics-path: \"", options.path, "\" must start with '/'"));
-  }
-  for (char c : options.path) {
-    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--app-metrics-path: \"", options.path, "\" contains whitespace or control characters"));
-    }
+  if (absl::Status s = http::ValidateLocalPath(options.path); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--app-metrics-path: ", s.message()));
   }
   if (options.series.empty()) {
     return absl::InvalidArgumentError(
