@@ -6,13 +6,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "common/prom/text_parser.h"
+#include "common/model/scaling_rule.h"
 
 namespace zeroscale::prom {
 namespace {
-
-// Metric names are at most this long in Podmetric JSON (the model's bound).
-constexpr size_t kMaxSeriesNameBytes = 200;
 
 struct Preset {
   const char* name;
@@ -62,11 +59,11 @@ absl::StatusOr<std::vector<std::string>> SeriesToForward(absl::string_view prese
   if (!series.ok()) return series.status();
   for (absl::string_view name : absl::StrSplit(extra, ',', absl::SkipWhitespace())) {
     name = absl::StripAsciiWhitespace(name);
-    if (!IsMetricName(name) || name.size() > kMaxSeriesNameBytes) {
+    if (!IsAppMetricName(name)) {
       return absl::InvalidArgumentError(
           absl::StrCat("app metrics series \"", name.substr(0, 64),
                        "\": not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*, at most ",
-                       kMaxSeriesNameBytes, " bytes)"));
+                       kMaxAppMetricNameLength, " bytes)"));
     }
     if (std::find(series->begin(), series->end(), name) == series->end()) {
       series->emplace_back(name);

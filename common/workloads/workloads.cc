@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/file/read_file.h"
+#include "common/model/podmetric.h"
 #include "common/prom/presets.h"
 #include "nlohmann/json.hpp"
 #include "yaml-cpp/yaml.h"
@@ -35,12 +36,11 @@ constexpr absl::string_view kWorkloadKeys[] = {"name",
                                                "metrics"};
 constexpr absl::string_view kRouteKeys[] = {"host", "pathPrefix"};
 constexpr absl::string_view kMetricsKeys[] = {"path", "preset", "series"};
-// The sidecar forwards at most this many series (the Podmetric's bound).
-constexpr size_t kMaxMetricsSeries = 64;
+
 constexpr absl::string_view kRuleKeys[] = {
     "id", "action", "thresholds", "target", "windowSeconds", "step", "cooldownSeconds"};
 constexpr absl::string_view kThresholdKeys[] = {"metricType", "value", "operator", "metricName",
-                                                 "aggregation"};
+                                                "aggregation"};
 
 // Where an error is: "workloads.yaml: workloads[0] (demo-model): ".
 class Context {
@@ -372,7 +372,7 @@ absl::StatusOr<Workload> ParseWorkload(Context& ctx, const YAML::Node& node, siz
       return ctx.Error("metrics.preset", s.message(), metrics["preset"]);
     }
     absl::StatusOr<std::vector<std::string>> series =
-        prom::SeriesToForward(m.preset, m.series, kMaxMetricsSeries);
+        prom::SeriesToForward(m.preset, m.series, kMaxAppMetrics);
     if (!series.ok()) return ctx.Error("metrics.series", series.status().message(), metrics);
     if (series->empty()) {
       return ctx.Error("metrics", "needs a preset or series (what to forward)", metrics);

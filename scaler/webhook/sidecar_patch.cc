@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/config/flags.h"
+#include "common/model/podmetric.h"
 #include "common/prom/presets.h"
 #include "common/status/quote.h"
 #include "nlohmann/json.hpp"
@@ -31,8 +32,6 @@ constexpr char kMetricsPreset[] = "zeroscale.io/metrics-preset";
 constexpr char kMetricsSeries[] = "zeroscale.io/metrics-series";
 // The path scraped when a preset or series is named without a path.
 constexpr char kDefaultMetricsPath[] = "/metrics";
-// The sidecar forwards at most this many series (the Podmetric's bound).
-constexpr size_t kMaxMetricsSeries = 64;
 constexpr char kInjected[] = "zeroscale.io/injected";
 constexpr int kDefaultProxyPort = 8012;
 constexpr int kAdminPort = 8013;  // the sidecar's --admin-listen default
@@ -160,7 +159,7 @@ bool ValidPreset(const std::string& v) {
 }
 
 bool ValidSeriesList(const std::string& v) {
-  absl::StatusOr<std::vector<std::string>> series = prom::SeriesToForward("", v, kMaxMetricsSeries);
+  absl::StatusOr<std::vector<std::string>> series = prom::SeriesToForward("", v, kMaxAppMetrics);
   return series.ok() && !series->empty();
 }
 
@@ -434,7 +433,7 @@ Injection PlanInjection(const json& pod, const std::string& pod_namespace,
                      absl::StrCat("one of ", absl::StrJoin(prom::AppMetricsPresetNames(), ", ")),
                      &metrics_preset) ||
       !settings.Text(kMetricsSeries, "", ValidSeriesList,
-                     absl::StrCat("a comma-separated list of at most ", kMaxMetricsSeries,
+                     absl::StrCat("a comma-separated list of at most ", kMaxAppMetrics,
                                   " Prometheus metric names"),
                      &metrics_series)) {
     return out;
@@ -450,11 +449,10 @@ Injection PlanInjection(const json& pod, const std::string& pod_namespace,
     metrics_path = kDefaultMetricsPath;
   }
   if (!metrics_preset.empty() && !metrics_series.empty() &&
-      !prom::SeriesToForward(metrics_preset, metrics_series, kMaxMetricsSeries).ok()) {
-    settings.Fail(
-        NotInjected(absl::StrCat("annotations ", kMetricsPreset, " and ", kMetricsSeries,
-                                 " name more than ", kMaxMetricsSeries, " series together")),
-        kInvalidAnnotation);
+      !prom::SeriesToForward(metrics_preset, metrics_series, kMaxAppMetrics).ok()) {
+    settings.Fail(NotInjected(absl::StrCat("annotations ", kMetricsPreset, " and ", kMetricsSeries,
+                                           " name more than ", kMaxAppMetrics, " series together")),
+                  kInvalidAnnotation);
     return out;
   }
   if (proxy_port == app_port || proxy_port == kAdminPort || app_port == kAdminPort) {
