@@ -96,6 +96,7 @@ TEST_F(ExamplesTest, CustomAutoscalerPassesTheCrdAndNamesTheDeployment) {
   }
   EXPECT_THAT(metrics, Contains("AVERAGE_RESPONSE_TIME"));
   EXPECT_THAT(metrics, Contains("IN_FLIGHT_REQUESTS"));
+  EXPECT_THAT(metrics, Contains("CUSTOM"));
   // And for real: stored, and the target it names is the example Deployment.
   ZS_ASSERT_OK(Apply(ReadFileOrEmpty(kExamples + "customautoscaler.yaml")));
   ZS_ASSERT_OK_AND_ASSIGN(json stored, api().Get({"autoscaler-group.autoscaler/v1alpha1",
