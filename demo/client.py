@@ -181,7 +181,8 @@ def main():
         f"(cold start: the time the user waited)")
 
     say(f"2) load: {args.concurrency} clients for {args.load_seconds:.0f}s "
-        f"(rule 'busy': IN_FLIGHT_REQUESTS > 3)")
+        f"(rule 'queue': CUSTOM vllm:num_requests_waiting SUM > 2, read from the model "
+        f"server's /metrics)")
     stop = time.monotonic() + args.load_seconds
     counts = {"ok": 0, "failed": 0}
     replicas = set()

@@ -3,11 +3,14 @@
 
 It behaves like a real inference server where it matters to an autoscaler: it takes a
 few seconds to "load the model" before its readiness endpoint passes, each prediction
-takes a while, and it serves requests concurrently.
+takes a while, and like vLLM it runs at most --max-running requests at once (its batch)
+while the others wait in its queue, which it publishes as vLLM does.
 
   GET  /ready     503 while loading, 200 after
   POST /predict   {"input": ...} -> {"output": ..., "replica": port, "ms": latency}
   GET  /predict   the same, for curl
+  GET  /metrics   Prometheus text with vLLM's series: vllm:num_requests_waiting,
+                  vllm:num_requests_running, vllm:gpu_cache_usage_perc (running / max)
   GET  /          a one-line description
 """
 import argparse
@@ -25,10 +28,38 @@ def main():
                    help="how long 'loading the model' takes before /ready passes")
     p.add_argument("--predict-ms", type=float, default=200.0,
                    help="how long one prediction takes")
+    p.add_argument("--max-running", type=int, default=4,
+                   help="predictions run at once; more wait in the queue")
+    p.add_argument("--model-name", default="demo/llama-tiny",
+                   help="the model_name label of the /metrics series")
     p.add_argument("--tag", default="", help="ignored: lets a test or a demo find its replicas")
     args = p.parse_args()
     started = time.monotonic()
     loaded = threading.Event()
+    slots = threading.Semaphore(args.max_running)
+    lock = threading.Lock()
+    counts = {"waiting": 0, "running": 0, "done": 0}
+
+    def metrics_text():
+        with lock:
+            waiting, running, done = counts["waiting"], counts["running"], counts["done"]
+        name = args.model_name.replace("\\", "\\\\").replace('"', '\\"')
+        label = '{model_name="%s"}' % name
+        return "".join([
+            "# HELP vllm:num_requests_running Number of requests currently running on GPU.\n",
+            "# TYPE vllm:num_requests_running gauge\n",
+            f"vllm:num_requests_running{label} {float(running)}\n",
+            "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n",
+            "# TYPE vllm:num_requests_waiting gauge\n",
+            f"vllm:num_requests_waiting{label} {float(waiting)}\n",
+            "# HELP vllm:gpu_cache_usage_perc GPU KV-cache usage. 1 means 100 percent usage.\n",
+            "# TYPE vllm:gpu_cache_usage_perc gauge\n",
+            f"vllm:gpu_cache_usage_perc{label} {running / args.max_running}\n",
+            "# HELP vllm:request_success_total Count of successfully processed requests.\n",
+            "# TYPE vllm:request_success_total counter\n",
+            f'vllm:request_success_total{{finished_reason="stop",model_name="{name}"}}'
+            f" {float(done)}\n",
+        ])
 
     def load():
         time.sleep(args.load_seconds)
@@ -54,7 +85,16 @@ def main():
             if not loaded.is_set():
                 return self.reply(503, json.dumps({"error": "model is loading"}))
             t0 = time.monotonic()
-            time.sleep(args.predict_ms / 1000.0)
+            with lock:
+                counts["waiting"] += 1
+            with slots:
+                with lock:
+                    counts["waiting"] -= 1
+                    counts["running"] += 1
+                time.sleep(args.predict_ms / 1000.0)
+                with lock:
+                    counts["running"] -= 1
+                    counts["done"] += 1
             out = {"output": f"prediction for {payload!r}", "replica": args.port,
                    "pid": os.getpid(), "ms": round((time.monotonic() - t0) * 1000, 1)}
             self.reply(200, json.dumps(out))
@@ -67,6 +107,8 @@ def main():
                                   % (time.monotonic() - started))
             if self.path.split("?")[0].endswith("/predict"):
                 return self.predict(self.path)
+            if self.path == "/metrics":
+                return self.reply(200, metrics_text(), "text/plain; version=0.0.4")
             self.reply(200, "zeroscale demo model server\n", "text/plain")
 
         def do_POST(self):

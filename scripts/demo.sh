@@ -63,4 +63,8 @@ echo "samples in Redis for the demo's pods:"
 for k in $(redis-cli -p "$REDIS" --scan --pattern 'podmetric:local/*'); do
   echo "  $k: $(redis-cli -p "$REDIS" zcard "$k") samples"
 done
-echo "one of them: $(redis-cli -p "$REDIS" zrange "$(redis-cli -p "$REDIS" --scan --pattern 'podmetric:local/*' | head -1)" -1 -1)"
+# A sample taken under load: its appMetrics are the series the sidecar scraped from the
+# model server's /metrics (the vllm preset), which the rule 'queue' reads.
+sample=$(for k in $(redis-cli -p "$REDIS" --scan --pattern 'podmetric:local/*'); do
+           redis-cli -p "$REDIS" zrange "$k" 0 -1; done | grep '"vllm:num_requests_waiting":[1-9]' | tail -1)
+echo "one of them, under load: ${sample:-$(redis-cli -p "$REDIS" zrange "$(redis-cli -p "$REDIS" --scan --pattern 'podmetric:local/*' | head -1)" -1 -1)}"

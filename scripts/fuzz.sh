@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
 done
 ALL=(fuzz_podmetric_json fuzz_scaling_rule_json fuzz_custom_autoscaler fuzz_admission_review
      fuzz_balancer_settings fuzz_proxy_logs_query fuzz_workloads_yaml fuzz_cgroup_parsers
-     fuzz_proxy_request_head)
+     fuzz_proxy_request_head fuzz_prom_text)
 [ ${#TARGETS[@]} -eq 0 ] && TARGETS=("${ALL[@]}")
 
 # clang with libFuzzer (Debian: clang and libclang-rt-14-dev, from scripts/deps.sh).

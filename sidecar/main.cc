@@ -27,6 +27,7 @@
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "prometheus/registry.h"
+#include "sidecar/appmetrics/flags.h"
 #include "sidecar/cgroup/resource_sampler.h"
 #include "sidecar/proxy/sidecar_proxy.h"
 #include "sidecar/readiness/readiness_prober.h"
@@ -44,6 +45,7 @@ struct Flags {
   std::string pod, workload, cgroup_root, disk_paths, readiness_path, log_level, advertise;
   std::string measure, admin_tls_cert, admin_tls_key, token_file;
   grpcutil::ScalerTls scaler_tls;
+  AppMetricsFlags app_metrics;
   absl::Duration sample_interval, drain_timeout;
 };
 
@@ -109,6 +111,7 @@ Flags ParseFlags(int argc, char** argv) {
             "empty: plain HTTP");
   fs.String("admin-tls-key", &f.admin_tls_key, "", "TLS private key (PEM) of --admin-tls-cert");
   grpcutil::RegisterScalerTlsFlags(&fs, &f.scaler_tls);
+  RegisterAppMetricsFlags(&fs, &f.app_metrics);
   fs.Int("buffer", &f.buffer, 600, "Unacknowledged samples kept for replay", 1, 1000000);
   fs.Duration("drain-timeout", &f.drain_timeout, absl::Seconds(5),
               "On SIGTERM: how long the proxy keeps taking new requests after announcing "
@@ -175,11 +178,12 @@ Flags ParseFlags(int argc, char** argv) {
 class Sampler {
  public:
   Sampler(const Flags& flags, ResourceSampler* resources, SidecarProxy* proxy,
-          MetricsStream* stream, prometheus::Registry* registry)
+          MetricsStream* stream, AppMetricsScraper* app_metrics, prometheus::Registry* registry)
       : flags_(flags),
         resources_(resources),
         proxy_(proxy),
         stream_(stream),
+        app_metrics_(app_metrics),
         sample_errors_(prometheus::BuildCounter()
                            .Name("zeroscale_sidecar_sample_errors_total")
                            .Help("Resource samples that could not be read (last values reused)")
@@ -312,6 +316,8 @@ class Sampler {
     m.sampled_at = now;
     m.ready = ready;
     m.address = flags_.advertise;
+    // The last scrape's series, never waiting for one in progress.
+    if (app_metrics_ != nullptr) m.app_metrics = app_metrics_->Latest();
     requests_.Increment(static_cast<double>(st.request_count));
     if (st.upstream_errors > 0) {
       upstream_errors_.Add({{"status", "502"}}).Increment(static_cast<double>(st.upstream_errors));
@@ -334,6 +340,7 @@ class Sampler {
   ResourceSampler* const resources_;
   SidecarProxy* const proxy_;
   MetricsStream* const stream_;
+  AppMetricsScraper* const app_metrics_;  // null: no --app-metrics-*
   prometheus::Counter& sample_errors_;
   prometheus::Counter& requests_;
   prometheus::Family<prometheus::Counter>& upstream_errors_;
@@ -416,6 +423,10 @@ int Run(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<ResourceSampler>> resources =
       ResourceSampler::Create(sampler_options, RealClock::Get());
   if (!resources.ok()) Refuse(std::string(resources.status().message()));
+  absl::StatusOr<std::unique_ptr<AppMetricsScraper>> app_metrics =
+      NewAppMetricsScraper(flags.app_metrics, static_cast<uint16_t>(flags.app_port),
+                           flags.sample_interval, kMaxAppMetrics, registry.get(), RealClock::Get());
+  if (!app_metrics.ok()) Refuse(std::string(app_metrics.status().message()));
 
   MetricsStreamOptions stream_options;
   stream_options.scaler = flags.scaler.ToString();
@@ -459,7 +470,8 @@ int Run(int argc, char** argv) {
   SidecarProxy proxy(proxy_options);
   if (absl::Status s = proxy.Start(); !s.ok()) Refuse(std::string(s.message()));
 
-  Sampler sampler(flags, resources->get(), &proxy, &stream, registry.get());
+  if (*app_metrics != nullptr) (*app_metrics)->Start();
+  Sampler sampler(flags, resources->get(), &proxy, &stream, app_metrics->get(), registry.get());
   ReadinessOptions readiness_options;
   readiness_options.app_port = static_cast<uint16_t>(flags.app_port);
   readiness_options.path = flags.readiness_path;
@@ -504,6 +516,7 @@ int Run(int argc, char** argv) {
   Drain(flags, &sampler, &stream, &proxy);
   proxy.Stop();
   sampler.Stop();
+  if (*app_metrics != nullptr) (*app_metrics)->Stop();
   readiness.Stop();
   admin->Stop();
   (void)stream.Stop(absl::Seconds(2));

@@ -11,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/file/read_file.h"
+#include "common/model/podmetric.h"
+#include "common/prom/presets.h"
 #include "nlohmann/json.hpp"
 #include "yaml-cpp/yaml.h"
 
@@ -30,12 +32,15 @@ constexpr absl::string_view kWorkloadKeys[] = {"name",
                                                "activationTimeoutSeconds",
                                                "env",
                                                "workingDir",
-                                               "stopGraceSeconds"};
+                                               "stopGraceSeconds",
+                                               "metrics"};
 constexpr absl::string_view kRouteKeys[] = {"host", "pathPrefix"};
+constexpr absl::string_view kMetricsKeys[] = {"path", "preset", "series"};
+
 constexpr absl::string_view kRuleKeys[] = {
     "id", "action", "thresholds", "target", "windowSeconds", "step", "cooldownSeconds"};
 constexpr absl::string_view kThresholdKeys[] = {"metricType", "value", "operator", "metricName",
-                                                 "aggregation"};
+                                                "aggregation"};
 
 // Where an error is: "workloads.yaml: workloads[0] (demo-model): ".
 class Context {
@@ -342,6 +347,37 @@ absl::StatusOr<Workload> ParseWorkload(Context& ctx, const YAML::Node& node, siz
       if (!rule.ok()) return rule.status();
       w.rules.push_back(*std::move(rule));
     }
+  }
+
+  const YAML::Node metrics = node["metrics"];
+  if (Present(metrics)) {
+    if (absl::Status s = CheckKeys(ctx, metrics, "metrics", kMetricsKeys); !s.ok()) return s;
+    AppMetrics m;
+    if (absl::Status s = GetString(ctx, metrics["path"], "metrics.path", &m.path); !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = GetString(ctx, metrics["preset"], "metrics.preset", &m.preset); !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = GetString(ctx, metrics["series"], "metrics.series", &m.series); !s.ok()) {
+      return s;
+    }
+    if (m.path.empty()) m.path = "/metrics";
+    if (m.path.front() != '/' || m.path.find_first_of(" \t\r\n") != std::string::npos) {
+      return ctx.Error("metrics.path",
+                       absl::StrCat("must be an HTTP path starting with '/', got '", m.path, "'"),
+                       metrics["path"]);
+    }
+    if (absl::Status s = prom::AppMetricsPresetSeries(m.preset).status(); !s.ok()) {
+      return ctx.Error("metrics.preset", s.message(), metrics["preset"]);
+    }
+    absl::StatusOr<std::vector<std::string>> series =
+        prom::SeriesToForward(m.preset, m.series, kMaxAppMetrics);
+    if (!series.ok()) return ctx.Error("metrics.series", series.status().message(), metrics);
+    if (series->empty()) {
+      return ctx.Error("metrics", "needs a preset or series (what to forward)", metrics);
+    }
+    w.metrics = m;
   }
 
   if (absl::Status s = GetString(ctx, node["readinessPath"], "readinessPath", &w.readiness_path);

@@ -34,6 +34,13 @@ struct Route {
   bool operator==(const Route& o) const { return host == o.host && path_prefix == o.path_prefix; }
 };
 
+// What the sidecar scrapes from the app (its --app-metrics-* flags).
+struct AppMetrics {
+  std::string path;    // "/metrics" when not given
+  std::string preset;  // "", "vllm", "tgi" or "triton"
+  std::string series;  // comma-separated extra series
+};
+
 struct Workload {
   std::string name;  // DNS label: "demo-model"
   std::string id;    // "local/Deployment/demo-model", the target of its rules
@@ -52,6 +59,7 @@ struct Workload {
   std::map<std::string, std::string> env;            // added to the inherited environment
   std::string working_dir;                           // empty: the scaler's
   std::optional<absl::Duration> stop_grace;          // SIGTERM -> SIGKILL; empty: default
+  std::optional<AppMetrics> metrics;                 // the sidecar scrapes the app's /metrics
 };
 
 // "local/Deployment/<name>".

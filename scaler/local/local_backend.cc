@@ -528,6 +528,15 @@ absl::Status LocalBackend::StartReplica(WorkloadState& w, Replica& r, absl::Time
   if (!spec.readiness_path.empty()) {
     sidecar.argv.push_back(absl::StrCat("--readiness-path=", spec.readiness_path));
   }
+  if (spec.metrics) {
+    sidecar.argv.push_back(absl::StrCat("--app-metrics-path=", spec.metrics->path));
+    if (!spec.metrics->preset.empty()) {
+      sidecar.argv.push_back(absl::StrCat("--app-metrics-preset=", spec.metrics->preset));
+    }
+    if (!spec.metrics->series.empty()) {
+      sidecar.argv.push_back(absl::StrCat("--app-metrics-series=", spec.metrics->series));
+    }
+  }
   if (!options_.scaler_ca_file.empty()) {
     sidecar.argv.push_back(absl::StrCat("--scaler-ca=", options_.scaler_ca_file));
   }

@@ -6,8 +6,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/config/flags.h"
+#include "common/model/podmetric.h"
+#include "common/prom/presets.h"
 #include "common/status/quote.h"
 #include "nlohmann/json.hpp"
 
@@ -24,6 +27,11 @@ constexpr char kDiskPaths[] = "zeroscale.io/disk-paths";
 constexpr char kReadinessPath[] = "zeroscale.io/readiness-path";
 constexpr char kWorkload[] = "zeroscale.io/workload";
 constexpr char kContainer[] = "zeroscale.io/container";
+constexpr char kMetricsPath[] = "zeroscale.io/metrics-path";
+constexpr char kMetricsPreset[] = "zeroscale.io/metrics-preset";
+constexpr char kMetricsSeries[] = "zeroscale.io/metrics-series";
+// The path scraped when a preset or series is named without a path.
+constexpr char kDefaultMetricsPath[] = "/metrics";
 constexpr char kInjected[] = "zeroscale.io/injected";
 constexpr int kDefaultProxyPort = 8012;
 constexpr int kAdminPort = 8013;  // the sidecar's --admin-listen default
@@ -75,7 +83,7 @@ class Settings {
   // rendered back.
   bool CheckTypes() {
     for (const char* key : {kInject, kPort, kProxyPort, kSampleInterval, kDiskPaths, kReadinessPath,
-                            kWorkload, kContainer}) {
+                            kWorkload, kContainer, kMetricsPath, kMetricsPreset, kMetricsSeries}) {
       const json* v = Find(annotations_, key);
       if (v != nullptr && !v->is_string()) {
         return Fail(NotInjected(absl::StrCat("annotation ", key, ": is a JSON ", v->type_name(),
@@ -138,7 +146,21 @@ bool ValidPathList(const std::string& v) {
 }
 
 bool ValidHttpPath(const std::string& v) {
-  return absl::StartsWith(v, "/") && v.find_first_of(" \t\r\n") == std::string::npos;
+  if (!absl::StartsWith(v, "/")) return false;
+  for (char c : v) {
+    // Would break the request line; the sidecar refuses them too.
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return false;
+  }
+  return true;
+}
+
+bool ValidPreset(const std::string& v) {
+  return !v.empty() && prom::AppMetricsPresetSeries(v).ok();
+}
+
+bool ValidSeriesList(const std::string& v) {
+  absl::StatusOr<std::vector<std::string>> series = prom::SeriesToForward("", v, kMaxAppMetrics);
+  return series.ok() && !series->empty();
 }
 
 bool ValidWorkload(const std::string& v) {
@@ -394,6 +416,7 @@ Injection PlanInjection(const json& pod, const std::string& pod_namespace,
   if (ns.empty()) ns = "default";
   int app_port = 0, proxy_port = 0;
   std::string interval, disk_paths, readiness_path, workload;
+  std::string metrics_path, metrics_preset, metrics_series;
   if (!settings.Port(kPort, 0, &app_port) ||
       !settings.Port(kProxyPort, kDefaultProxyPort, &proxy_port) ||
       !settings.Text(kSampleInterval, "1s", ValidInterval, "a duration of at least 100ms",
@@ -403,7 +426,33 @@ Injection PlanInjection(const json& pod, const std::string& pod_namespace,
       !settings.Text(kReadinessPath, "", ValidHttpPath, "an HTTP path starting with /",
                      &readiness_path) ||
       !settings.Text(kWorkload, "", ValidWorkload, "<namespace>/<Kind>/<name> or <Kind>/<name>",
-                     &workload)) {
+                     &workload) ||
+      !settings.Text(kMetricsPath, "", ValidHttpPath, "an HTTP path starting with /",
+                     &metrics_path) ||
+      !settings.Text(kMetricsPreset, "", ValidPreset,
+                     absl::StrCat("one of ", absl::StrJoin(prom::AppMetricsPresetNames(), ", ")),
+                     &metrics_preset) ||
+      !settings.Text(kMetricsSeries, "", ValidSeriesList,
+                     absl::StrCat("a comma-separated list of at most ", kMaxAppMetrics,
+                                  " Prometheus metric names"),
+                     &metrics_series)) {
+    return out;
+  }
+  // A path alone names nothing to forward; a preset or series alone scrapes /metrics.
+  if (!metrics_path.empty() && metrics_preset.empty() && metrics_series.empty()) {
+    settings.Fail(NotInjected(absl::StrCat("annotation ", kMetricsPath, " needs ", kMetricsPreset,
+                                           " or ", kMetricsSeries, " (the series to forward)")),
+                  kInvalidAnnotation);
+    return out;
+  }
+  if (metrics_path.empty() && (!metrics_preset.empty() || !metrics_series.empty())) {
+    metrics_path = kDefaultMetricsPath;
+  }
+  if (!metrics_preset.empty() && !metrics_series.empty() &&
+      !prom::SeriesToForward(metrics_preset, metrics_series, kMaxAppMetrics).ok()) {
+    settings.Fail(NotInjected(absl::StrCat("annotations ", kMetricsPreset, " and ", kMetricsSeries,
+                                           " name more than ", kMaxAppMetrics, " series together")),
+                  kInvalidAnnotation);
     return out;
   }
   if (proxy_port == app_port || proxy_port == kAdminPort || app_port == kAdminPort) {
@@ -467,6 +516,13 @@ Injection PlanInjection(const json& pod, const std::string& pod_namespace,
   }
   if (!disk_paths.empty()) args.push_back(absl::StrCat("--disk-paths=", disk_paths));
   if (!readiness_path.empty()) args.push_back(absl::StrCat("--readiness-path=", readiness_path));
+  if (!metrics_path.empty()) args.push_back(absl::StrCat("--app-metrics-path=", metrics_path));
+  if (!metrics_preset.empty()) {
+    args.push_back(absl::StrCat("--app-metrics-preset=", metrics_preset));
+  }
+  if (!metrics_series.empty()) {
+    args.push_back(absl::StrCat("--app-metrics-series=", metrics_series));
+  }
 
   out.patch = PatchAdding(
       SidecarContainer(options, args, proxy_port, AppContainer(containers, app_port, named)),

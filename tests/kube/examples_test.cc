@@ -71,6 +71,7 @@ TEST_F(ExamplesTest, ModelServerAsksForAGpuTheSidecarAndALongStart) {
   const json& annotations = deployment["spec"]["template"]["metadata"]["annotations"];
   EXPECT_EQ(annotations.value("zeroscale.io/inject", ""), "true");
   EXPECT_EQ(annotations.value("zeroscale.io/port", ""), "8000");
+  EXPECT_EQ(annotations.value("zeroscale.io/metrics-preset", ""), "vllm");
   const json& container = deployment["spec"]["template"]["spec"]["containers"][0];
   EXPECT_EQ(container["resources"]["limits"].value("nvidia.com/gpu", ""), "1");
   EXPECT_TRUE(container.contains("startupProbe"));
@@ -99,6 +100,7 @@ TEST_F(ExamplesTest, CustomAutoscalerPassesTheCrdAndNamesTheDeployment) {
   }
   EXPECT_THAT(metrics, Contains("AVERAGE_RESPONSE_TIME"));
   EXPECT_THAT(metrics, Contains("IN_FLIGHT_REQUESTS"));
+  EXPECT_THAT(metrics, Contains("CUSTOM"));
   // And for real: stored, and the target it names is the example Deployment.
   ZS_ASSERT_OK(Apply(ReadFileOrEmpty(kExamples + "customautoscaler.yaml")));
   ZS_ASSERT_OK_AND_ASSIGN(json stored, api().Get({"autoscaler-group.autoscaler/v1alpha1",

@@ -196,8 +196,8 @@ class SidecarTest : public ::testing::Test {
 
   // The pods whose sidecars the tests start; each has a credential.
   inline static const std::vector<std::string> kPods = {
-      "e2e/bytes-1", "e2e/metrics-1", "e2e/restart-1", "e2e/ready-1",
-      "e2e/drain-1", "e2e/drain-2",   "e2e/drain-3",   "e2e/drain-4"};
+      "e2e/bytes-1", "e2e/metrics-1", "e2e/restart-1", "e2e/ready-1", "e2e/drain-1",  "e2e/drain-2",
+      "e2e/drain-3", "e2e/drain-4",   "e2e/vllm-1",    "e2e/slow-1",  "e2e/garbage-1"};
   const std::string dir_ = absl::StrCat(::testing::TempDir(), "/sidecar-e2e-", ::getpid());
 
   void TearDown() override {
@@ -374,6 +374,84 @@ TEST_F(SidecarTest, AdminMetricsExposeSidecarCounters) {
   EXPECT_EQ(MetricValue(r->body, "zeroscale_sidecar_app_ready"), 1.0);
   EXPECT_EQ(MetricValue(r->body, "zeroscale_sidecar_stream_connected"), 1.0);
   EXPECT_EQ(MetricValue(r->body, "zeroscale_sidecar_stream_samples_dropped_total"), 0.0);
+}
+
+// The contract of model-server metrics: a real vLLM exposition on the app's /metrics
+// reaches Redis as the sample's appMetrics, the preset's series summed over label sets.
+TEST_F(SidecarTest, AppMetricsFromVllmReachRedis) {
+  TempDir site;
+  std::ifstream vllm(ZS_PROM_TESTDATA "/vllm.txt");
+  std::ofstream(site.path() + "/metrics") << vllm.rdbuf();
+  StartFileBackend(site.path());
+  const std::string pod = "e2e/vllm-1";
+  StartSidecar(
+      pod, {"--sample-interval=200ms", "--app-metrics-path=/metrics", "--app-metrics-preset=vllm"});
+  json sample;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        sample = LastSample(pod);
+        return sample.contains("appMetrics");
+      },
+      kStartTimeout));
+  EXPECT_EQ(sample["appMetrics"], json::parse(R"({"vllm:gpu_cache_usage_perc": 0.4172,
+      "vllm:num_requests_running": 7, "vllm:num_requests_waiting": 3})"))
+      << sample.dump();
+  // Scrapes go to the app directly: they are not requests the proxy counts.
+  EXPECT_EQ(SidecarMetric("zeroscale_sidecar_requests_total").value_or(-1), 0);
+}
+
+// A slow endpoint: samples keep coming, on the sample loop's schedule, without the series;
+// each scrape given up is counted.
+TEST_F(SidecarTest, ASlowMetricsEndpointLeavesTheSeriesOutNotTheSample) {
+  TempDir site;
+  StartSlowApp(site.path() + "/flag", 30);
+  const std::string pod = "e2e/slow-1";
+  StartSidecar(
+      pod, {"--sample-interval=200ms", "--app-metrics-path=/slow", "--app-metrics-preset=vllm"});
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return SidecarMetric(
+                   "zeroscale_sidecar_app_metrics_scrape_errors_total{reason=\"timeout\"}")
+                   .value_or(0) >= 2;
+      },
+      kStartTimeout));
+  std::map<uint64_t, json> samples;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        samples = Samples(pod);
+        return samples.size() >= 5;
+      },
+      kStartTimeout));
+  for (const auto& [seq, m] : samples) EXPECT_FALSE(m.contains("appMetrics")) << m.dump();
+  EXPECT_THAT(sidecar_->ReadLog(), HasSubstr("cannot scrape the app's metrics"));
+}
+
+// An endpoint answering something that is not the exposition format: counted, no crash.
+TEST_F(SidecarTest, AGarbageMetricsEndpointIsCountedAndSamplesGoOn) {
+  TempDir site;
+  std::ofstream(site.path() + "/metrics") << "<html><body>\x01\xff{{{ not metrics\n";
+  StartFileBackend(site.path());
+  const std::string pod = "e2e/garbage-1";
+  StartSidecar(pod, {"--sample-interval=200ms", "--app-metrics-path=/metrics",
+                     "--app-metrics-series=vllm:num_requests_waiting"});
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return SidecarMetric("zeroscale_sidecar_app_metrics_scrape_errors_total{reason=\"parse\"}")
+                       .value_or(0) >= 2 &&
+               Samples(pod).size() >= 3;
+      },
+      kStartTimeout));
+  for (const auto& [seq, m] : Samples(pod)) EXPECT_FALSE(m.contains("appMetrics")) << m.dump();
+  EXPECT_EQ(HttpGetStatus(admin_port_, "/healthz"), 200);
+  // Only the first failure of a run is logged (then once a minute).
+  // (The log file may hold an earlier test's sidecar too; only this one fails to parse.)
+  const std::string log = sidecar_->ReadLog();
+  size_t logged = 0;
+  for (size_t at = log.find("\"reason\":\"parse\""); at != std::string::npos;
+       at = log.find("\"reason\":\"parse\"", at + 1)) {
+    ++logged;
+  }
+  EXPECT_EQ(logged, 1u) << log;
 }
 
 TEST_F(SidecarTest, ScalerRestartLosesNoSample) {
@@ -580,6 +658,19 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"DrainTimeoutTooLong",
                   {"--app-port=9000", "--pod=ns/p", "--drain-timeout=2h"},
                   {"2h", "--drain-timeout", "between 0s and 1h"}},
+        BadConfig{"UnknownAppMetricsPreset",
+                  {"--app-port=9000", "--pod=ns/p", "--app-metrics-preset=vllm2"},
+                  {"--app-metrics-preset", "vllm2", "vllm, tgi, triton"}},
+        BadConfig{"AppMetricsSeriesNotAMetricName",
+                  {"--app-port=9000", "--pod=ns/p", "--app-metrics-series=a,b-c"},
+                  {"--app-metrics-series", "b-c"}},
+        BadConfig{"AppMetricsPathWithoutSeries",
+                  {"--app-port=9000", "--pod=ns/p", "--app-metrics-path=/metrics"},
+                  {"--app-metrics-path", "--app-metrics-preset"}},
+        BadConfig{"AppMetricsPathNotAPath",
+                  {"--app-port=9000", "--pod=ns/p", "--app-metrics-path=metrics",
+                   "--app-metrics-preset=tgi"},
+                  {"--app-metrics-path", "\"metrics\""}},
         BadConfig{"UnknownFlag", {"--app-port=9000", "--pod=ns/p", "--colour=red"}, {"colour"}}),
     [](const ::testing::TestParamInfo<BadConfig>& info) { return info.param.name; });
 

@@ -157,6 +157,11 @@ TEST(WorkloadsTest, ErrorsNameFileWorkloadAndField) {
       {"    route: {host: a/b}\n", "route.host must be a host name"},
       {"    route: {hosst: a}\n", "route.hosst is not a known field"},
       {"    readinessPath: ready\n", "readinessPath must start with '/'"},
+      {"    metrics: {path: metrics, preset: vllm}\n", "metrics.path must be an HTTP path"},
+      {"    metrics: {preset: vlm}\n", "metrics.preset unknown app metrics preset \"vlm\""},
+      {"    metrics: {series: \"a,b-c\"}\n", "metrics.series app metrics series \"b-c\""},
+      {"    metrics: {path: /metrics}\n", "metrics needs a preset or series"},
+      {"    metrics: {preset: vllm, port: 1}\n", "metrics.port is not a known field"},
       {"    env: {1BAD: x}\n", "env has an invalid variable name '1BAD'"},
       {"    env: {A: [x]}\n", "env.A must be a string"},
       {"    workingDir: [a]\n", "workingDir must be a string"},
@@ -187,6 +192,19 @@ TEST(WorkloadsTest, ErrorsNameFileWorkloadAndField) {
     EXPECT_THAT(s.message(), HasSubstr("workloads.yaml: workloads[0] (m): ")) << c.extra;
     EXPECT_THAT(s.message(), HasSubstr(c.expected)) << c.extra;
   }
+}
+
+TEST(WorkloadsTest, AppMetrics) {
+  absl::StatusOr<std::vector<Workload>> w =
+      ParseWorkloads(OneWorkload("    metrics: {preset: vllm, series: \"my_queue\"}\n"), "w");
+  ASSERT_TRUE(w.ok()) << w.status();
+  ASSERT_TRUE((*w)[0].metrics.has_value());
+  EXPECT_EQ((*w)[0].metrics->path, "/metrics");
+  EXPECT_EQ((*w)[0].metrics->preset, "vllm");
+  EXPECT_EQ((*w)[0].metrics->series, "my_queue");
+  w = ParseWorkloads(OneWorkload(""), "w");
+  ASSERT_TRUE(w.ok());
+  EXPECT_FALSE((*w)[0].metrics.has_value());
 }
 
 TEST(WorkloadsTest, KeepAlive) {

@@ -2,6 +2,9 @@
 // nlohmann's RFC 6902 implementation.
 #include "scaler/webhook/sidecar_patch.h"
 
+#include <map>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -212,6 +215,53 @@ TEST(SidecarPatchTest, AnnotationsOverrideDefaults) {
                    "--workload=ml/Deployment/llama-big", "--disk-paths=/models,/cache",
                    "--readiness-path=/v1/ready"}));
   EXPECT_EQ(c["ports"][0]["containerPort"], 9100);
+}
+
+TEST(SidecarPatchTest, MetricsAnnotationsSetTheScrape) {
+  json pod = DeploymentPod({{"zeroscale.io/port", "8000"},
+                            {"zeroscale.io/metrics-path", "/v1/metrics"},
+                            {"zeroscale.io/metrics-preset", "vllm"},
+                            {"zeroscale.io/metrics-series", "my_queue,other:depth"}});
+  json args = Sidecar(Applied(pod, PlanInjection(pod, "ml", Options())))["args"];
+  EXPECT_THAT(args, Contains("--app-metrics-path=/v1/metrics"));
+  EXPECT_THAT(args, Contains("--app-metrics-preset=vllm"));
+  EXPECT_THAT(args, Contains("--app-metrics-series=my_queue,other:depth"));
+  // A preset alone scrapes /metrics.
+  pod = DeploymentPod({{"zeroscale.io/port", "8000"}, {"zeroscale.io/metrics-preset", "tgi"}});
+  args = Sidecar(Applied(pod, PlanInjection(pod, "ml", Options())))["args"];
+  EXPECT_THAT(args, Contains("--app-metrics-path=/metrics"));
+  EXPECT_THAT(args, Contains("--app-metrics-preset=tgi"));
+  // Nothing asked, nothing scraped.
+  pod = DeploymentPod({{"zeroscale.io/port", "8000"}});
+  args = Sidecar(Applied(pod, PlanInjection(pod, "ml", Options())))["args"];
+  for (const json& a : args) EXPECT_FALSE(absl::StartsWith(a.get<std::string>(), "--app-metrics"));
+}
+
+TEST(SidecarPatchTest, BadMetricsAnnotationsInjectNothingAndNameTheAnnotation) {
+  struct Case {
+    std::map<std::string, std::string> annotations;
+    std::string warning;
+  } cases[] = {
+      {{{"zeroscale.io/metrics-preset", "vllm2"}},
+       "annotation zeroscale.io/metrics-preset: \"vllm2\" is not one of vllm, tgi, triton"},
+      {{{"zeroscale.io/metrics-path", "metrics"}, {"zeroscale.io/metrics-preset", "vllm"}},
+       "annotation zeroscale.io/metrics-path: \"metrics\" is not an HTTP path"},
+      {{{"zeroscale.io/metrics-series", "ok,not-a-name"}},
+       "annotation zeroscale.io/metrics-series: \"ok,not-a-name\" is not a comma-separated"},
+      {{{"zeroscale.io/metrics-path", "/metrics"}},
+       "annotation zeroscale.io/metrics-path needs zeroscale.io/metrics-preset or "
+       "zeroscale.io/metrics-series"},
+  };
+  for (Case& c : cases) {
+    c.annotations["zeroscale.io/port"] = "8000";
+    json annotations = json::object();
+    for (const auto& [k, v] : c.annotations) annotations[k] = v;
+    const Injection in = PlanInjection(DeploymentPod(annotations), "ml", Options());
+    EXPECT_FALSE(in.inject) << c.warning;
+    EXPECT_EQ(in.patch, "");
+    EXPECT_EQ(in.skip_reason, "invalid_annotation");
+    EXPECT_THAT(in.warnings, ElementsAre(HasSubstr(c.warning)));
+  }
 }
 
 TEST(SidecarPatchTest, AFullWorkloadAnnotationIsTakenAsItIs) {
