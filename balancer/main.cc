@@ -405,6 +405,7 @@ int Run(int argc, char** argv) {
   deps.logs = &log_reader;
   deps.registry = registry.get();
   deps.access = &access;
+  deps.refresh_metrics = [&dispatcher] { dispatcher.RefreshHeldAges(); };
   RegisterAdminRoutes(deps, &router);
   http::ServerOptions admin_options;
   admin_options.listen = flags.admin_listen;

@@ -41,6 +41,7 @@
 #include "scaler/reconcile/reconciler.h"
 #include "scaler/report/decision_sinks.h"
 #include "scaler/report/kube_reporter.h"
+#include "scaler/report/leader_gauge.h"
 #include "scaler/report/status_board.h"
 #include "scaler/report/status_http.h"
 #include "scaler/rules/rules_service.h"
@@ -685,7 +686,11 @@ int Run(int argc, char** argv) {
       "POST", "/metrics",
       ingest::HttpIngestHandler(&queue, &ingest_metrics, clock, &feed,
                                 {static_cast<size_t>(flags.ingest_max_items)}, &sample_auth));
-  router.HandleSync("GET", "/metrics", metrics::ExpositionHandler(registry.get()));
+  report::LeaderGauge leader_gauge(
+      registry.get(), [&kube] { return kube == nullptr || kube->leadership->leading(); });
+  router.HandleSync("GET", "/metrics", metrics::ExpositionHandler(registry.get(), [&leader_gauge] {
+                      leader_gauge.Refresh();
+                    }));
   router.HandleSync("GET", "/healthz",
                     [](const http::Request&) { return http::Response::Text(200, "ok\n"); });
   router.HandleSync("GET", "/readyz", [&queue](const http::Request&) {

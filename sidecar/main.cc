@@ -32,6 +32,7 @@
 #include "sidecar/gpu/gpu_sampler.h"
 #include "sidecar/proxy/sidecar_proxy.h"
 #include "sidecar/readiness/readiness_prober.h"
+#include "sidecar/report/sample_gauges.h"
 #include "sidecar/stream/metrics_stream.h"
 
 namespace zeroscale::sidecar {
@@ -206,7 +207,8 @@ class Sampler {
                          .Help("1 when the app's readiness probe passes and the sidecar is "
                                "not draining (what the samples announce)")
                          .Register(*registry)
-                         .Add({})) {}
+                         .Add({})),
+        sample_gauges_(registry, flags.workload) {}
 
   void Start() {
     thread_ = std::thread([this] { Run(); });
@@ -335,6 +337,7 @@ class Sampler {
           .Increment(static_cast<double>(st.upstream_timeouts));
     }
     ready_gauge_.Set(ready ? 1 : 0);
+    sample_gauges_.Record(m);
     absl::StatusOr<uint64_t> seq =
         urgent ? stream_->SubmitUrgent(std::move(m)) : stream_->Submit(std::move(m));
     if (!seq.ok()) {
@@ -353,6 +356,7 @@ class Sampler {
   prometheus::Counter& requests_;
   prometheus::Family<prometheus::Counter>& upstream_errors_;
   prometheus::Gauge& ready_gauge_;
+  SampleGauges sample_gauges_;  // the sample's values on /metrics
   ResourceSample last_resources_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

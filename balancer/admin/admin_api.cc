@@ -140,7 +140,8 @@ void RegisterAdminRoutes(const AdminApiDeps& deps, http::Router* router) {
     return http::Response::Json(200, out.dump());
   });
 
-  router->HandleSync("GET", "/metrics", metrics::ExpositionHandler(deps.registry));
+  router->HandleSync("GET", "/metrics",
+                     metrics::ExpositionHandler(deps.registry, deps.refresh_metrics));
   router->HandleSync("GET", "/healthz",
                      [](const http::Request&) { return http::Response::Text(200, "ok\n"); });
 }

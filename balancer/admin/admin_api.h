@@ -16,6 +16,7 @@
 #ifndef ZEROSCALE_BALANCER_ADMIN_ADMIN_API_H_
 #define ZEROSCALE_BALANCER_ADMIN_ADMIN_API_H_
 
+#include <functional>
 #include <string>
 
 #include "balancer/logs/request_log.h"
@@ -31,6 +32,8 @@ struct AdminApiDeps {
   LogReader* logs = nullptr;                 // required
   prometheus::Registry* registry = nullptr;  // required
   auth::AccessControl* access = nullptr;     // required
+  // Run before each /metrics exposition (gauges that depend on the time); may be empty.
+  std::function<void()> refresh_metrics;
 };
 
 void RegisterAdminRoutes(const AdminApiDeps& deps, http::Router* router);

@@ -29,7 +29,9 @@ void Dispatcher::SetRoutes(RouteTable routes) {
     for (const Route& r : table->routes()) by_workload[r.workload] = &r;
     // A timeout dropped from a route falls back to the default for later holds.
     for (auto& [id, w] : workloads_) {
-      if (!by_workload.contains(id)) w->activation_timeout = options_.default_activation_timeout;
+      if (!by_workload.contains(id)) {
+        SetActivationTimeoutLocked(w.get(), options_.default_activation_timeout);
+      }
     }
     for (const auto& [id, r] : by_workload) WorkloadLocked(id, r);
   }
@@ -99,16 +101,21 @@ Dispatcher::Workload* Dispatcher::WorkloadLocked(const std::string& id, const Ro
   if (!slot) {
     slot = std::make_unique<Workload>();
     slot->id = id;
-    slot->activation_timeout = options_.default_activation_timeout;
     slot->metrics = metrics_->Workload(id);
+    SetActivationTimeoutLocked(slot.get(), options_.default_activation_timeout);
     slot->backoff = Backoff(
         {options_.activate_backoff_initial, options_.activate_backoff_max, 2.0, Jitter::kNone});
   }
   if (route != nullptr) {
-    slot->activation_timeout =
-        route->activation_timeout.value_or(options_.default_activation_timeout);
+    SetActivationTimeoutLocked(
+        slot.get(), route->activation_timeout.value_or(options_.default_activation_timeout));
   }
   return slot.get();
+}
+
+void Dispatcher::SetActivationTimeoutLocked(Workload* w, absl::Duration timeout) {
+  w->activation_timeout = timeout;
+  w->metrics->activation_timeout->Set(absl::ToDoubleSeconds(timeout));
 }
 
 proxy::PickResult Dispatcher::ForwardLocked(Workload* w, Record* rec, absl::Time now) {
@@ -475,6 +482,19 @@ std::vector<TrafficSample> Dispatcher::TakeTraffic() {
     w->requests_since_report = 0;
   }
   return out;
+}
+
+void Dispatcher::RefreshHeldAges() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const absl::Time now = clock_->Now();
+  for (auto& [id, w] : workloads_) {
+    // The queue is in arrival order (expiry and cancellation remove from anywhere but keep
+    // the order), so its front has waited longest.
+    const absl::Duration age = w->queue.empty()
+                                   ? absl::ZeroDuration()
+                                   : std::max(absl::ZeroDuration(), now - w->queue.front().arrived);
+    w->metrics->oldest_held_age->Set(absl::ToDoubleSeconds(age));
+  }
 }
 
 WorkloadStatus Dispatcher::Status(const std::string& workload) const {

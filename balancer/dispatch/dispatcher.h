@@ -116,6 +116,11 @@ class Dispatcher : public proxy::UpstreamPicker, public proxy::ProxyObserver {
 
   WorkloadStatus Status(const std::string& workload) const;
 
+  // Sets each workload's zeroscale_balancer_oldest_held_request_age_seconds to how long
+  // its oldest held request has waited by now (0 when none is held). Run before each
+  // /metrics scrape: the age grows with time, not with events.
+  void RefreshHeldAges();
+
   // proxy::UpstreamPicker
   void Pick(const proxy::RequestHead& head, proxy::PickDone done) override;
   void Cancel(const proxy::RequestHead& head) override;
@@ -173,6 +178,7 @@ class Dispatcher : public proxy::UpstreamPicker, public proxy::ProxyObserver {
   };
 
   Workload* WorkloadLocked(const std::string& id, const Route* route);
+  static void SetActivationTimeoutLocked(Workload* w, absl::Duration timeout);
   proxy::PickResult ForwardLocked(Workload* w, Record* rec, absl::Time now);
   void DrainLocked(Workload* w, absl::Time now, Actions* actions);
   void MaybeActivateLocked(Workload* w, absl::Time now, Actions* actions);

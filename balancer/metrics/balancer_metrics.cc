@@ -29,6 +29,17 @@ BalancerMetrics::BalancerMetrics(prometheus::Registry* r)
                  .Name("zeroscale_balancer_ready_endpoints")
                  .Help("Ready endpoints known for the workload")
                  .Register(*r)),
+      oldest_held_age_(BuildGauge()
+                           .Name("zeroscale_balancer_oldest_held_request_age_seconds")
+                           .Help("How long the oldest request held now has waited (0: none "
+                                 "held), as of the scrape")
+                           .Register(*r)),
+      activation_timeout_(BuildGauge()
+                              .Name("zeroscale_balancer_activation_timeout_seconds")
+                              .Help("How long a request is held for the workload while it has "
+                                    "no ready pod before it is answered 503 (the route's "
+                                    "activationTimeoutSeconds or --default-activation-timeout)")
+                              .Register(*r)),
       hold_seconds_(BuildHistogram()
                         .Name("zeroscale_balancer_hold_duration_seconds")
                         .Help("How long held requests waited before release or timeout: the "
@@ -133,6 +144,8 @@ WorkloadMetrics* BalancerMetrics::Workload(const std::string& workload) {
   slot->held = &held_.Add(l);
   slot->in_flight = &in_flight_.Add(l);
   slot->ready_endpoints = &ready_.Add(l);
+  slot->oldest_held_age = &oldest_held_age_.Add(l);
+  slot->activation_timeout = &activation_timeout_.Add(l);
   slot->hold_seconds = &hold_seconds_.Add(l, metrics::LatencyBuckets());
   slot->upstream_seconds = &upstream_seconds_.Add(l, metrics::LatencyBuckets());
   slot->activations = &activations_.Add(l);

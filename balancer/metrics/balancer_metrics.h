@@ -24,6 +24,8 @@ struct WorkloadMetrics {
   prometheus::Gauge* held = nullptr;       // requests waiting (for a pod or a slot)
   prometheus::Gauge* in_flight = nullptr;  // requests forwarded and not yet done
   prometheus::Gauge* ready_endpoints = nullptr;
+  prometheus::Gauge* oldest_held_age = nullptr;       // seconds; set on each scrape
+  prometheus::Gauge* activation_timeout = nullptr;    // seconds; the hold limit at zero
   prometheus::Histogram* hold_seconds = nullptr;      // wait of each request that waited
   prometheus::Histogram* upstream_seconds = nullptr;  // from release to the last byte
   prometheus::Counter* activations = nullptr;         // Activate calls the scaler accepted
@@ -60,6 +62,8 @@ class BalancerMetrics {
   prometheus::Family<prometheus::Gauge>& held_;
   prometheus::Family<prometheus::Gauge>& in_flight_;
   prometheus::Family<prometheus::Gauge>& ready_;
+  prometheus::Family<prometheus::Gauge>& oldest_held_age_;
+  prometheus::Family<prometheus::Gauge>& activation_timeout_;
   prometheus::Family<prometheus::Histogram>& hold_seconds_;
   prometheus::Family<prometheus::Histogram>& upstream_seconds_;
   prometheus::Family<prometheus::Counter>& activations_;

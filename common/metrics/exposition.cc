@@ -1,5 +1,7 @@
 #include "common/metrics/exposition.h"
 
+#include <utility>
+
 #include "prometheus/text_serializer.h"
 
 namespace zeroscale::metrics {
@@ -8,8 +10,10 @@ std::string Serialize(const prometheus::Registry& registry) {
   return prometheus::TextSerializer().Serialize(registry.Collect());
 }
 
-http::SyncHandler ExpositionHandler(const prometheus::Registry* registry) {
-  return [registry](const http::Request&) {
+http::SyncHandler ExpositionHandler(const prometheus::Registry* registry,
+                                    std::function<void()> refresh) {
+  return [registry, refresh = std::move(refresh)](const http::Request&) {
+    if (refresh) refresh();
     http::Response r = http::Response::Text(200, Serialize(*registry));
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     return r;

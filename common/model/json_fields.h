@@ -19,8 +19,7 @@ inline absl::Status FieldError(const std::string& field, absl::string_view what)
 }
 
 // Each Get* leaves `out` untouched when the field is absent or null.
-inline absl::Status GetNumber(const nlohmann::json& obj, const std::string& field,
-                              double* out) {
+inline absl::Status GetNumber(const nlohmann::json& obj, const std::string& field, double* out) {
   auto it = obj.find(field);
   if (it == obj.end() || it->is_null()) return absl::OkStatus();
   if (!it->is_number()) return FieldError(field, "must be a number");
@@ -28,8 +27,7 @@ inline absl::Status GetNumber(const nlohmann::json& obj, const std::string& fiel
   return absl::OkStatus();
 }
 
-inline absl::Status GetUint(const nlohmann::json& obj, const std::string& field,
-                            uint64_t* out) {
+inline absl::Status GetUint(const nlohmann::json& obj, const std::string& field, uint64_t* out) {
   auto it = obj.find(field);
   if (it == obj.end() || it->is_null()) return absl::OkStatus();
   if (it->is_number_unsigned()) {
@@ -56,8 +54,7 @@ inline absl::Status GetString(const nlohmann::json& obj, const std::string& fiel
   return absl::OkStatus();
 }
 
-inline absl::Status GetBool(const nlohmann::json& obj, const std::string& field,
-                            bool* out) {
+inline absl::Status GetBool(const nlohmann::json& obj, const std::string& field, bool* out) {
   auto it = obj.find(field);
   if (it == obj.end() || it->is_null()) return absl::OkStatus();
   if (!it->is_boolean()) return FieldError(field, "must be true or false");

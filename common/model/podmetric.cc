@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/model/json_fields.h"
+#include "common/model/scaling_rule.h"
 #include "common/status/quote.h"
 #include "common/status/status_macros.h"
 #include "common/time/clock.h"
@@ -34,6 +35,33 @@ absl::Status CheckName(const char* field, const std::string& v, size_t max) {
   return absl::OkStatus();
 }
 
+absl::Status CheckPercent(const char* field, const std::optional<double>& v) {
+  if (!v.has_value()) return absl::OkStatus();
+  ZS_RETURN_IF_ERROR(CheckValue(field, *v));
+  if (*v > 100) return FieldError(field, absl::StrCat("is a percentage, got ", *v));
+  return absl::OkStatus();
+}
+
+absl::Status CheckAppMetrics(const std::map<std::string, double>& metrics) {
+  if (metrics.size() > kMaxAppMetrics) {
+    return FieldError(
+        "appMetrics",
+        absl::StrCat("holds ", metrics.size(), " series, more than the limit of ", kMaxAppMetrics));
+  }
+  for (const auto& [name, value] : metrics) {
+    if (!IsAppMetricName(name)) {
+      return FieldError("appMetrics", absl::StrCat(Quote(name),
+                                                   " is not a Prometheus series name "
+                                                   "([a-zA-Z_:][a-zA-Z0-9_:]*, at most ",
+                                                   kMaxAppMetricNameLength, " bytes)"));
+    }
+    if (!std::isfinite(value)) {
+      return FieldError("appMetrics", absl::StrCat(name, " must be finite"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 bool Podmetric::operator==(const Podmetric& o) const {
@@ -46,7 +74,9 @@ bool Podmetric::operator==(const Podmetric& o) const {
          disk_read_bytes_per_second == o.disk_read_bytes_per_second &&
          disk_write_bytes_per_second == o.disk_write_bytes_per_second &&
          sampled_at == o.sampled_at && ready == o.ready && seq == o.seq && dropped == o.dropped &&
-         address == o.address;
+         address == o.address && gpu_usage == o.gpu_usage &&
+         gpu_memory_usage == o.gpu_memory_usage && gpu_memory_bytes == o.gpu_memory_bytes &&
+         app_metrics == o.app_metrics;
 }
 
 absl::Status ValidatePodmetric(const Podmetric& m, absl::Time now) {
@@ -80,6 +110,12 @@ absl::Status ValidatePodmetric(const Podmetric& m, absl::Time now) {
     }
     ZS_RETURN_IF_ERROR(CheckName("address", m.address, 262));
   }
+  ZS_RETURN_IF_ERROR(CheckPercent("gpuUsage", m.gpu_usage));
+  ZS_RETURN_IF_ERROR(CheckPercent("gpuMemoryUsage", m.gpu_memory_usage));
+  if (m.gpu_memory_bytes.has_value()) {
+    ZS_RETURN_IF_ERROR(CheckValue("gpuMemoryBytes", *m.gpu_memory_bytes));
+  }
+  ZS_RETURN_IF_ERROR(CheckAppMetrics(m.app_metrics));
   if (m.sampled_at != absl::InfinitePast() && m.sampled_at > now + kMaxClockSkew) {
     return FieldError("sampledAt", absl::StrCat("is in the future (", FormatRfc3339(m.sampled_at),
                                                 " > now ", FormatRfc3339(now), ")"));
@@ -127,6 +163,14 @@ std::string PodmetricToJson(const Podmetric& m) {
   if (m.seq != 0) j["seq"] = m.seq;
   if (m.dropped != 0) j["dropped"] = m.dropped;
   if (!m.address.empty()) j["address"] = m.address;
+  if (m.gpu_usage.has_value()) j["gpuUsage"] = *m.gpu_usage;
+  if (m.gpu_memory_usage.has_value()) j["gpuMemoryUsage"] = *m.gpu_memory_usage;
+  if (m.gpu_memory_bytes.has_value()) j["gpuMemoryBytes"] = *m.gpu_memory_bytes;
+  if (!m.app_metrics.empty()) {
+    nlohmann::ordered_json app = nlohmann::ordered_json::object();
+    for (const auto& [name, value] : m.app_metrics) app[name] = value;
+    j["appMetrics"] = std::move(app);
+  }
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -139,6 +183,31 @@ absl::Status GetTime(const nlohmann::json& obj, const std::string& field, absl::
   absl::StatusOr<absl::Time> t = ParseRfc3339(text);
   if (!t.ok()) return FieldError(field, t.status().message());
   *out = *t;
+  return absl::OkStatus();
+}
+
+absl::Status GetOptionalNumber(const nlohmann::json& obj, const std::string& field,
+                               std::optional<double>* out) {
+  auto it = obj.find(field);
+  if (it == obj.end() || it->is_null()) return absl::OkStatus();
+  double v = 0;
+  ZS_RETURN_IF_ERROR(json_fields::GetNumber(obj, field, &v));
+  *out = v;
+  return absl::OkStatus();
+}
+
+// Reads at most kMaxAppMetrics + 1 series, so validation can name an oversized map
+// without this copying all of it.
+absl::Status GetAppMetrics(const nlohmann::json& obj, std::map<std::string, double>* out) {
+  auto it = obj.find("appMetrics");
+  if (it == obj.end() || it->is_null()) return absl::OkStatus();
+  if (!it->is_object()) return FieldError("appMetrics", "must be an object of numbers");
+  for (auto e = it->begin(); e != it->end() && out->size() <= kMaxAppMetrics; ++e) {
+    if (!e.value().is_number()) {
+      return FieldError("appMetrics", absl::StrCat(Quote(e.key()), " must be a number"));
+    }
+    (*out)[e.key()] = e.value().get<double>();
+  }
   return absl::OkStatus();
 }
 
@@ -170,6 +239,10 @@ absl::StatusOr<Podmetric> FromObject(const nlohmann::json& j) {
   ZS_RETURN_IF_ERROR(GetUint(j, "seq", &m.seq));
   ZS_RETURN_IF_ERROR(GetUint(j, "dropped", &m.dropped));
   ZS_RETURN_IF_ERROR(GetString(j, "address", &m.address));
+  ZS_RETURN_IF_ERROR(GetOptionalNumber(j, "gpuUsage", &m.gpu_usage));
+  ZS_RETURN_IF_ERROR(GetOptionalNumber(j, "gpuMemoryUsage", &m.gpu_memory_usage));
+  ZS_RETURN_IF_ERROR(GetOptionalNumber(j, "gpuMemoryBytes", &m.gpu_memory_bytes));
+  ZS_RETURN_IF_ERROR(GetAppMetrics(j, &m.app_metrics));
   return m;
 }
 

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,16 +42,28 @@ struct Podmetric {
   uint64_t seq = 0;      // 0: not set
   uint64_t dropped = 0;  // samples the sidecar dropped before this one
   std::string address;   // host:port of the pod's sidecar proxy; empty: not announced
+  // GPUs the pod's processes use (NVML); absent where the node has no GPU or no NVML,
+  // so "no GPU data" is never read as an idle GPU.
+  std::optional<double> gpu_usage;         // percent of compute
+  std::optional<double> gpu_memory_usage;  // percent of the GPUs' memory
+  std::optional<double> gpu_memory_bytes;
+  // Series scraped from the model server's Prometheus endpoint, by series name (at most
+  // kMaxAppMetrics; a series missing from a scrape is absent, never 0). Ordered, so the
+  // JSON stays deterministic.
+  std::map<std::string, double> app_metrics;
 
   bool operator==(const Podmetric& o) const;
 };
 
 inline constexpr size_t kMaxPodIdLength = 317;  // 63 (namespace) + 1 + 253 (name)
+inline constexpr size_t kMaxAppMetrics = 64;
 // How far in the future a sampledAt may lie before the sample is refused.
 inline constexpr absl::Duration kMaxClockSkew = absl::Minutes(5);
 
 // Checks the spec's rules: finite, non-negative values, a sane id, no timestamp
-// far in the future. The error (kInvalidArgument) starts with the JSON field name.
+// far in the future, GPU percentages within 0..100, at most kMaxAppMetrics appMetrics
+// with Prometheus series names and finite values (which may be negative: gauges). The error
+// (kInvalidArgument) starts with the JSON field name.
 absl::Status ValidatePodmetric(const Podmetric& m, absl::Time now);
 
 // The JSON field a validation error is about ("cpuUsage"), or "" when unknown.

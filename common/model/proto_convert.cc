@@ -26,6 +26,11 @@ void PodmetricToProto(const Podmetric& m, v1::Podmetric* out) {
   out->set_seq(m.seq);
   out->set_dropped(m.dropped);
   out->set_address(m.address);
+  if (m.gpu_usage.has_value()) out->set_gpu_usage(*m.gpu_usage);
+  if (m.gpu_memory_usage.has_value()) out->set_gpu_memory_usage(*m.gpu_memory_usage);
+  if (m.gpu_memory_bytes.has_value()) out->set_gpu_memory_bytes(*m.gpu_memory_bytes);
+  out->mutable_app_metrics()->clear();
+  for (const auto& [name, value] : m.app_metrics) (*out->mutable_app_metrics())[name] = value;
 }
 
 absl::StatusOr<Podmetric> PodmetricFromProto(const v1::Podmetric& p) {
@@ -55,6 +60,14 @@ absl::StatusOr<Podmetric> PodmetricFromProto(const v1::Podmetric& p) {
   m.seq = p.seq();
   m.dropped = p.dropped();
   m.address = p.address();
+  if (p.has_gpu_usage()) m.gpu_usage = p.gpu_usage();
+  if (p.has_gpu_memory_usage()) m.gpu_memory_usage = p.gpu_memory_usage();
+  if (p.has_gpu_memory_bytes()) m.gpu_memory_bytes = p.gpu_memory_bytes();
+  // Bounded before copying: validation names the oversized map, this only keeps it small.
+  for (const auto& [name, value] : p.app_metrics()) {
+    if (m.app_metrics.size() > kMaxAppMetrics) break;
+    m.app_metrics[name] = value;
+  }
   return m;
 }
 
@@ -67,6 +80,8 @@ void ScalingRuleToProto(const ScalingRule& rule, v1::ScalingRule* out) {
     pt->set_metric_type(static_cast<v1::MetricType>(static_cast<int>(t.metric_type) + 1));
     pt->set_value(t.value);
     pt->set_operator_(static_cast<v1::Operator>(static_cast<int>(t.op) + 1));
+    pt->set_metric_name(t.metric_name);
+    pt->set_aggregation(static_cast<v1::Aggregation>(static_cast<int>(t.aggregation) + 1));
   }
   out->set_target(rule.target);
   out->set_window_seconds(rule.window_seconds);
@@ -87,8 +102,7 @@ absl::StatusOr<ScalingRule> ScalingRuleFromProto(const v1::ScalingRule& p) {
   for (int i = 0; i < p.thresholds_size(); ++i) {
     const v1::Threshold& pt = p.thresholds(i);
     Threshold t;
-    if (pt.metric_type() <= v1::METRIC_TYPE_UNSPECIFIED ||
-        pt.metric_type() > v1::IN_FLIGHT_REQUESTS) {
+    if (pt.metric_type() <= v1::METRIC_TYPE_UNSPECIFIED || pt.metric_type() > v1::CUSTOM) {
       return absl::InvalidArgumentError(
           absl::StrCat("thresholds[", i, "].metricType: unknown metric type ", pt.metric_type()));
     }
@@ -99,6 +113,14 @@ absl::StatusOr<ScalingRule> ScalingRuleFromProto(const v1::ScalingRule& p) {
     t.metric_type = static_cast<MetricType>(pt.metric_type() - 1);
     t.op = static_cast<Operator>(pt.operator_() - 1);
     t.value = pt.value();
+    t.metric_name = pt.metric_name();
+    if (pt.aggregation() < v1::AGGREGATION_UNSPECIFIED || pt.aggregation() > v1::SUM) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("thresholds[", i, "].aggregation: unknown aggregation ", pt.aggregation()));
+    }
+    if (pt.aggregation() != v1::AGGREGATION_UNSPECIFIED) {
+      t.aggregation = static_cast<Aggregation>(pt.aggregation() - 1);
+    }
     rule.thresholds.push_back(t);
   }
   rule.target = p.target();

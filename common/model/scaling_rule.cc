@@ -15,8 +15,10 @@ using json_fields::FieldError;
 
 constexpr absl::string_view kOperatorNames[] = {"GREATER_THAN", "LESS_THAN", "EQUAL_TO"};
 constexpr absl::string_view kMetricTypeNames[] = {
-    "CPU_USAGE",         "MEMORY_USAGE", "DISK_USAGE",        "AVERAGE_RESPONSE_TIME",
-    "P99_RESPONSE_TIME", "REQUEST_RATE", "IN_FLIGHT_REQUESTS"};
+    "CPU_USAGE",         "MEMORY_USAGE", "DISK_USAGE",         "AVERAGE_RESPONSE_TIME",
+    "P99_RESPONSE_TIME", "REQUEST_RATE", "IN_FLIGHT_REQUESTS", "GPU_USAGE",
+    "GPU_MEMORY_USAGE",  "CUSTOM"};
+constexpr absl::string_view kAggregationNames[] = {"MEAN", "SUM"};
 constexpr absl::string_view kActionNames[] = {"INCREASE_INSTANCES", "DECREASE_INSTANCES",
                                               "DECREASE_INSTANCES_TO_ZERO"};
 
@@ -46,10 +48,9 @@ absl::Status GetSmallUint(const nlohmann::json& j, const std::string& field, uin
 }  // namespace
 
 absl::string_view OperatorName(Operator op) { return kOperatorNames[static_cast<int>(op)]; }
-absl::string_view MetricTypeName(MetricType mt) {
-  return kMetricTypeNames[static_cast<int>(mt)];
-}
+absl::string_view MetricTypeName(MetricType mt) { return kMetricTypeNames[static_cast<int>(mt)]; }
 absl::string_view ActionName(Action a) { return kActionNames[static_cast<int>(a)]; }
+absl::string_view AggregationName(Aggregation a) { return kAggregationNames[static_cast<int>(a)]; }
 std::optional<Operator> ParseOperator(absl::string_view name) {
   return ParseName<Operator>(kOperatorNames, name);
 }
@@ -58,6 +59,19 @@ std::optional<MetricType> ParseMetricType(absl::string_view name) {
 }
 std::optional<Action> ParseAction(absl::string_view name) {
   return ParseName<Action>(kActionNames, name);
+}
+std::optional<Aggregation> ParseAggregation(absl::string_view name) {
+  return ParseName<Aggregation>(kAggregationNames, name);
+}
+
+bool IsAppMetricName(absl::string_view name) {
+  if (name.empty() || name.size() > kMaxAppMetricNameLength) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
+    if (!alpha && (i == 0 || c < '0' || c > '9')) return false;
+  }
+  return true;
 }
 
 bool Compare(Operator op, double value, double threshold) {
@@ -88,9 +102,24 @@ absl::Status ValidateScalingRule(const ScalingRule& rule) {
   }
   if (rule.thresholds.empty()) return FieldError("thresholds", "must hold at least one threshold");
   for (size_t i = 0; i < rule.thresholds.size(); ++i) {
-    const double v = rule.thresholds[i].value;
-    if (!std::isfinite(v)) {
-      return FieldError(absl::StrCat("thresholds[", i, "].value"), "must be a finite number");
+    const Threshold& t = rule.thresholds[i];
+    const std::string prefix = absl::StrCat("thresholds[", i, "]");
+    if (!std::isfinite(t.value)) return FieldError(prefix + ".value", "must be a finite number");
+    if (t.metric_type == MetricType::kCustom) {
+      if (!IsAppMetricName(t.metric_name)) {
+        return FieldError(prefix + ".metricName",
+                          absl::StrCat("must name a Prometheus series ([a-zA-Z_:][a-zA-Z0-9_:]*, "
+                                       "at most ",
+                                       kMaxAppMetricNameLength, " bytes) for CUSTOM, got ",
+                                       Quote(t.metric_name)));
+      }
+    } else if (!t.metric_name.empty()) {
+      return FieldError(prefix + ".metricName", absl::StrCat("is only for metricType CUSTOM, not ",
+                                                             MetricTypeName(t.metric_type)));
+    } else if (t.aggregation != Aggregation::kMean) {
+      return FieldError(prefix + ".aggregation", absl::StrCat("is only for metricType CUSTOM; ",
+                                                              MetricTypeName(t.metric_type),
+                                                              " is aggregated as the spec says"));
     }
   }
   if (rule.window_seconds == 0 || rule.window_seconds > kMaxWindowSeconds) {
@@ -110,6 +139,10 @@ std::string ScalingRuleToJson(const ScalingRule& rule) {
     tj["metricType"] = MetricTypeName(t.metric_type);
     tj["value"] = t.value;
     tj["operator"] = OperatorName(t.op);
+    if (t.metric_type == MetricType::kCustom) {
+      tj["metricName"] = t.metric_name;
+      tj["aggregation"] = AggregationName(t.aggregation);
+    }
     thresholds.push_back(std::move(tj));
   }
   j["thresholds"] = std::move(thresholds);
@@ -166,6 +199,20 @@ absl::StatusOr<ScalingRule> ScalingRuleFromJson(absl::string_view json) {
         return FieldError(prefix + ".value", "must be a number");
       }
       t.value = v->get<double>();
+      s = json_fields::GetString(tj, "metricName", &t.metric_name);
+      if (!s.ok()) return FieldError(prefix + ".metricName", "must be a string");
+      std::string aggregation;
+      s = json_fields::GetString(tj, "aggregation", &aggregation);
+      if (!s.ok()) return FieldError(prefix + ".aggregation", "must be a string");
+      if (!aggregation.empty()) {
+        if (std::optional<Aggregation> a = ParseAggregation(aggregation)) {
+          t.aggregation = *a;
+        } else {
+          return FieldError(prefix + ".aggregation",
+                            absl::StrCat("unknown aggregation ", Quote(aggregation),
+                                         ", expected one of ", Choices(kAggregationNames)));
+        }
+      }
       rule.thresholds.push_back(t);
     }
   }

@@ -34,7 +34,8 @@ constexpr absl::string_view kWorkloadKeys[] = {"name",
 constexpr absl::string_view kRouteKeys[] = {"host", "pathPrefix"};
 constexpr absl::string_view kRuleKeys[] = {
     "id", "action", "thresholds", "target", "windowSeconds", "step", "cooldownSeconds"};
-constexpr absl::string_view kThresholdKeys[] = {"metricType", "value", "operator"};
+constexpr absl::string_view kThresholdKeys[] = {"metricType", "value", "operator", "metricName",
+                                                 "aggregation"};
 
 // Where an error is: "workloads.yaml: workloads[0] (demo-model): ".
 class Context {

@@ -12,6 +12,20 @@ namespace {
 
 absl::Duration Cooldown(const ScalingRule& rule) { return absl::Seconds(rule.cooldown_seconds); }
 
+// The model-server series the workload's rules compare, so the window keeps only those.
+std::vector<std::string> CustomSeries(const WorkloadSpec& spec) {
+  std::vector<std::string> names;
+  for (const ScalingRule& r : spec.rules) {
+    for (const Threshold& t : r.thresholds) {
+      if (t.metric_type == MetricType::kCustom &&
+          std::find(names.begin(), names.end(), t.metric_name) == names.end()) {
+        names.push_back(t.metric_name);
+      }
+    }
+  }
+  return names;
+}
+
 std::string Replicas(int32_t before, int32_t after) {
   return absl::StrCat(before, " -> ", after, " replicas");
 }
@@ -30,6 +44,7 @@ Automaton::Automaton(WorkloadSpec spec, int32_t observed_replicas, const Decider
       keep_alive_(spec_.keep_alive, spec_.idle_timeout),
       retry_backoff_({options->retry_initial, options->retry_max, 2.0, Jitter::kNone}) {
   window_.set_retention(HistoryNeeded() - options_->staleness);
+  window_.set_custom_series(CustomSeries(spec_));
 }
 
 Automaton::~Automaton() {
@@ -67,6 +82,7 @@ void Automaton::UpdateSpec(WorkloadSpec spec) {
   keep_alive_.Reconfigure(spec_.keep_alive, spec_.idle_timeout);
   ++rule_changes_;
   window_.set_retention(HistoryNeeded() - options_->staleness);
+  window_.set_custom_series(CustomSeries(spec_));
   Evaluate(Trigger::kRegistered);
 }
 
@@ -495,12 +511,11 @@ void Automaton::EvaluateRunning(absl::Time now, Trigger trigger) {
     return;
   }
   if (stale) {
-    std::string why =
-        newest == absl::InfinitePast()
-            ? absl::StrCat(kNoSamplesYet, ": holding ", replicas_, " replicas")
-            : absl::StrCat("no fresh samples for ",
-                           FormatSeconds(absl::Trunc(now - newest, absl::Seconds(1))), ": holding ",
-                           replicas_, " replicas");
+    std::string why = newest == absl::InfinitePast()
+                          ? absl::StrCat(kNoSamplesYet, ": holding ", replicas_, " replicas")
+                          : absl::StrCat("no fresh samples for ",
+                                         FormatSeconds(absl::Trunc(now - newest, absl::Seconds(1))),
+                                         ": holding ", replicas_, " replicas");
     if (state_ == State::kActive) Transition(State::kHolding, trigger, why);
     note_ = std::move(why);
     return;

@@ -27,8 +27,13 @@ std::string FormatSeconds(absl::Duration d) {
   return absl::FormatDuration(d);
 }
 
+std::string MetricLabel(const Threshold& t) {
+  if (t.metric_type != MetricType::kCustom) return std::string(MetricTypeName(t.metric_type));
+  return absl::StrCat(t.aggregation == Aggregation::kSum ? "sum of " : "", t.metric_name);
+}
+
 bool ThresholdHolds(const Threshold& t, const WindowStats& stats) {
-  std::optional<double> v = stats.Get(t.metric_type);
+  std::optional<double> v = stats.Get(t);
   return v.has_value() && Compare(t.op, *v, t.value);
 }
 
@@ -40,17 +45,35 @@ bool RuleHolds(const ScalingRule& rule, const WindowStats& stats) {
   return true;
 }
 
+namespace {
+
+absl::string_view NoDataReason(const Threshold& t, const WindowStats& stats) {
+  if (stats.pods_counted == 0) return " (no ready pod)";
+  switch (t.metric_type) {
+    case MetricType::kAverageResponseTime:
+    case MetricType::kP99ResponseTime:
+      return " (no requests)";
+    case MetricType::kGpuUsage:
+    case MetricType::kGpuMemoryUsage:
+      return " (no pod reports a GPU)";
+    case MetricType::kCustom:
+      return " (no ready pod's model server reported the series)";
+    default:
+      return "";
+  }
+}
+
+}  // namespace
+
 std::string ExplainRule(const ScalingRule& rule, const WindowStats& stats) {
   const std::string over = absl::StrCat(" over ", FormatSeconds(stats.window));
   std::vector<std::string> parts;
   for (const Threshold& t : rule.thresholds) {
-    const absl::string_view metric = MetricTypeName(t.metric_type);
-    std::optional<double> v = stats.Get(t.metric_type);
+    const std::string metric = MetricLabel(t);
+    std::optional<double> v = stats.Get(t);
     if (!v.has_value()) {
-      const bool latency = t.metric_type == MetricType::kAverageResponseTime ||
-                           t.metric_type == MetricType::kP99ResponseTime;
       return absl::StrCat("rule '", rule.id, "' does not hold: ", metric, " has no data", over,
-                          latency && stats.pods_counted > 0 ? " (no requests)" : " (no ready pod)");
+                          NoDataReason(t, stats));
     }
     if (!Compare(t.op, *v, t.value)) {
       return absl::StrCat("rule '", rule.id, "' does not hold: ", metric, " ", FormatValue(*v),

@@ -17,6 +17,10 @@ namespace zeroscale::decide {
 // ">", "<", "==".
 absl::string_view OperatorSymbol(Operator op);
 
+// "IN_FLIGHT_REQUESTS"; a CUSTOM threshold's series ("vllm:num_requests_waiting", or
+// "sum of vllm:num_requests_waiting" when pods are summed).
+std::string MetricLabel(const Threshold& t);
+
 bool ThresholdHolds(const Threshold& t, const WindowStats& stats);
 // Cheap: builds no text, as it runs on every sample of every workload.
 bool RuleHolds(const ScalingRule& rule, const WindowStats& stats);

@@ -1,6 +1,8 @@
 #include "scaler/decide/window.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 namespace zeroscale::decide {
 namespace {
@@ -12,7 +14,61 @@ double LatencyWeight(uint64_t requests, double avg_rt) {
   return avg_rt > 0 ? 1.0 : 0.0;
 }
 
+constexpr double kAbsent = std::numeric_limits<double>::quiet_NaN();
+
+// Sum and count of one metric over one pod's samples that carry it.
+struct PartialMean {
+  double sum = 0;
+  int n = 0;
+  void Add(double v) {
+    if (std::isnan(v)) return;
+    sum += v;
+    ++n;
+  }
+};
+
+// Mean across pods of each pod's mean, over the pods that had the metric at all.
+struct PodsMean {
+  double sum_of_means = 0;
+  int pods = 0;
+  void Add(const PartialMean& p) {
+    if (p.n == 0) return;
+    sum_of_means += p.sum / p.n;
+    ++pods;
+  }
+  std::optional<double> Mean() const {
+    if (pods == 0) return std::nullopt;
+    return sum_of_means / pods;
+  }
+};
+
 }  // namespace
+
+std::optional<double> WindowStats::Get(const Threshold& t) const {
+  if (t.metric_type != MetricType::kCustom) return Get(t.metric_type);
+  for (const CustomValue& c : custom) {
+    if (c.name == t.metric_name && c.pods > 0) {
+      return t.aggregation == Aggregation::kSum ? c.sum : c.mean;
+    }
+  }
+  return std::nullopt;
+}
+
+void SampleWindow::set_custom_series(std::vector<std::string> names) {
+  if (names == custom_series_) return;
+  for (auto& [id, pod] : pods_) {
+    for (Sample& s : pod.samples) {
+      absl::InlinedVector<double, 2> remapped(names.size(), kAbsent);
+      for (size_t i = 0; i < names.size(); ++i) {
+        for (size_t j = 0; j < custom_series_.size() && j < s.custom.size(); ++j) {
+          if (custom_series_[j] == names[i]) remapped[i] = s.custom[j];
+        }
+      }
+      s.custom = std::move(remapped);
+    }
+  }
+  custom_series_ = std::move(names);
+}
 
 bool SampleWindow::Add(const Podmetric& m) {
   Pod& pod = pods_[m.id];
@@ -27,7 +83,15 @@ bool SampleWindow::Add(const Podmetric& m) {
            m.in_flight,
            m.request_count,
            m.seq,
-           m.ready};
+           m.ready,
+           m.gpu_usage.value_or(kAbsent),
+           m.gpu_memory_usage.value_or(kAbsent),
+           {}};
+  s.custom.assign(custom_series_.size(), kAbsent);
+  for (size_t i = 0; i < custom_series_.size(); ++i) {
+    auto found = m.app_metrics.find(custom_series_[i]);
+    if (found != m.app_metrics.end()) s.custom[i] = found->second;
+  }
   // Samples nearly always arrive in order; history from Redis may interleave.
   auto it = pod.samples.end();
   while (it != pod.samples.begin() && std::prev(it)->at > s.at) --it;
@@ -69,6 +133,8 @@ WindowStats SampleWindow::Compute(absl::Duration window, absl::Time now) const {
   double cpu = 0, memory = 0, disk = 0, rate = 0, in_flight = 0;
   double latency_sum = 0, latency_weight = 0;
   std::optional<double> p99;
+  PodsMean gpu, gpu_memory;
+  std::vector<PodsMean> custom(custom_series_.size());
   for (const auto& [id, pod] : pods_) {
     // The latest sample at or before `now` says whether the pod is fresh and ready.
     auto end = pod.samples.end();
@@ -81,6 +147,8 @@ WindowStats SampleWindow::Compute(absl::Duration window, absl::Time now) const {
     ++st.pods_ready;
     int n = 0;
     double p_cpu = 0, p_memory = 0, p_disk = 0, p_rate = 0, p_in_flight = 0;
+    PartialMean p_gpu, p_gpu_memory;
+    std::vector<PartialMean> p_custom(custom_series_.size());
     for (auto it = end; it != pod.samples.begin();) {
       const Sample& s = *--it;
       if (s.at < start) break;
@@ -91,6 +159,11 @@ WindowStats SampleWindow::Compute(absl::Duration window, absl::Time now) const {
       p_disk += s.disk;
       p_rate += s.rate;
       p_in_flight += s.in_flight;
+      p_gpu.Add(s.gpu);
+      p_gpu_memory.Add(s.gpu_memory);
+      for (size_t i = 0; i < p_custom.size() && i < s.custom.size(); ++i) {
+        p_custom[i].Add(s.custom[i]);
+      }
       const double w = LatencyWeight(s.requests, s.avg_rt);
       if (w > 0) {
         latency_sum += s.avg_rt * w;
@@ -106,6 +179,9 @@ WindowStats SampleWindow::Compute(absl::Duration window, absl::Time now) const {
     disk += p_disk / n;
     rate += p_rate / n;
     in_flight += p_in_flight / n;
+    gpu.Add(p_gpu);
+    gpu_memory.Add(p_gpu_memory);
+    for (size_t i = 0; i < custom.size(); ++i) custom[i].Add(p_custom[i]);
   }
   auto set = [&st](MetricType t, double v) { st.values[static_cast<size_t>(t)] = v; };
   if (st.pods_counted > 0) {
@@ -117,6 +193,13 @@ WindowStats SampleWindow::Compute(absl::Duration window, absl::Time now) const {
   }
   if (latency_weight > 0) set(MetricType::kAverageResponseTime, latency_sum / latency_weight);
   if (p99) set(MetricType::kP99ResponseTime, *p99);
+  if (std::optional<double> v = gpu.Mean()) set(MetricType::kGpuUsage, *v);
+  if (std::optional<double> v = gpu_memory.Mean()) set(MetricType::kGpuMemoryUsage, *v);
+  for (size_t i = 0; i < custom.size(); ++i) {
+    if (custom[i].pods == 0) continue;
+    st.custom.push_back(
+        {custom_series_[i], *custom[i].Mean(), custom[i].sum_of_means, custom[i].pods});
+  }
   return st;
 }
 

@@ -20,6 +20,12 @@
 //   per-pod mean would drop when scaling up, making "rate > X" rules oscillate.
 // - IN_FLIGHT_REQUESTS: likewise the sum over ready pods of each pod's mean in-flight,
 //   the workload's total concurrency.
+// - GPU_USAGE, GPU_MEMORY_USAGE: mean across the ready pods that report a GPU of each
+//   pod's mean over its samples that carry one.
+// - CUSTOM (a model-server series by name): each ready pod's mean over its samples that
+//   carry the series, then the mean across those pods (MEAN, for gauges such as KV-cache
+//   usage) or their sum (SUM, for counts such as requests waiting). Only series some rule
+//   names are kept (set_custom_series), so a sidecar forwarding many costs nothing here.
 // A metric with nothing to aggregate (no ready pod; no requests for the latencies) has
 // no value; it is never reported as zero.
 //
@@ -32,15 +38,24 @@
 #include <deque>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/time/time.h"
 #include "common/model/podmetric.h"
 #include "common/model/scaling_rule.h"
 
 namespace zeroscale::decide {
 
-inline constexpr size_t kMetricTypeCount = 7;
+inline constexpr size_t kMetricTypeCount = 10;
+
+struct CustomValue {
+  std::string name;
+  double mean = 0;
+  double sum = 0;
+  int pods = 0;  // ready pods whose samples in the window carry the series
+};
 
 struct WindowStats {
   absl::Duration window;
@@ -49,8 +64,12 @@ struct WindowStats {
   int pods_counted = 0;    // ready pods with ready samples inside the window
   size_t samples = 0;      // samples aggregated
   std::array<std::optional<double>, kMetricTypeCount> values;
+  std::vector<CustomValue> custom;  // series some pod reported in the window
 
   std::optional<double> Get(MetricType t) const { return values[static_cast<size_t>(t)]; }
+  // The value a threshold compares: its metric type's, or its CUSTOM series aggregated as
+  // it says. No value when nothing reported it.
+  std::optional<double> Get(const Threshold& t) const;
 };
 
 class SampleWindow {
@@ -61,6 +80,9 @@ class SampleWindow {
 
   // How long samples are kept: the longest window a rule needs (staleness is added).
   void set_retention(absl::Duration retention) { retention_ = retention; }
+  // The CUSTOM series the rules name; other appMetrics of a sample are not kept. Samples
+  // already held keep the values of series still named.
+  void set_custom_series(std::vector<std::string> names);
 
   // Adds a sample (timed by receivedAt). A sample already held (same pod, time and seq)
   // is ignored, so history loaded from Redis may overlap with live samples. Returns
@@ -96,6 +118,9 @@ class SampleWindow {
     uint64_t requests;
     uint64_t seq;
     bool ready;
+    double gpu, gpu_memory;  // NaN: the sample has no GPU data
+    // Values of custom_series_ in order; NaN where the sample lacks the series.
+    absl::InlinedVector<double, 2> custom;
   };
   struct Pod {
     std::deque<Sample> samples;  // oldest first
@@ -104,6 +129,7 @@ class SampleWindow {
   const absl::Duration staleness_;
   const size_t max_samples_per_pod_;
   absl::Duration retention_ = absl::Seconds(60);
+  std::vector<std::string> custom_series_;
   absl::flat_hash_map<std::string, Pod> pods_;
   absl::Time newest_ = absl::InfinitePast();
   absl::Time last_request_ = absl::InfinitePast();

@@ -18,6 +18,7 @@
 #include "tests/balancer/recording_backend.h"
 #include "tests/common/proxy/test_backend.h"
 #include "tests/testing/child_process.h"
+#include "tests/testing/fake_clock.h"
 #include "tests/testing/redis_server.h"
 
 namespace zeroscale::balancer {
@@ -501,6 +502,94 @@ TEST_F(DispatchTest, UnroutedRequestIs404) {
   auto r = c.Send("GET", "/elsewhere");
   EXPECT_EQ(r.status, 404);
   EXPECT_THAT(r.body, HasSubstr("no route"));
+}
+
+// An Activator that keeps every call unanswered: the workload stays at zero.
+class SilentActivator : public Activator {
+ public:
+  void Activate(const std::string&, uint32_t, ActivateDone done) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.push_back(std::move(done));
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<ActivateDone> pending_;
+};
+
+// Records whether a pick was answered (not while it is held).
+class RecordingSink : public proxy::internal::PickSink {
+ public:
+  void DeliverPick(proxy::PickResult) override { answered = true; }
+  bool answered = false;
+};
+
+// `name{workload="<kWorkload>"}`'s value in `text`, or -1 when absent.
+double GaugeOf(const std::string& text, const std::string& name) {
+  const std::string key = absl::StrCat(name, "{workload=\"", kWorkload, "\"} ");
+  const size_t at = text.find(key);
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + key.size()));
+}
+
+// The age of the oldest held request follows the clock (through the Clock seam, refreshed
+// as a scrape does), skips to the next oldest when the oldest leaves, and is 0 when none is
+// held; the activation timeout gauge follows the route.
+TEST(DispatchMetricsTest, OldestHeldRequestAgeAndActivationTimeout) {
+  zeroscale::testing::FakeClock clock;
+  SilentActivator activator;
+  prometheus::Registry registry;
+  BalancerMetrics metrics(&registry);
+  Route r;
+  r.workload = kWorkload;
+  r.host = kHost;
+  r.path_prefix = "/model";
+  r.activation_timeout = absl::Seconds(120);
+  DispatcherOptions options;
+  options.default_activation_timeout = absl::Seconds(300);
+  Dispatcher d(*RouteTable::Create({r}), &activator, &metrics, &clock, options);
+  const auto gauges = [&] {
+    d.RefreshHeldAges();
+    const std::string text = metrics::Serialize(registry);
+    return std::make_pair(GaugeOf(text, "zeroscale_balancer_oldest_held_request_age_seconds"),
+                          GaugeOf(text, "zeroscale_balancer_activation_timeout_seconds"));
+  };
+  EXPECT_EQ(gauges(), std::make_pair(0.0, 120.0));
+
+  std::vector<std::unique_ptr<proxy::RequestHead>> heads;
+  std::vector<std::shared_ptr<RecordingSink>> sinks;
+  const auto pick = [&](uint64_t id) {
+    auto head = std::make_unique<proxy::RequestHead>();
+    head->id = id;
+    head->method = "GET";
+    head->host = kHost;
+    head->target = "/model/x";
+    sinks.push_back(std::make_shared<RecordingSink>());
+    d.Pick(*head, proxy::PickDone(sinks.back()));
+    heads.push_back(std::move(head));
+  };
+  pick(1);
+  clock.Advance(absl::Seconds(10));
+  pick(2);
+  clock.Advance(absl::Seconds(5));
+  EXPECT_EQ(d.Status(kWorkload).held, 2u);
+  EXPECT_FALSE(sinks[0]->answered);
+  EXPECT_EQ(gauges().first, 15.0);
+  clock.Advance(absl::Milliseconds(500));
+  EXPECT_EQ(gauges().first, 15.5);
+
+  d.Cancel(*heads[0]);  // the oldest leaves: the next one's age
+  EXPECT_EQ(gauges().first, 5.5);
+  d.Cancel(*heads[1]);
+  EXPECT_EQ(d.Status(kWorkload).held, 0u);
+  EXPECT_EQ(gauges().first, 0.0);
+
+  // A route without its own timeout: the default.
+  Route plain = r;
+  plain.activation_timeout.reset();
+  d.SetRoutes(*RouteTable::Create({plain}));
+  EXPECT_EQ(gauges().second, 300.0);
+  d.Shutdown();
 }
 
 }  // namespace

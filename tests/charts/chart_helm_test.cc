@@ -609,5 +609,24 @@ TEST_F(ChartHelm, GrafanaDashboardIsTheDashboardFile) {
   EXPECT_EQ((*map)["data"]["zeroscale.json"].as<std::string>(""), want);
 }
 
+// With the ServiceMonitors comes a PodMonitor for the sidecars' /metrics (the dashboard's
+// per-pod panels), on the port name the webhook gives the sidecar's admin port; it can be
+// left out on its own.
+TEST_F(ChartHelm, SidecarsAreScrapedByAPodMonitor) {
+  EXPECT_EQ(Find(Objects(""), "PodMonitor", "zs-zeroscale-sidecars"), nullptr);
+  const std::vector<YAML::Node> objects = Objects("--set metrics.serviceMonitor.enabled=true");
+  const YAML::Node* monitor = Find(objects, "PodMonitor", "zs-zeroscale-sidecars");
+  ASSERT_NE(monitor, nullptr);
+  EXPECT_TRUE((*monitor)["spec"]["namespaceSelector"]["any"].as<bool>(false));
+  const YAML::Node endpoint = (*monitor)["spec"]["podMetricsEndpoints"][0];
+  // scaler/webhook/sidecar_patch.cc names the sidecar's admin port so.
+  EXPECT_EQ(endpoint["port"].as<std::string>(""), "zeroscale-admin");
+  EXPECT_EQ(endpoint["path"].as<std::string>(""), "/metrics");
+  EXPECT_EQ(Find(Objects("--set metrics.serviceMonitor.enabled=true "
+                         "--set metrics.serviceMonitor.sidecars=false"),
+                 "PodMonitor", "zs-zeroscale-sidecars"),
+            nullptr);
+}
+
 }  // namespace
 }  // namespace zeroscale

@@ -38,6 +38,10 @@ Podmetric Full() {
   m.seq = 1'800'000'000'000'001;
   m.dropped = 2;
   m.address = "10.1.2.3:8012";
+  m.gpu_usage = 87.5;
+  m.gpu_memory_usage = 0;  // present and zero: an idle GPU, not "no GPU"
+  m.gpu_memory_bytes = 1.25e10;
+  m.app_metrics = {{"vllm:num_requests_waiting", 3}, {"vllm:gpu_cache_usage_perc", 0.5}};
   return m;
 }
 
@@ -154,7 +158,57 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"address", [](Podmetric& m) { m.address = "10.1.2.3"; }},
         BadCase{"address", [](Podmetric& m) { m.address = "10.1.2.3:0"; }},
         BadCase{"address", [](Podmetric& m) { m.address = ":8012"; }},
-        BadCase{"address", [](Podmetric& m) { m.address = "a b:80"; }}));
+        BadCase{"address", [](Podmetric& m) { m.address = "a b:80"; }},
+        BadCase{"gpuUsage", [](Podmetric& m) { m.gpu_usage = 100.5; }},
+        BadCase{"gpuMemoryUsage", [](Podmetric& m) { m.gpu_memory_usage = -1; }},
+        BadCase{"gpuMemoryBytes", [](Podmetric& m) { m.gpu_memory_bytes = std::nan(""); }},
+        BadCase{"appMetrics", [](Podmetric& m) { m.app_metrics["bad name{x=\"1\"}"] = 1; }},
+        BadCase{"appMetrics", [](Podmetric& m) { m.app_metrics["9lives"] = 1; }},
+        BadCase{"appMetrics",
+                [](Podmetric& m) {
+                  m.app_metrics["q"] = std::numeric_limits<double>::infinity();
+                }},
+        BadCase{"appMetrics", [](Podmetric& m) {
+                  for (size_t i = 0; i <= kMaxAppMetrics; ++i) {
+                    m.app_metrics["series_" + std::to_string(i)] = 1;
+                  }
+                }}));
+
+TEST(PodmetricJson, GpuAndAppMetricsAreAbsentUnlessSet) {
+  Podmetric m = Full();
+  m.gpu_usage.reset();
+  m.gpu_memory_usage.reset();
+  m.gpu_memory_bytes.reset();
+  m.app_metrics.clear();
+  const nlohmann::json j = nlohmann::json::parse(PodmetricToJson(m));
+  for (const char* f : {"gpuUsage", "gpuMemoryUsage", "gpuMemoryBytes", "appMetrics"}) {
+    EXPECT_FALSE(j.contains(f)) << f;
+  }
+  const nlohmann::json full = nlohmann::json::parse(PodmetricToJson(Full()));
+  EXPECT_EQ(full["gpuMemoryUsage"], 0.0);
+  EXPECT_EQ(full["appMetrics"]["vllm:num_requests_waiting"], 3.0);
+  // Negative gauges are legal in appMetrics.
+  m.app_metrics["temperature_delta"] = -2;
+  EXPECT_TRUE(ValidatePodmetric(m, kNow).ok());
+}
+
+TEST(PodmetricJson, AppMetricsOfTheWrongShapeNameTheField) {
+  auto bad = PodmetricFromJson(R"({"id":"a/b","appMetrics":{"x":"1"}})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), StartsWith("appMetrics:"));
+  bad = PodmetricFromJson(R"({"id":"a/b","appMetrics":[1]})");
+  EXPECT_THAT(std::string(bad.status().message()), StartsWith("appMetrics:"));
+  bad = PodmetricFromJson(R"({"id":"a/b","gpuUsage":"high"})");
+  EXPECT_THAT(std::string(bad.status().message()), StartsWith("gpuUsage:"));
+  // A huge map is read only up to one past the limit, then refused by validation.
+  std::string big = R"({"id":"a/b","appMetrics":{)";
+  for (int i = 0; i < 10000; ++i) big += (i ? "," : "") + ("\"s" + std::to_string(i) + "\":1");
+  big += "}}";
+  auto parsed = PodmetricFromJson(big);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->app_metrics.size(), kMaxAppMetrics + 1);
+  EXPECT_EQ(FieldOfError(ValidatePodmetric(*parsed, kNow)), "appMetrics");
+}
 
 TEST(PodmetricValidation, SmallClockSkewIsTolerated) {
   Podmetric m = Full();

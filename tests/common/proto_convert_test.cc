@@ -19,6 +19,9 @@ TEST(ProtoConvert, PodmetricRoundTripsExceptReceivedAt) {
   m.ready = true;
   m.seq = 9;
   m.dropped = 1;
+  m.gpu_usage = 0;  // present though zero
+  m.gpu_memory_bytes = 4e9;
+  m.app_metrics = {{"vllm:num_requests_waiting", 2}, {"tgi_queue_size", 0}};
   m.received_at = absl::FromUnixSeconds(5);  // stamped by the scaler, not carried
   v1::Podmetric p;
   PodmetricToProto(m, &p);
@@ -39,13 +42,17 @@ TEST(ProtoConvert, RuleRoundTrips) {
   ScalingRule r;
   r.id = "idle";
   r.action = Action::kDecreaseInstancesToZero;
-  r.thresholds = {{MetricType::kRequestRate, 0, Operator::kEqualTo}};
+  r.thresholds = {{MetricType::kRequestRate, 0, Operator::kEqualTo},
+                  {MetricType::kCustom, 2, Operator::kLessThan, "vllm:num_requests_waiting",
+                   Aggregation::kSum}};
   r.window_seconds = 120;
   v1::ScalingRule p;
   ScalingRuleToProto(r, &p);
   EXPECT_EQ(p.action(), v1::DECREASE_INSTANCES_TO_ZERO);
   EXPECT_EQ(p.thresholds(0).metric_type(), v1::REQUEST_RATE);
   EXPECT_EQ(p.thresholds(0).operator_(), v1::EQUAL_TO);
+  EXPECT_EQ(p.thresholds(1).metric_type(), v1::CUSTOM);
+  EXPECT_EQ(p.thresholds(1).aggregation(), v1::SUM);
   absl::StatusOr<ScalingRule> back = ScalingRuleFromProto(p);
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(*back, r);

@@ -58,7 +58,7 @@ TEST(ScalingRuleJson, UnknownNamesAreErrorsNamingTheField) {
 
   r = ScalingRuleFromJson(
       R"({"id":"x","action":"INCREASE_INSTANCES",
-          "thresholds":[{"metricType":"GPU_USAGE","value":1,"operator":"GREATER_THAN"}]})");
+          "thresholds":[{"metricType":"TPU_USAGE","value":1,"operator":"GREATER_THAN"}]})");
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(std::string(r.status().message()), StartsWith("thresholds[0].metricType: unknown metric type"));
 
@@ -101,6 +101,54 @@ TEST(ScalingRuleValidation, RefusesBadRules) {
   EXPECT_TRUE(ValidateScalingRule(Busy()).ok());
 }
 
+TEST(ScalingRuleJson, CustomThresholdNamesItsSeries) {
+  absl::StatusOr<ScalingRule> r = ScalingRuleFromJson(
+      R"({"id":"queue","action":"INCREASE_INSTANCES","thresholds":[{"metricType":"CUSTOM",)"
+      R"("metricName":"vllm:num_requests_waiting","aggregation":"SUM","operator":"GREATER_THAN",)"
+      R"("value":5},{"metricType":"GPU_USAGE","operator":"GREATER_THAN","value":80}]})");
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->thresholds.size(), 2u);
+  EXPECT_EQ(r->thresholds[0].metric_type, MetricType::kCustom);
+  EXPECT_EQ(r->thresholds[0].metric_name, "vllm:num_requests_waiting");
+  EXPECT_EQ(r->thresholds[0].aggregation, Aggregation::kSum);
+  EXPECT_EQ(r->thresholds[1].metric_type, MetricType::kGpuUsage);
+  EXPECT_TRUE(ValidateScalingRule(*r).ok());
+  absl::StatusOr<ScalingRule> back = ScalingRuleFromJson(ScalingRuleToJson(*r));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, *r);
+  // The default aggregation is MEAN, written out so stored rules say it.
+  r->thresholds[0].aggregation = Aggregation::kMean;
+  EXPECT_THAT(ScalingRuleToJson(*r), HasSubstr(R"("aggregation":"MEAN")"));
+
+  auto bad = ScalingRuleFromJson(
+      R"({"id":"q","action":"INCREASE_INSTANCES","thresholds":[{"metricType":"CUSTOM",)"
+      R"("metricName":"x","aggregation":"MEDIAN","operator":"GREATER_THAN","value":5}]})");
+  EXPECT_THAT(std::string(bad.status().message()), StartsWith("thresholds[0].aggregation:"));
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("MEAN, SUM"));
+}
+
+TEST(ScalingRuleValidation, CustomNeedsAValidSeriesNameAndOthersNone) {
+  ScalingRule r = Busy();
+  r.thresholds[0].metric_type = MetricType::kCustom;
+  EXPECT_THAT(std::string(ValidateScalingRule(r).message()),
+              StartsWith("thresholds[0].metricName:"));
+  r.thresholds[0].metric_name = "vllm:num_requests_waiting{model=\"a\"}";
+  EXPECT_THAT(std::string(ValidateScalingRule(r).message()),
+              StartsWith("thresholds[0].metricName:"));
+  r.thresholds[0].metric_name = std::string(kMaxAppMetricNameLength + 1, 'a');
+  EXPECT_FALSE(ValidateScalingRule(r).ok());
+  r.thresholds[0].metric_name = "vllm:num_requests_waiting";
+  EXPECT_TRUE(ValidateScalingRule(r).ok());
+  r = Busy();
+  r.thresholds[0].metric_name = "vllm:num_requests_waiting";
+  EXPECT_THAT(std::string(ValidateScalingRule(r).message()),
+              StartsWith("thresholds[0].metricName: is only for metricType CUSTOM"));
+  r = Busy();
+  r.thresholds[0].aggregation = Aggregation::kSum;
+  EXPECT_THAT(std::string(ValidateScalingRule(r).message()),
+              StartsWith("thresholds[0].aggregation:"));
+}
+
 TEST(Compare, EachOperator) {
   EXPECT_TRUE(Compare(Operator::kGreaterThan, 5, 4));
   EXPECT_FALSE(Compare(Operator::kGreaterThan, 4, 4));
@@ -112,7 +160,7 @@ TEST(Compare, EachOperator) {
 }
 
 TEST(Names, RoundTripEveryEnum) {
-  for (int i = 0; i < 7; ++i) {
+  for (int i = 0; i < 10; ++i) {
     auto mt = static_cast<MetricType>(i);
     EXPECT_EQ(ParseMetricType(MetricTypeName(mt)), mt);
   }

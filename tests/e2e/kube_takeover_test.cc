@@ -19,6 +19,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/common/proxy/test_backend.h"
 #include "tests/testing/auth_files.h"
 #include "tests/testing/child_process.h"
 #include "tests/testing/fake_apiserver.h"
@@ -32,6 +33,7 @@ using json = nlohmann::json;
 using testing::ChildProcess;
 using testing::FakeApiServer;
 using testing::FreePort;
+using testing::TestClient;
 using testing::WaitFor;
 
 constexpr char kDeployment[] = "/apis/apps/v1/namespaces/ml/deployments/llama";
@@ -79,6 +81,7 @@ class KubeTakeover : public ::testing::Test {
   struct Scaler {
     std::string token;
     uint16_t grpc_port = 0;
+    uint16_t http_port = 0;
     std::unique_ptr<ChildProcess> process;
     std::string Identity() const { return absl::StrCat(Hostname(), "-", process->pid()); }
     std::string Address() const { return absl::StrCat("127.0.0.1:", grpc_port); }
@@ -135,9 +138,10 @@ class KubeTakeover : public ::testing::Test {
                                  "    namespace: zs\n"
                                  "current-context: fake\n";
     s.grpc_port = FreePort();
+    s.http_port = FreePort();
     s.process = std::make_unique<ChildProcess>(
         std::vector<std::string>{ZS_SCALER_BIN, absl::StrCat("--redis=", redis_.address()),
-                                 absl::StrCat("--http-listen=127.0.0.1:", FreePort()),
+                                 absl::StrCat("--http-listen=127.0.0.1:", s.http_port),
                                  absl::StrCat("--grpc-listen=127.0.0.1:", s.grpc_port),
                                  absl::StrCat("--webhook-listen=127.0.0.1:", FreePort()),
                                  "--backend=kubernetes", "--kubeconfig=" + kubeconfig,
@@ -178,6 +182,19 @@ class KubeTakeover : public ::testing::Test {
       return grpc::Status::OK;
     }
     return reader->Finish();
+  }
+  // The scaler's zeroscale_scaler_leader as its /metrics serves it ("" when unreachable).
+  static std::string LeaderGauge(const Scaler& s) {
+    try {
+      TestClient c(s.http_port);
+      const std::string body = c.Send("GET", "/metrics").body;
+      const std::string kKey = "\nzeroscale_scaler_leader ";
+      const size_t at = body.find(kKey);
+      if (at == std::string::npos) return "";
+      return body.substr(at + kKey.size(), body.find('\n', at + 1) - at - kKey.size());
+    } catch (const std::exception&) {
+      return "";
+    }
   }
   std::string PublishedAddress() {
     json lease = Object(kLease);
@@ -292,6 +309,10 @@ TEST_F(KubeTakeover, OneLeaderDecidesAndTheOtherTakesOverWhenItDies) {
   // The leader publishes its address on the Lease and alone serves the balancers; the
   // follower refuses, naming the leader and its address.
   EXPECT_EQ(PublishedAddress(), leader->Address());
+  // Each one's /metrics says which one leads.
+  EXPECT_TRUE(WaitFor([&] { return LeaderGauge(*leader) == "1" && LeaderGauge(*follower) == "0"; },
+                      kSettle))
+      << "leader " << LeaderGauge(*leader) << ", follower " << LeaderGauge(*follower);
   const grpc::Status served = Activate(*leader);
   EXPECT_TRUE(served.ok()) << served.error_message();
   const grpc::Status refused = Activate(*follower);
@@ -321,6 +342,8 @@ TEST_F(KubeTakeover, OneLeaderDecidesAndTheOtherTakesOverWhenItDies) {
   ASSERT_TRUE(WaitFor([&] { return PublishedAddress() == follower->Address(); }, kSettle))
       << PublishedAddress();
   EXPECT_TRUE(WaitFor([&] { return Activate(*follower).ok(); }, kSettle));
+  EXPECT_TRUE(WaitFor([&] { return LeaderGauge(*follower) == "1"; }, kSettle))
+      << LeaderGauge(*follower);
 
   // --- The new leader decides: a higher minReplicas reaches the Deployment through it.
   ASSERT_TRUE(server_.Apply(kCrs, CrJson(3)).ok());

@@ -5,7 +5,8 @@
 #   promtool check metrics on the real /metrics of the scaler, the balancer and the sidecar
 #                          started on 127.0.0.1 (plain HTTP, --insecure, a throwaway Redis)
 # and every zeroscale_ metric an alert or a dashboard panel uses must be one those /metrics
-# pages serve.
+# pages serve; the dashboard's structure (ids, grid, datasources, queries) is checked too, as
+# Grafana is not in Debian.
 # Exit 77 (skipped) without promtool (Debian package prometheus, scripts/deps.sh).
 # Usage: observe_test.sh SOURCE_DIR SCALER_BIN BALANCER_BIN SIDECAR_BIN
 set -u
@@ -100,6 +101,11 @@ sidecar_admin=$(free_port) sidecar_proxy=$(free_port)
   >"$dir/sidecar.log" 2>&1 &
 pids+=($!)
 wait_http "$sidecar_admin" /metrics sidecar "$dir/sidecar.log" || fail "the sidecar did not serve /metrics"
+# The sample gauges carry values once the first sample is taken (200 ms in).
+for _ in $(seq 100); do
+  curl -s "http://127.0.0.1:$sidecar_admin/metrics" | grep -q '^zeroscale_sidecar_cpu_cores{' && break
+  sleep 0.1
+done
 # One request held (no pod of m is ever ready) until the 1 s activation timeout: a hold
 # duration observed. Then a few samples have streamed, so the stream's series carry values.
 curl -s -o /dev/null --max-time 10 "http://127.0.0.1:$listen/m/x"
@@ -125,6 +131,7 @@ for target in scaler:$http balancer:$admin sidecar:$sidecar_admin; do
 done
 
 # check_names FILE NAMES...: each zeroscale_ metric FILE uses is served by some program.
+gpu_gauges_src=$src/sidecar/report/sample_gauges.cc
 check_names() {
   local file=$1 m base
   shift
@@ -134,6 +141,11 @@ check_names() {
     if ! grep -qx "$m" "$dir/served"; then base=$(sed -E 's/_(bucket|count|sum)$//' <<<"$m"); fi
     if grep -qx "$base" "$dir/served"; then
       echo "ok: $m"
+    elif [[ $m == zeroscale_sidecar_gpu_* ]] && grep -qF "\"$m\"" "$gpu_gauges_src"; then
+      # Served only while the samples carry GPU readings, and this machine has no GPU:
+      # the name must be one the sidecar's sample gauges register (sidecar_report_test
+      # serves them from given readings).
+      echo "ok: $m (a GPU gauge of $gpu_gauges_src; no GPU here to serve it)"
     else
       fail "$m (in $file) is served by no program's /metrics"
     fi
@@ -141,12 +153,66 @@ check_names() {
 }
 echo "== zeroscale_ metrics used by the alerts"
 check_names "$alerts" $(grep -E '^ *expr:|^ +[^#]*zeroscale_' "$alerts" |
-  grep -oE 'zeroscale_[a-z_]+' | sort -u)
+  grep -oE 'zeroscale_[a-z0-9_]+' | sort -u)
 echo "== zeroscale_ metrics used by the dashboard"
 dashboard=$src/charts/zeroscale/files/dashboard.json
 # The copy for manual import is the same file.
 cmp "$dashboard" "$src/charts/zeroscale/dashboards/zeroscale.json" ||
   fail "charts/zeroscale/dashboards/zeroscale.json differs from files/dashboard.json"
+# Grafana is not in Debian: the dashboard's structure is checked here instead. Unique panel
+# ids; every panel placed on the 24-column grid without overlapping another; every
+# non-row panel with a Prometheus datasource and targets, each with a refId and an expr.
+python3 - "$dashboard" <<'PY' || fail "$dashboard is not a well-formed dashboard"
+import json, sys
+d = json.load(open(sys.argv[1]))
+problems = []
+for key in ("title", "uid", "panels", "templating", "schemaVersion"):
+    if key not in d:
+        problems.append(f"no top-level {key}")
+ids, cells = set(), {}
+for p in d.get("panels", []):
+    pid, title = p.get("id"), p.get("title", "?")
+    where = f"panel {pid} ({title})"
+    if not isinstance(pid, int) or pid in ids:
+        problems.append(f"{where}: id missing or not unique")
+    ids.add(pid)
+    g = p.get("gridPos", {})
+    if not all(isinstance(g.get(k), int) for k in "hwxy") or g["w"] < 1 or g["h"] < 1 \
+            or g["x"] < 0 or g["x"] + g["w"] > 24 or g["y"] < 0:
+        problems.append(f"{where}: gridPos {g} is not on the 24-column grid")
+    else:
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                if (x, y) in cells:
+                    problems.append(f"{where} overlaps panel {cells[(x, y)]}")
+                    break
+                cells[(x, y)] = pid
+            else:
+                continue
+            break
+    if p.get("type") == "row":
+        continue
+    if not p.get("type") or not title:
+        problems.append(f"{where}: no type or title")
+    if p.get("datasource", {}).get("type") != "prometheus":
+        problems.append(f"{where}: no prometheus datasource")
+    targets = p.get("targets") or []
+    if not targets:
+        problems.append(f"{where}: no targets")
+    refs = [t.get("refId") for t in targets]
+    if len(set(refs)) != len(refs) or not all(refs):
+        problems.append(f"{where}: refIds missing or repeated")
+    for t in targets:
+        if not isinstance(t.get("expr"), str) or not t["expr"].strip():
+            problems.append(f"{where}: target {t.get('refId')} has no expr")
+for v in d.get("templating", {}).get("list", []):
+    if not v.get("name") or not v.get("type"):
+        problems.append(f"variable {v}: no name or type")
+for problem in problems:
+    print(problem)
+print(f"dashboard: {len(d.get('panels', []))} panels, {len(problems)} problem(s)")
+sys.exit(1 if problems else 0)
+PY
 check_names "$dashboard" $(python3 -c '
 import json, re, sys
 def walk(n):
@@ -161,7 +227,7 @@ def walk(n):
             yield from walk(v)
 names = set()
 for e in walk(json.load(open(sys.argv[1]))):
-    names.update(re.findall(r"zeroscale_[a-z_]+", e))
+    names.update(re.findall(r"zeroscale_[a-z0-9_]+", e))
 print(" ".join(sorted(names)))' "$dashboard")
 if [ "$failures" -ne 0 ]; then
   echo "$failures failure(s)"

@@ -188,8 +188,11 @@ TEST_F(CrdTest, EnumsMatchTheModel) {
   for (const auto& a : actions) EXPECT_TRUE(ParseAction(a).has_value()) << a;
   const YAML::Node t = rule_["properties"]["thresholds"]["items"]["properties"];
   const auto metrics = Strings(t["metricType"]["enum"]);
-  EXPECT_EQ(metrics.size(), 7u);
+  EXPECT_EQ(metrics.size(), 10u);
   for (const auto& m : metrics) EXPECT_TRUE(ParseMetricType(m).has_value()) << m;
+  const auto aggregations = Strings(t["aggregation"]["enum"]);
+  EXPECT_EQ(aggregations.size(), 2u);
+  for (const auto& a : aggregations) EXPECT_TRUE(ParseAggregation(a).has_value()) << a;
   const auto ops = Strings(t["operator"]["enum"]);
   EXPECT_EQ(ops.size(), 3u);
   for (const auto& o : ops) EXPECT_TRUE(ParseOperator(o).has_value()) << o;

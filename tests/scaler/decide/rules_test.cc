@@ -28,6 +28,26 @@ TEST(RulesTest, GreaterThan) {
             "rule 'busy' does not hold: IN_FLIGHT_REQUESTS 3 is not > 4 over 60s");
 }
 
+TEST(RulesTest, CustomAndGpuThresholdsExplainThemselves) {
+  ScalingRule r = Rule("queue", Action::kIncreaseInstances, MetricType::kCustom,
+                       Operator::kGreaterThan, 5);
+  r.thresholds[0].metric_name = "vllm:num_requests_waiting";
+  r.thresholds[0].aggregation = Aggregation::kSum;
+  WindowStats st = Stats(MetricType::kCpuUsage, 1);
+  EXPECT_FALSE(RuleHolds(r, st));
+  EXPECT_EQ(ExplainRule(r, st),
+            "rule 'queue' does not hold: sum of vllm:num_requests_waiting has no data over 60s "
+            "(no ready pod's model server reported the series)");
+  st.custom.push_back({"vllm:num_requests_waiting", 3.5, 7, 2});
+  EXPECT_TRUE(RuleHolds(r, st));
+  EXPECT_EQ(ExplainRule(r, st),
+            "rule 'queue' holds: sum of vllm:num_requests_waiting 7 > 5 over 60s");
+  ScalingRule gpu = Rule("hot", Action::kIncreaseInstances, MetricType::kGpuUsage,
+                         Operator::kGreaterThan, 80);
+  EXPECT_EQ(ExplainRule(gpu, st),
+            "rule 'hot' does not hold: GPU_USAGE has no data over 60s (no pod reports a GPU)");
+}
+
 TEST(RulesTest, LessThan) {
   ScalingRule r =
       Rule("calm", Action::kDecreaseInstances, MetricType::kCpuUsage, Operator::kLessThan, 20);

@@ -163,5 +163,74 @@ TEST_F(WindowTest, AddReportsAPodTurningReady) {
   EXPECT_FALSE(window_.Add(At("a", absl::Seconds(0), true)));
 }
 
+TEST_F(WindowTest, GpuIsTheMeanOverPodsThatReportOne) {
+  Podmetric m = At("a", absl::Seconds(1));
+  m.gpu_usage = 80;
+  m.gpu_memory_usage = 50;
+  window_.Add(m);
+  m = At("a", absl::Seconds(0));  // a sample without GPU data does not pull the mean down
+  window_.Add(m);
+  m = At("b", absl::Seconds(0));
+  m.gpu_usage = 40;
+  window_.Add(m);
+  window_.Add(At("c", absl::Seconds(0)));  // no GPU at all
+  WindowStats st = window_.Compute(kWindow, kNow);
+  EXPECT_DOUBLE_EQ(*st.Get(MetricType::kGpuUsage), 60);
+  EXPECT_DOUBLE_EQ(*st.Get(MetricType::kGpuMemoryUsage), 50);
+}
+
+TEST_F(WindowTest, NoGpuDataIsNoValueNotZero) {
+  window_.Add(At("a", absl::Seconds(0)));
+  WindowStats st = window_.Compute(kWindow, kNow);
+  EXPECT_FALSE(st.Get(MetricType::kGpuUsage).has_value());
+  EXPECT_FALSE(st.Get(MetricType::kGpuMemoryUsage).has_value());
+}
+
+Threshold Custom(const std::string& name, Aggregation aggregation) {
+  Threshold t;
+  t.metric_type = MetricType::kCustom;
+  t.metric_name = name;
+  t.aggregation = aggregation;
+  return t;
+}
+
+TEST_F(WindowTest, CustomSeriesAreMeanOrSumAcrossPods) {
+  window_.set_custom_series({"vllm:num_requests_waiting", "vllm:gpu_cache_usage_perc"});
+  Podmetric m = At("a", absl::Seconds(1));
+  m.app_metrics = {{"vllm:num_requests_waiting", 2}, {"vllm:gpu_cache_usage_perc", 0.2},
+                   {"not_named_by_any_rule", 99}};
+  window_.Add(m);
+  m = At("a", absl::Seconds(0));
+  m.app_metrics = {{"vllm:num_requests_waiting", 4}};  // the cache series missed a scrape
+  window_.Add(m);
+  m = At("b", absl::Seconds(0));
+  m.app_metrics = {{"vllm:num_requests_waiting", 6}, {"vllm:gpu_cache_usage_perc", 0.6}};
+  window_.Add(m);
+  WindowStats st = window_.Compute(kWindow, kNow);
+  // Pod means 3 and 6.
+  EXPECT_DOUBLE_EQ(*st.Get(Custom("vllm:num_requests_waiting", Aggregation::kMean)), 4.5);
+  EXPECT_DOUBLE_EQ(*st.Get(Custom("vllm:num_requests_waiting", Aggregation::kSum)), 9);
+  EXPECT_DOUBLE_EQ(*st.Get(Custom("vllm:gpu_cache_usage_perc", Aggregation::kMean)), 0.4);
+  EXPECT_FALSE(st.Get(Custom("not_named_by_any_rule", Aggregation::kMean)).has_value());
+}
+
+TEST_F(WindowTest, AMissingSeriesHasNoValueAndRenamingKeepsHeldValues) {
+  window_.set_custom_series({"a_series"});
+  Podmetric m = At("a", absl::Seconds(1));
+  m.app_metrics = {{"a_series", 1}, {"b_series", 5}};
+  window_.Add(m);
+  EXPECT_FALSE(window_.Compute(kWindow, kNow).Get(Custom("b_series", Aggregation::kSum)));
+  // A rule change adding b_series: samples held so far did not keep it (no data, not 0);
+  // a_series keeps its value.
+  window_.set_custom_series({"b_series", "a_series"});
+  WindowStats st = window_.Compute(kWindow, kNow);
+  EXPECT_FALSE(st.Get(Custom("b_series", Aggregation::kSum)).has_value());
+  EXPECT_DOUBLE_EQ(*st.Get(Custom("a_series", Aggregation::kMean)), 1);
+  m = At("a", absl::Seconds(0));
+  m.app_metrics = {{"b_series", 5}};
+  window_.Add(m);
+  EXPECT_DOUBLE_EQ(*window_.Compute(kWindow, kNow).Get(Custom("b_series", Aggregation::kSum)), 5);
+}
+
 }  // namespace
 }  // namespace zeroscale::decide
