@@ -196,9 +196,8 @@ class SidecarTest : public ::testing::Test {
 
   // The pods whose sidecars the tests start; each has a credential.
   inline static const std::vector<std::string> kPods = {
-      "e2e/bytes-1", "e2e/metrics-1", "e2e/restart-1", "e2e/ready-1",
-      "e2e/drain-1", "e2e/drain-2",   "e2e/drain-3",   "e2e/drain-4",
-      "e2e/gpu-1",   "e2e/gpu-2"};
+      "e2e/bytes-1", "e2e/metrics-1", "e2e/restart-1", "e2e/ready-1", "e2e/drain-1",
+      "e2e/drain-2", "e2e/drain-3",   "e2e/drain-4",   "e2e/gpu-1",   "e2e/gpu-2"};
   const std::string dir_ = absl::StrCat(::testing::TempDir(), "/sidecar-e2e-", ::getpid());
 
   void TearDown() override {
@@ -354,18 +353,18 @@ TEST_F(SidecarTest, GpuFieldsCarryOnlyThePodsOwnProcessesAndLeaveWhenTheGpuIsLos
   const int app_pid = static_cast<int>(app_->pid());
   const int stranger = 4000000;  // another pod's process on the same GPU
   const std::string config = site.path() + "/nvml.conf";
-  const std::string gpu = absl::StrCat(
-      "device 17179869184\n",                       // 16 GiB
-      "process 0 ", app_pid, " 2147483648\n",        // 2 GiB
-      "process 0 ", stranger, " 8589934592\n",       // 8 GiB
-      "sample 0 ", app_pid, " 40 now\n", "sample 0 ", stranger, " 55 now\n");
+  const std::string gpu =
+      absl::StrCat("device 17179869184\n",                   // 16 GiB
+                   "process 0 ", app_pid, " 2147483648\n",   // 2 GiB
+                   "process 0 ", stranger, " 8589934592\n",  // 8 GiB
+                   "sample 0 ", app_pid, " 40 now\n", "sample 0 ", stranger, " 55 now\n");
   std::ofstream(config) << gpu;
   // Inherited by the sidecar, which the fake library reads its GPUs from.
   ASSERT_EQ(::setenv("FAKE_NVML_CONFIG", config.c_str(), 1), 0);
   const std::string pod = "e2e/gpu-1";
-  StartSidecar(pod, {"--sample-interval=200ms", "--cgroup-root=",
-                     absl::StrCat("--app-pid=", app_pid),
-                     absl::StrCat("--nvml-library=", ZS_FAKE_NVML)});
+  StartSidecar(pod,
+               {"--sample-interval=200ms", "--cgroup-root=", absl::StrCat("--app-pid=", app_pid),
+                absl::StrCat("--nvml-library=", ZS_FAKE_NVML)});
   json m;
   ASSERT_TRUE(WaitFor(
       [&] {
@@ -398,16 +397,18 @@ TEST_F(SidecarTest, WithoutNvmlTheSidecarSaysSoOnceAndSendsNoGpuFields) {
   TempDir site;
   StartFileBackend(site.path());
   const std::string pod = "e2e/gpu-2";
-  StartSidecar(pod, {"--sample-interval=200ms", "--cgroup-root=",
-                     "--nvml-library=/nonexistent/libnvidia-ml.so.1"});
+  StartSidecar(pod, {"--sample-interval=200ms",
+                     "--cgroup-root=", "--nvml-library=/nonexistent/libnvidia-ml.so.1"});
   ASSERT_TRUE(WaitFor([&] { return Samples(pod).size() >= 3; }, kStartTimeout));
   for (const auto& [seq, m] : Samples(pod)) {
     EXPECT_FALSE(m.contains("gpuUsage")) << m.dump();
     EXPECT_FALSE(m.contains("gpuMemoryBytes")) << m.dump();
   }
+  // The log file may hold an earlier test's sidecar too (which named the default soname).
   const std::string log = sidecar_->ReadLog();
-  EXPECT_THAT(log, HasSubstr("no GPU metrics: /nonexistent/libnvidia-ml.so.1 not found"));
-  EXPECT_EQ(log.find("no GPU metrics"), log.rfind("no GPU metrics")) << "logged more than once";
+  const std::string said = "no GPU metrics: /nonexistent/libnvidia-ml.so.1 not found";
+  EXPECT_THAT(log, HasSubstr(said));
+  EXPECT_EQ(log.find(said), log.rfind(said)) << "logged more than once";
 }
 
 TEST_F(SidecarTest, AdminMetricsExposeSidecarCounters) {
