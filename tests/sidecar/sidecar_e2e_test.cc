@@ -376,6 +376,10 @@ TEST_F(SidecarTest, GpuFieldsCarryOnlyThePodsOwnProcessesAndLeaveWhenTheGpuIsLos
   EXPECT_DOUBLE_EQ(m["gpuUsage"].get<double>(), 40);
   EXPECT_DOUBLE_EQ(m["gpuMemoryBytes"].get<double>(), 2147483648.0);
   EXPECT_DOUBLE_EQ(m["gpuMemoryUsage"].get<double>(), 12.5);
+  // The admin port shows the same reading (sidecar/report).
+  std::optional<HttpResponse> admin = HttpGet(admin_port_, "/metrics");
+  ASSERT_TRUE(admin.has_value());
+  EXPECT_THAT(admin->body, HasSubstr("zeroscale_sidecar_gpu_memory_bytes{"));
 
   std::ofstream(config, std::ios::trunc) << gpu << "lost 1\n";
   const uint64_t lost_after = m["seq"].get<uint64_t>();
@@ -390,6 +394,9 @@ TEST_F(SidecarTest, GpuFieldsCarryOnlyThePodsOwnProcessesAndLeaveWhenTheGpuIsLos
   EXPECT_FALSE(m.contains("gpuMemoryUsage"));
   EXPECT_TRUE(m.contains("cpuUsage"));
   EXPECT_THAT(sidecar_->ReadLog(), HasSubstr("GPU lost"));
+  admin = HttpGet(admin_port_, "/metrics");
+  ASSERT_TRUE(admin.has_value());
+  EXPECT_THAT(admin->body, ::testing::Not(HasSubstr("zeroscale_sidecar_gpu_memory_bytes{")));
   ::unsetenv("FAKE_NVML_CONFIG");
 }
 
