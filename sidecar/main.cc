@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -29,6 +30,7 @@
 #include "prometheus/registry.h"
 #include "sidecar/appmetrics/flags.h"
 #include "sidecar/cgroup/resource_sampler.h"
+#include "sidecar/gpu/gpu_sampler.h"
 #include "sidecar/proxy/sidecar_proxy.h"
 #include "sidecar/readiness/readiness_prober.h"
 #include "sidecar/report/sample_gauges.h"
@@ -43,7 +45,7 @@ struct Flags {
   int64_t cpu_limit_millicores = 0, memory_limit_bytes = 0;
   int64_t max_connections = 4096, admin_max_connections = 64;
   std::string pod, workload, cgroup_root, disk_paths, readiness_path, log_level, advertise;
-  std::string measure, admin_tls_cert, admin_tls_key, token_file;
+  std::string measure, admin_tls_cert, admin_tls_key, token_file, nvml_library;
   grpcutil::ScalerTls scaler_tls;
   AppMetricsFlags app_metrics;
   absl::Duration sample_interval, drain_timeout;
@@ -99,6 +101,11 @@ Flags ParseFlags(int argc, char** argv) {
          "0: the host's memory",
          0, INT64_MAX);
   fs.String("disk-paths", &f.disk_paths, "/", "Comma-separated filesystems to watch");
+  fs.String("nvml-library", &f.nvml_library, "libnvidia-ml.so.1",
+            "NVML (the NVIDIA driver's library), loaded at start to report the GPU use of "
+            "what is measured (gpuUsage, gpuMemoryUsage, gpuMemoryBytes of its own "
+            "processes); where it cannot be loaded the sidecar says so once and samples "
+            "the rest; empty: GPU metrics off");
   fs.String("readiness-path", &f.readiness_path, "",
             "The app's readiness path (HTTP GET, 2xx = ready); empty: TCP connect");
   fs.String("advertise-address", &f.advertise, "",
@@ -177,10 +184,11 @@ Flags ParseFlags(int argc, char** argv) {
 // a drain begins. While draining every sample says not ready, whatever the app says.
 class Sampler {
  public:
-  Sampler(const Flags& flags, ResourceSampler* resources, SidecarProxy* proxy,
+  Sampler(const Flags& flags, ResourceSampler* resources, GpuSampler* gpu, SidecarProxy* proxy,
           MetricsStream* stream, AppMetricsScraper* app_metrics, prometheus::Registry* registry)
       : flags_(flags),
         resources_(resources),
+        gpu_(gpu),
         proxy_(proxy),
         stream_(stream),
         app_metrics_(app_metrics),
@@ -298,6 +306,14 @@ class Sampler {
     }
     const IntervalStats st = proxy_->TakeIntervalStats(now);
     Podmetric m;
+    if (gpu_ != nullptr) {
+      // The processes just measured, intersected with each GPU's (no GPU: no fields).
+      resources_->ListPids(&pids_);
+      const GpuUsage gpu = gpu_->Sample(pids_);
+      m.gpu_usage = gpu.usage_percent;
+      m.gpu_memory_usage = gpu.memory_usage_percent;
+      m.gpu_memory_bytes = gpu.memory_bytes;
+    }
     m.id = flags_.pod;
     m.workload = flags_.workload;
     m.cpu_usage = last_resources_.cpu_usage_percent;
@@ -338,6 +354,8 @@ class Sampler {
 
   const Flags& flags_;
   ResourceSampler* const resources_;
+  GpuSampler* const gpu_;  // null: --nvml-library=""
+  std::vector<int> pids_;  // reused per sample
   SidecarProxy* const proxy_;
   MetricsStream* const stream_;
   AppMetricsScraper* const app_metrics_;  // null: no --app-metrics-*
@@ -471,7 +489,15 @@ int Run(int argc, char** argv) {
   if (absl::Status s = proxy.Start(); !s.ok()) Refuse(std::string(s.message()));
 
   if (*app_metrics != nullptr) (*app_metrics)->Start();
-  Sampler sampler(flags, resources->get(), &proxy, &stream, app_metrics->get(), registry.get());
+  // Before the sample loop: the first nvmlInit may take a while.
+  std::unique_ptr<GpuSampler> gpu;
+  if (!flags.nvml_library.empty()) {
+    GpuSamplerOptions gpu_options;
+    gpu_options.library = flags.nvml_library;
+    gpu = GpuSampler::Create(gpu_options, RealClock::Get());
+  }
+  Sampler sampler(flags, resources->get(), gpu.get(), &proxy, &stream, app_metrics->get(),
+                  registry.get());
   ReadinessOptions readiness_options;
   readiness_options.app_port = static_cast<uint16_t>(flags.app_port);
   readiness_options.path = flags.readiness_path;

@@ -150,6 +150,11 @@ void ProcessScanner::MeasureProcess(int pid) {
   next_.push_back(now);
 }
 
+void ProcessScanner::Pids(std::vector<int>* out) const {
+  out->clear();
+  for (const Process& p : last_) out->push_back(p.pid);
+}
+
 std::optional<ProcessTotals> ProcessScanner::Scan() {
   if (::lseek(dir_fd_, 0, SEEK_SET) < 0) return std::nullopt;
   next_.clear();

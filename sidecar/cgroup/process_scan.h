@@ -52,6 +52,9 @@ class ProcessScanner {
   // Updates and returns the totals; nullopt when <proc_root> could not be listed.
   std::optional<ProcessTotals> Scan();
 
+  // The PIDs the last Scan measured, ascending, into `out` (replacing its content).
+  void Pids(std::vector<int>* out) const;
+
   ProcessScanner(const ProcessScanner&) = delete;
   ProcessScanner& operator=(const ProcessScanner&) = delete;
   ~ProcessScanner();

@@ -1,5 +1,6 @@
 #include "sidecar/cgroup/resource_sampler.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -15,7 +16,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/log/log.h"
@@ -51,6 +54,32 @@ std::optional<DiskUsage> StatDisk(const std::string& path) {
   // disk reads 100% when unprivileged writers start failing.
   if (used + avail > 0) usage.percent = used / (used + avail) * 100.0;
   return usage;
+}
+
+// Appends the pids of <dir>/cgroup.procs and, depth first, of the cgroups below it, until
+// a bound is reached. `dirs` counts the directories read so far.
+// `buffer` holds kBufferSize bytes: ~9000 pids; a larger file reads as unreadable (a
+// partial list would split a pod's processes arbitrarily).
+void AppendCgroupPids(const std::string& dir, int depth, char* buffer, int* dirs,
+                      std::vector<int>* out) {
+  if (depth > 8 || *dirs >= ResourceSampler::kMaxListedCgroups) return;
+  ++*dirs;
+  const std::string procs = absl::StrCat(dir, "/cgroup.procs");
+  if (std::optional<absl::string_view> text =
+          internal::ReadFileAt(AT_FDCWD, procs.c_str(), buffer, kBufferSize)) {
+    for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
+      int pid = 0;
+      if (out->size() >= ResourceSampler::kMaxListedPids) return;
+      if (absl::SimpleAtoi(line, &pid) && pid > 0) out->push_back(pid);
+    }
+  }
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;
+  while (const struct dirent* e = ::readdir(d)) {
+    if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
+    AppendCgroupPids(absl::StrCat(dir, "/", e->d_name), depth + 1, buffer, dirs, out);
+  }
+  ::closedir(d);
 }
 
 double Rate(uint64_t delta, double seconds) {
@@ -160,6 +189,21 @@ ResourceSampler::ResourceSampler(SamplerOptions options, const Clock* clock, Cgr
 }
 
 ResourceSampler::~ResourceSampler() = default;
+
+void ResourceSampler::ListPids(std::vector<int>* out) {
+  out->clear();
+  if (processes_ != nullptr) return processes_->Pids(out);
+  const std::string& dir = !layout_.memory_dir.empty() ? layout_.memory_dir : layout_.cpuacct_dir;
+  if (layout_.version == CgroupVersion::kNone || dir.empty()) {
+    out->push_back(options_.fallback_pid != 0 ? options_.fallback_pid
+                                              : static_cast<int>(::getpid()));
+    return;
+  }
+  int dirs = 0;
+  AppendCgroupPids(dir, 0, buffer_.get(), &dirs, out);
+  std::sort(out->begin(), out->end());
+  out->erase(std::unique(out->begin(), out->end()), out->end());
+}
 
 std::optional<absl::string_view> ResourceSampler::Read(const std::string& path) {
   if (path.empty()) return std::nullopt;

@@ -101,6 +101,17 @@ class ResourceSampler {
   // Counters that move backwards or change source yield rate 0 for that interval.
   absl::StatusOr<ResourceSample> Sample();
 
+  // The PIDs of what is measured, as <proc_root> numbers them, into `out` (for the GPU
+  // sampler's per-process accounting): with Measure::kProcesses those of the last
+  // Sample(); with a cgroup, the cgroup.procs of its directory and of the cgroups below
+  // it (a pod-level directory holds its containers' cgroups), at most kMaxListedPids
+  // from at most kMaxListedCgroups directories; without one, the fallback process
+  // (fallback_pid, or this process). Unreadable files contribute nothing. Uses the
+  // sampler's read buffer, hence not const.
+  void ListPids(std::vector<int>* out);
+  static constexpr size_t kMaxListedPids = 16384;
+  static constexpr int kMaxListedCgroups = 256;
+
   const CgroupLayout& layout() const { return layout_; }
 
   ResourceSampler(const ResourceSampler&) = delete;

@@ -196,8 +196,9 @@ class SidecarTest : public ::testing::Test {
 
   // The pods whose sidecars the tests start; each has a credential.
   inline static const std::vector<std::string> kPods = {
-      "e2e/bytes-1", "e2e/metrics-1", "e2e/restart-1", "e2e/ready-1", "e2e/drain-1",  "e2e/drain-2",
-      "e2e/drain-3", "e2e/drain-4",   "e2e/vllm-1",    "e2e/slow-1",  "e2e/garbage-1"};
+      "e2e/bytes-1",   "e2e/metrics-1", "e2e/restart-1", "e2e/ready-1", "e2e/drain-1",
+      "e2e/drain-2",   "e2e/drain-3",   "e2e/drain-4",   "e2e/vllm-1",  "e2e/slow-1",
+      "e2e/garbage-1", "e2e/gpu-1",     "e2e/gpu-2"};
   const std::string dir_ = absl::StrCat(::testing::TempDir(), "/sidecar-e2e-", ::getpid());
 
   void TearDown() override {
@@ -341,6 +342,81 @@ TEST_F(SidecarTest, ProxiesBytesExactlyAndStreamsMeasuredSamples) {
   EXPECT_TRUE(some_latency);
   // The app answers on its port, so the TCP readiness check passes and samples say so.
   EXPECT_TRUE(samples.rbegin()->second.value("ready", false));
+}
+
+// GPU metrics through NVML, here the tests' fake library (tests/sidecar/gpu/fake_nvml.cc),
+// which the sidecar loads by --nvml-library: the app's process and a stranger's share one
+// GPU, and the samples in Redis carry the app's share only. Then the GPU is lost: the GPU
+// fields leave the samples, which keep coming.
+TEST_F(SidecarTest, GpuFieldsCarryOnlyThePodsOwnProcessesAndLeaveWhenTheGpuIsLost) {
+  TempDir site;
+  StartFileBackend(site.path());
+  const int app_pid = static_cast<int>(app_->pid());
+  const int stranger = 4000000;  // another pod's process on the same GPU
+  const std::string config = site.path() + "/nvml.conf";
+  const std::string gpu =
+      absl::StrCat("device 17179869184\n",                   // 16 GiB
+                   "process 0 ", app_pid, " 2147483648\n",   // 2 GiB
+                   "process 0 ", stranger, " 8589934592\n",  // 8 GiB
+                   "sample 0 ", app_pid, " 40 now\n", "sample 0 ", stranger, " 55 now\n");
+  std::ofstream(config) << gpu;
+  // Inherited by the sidecar, which the fake library reads its GPUs from.
+  ASSERT_EQ(::setenv("FAKE_NVML_CONFIG", config.c_str(), 1), 0);
+  const std::string pod = "e2e/gpu-1";
+  StartSidecar(pod,
+               {"--sample-interval=200ms", "--cgroup-root=", absl::StrCat("--app-pid=", app_pid),
+                absl::StrCat("--nvml-library=", ZS_FAKE_NVML)});
+  json m;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        m = LastSample(pod);
+        return m.contains("gpuUsage");
+      },
+      kStartTimeout))
+      << m.dump();
+  EXPECT_DOUBLE_EQ(m["gpuUsage"].get<double>(), 40);
+  EXPECT_DOUBLE_EQ(m["gpuMemoryBytes"].get<double>(), 2147483648.0);
+  EXPECT_DOUBLE_EQ(m["gpuMemoryUsage"].get<double>(), 12.5);
+  // The admin port shows the same reading (sidecar/report).
+  std::optional<HttpResponse> admin = HttpGet(admin_port_, "/metrics");
+  ASSERT_TRUE(admin.has_value());
+  EXPECT_THAT(admin->body, HasSubstr("zeroscale_sidecar_gpu_memory_bytes{"));
+
+  std::ofstream(config, std::ios::trunc) << gpu << "lost 1\n";
+  const uint64_t lost_after = m["seq"].get<uint64_t>();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        m = LastSample(pod);
+        return m.value("seq", uint64_t{0}) > lost_after && !m.contains("gpuUsage");
+      },
+      kStartTimeout))
+      << m.dump();
+  EXPECT_FALSE(m.contains("gpuMemoryBytes"));
+  EXPECT_FALSE(m.contains("gpuMemoryUsage"));
+  EXPECT_TRUE(m.contains("cpuUsage"));
+  EXPECT_THAT(sidecar_->ReadLog(), HasSubstr("GPU lost"));
+  admin = HttpGet(admin_port_, "/metrics");
+  ASSERT_TRUE(admin.has_value());
+  EXPECT_THAT(admin->body, ::testing::Not(HasSubstr("zeroscale_sidecar_gpu_memory_bytes{")));
+  ::unsetenv("FAKE_NVML_CONFIG");
+}
+
+TEST_F(SidecarTest, WithoutNvmlTheSidecarSaysSoOnceAndSendsNoGpuFields) {
+  TempDir site;
+  StartFileBackend(site.path());
+  const std::string pod = "e2e/gpu-2";
+  StartSidecar(pod, {"--sample-interval=200ms",
+                     "--cgroup-root=", "--nvml-library=/nonexistent/libnvidia-ml.so.1"});
+  ASSERT_TRUE(WaitFor([&] { return Samples(pod).size() >= 3; }, kStartTimeout));
+  for (const auto& [seq, m] : Samples(pod)) {
+    EXPECT_FALSE(m.contains("gpuUsage")) << m.dump();
+    EXPECT_FALSE(m.contains("gpuMemoryBytes")) << m.dump();
+  }
+  // The log file may hold an earlier test's sidecar too (which named the default soname).
+  const std::string log = sidecar_->ReadLog();
+  const std::string said = "no GPU metrics: /nonexistent/libnvidia-ml.so.1 not found";
+  EXPECT_THAT(log, HasSubstr(said));
+  EXPECT_EQ(log.find(said), log.rfind(said)) << "logged more than once";
 }
 
 TEST_F(SidecarTest, AdminMetricsExposeSidecarCounters) {
