@@ -29,6 +29,7 @@ constexpr char kWorkload[] = "zeroscale.io/workload";
 constexpr char kContainer[] = "zeroscale.io/container";
 constexpr char kMetricsPath[] = "zeroscale.io/metrics-path";
 constexpr char kMetricsPreset[] = "zeroscale.io/metrics-preset";
+constexpr char kGpuMetrics[] = "zeroscale.io/gpu-metrics";
 constexpr char kMetricsSeries[] = "zeroscale.io/metrics-series";
 // The path scraped when a preset or series is named without a path.
 constexpr char kDefaultMetricsPath[] = "/metrics";
@@ -82,8 +83,9 @@ class Settings {
   // nesting bounded by the parser, its size by the request) is refused by name, never
   // rendered back.
   bool CheckTypes() {
-    for (const char* key : {kInject, kPort, kProxyPort, kSampleInterval, kDiskPaths, kReadinessPath,
-                            kWorkload, kContainer, kMetricsPath, kMetricsPreset, kMetricsSeries}) {
+    for (const char* key :
+         {kInject, kPort, kProxyPort, kSampleInterval, kDiskPaths, kReadinessPath, kWorkload,
+          kContainer, kMetricsPath, kMetricsPreset, kMetricsSeries, kGpuMetrics}) {
       const json* v = Find(annotations_, key);
       if (v != nullptr && !v->is_string()) {
         return Fail(NotInjected(absl::StrCat("annotation ", key, ": is a JSON ", v->type_name(),
@@ -158,6 +160,8 @@ bool ValidPreset(const std::string& v) {
   return !v.empty() && prom::AppMetricsPresetSeries(v).ok();
 }
 
+bool ValidBool(const std::string& v) { return v == "true" || v == "false"; }
+
 bool ValidSeriesList(const std::string& v) {
   absl::StatusOr<std::vector<std::string>> series = prom::SeriesToForward("", v, kMaxAppMetrics);
   return series.ok() && !series->empty();
@@ -210,7 +214,7 @@ json EnvFromResource(const char* name, const std::string& container, const char*
 
 // `app_container` is measured by the sidecar; "" when the pod has no container to name.
 json SidecarContainer(const InjectorOptions& o, const std::vector<std::string>& args,
-                      int proxy_port, const std::string& app_container) {
+                      int proxy_port, const std::string& app_container, bool gpu_metrics) {
   json env = json::array({EnvFrom("POD_NAME", "metadata.name"),
                           EnvFrom("POD_NAMESPACE", "metadata.namespace"),
                           EnvFrom("POD_IP", "status.podIP")});
@@ -220,6 +224,18 @@ json SidecarContainer(const InjectorOptions& o, const std::vector<std::string>& 
         EnvFromResource("ZEROSCALE_CPU_LIMIT_MILLICORES", app_container, "limits.cpu", "1m"));
     env.push_back(
         EnvFromResource("ZEROSCALE_MEMORY_LIMIT_BYTES", app_container, "limits.memory", "1"));
+  }
+  if (gpu_metrics) {
+    // The NVIDIA container runtime mounts the driver's NVML library (capability "utility",
+    // nothing to compute with) and the device nodes into a container asking so; the device
+    // plugin only does it for the container requesting nvidia.com/gpu, the app. "all":
+    // which GPUs the app was given is decided after admission; the sidecar reports only
+    // the pod's own processes on them. Opt-in: it lets the sidecar see every GPU of the
+    // node, and clusters that refuse this variable from unprivileged containers
+    // (accept-nvidia-visible-devices-envvar-when-unprivileged = false) give it nothing:
+    // the sidecar then logs once that it has no GPU metrics.
+    env.push_back({{"name", "NVIDIA_VISIBLE_DEVICES"}, {"value", "all"}});
+    env.push_back({{"name", "NVIDIA_DRIVER_CAPABILITIES"}, {"value", "utility"}});
   }
   // An environment variable rather than an argument: a CA bundle is a kilobyte or more of
   // PEM, and the sidecar reads every flag from ZEROSCALE_<FLAG> too.
@@ -416,7 +432,7 @@ Injection PlanInjection(const json& pod, const std::string& pod_namespace,
   if (ns.empty()) ns = "default";
   int app_port = 0, proxy_port = 0;
   std::string interval, disk_paths, readiness_path, workload;
-  std::string metrics_path, metrics_preset, metrics_series;
+  std::string metrics_path, metrics_preset, metrics_series, gpu_metrics;
   if (!settings.Port(kPort, 0, &app_port) ||
       !settings.Port(kProxyPort, kDefaultProxyPort, &proxy_port) ||
       !settings.Text(kSampleInterval, "1s", ValidInterval, "a duration of at least 100ms",
@@ -435,7 +451,8 @@ Injection PlanInjection(const json& pod, const std::string& pod_namespace,
       !settings.Text(kMetricsSeries, "", ValidSeriesList,
                      absl::StrCat("a comma-separated list of at most ", kMaxAppMetrics,
                                   " Prometheus metric names"),
-                     &metrics_series)) {
+                     &metrics_series) ||
+      !settings.Text(kGpuMetrics, "false", ValidBool, "true or false", &gpu_metrics)) {
     return out;
   }
   // A path alone names nothing to forward; a preset or series alone scrapes /metrics.
@@ -525,7 +542,8 @@ Injection PlanInjection(const json& pod, const std::string& pod_namespace,
   }
 
   out.patch = PatchAdding(
-      SidecarContainer(options, args, proxy_port, AppContainer(containers, app_port, named)),
+      SidecarContainer(options, args, proxy_port, AppContainer(containers, app_port, named),
+                       gpu_metrics == "true"),
       TokenVolume(options), spec, containers);
   out.inject = true;
   return out;

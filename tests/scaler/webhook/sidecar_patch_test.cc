@@ -237,6 +237,36 @@ TEST(SidecarPatchTest, MetricsAnnotationsSetTheScrape) {
   for (const json& a : args) EXPECT_FALSE(absl::StartsWith(a.get<std::string>(), "--app-metrics"));
 }
 
+// GPU metrics are opt-in: the sidecar asks the NVIDIA runtime for NVML (utility only) on
+// every GPU of the node, and reports only the pod's own processes.
+TEST(SidecarPatchTest, GpuMetricsAnnotationAsksTheRuntimeForNvml) {
+  auto env_of = [](const json& pod) {
+    std::map<std::string, std::string> env;
+    const json sidecar = Sidecar(Applied(pod, PlanInjection(pod, "ml", Options())));
+    for (const json& e : sidecar["env"]) {
+      if (e.contains("value")) env[e["name"]] = e["value"];
+    }
+    return env;
+  };
+  json pod = DeploymentPod({{"zeroscale.io/port", "8000"}, {"zeroscale.io/gpu-metrics", "true"}});
+  std::map<std::string, std::string> env = env_of(pod);
+  EXPECT_EQ(env["NVIDIA_VISIBLE_DEVICES"], "all");
+  EXPECT_EQ(env["NVIDIA_DRIVER_CAPABILITIES"], "utility");
+  for (const json& annotations :
+       {json{{"zeroscale.io/port", "8000"}},
+        json{{"zeroscale.io/port", "8000"}, {"zeroscale.io/gpu-metrics", "false"}}}) {
+    EXPECT_EQ(env_of(DeploymentPod(annotations)).count("NVIDIA_VISIBLE_DEVICES"), 0u)
+        << annotations.dump();
+  }
+  pod = DeploymentPod({{"zeroscale.io/port", "8000"}, {"zeroscale.io/gpu-metrics", "yes"}});
+  const Injection in = PlanInjection(pod, "ml", Options());
+  EXPECT_FALSE(in.inject);
+  EXPECT_EQ(in.skip_reason, "invalid_annotation");
+  EXPECT_THAT(
+      in.warnings,
+      ElementsAre(HasSubstr("annotation zeroscale.io/gpu-metrics: \"yes\" is not true or false")));
+}
+
 TEST(SidecarPatchTest, BadMetricsAnnotationsInjectNothingAndNameTheAnnotation) {
   struct Case {
     std::map<std::string, std::string> annotations;
