@@ -373,10 +373,8 @@ absl::StatusOr<Workload> ParseWorkload(Context& ctx, const YAML::Node& node, siz
     }
     absl::StatusOr<std::vector<std::string>> series =
         prom::SeriesToForward(m.preset, m.series, kMaxAppMetrics);
+    // Neither a preset nor series: the sidecar forwards the endpoint's gauges.
     if (!series.ok()) return ctx.Error("metrics.series", series.status().message(), metrics);
-    if (series->empty()) {
-      return ctx.Error("metrics", "needs a preset or series (what to forward)", metrics);
-    }
     w.metrics = m;
   }
 

@@ -455,13 +455,7 @@ Injection PlanInjection(const json& pod, const std::string& pod_namespace,
       !settings.Text(kGpuMetrics, "false", ValidBool, "true or false", &gpu_metrics)) {
     return out;
   }
-  // A path alone names nothing to forward; a preset or series alone scrapes /metrics.
-  if (!metrics_path.empty() && metrics_preset.empty() && metrics_series.empty()) {
-    settings.Fail(NotInjected(absl::StrCat("annotation ", kMetricsPath, " needs ", kMetricsPreset,
-                                           " or ", kMetricsSeries, " (the series to forward)")),
-                  kInvalidAnnotation);
-    return out;
-  }
+  // A path alone forwards the endpoint's gauges; a preset or series alone scrapes /metrics.
   if (metrics_path.empty() && (!metrics_preset.empty() || !metrics_series.empty())) {
     metrics_path = kDefaultMetricsPath;
   }

@@ -12,8 +12,9 @@ void RegisterAppMetricsFlags(config::FlagSet* flags, AppMetricsFlags* out) {
   flags->String("app-metrics-path", &out->path, "",
                 "Scrape http://127.0.0.1:<app-port>PATH (Prometheus text, e.g. vLLM's /metrics) "
                 "every --sample-interval and send the series of --app-metrics-preset and "
-                "--app-metrics-series in each sample's appMetrics, each summed over its label "
-                "sets; a scrape slower than half the interval is dropped, not waited for. "
+                "--app-metrics-series (neither given: every gauge it declares, at most 64) in "
+                "each sample's appMetrics, each summed over its label sets; a scrape slower than "
+                "half the interval is dropped, not waited for. "
                 "Empty: /metrics when a preset or series is named, else no scrape");
   flags->String("app-metrics-preset", &out->preset, "",
                 absl::StrCat("Series of a known model server to forward: ",
@@ -30,12 +31,8 @@ void RegisterAppMetricsFlags(config::FlagSet* flags, AppMetricsFlags* out) {
 absl::StatusOr<std::unique_ptr<AppMetricsScraper>> NewAppMetricsScraper(
     const AppMetricsFlags& flags, uint16_t app_port, absl::Duration sample_interval,
     size_t max_series, prometheus::Registry* registry, Clock* clock) {
-  if (flags.preset.empty() && flags.series.empty()) {
-    if (flags.path.empty()) return nullptr;
-    return absl::InvalidArgumentError(
-        "--app-metrics-path needs --app-metrics-preset or --app-metrics-series (the series to "
-        "forward)");
-  }
+  // A path alone forwards the endpoint's gauges (up to max_series).
+  if (flags.preset.empty() && flags.series.empty() && flags.path.empty()) return nullptr;
   absl::StatusOr<std::vector<std::string>> series =
       prom::SeriesToForward(flags.preset, flags.series, max_series);
   if (!series.ok()) {
@@ -46,6 +43,7 @@ absl::StatusOr<std::unique_ptr<AppMetricsScraper>> NewAppMetricsScraper(
   options.port = flags.port != 0 ? static_cast<uint16_t>(flags.port) : app_port;
   options.path = flags.path.empty() ? "/metrics" : flags.path;
   options.series = *std::move(series);
+  options.max_series = max_series;
   options.interval = sample_interval;
   options.registry = registry;
   return AppMetricsScraper::Create(std::move(options), clock);

@@ -24,8 +24,8 @@ struct AppMetricsFlags {
 void RegisterAppMetricsFlags(config::FlagSet* flags, AppMetricsFlags* out);
 
 // The scraper the flags ask for, or nullptr when they ask for none. kInvalidArgument naming
-// the flag: a path without series, an unknown preset, a bad or surplus series name.
-// A preset or series without a path scrapes /metrics.
+// the flag: an unknown preset, a bad or surplus series name. A preset or series without a
+// path scrapes /metrics; a path alone forwards the endpoint's gauges.
 absl::StatusOr<std::unique_ptr<AppMetricsScraper>> NewAppMetricsScraper(
     const AppMetricsFlags& flags, uint16_t app_port, absl::Duration sample_interval,
     size_t max_series, prometheus::Registry* registry, Clock* clock);

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "common/http/local_client.h"
 #include "common/log/log.h"
+#include "common/model/scaling_rule.h"
 #include "prometheus/counter.h"
 #include "prometheus/registry.h"
 
@@ -38,13 +39,26 @@ absl::string_view ReasonOf(const absl::Status& status, bool parsing) {
 
 absl::StatusOr<std::map<std::string, double>> SumSeries(absl::string_view text,
                                                         const std::vector<std::string>& wanted,
-                                                        const prom::ParseLimits& limits) {
+                                                        const prom::ParseLimits& limits,
+                                                        size_t max_series) {
   std::map<std::string, double> sums;
-  absl::Status st = prom::ParseText(text, limits, [&](prom::Sample&& s) {
-    if (std::find(wanted.begin(), wanted.end(), s.name) != wanted.end()) {
-      sums[s.name] += s.value;
+  std::vector<std::string> gauges;  // declared so, when nothing is named: at most max_series
+  auto on_metadata = [&](prom::Metadata&& m) {
+    if (wanted.empty() && m.kind == prom::Metadata::Kind::kType && m.text == "gauge" &&
+        gauges.size() < max_series && IsAppMetricName(m.name) &&
+        std::find(gauges.begin(), gauges.end(), m.name) == gauges.end()) {
+      gauges.push_back(std::move(m.name));
     }
-  });
+  };
+  absl::Status st = prom::ParseText(
+      text, limits,
+      [&](prom::Sample&& s) {
+        const std::vector<std::string>& forward = wanted.empty() ? gauges : wanted;
+        if (std::find(forward.begin(), forward.end(), s.name) != forward.end()) {
+          sums[s.name] += s.value;
+        }
+      },
+      on_metadata);
   if (!st.ok()) return st;
   for (auto it = sums.begin(); it != sums.end();) {
     it = std::isfinite(it->second) ? std::next(it) : sums.erase(it);
@@ -57,10 +71,6 @@ absl::StatusOr<std::unique_ptr<AppMetricsScraper>> AppMetricsScraper::Create(
   if (options.port == 0) return absl::InvalidArgumentError("app metrics: port must be set");
   if (absl::Status s = http::ValidateLocalPath(options.path); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--app-metrics-path: ", s.message()));
-  }
-  if (options.series.empty()) {
-    return absl::InvalidArgumentError(
-        "app metrics: no series to forward (--app-metrics-preset or --app-metrics-series)");
   }
   if (options.interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("app metrics: interval must be positive");
@@ -142,7 +152,7 @@ absl::StatusOr<std::map<std::string, double>> AppMetricsScraper::ScrapeOnce() {
         absl::StrCat("GET ", options_.path, " answered ", response->status));
   } else {
     parsing = true;
-    series = SumSeries(response->body, options_.series, options_.limits);
+    series = SumSeries(response->body, options_.series, options_.limits, options_.max_series);
     if (!series.ok()) {
       series = absl::Status(series.status().code(),
                             absl::StrCat("GET ", options_.path, ": ", series.status().message()));

@@ -42,7 +42,10 @@ namespace zeroscale::sidecar {
 struct AppMetricsOptions {
   uint16_t port = 0;  // the app's, on loopback
   std::string path;   // e.g. "/metrics"
+  // The series to forward; empty: every gauge the endpoint declares (# TYPE ... gauge), up
+  // to max_series of them in the order exposed.
   std::vector<std::string> series;
+  size_t max_series = 64;
   absl::Duration interval = absl::Seconds(1);
   // Per scrape; zero: half the interval. Must be under the interval.
   absl::Duration timeout = absl::ZeroDuration();
@@ -51,11 +54,14 @@ struct AppMetricsOptions {
   prometheus::Registry* registry = nullptr;  // optional
 };
 
-// The wanted series in an exposition, each summed over its label sets. A series absent
-// from the text, or whose sum is NaN or infinite, is left out. Errors are the parser's.
+// The wanted series in an exposition, each summed over its label sets; with none wanted,
+// the gauges it declares (the first `max_series` names): counters only grow and histograms
+// are not one value, so neither makes a threshold. A series absent from the text, or whose
+// sum is NaN or infinite, is left out. Errors are the parser's.
 absl::StatusOr<std::map<std::string, double>> SumSeries(absl::string_view text,
                                                         const std::vector<std::string>& wanted,
-                                                        const prom::ParseLimits& limits);
+                                                        const prom::ParseLimits& limits,
+                                                        size_t max_series = 64);
 
 class AppMetricsScraper {
  public:

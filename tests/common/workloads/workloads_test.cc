@@ -160,7 +160,6 @@ TEST(WorkloadsTest, ErrorsNameFileWorkloadAndField) {
       {"    metrics: {path: metrics, preset: vllm}\n", "metrics.path must be an HTTP path"},
       {"    metrics: {preset: vlm}\n", "metrics.preset unknown app metrics preset \"vlm\""},
       {"    metrics: {series: \"a,b-c\"}\n", "metrics.series app metrics series \"b-c\""},
-      {"    metrics: {path: /metrics}\n", "metrics needs a preset or series"},
       {"    metrics: {preset: vllm, port: 1}\n", "metrics.port is not a known field"},
       {"    env: {1BAD: x}\n", "env has an invalid variable name '1BAD'"},
       {"    env: {A: [x]}\n", "env.A must be a string"},

@@ -231,6 +231,13 @@ TEST(SidecarPatchTest, MetricsAnnotationsSetTheScrape) {
   args = Sidecar(Applied(pod, PlanInjection(pod, "ml", Options())))["args"];
   EXPECT_THAT(args, Contains("--app-metrics-path=/metrics"));
   EXPECT_THAT(args, Contains("--app-metrics-preset=tgi"));
+  // A path alone: the sidecar forwards the endpoint's gauges.
+  pod = DeploymentPod({{"zeroscale.io/port", "8000"}, {"zeroscale.io/metrics-path", "/metrics"}});
+  args = Sidecar(Applied(pod, PlanInjection(pod, "ml", Options())))["args"];
+  EXPECT_THAT(args, Contains("--app-metrics-path=/metrics"));
+  for (const json& a : args) {
+    EXPECT_FALSE(absl::StartsWith(a.get<std::string>(), "--app-metrics-preset"));
+  }
   // Nothing asked, nothing scraped.
   pod = DeploymentPod({{"zeroscale.io/port", "8000"}});
   args = Sidecar(Applied(pod, PlanInjection(pod, "ml", Options())))["args"];
@@ -278,9 +285,6 @@ TEST(SidecarPatchTest, BadMetricsAnnotationsInjectNothingAndNameTheAnnotation) {
        "annotation zeroscale.io/metrics-path: \"metrics\" is not an HTTP path"},
       {{{"zeroscale.io/metrics-series", "ok,not-a-name"}},
        "annotation zeroscale.io/metrics-series: \"ok,not-a-name\" is not a comma-separated"},
-      {{{"zeroscale.io/metrics-path", "/metrics"}},
-       "annotation zeroscale.io/metrics-path needs zeroscale.io/metrics-preset or "
-       "zeroscale.io/metrics-series"},
   };
   for (Case& c : cases) {
     c.annotations["zeroscale.io/port"] = "8000";

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/file/read_file.h"
 #include "common/http/http_server.h"
@@ -159,6 +160,28 @@ TEST_F(ScraperTest, ScrapesTgiAndTriton) {
                                    Pair("nv_inference_pending_request_count", 7)));
 }
 
+// A path alone forwards the gauges the endpoint declares, summed over label sets; counters
+// and histograms are not thresholds.
+TEST_F(ScraperTest, WithoutPresetOrSeriesEveryGaugeIsForwarded) {
+  auto scraper = Scraper("/vllm", "");
+  absl::StatusOr<std::map<std::string, double>> got = scraper->ScrapeOnce();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->count("vllm:num_requests_waiting"), 1u);
+  EXPECT_EQ(got->count("vllm:gpu_cache_usage_perc"), 1u);
+  EXPECT_EQ(got->count("process_resident_memory_bytes"), 1u);
+  EXPECT_EQ(got->count("vllm:prompt_tokens_total"), 0u);
+  EXPECT_EQ(got->count("python_gc_objects_collected_total"), 0u);
+  for (const auto& [name, value] : *got) {
+    EXPECT_FALSE(absl::StrContains(name, "_seconds")) << name;  // no histogram parts
+  }
+  // At most max_series of them, the first exposed.
+  absl::StatusOr<std::map<std::string, double>> two =
+      SumSeries(Testdata("vllm.txt"), {}, prom::ParseLimits{}, 2);
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_THAT(*two, ElementsAre(Pair("process_resident_memory_bytes", ::testing::_),
+                                Pair("vllm:cache_config_info", ::testing::_)));
+}
+
 TEST_F(ScraperTest, MissingSeriesAreLeftOut) {
   // A vLLM preset on a TGI server: the scrape works, there is just nothing to forward.
   auto scraper = Scraper("/tgi", "vllm");
@@ -236,9 +259,6 @@ TEST(ScraperOptionsTest, RefusesWhatCannotWork) {
   EXPECT_THAT(AppMetricsScraper::Create(o, &clock).status().message(),
               HasSubstr("--app-metrics-path: \"metrics\" must start with '/'"));
   o.path = "/metrics";
-  o.series.clear();
-  EXPECT_THAT(AppMetricsScraper::Create(o, &clock).status().message(), HasSubstr("no series"));
-  o.series = {"a"};
   o.timeout = absl::Seconds(1);
   EXPECT_THAT(AppMetricsScraper::Create(o, &clock).status().message(),
               HasSubstr("must be positive and under the interval"));
