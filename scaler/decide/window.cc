@@ -58,10 +58,14 @@ void SampleWindow::set_custom_series(std::vector<std::string> names) {
   if (names == custom_series_) return;
   for (auto& [id, pod] : pods_) {
     for (Sample& s : pod.samples) {
-      absl::InlinedVector<double, 2> remapped(names.size(), kAbsent);
-      for (size_t i = 0; i < names.size(); ++i) {
-        for (size_t j = 0; j < custom_series_.size() && j < s.custom.size(); ++j) {
-          if (custom_series_[j] == names[i]) remapped[i] = s.custom[j];
+      std::unique_ptr<double[]> remapped;
+      if (!names.empty()) {
+        remapped = std::make_unique<double[]>(names.size());
+        for (size_t i = 0; i < names.size(); ++i) {
+          remapped[i] = kAbsent;
+          for (size_t j = 0; s.custom != nullptr && j < custom_series_.size(); ++j) {
+            if (custom_series_[j] == names[i]) remapped[i] = s.custom[j];
+          }
         }
       }
       s.custom = std::move(remapped);
@@ -84,13 +88,15 @@ bool SampleWindow::Add(const Podmetric& m) {
            m.request_count,
            m.seq,
            m.ready,
-           m.gpu_usage.value_or(kAbsent),
-           m.gpu_memory_usage.value_or(kAbsent),
-           {}};
-  s.custom.assign(custom_series_.size(), kAbsent);
-  for (size_t i = 0; i < custom_series_.size(); ++i) {
-    auto found = m.app_metrics.find(custom_series_[i]);
-    if (found != m.app_metrics.end()) s.custom[i] = found->second;
+           static_cast<float>(m.gpu_usage.value_or(kAbsent)),
+           static_cast<float>(m.gpu_memory_usage.value_or(kAbsent)),
+           nullptr};
+  if (!custom_series_.empty()) {
+    s.custom = std::make_unique<double[]>(custom_series_.size());
+    for (size_t i = 0; i < custom_series_.size(); ++i) {
+      auto found = m.app_metrics.find(custom_series_[i]);
+      s.custom[i] = found != m.app_metrics.end() ? found->second : kAbsent;
+    }
   }
   // Samples nearly always arrive in order; history from Redis may interleave.
   auto it = pod.samples.end();
@@ -104,13 +110,14 @@ bool SampleWindow::Add(const Podmetric& m) {
     }
   }
   const bool at_end = it == pod.samples.end();
-  pod.samples.insert(it, s);
+  const absl::Time at = s.at;
+  const bool ready = s.ready;
+  const bool traffic = s.requests > 0 || s.in_flight > 0 || s.rate > 0;
+  pod.samples.insert(it, std::move(s));
   if (pod.samples.size() > max_samples_per_pod_) pod.samples.pop_front();
-  newest_ = std::max(newest_, s.at);
-  if (s.requests > 0 || s.in_flight > 0 || s.rate > 0) {
-    last_request_ = std::max(last_request_, s.at);
-  }
-  return at_end && s.ready && !was_ready;
+  newest_ = std::max(newest_, at);
+  if (traffic) last_request_ = std::max(last_request_, at);
+  return at_end && ready && !was_ready;
 }
 
 void SampleWindow::Prune(absl::Time now) {
@@ -161,8 +168,8 @@ WindowStats SampleWindow::Compute(absl::Duration window, absl::Time now) const {
       p_in_flight += s.in_flight;
       p_gpu.Add(s.gpu);
       p_gpu_memory.Add(s.gpu_memory);
-      for (size_t i = 0; i < p_custom.size() && i < s.custom.size(); ++i) {
-        p_custom[i].Add(s.custom[i]);
+      if (s.custom != nullptr) {
+        for (size_t i = 0; i < p_custom.size(); ++i) p_custom[i].Add(s.custom[i]);
       }
       const double w = LatencyWeight(s.requests, s.avg_rt);
       if (w > 0) {

@@ -36,12 +36,12 @@
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/inlined_vector.h"
 #include "absl/time/time.h"
 #include "common/model/podmetric.h"
 #include "common/model/scaling_rule.h"
@@ -118,9 +118,12 @@ class SampleWindow {
     uint64_t requests;
     uint64_t seq;
     bool ready;
-    double gpu, gpu_memory;  // NaN: the sample has no GPU data
-    // Values of custom_series_ in order; NaN where the sample lacks the series.
-    absl::InlinedVector<double, 2> custom;
+    // Compact, as Compute walks every sample of the window: the floats fill the padding
+    // after `ready`, and custom values live out of line, only when a rule names a series.
+    float gpu, gpu_memory;  // NaN: the sample has no GPU data
+    // custom_series_.size() values in order (NaN where the sample lacks the series); null
+    // when no rule names one.
+    std::unique_ptr<double[]> custom;
   };
   struct Pod {
     std::deque<Sample> samples;  // oldest first
